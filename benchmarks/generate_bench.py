@@ -1,0 +1,409 @@
+"""Benchmark ``POST /v1/generate``: cache-hit throughput beside a bare FastAPI read, and coalescing.
+
+    .venv/bin/python benchmarks/generate_bench.py [--backend sqlite|postgresql|both]
+        [--seconds N] [--rounds R] [--concurrency C] [--workers W] [--json OUT]
+
+Each backend gets a throwaway, migrated database. genkeep and the bare app (benchmarks/bare_app.py)
+serve it side by side with the same worker count while a separate load-generator process
+(wrk, else Python) drives them in alternating rounds; medians are reported. Then a fresh
+genkeep with a 300 ms generator times one new prompt against a burst of identical ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.coalescing import CoalescingResult, measure_coalescing
+from benchmarks.databases import throwaway_database
+from benchmarks.loadgen import LoadResult, run_python, run_wrk, wrk_available
+from benchmarks.servers import ROOT, BareServer, process_cpu_seconds, server_env
+from tests.support.server import Server
+
+BACKENDS = ("sqlite", "postgresql")
+# Two cores: one server process for SQLite (one writer anyway), two for PostgreSQL.
+DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 2}
+PATH = "/v1/generate"
+MARKERS = {"genkeep": '"cached":true', "bare": '"content":"'}
+GOAL_RATIO = 0.8
+GOAL_COALESCING = 1.3
+COALESCING_LATENCY_MS = 300
+WARM_UP_SECONDS = 2
+
+# Wide enough for the tables when the output is a file or a pipe (Rich assumes 80 there).
+console = Console(width=max(Console().width, 120))
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    backends: tuple[str, ...]
+    seconds: float
+    rounds: int
+    concurrency: int
+    workers: int | None
+    prompts: int
+    burst: int
+    loadgen: str
+    client_processes: int
+    wrk_threads: int
+    log_level: str
+    json_path: Path
+
+    @property
+    def round_seconds(self) -> float:
+        return max(1.0, round(self.seconds / self.rounds))
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round's load figures and the CPU its server processes used meanwhile."""
+
+    load: LoadResult
+    server_cpu_s: float
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.server_cpu_s * 1e6 / self.load.requests if self.load.requests else 0.0
+
+
+@dataclass
+class TargetRun:
+    """Every measured round of one target on one backend."""
+
+    rounds: list[Round] = field(default_factory=list)
+
+    def median(self, figure: Callable[[Round], float]) -> float:
+        return statistics.median(figure(r) for r in self.rounds)
+
+    @property
+    def rps(self) -> float:
+        return self.median(lambda r: r.load.rps)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.median(lambda r: r.cpu_us_per_request)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rps": self.rps,
+            "p50_ms": self.median(lambda r: r.load.p50_ms),
+            "p99_ms": self.median(lambda r: r.load.p99_ms),
+            "server_cpu_us_per_request": self.cpu_us_per_request,
+            "rounds": [
+                {**asdict(r.load), "rps": r.load.rps, "server_cpu_s": r.server_cpu_s}
+                for r in self.rounds
+            ],
+        }
+
+
+@dataclass
+class BackendRun:
+    backend: str
+    workers: int
+    targets: dict[str, TargetRun]
+    coalescing: CoalescingResult
+    errors: list[str]
+
+    @property
+    def ratio(self) -> float:
+        """Median over rounds of genkeep/bare req/s, each pair measured back to back."""
+        pairs = zip(self.targets["genkeep"].rounds, self.targets["bare"].rounds, strict=True)
+        return statistics.median(g.load.rps / b.load.rps for g, b in pairs if b.load.rps)
+
+    @property
+    def ratio_of_medians(self) -> float:
+        return self.targets["genkeep"].rps / self.targets["bare"].rps
+
+    @property
+    def cpu_ratio(self) -> float:
+        """bare's server CPU per request over genkeep's: the ratio with other load factored out."""
+        genkeep = self.targets["genkeep"].cpu_us_per_request
+        return self.targets["bare"].cpu_us_per_request / genkeep if genkeep else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workers": self.workers,
+            **{name: run.summary() for name, run in self.targets.items()},
+            "ratio_genkeep_over_bare": self.ratio,
+            "ratio_of_median_rps": self.ratio_of_medians,
+            "ratio_goal_met": self.ratio >= GOAL_RATIO,
+            "cpu_ratio_bare_over_genkeep": self.cpu_ratio,
+            "coalescing": {
+                **asdict(self.coalescing),
+                "ratio": self.coalescing.ratio,
+                "goal_met": self.coalescing.ratio <= GOAL_COALESCING
+                and not self.coalescing.problems(),
+            },
+            "errors": self.errors,
+        }
+
+
+def prompt_bodies(count: int) -> list[str]:
+    return [
+        json.dumps({"prompt": f"Benchmark prompt {i:04d}: how does genkeep keep results durable?"})
+        for i in range(count)
+    ]
+
+
+def store_prompts(url: str, bodies: list[str]) -> None:
+    """Generate each prompt once so the measured requests are all cache hits."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for body in bodies:
+            answer = client.post(PATH, content=body, headers={"Content-Type": "application/json"})
+            if answer.status_code != 200 or not answer.json()["persisted"]:
+                raise RuntimeError(f"storing a prompt failed: {answer.status_code} {answer.text}")
+
+
+def drive(
+    options: Options, pool: Executor | None, url: str, bodies: list[str], marker: str, secs: float
+) -> LoadResult:
+    if pool is None:
+        return run_wrk(url, PATH, bodies, marker, options.concurrency, secs, options.wrk_threads)
+    return run_python(
+        pool, options.client_processes, url, PATH, bodies, marker, options.concurrency, secs
+    )
+
+
+def bench_backend(backend: str, options: Options, pool: Executor | None) -> BackendRun:
+    workers = options.workers or DEFAULT_WORKERS[backend]
+    console.print(f"[bold]{backend}[/]: {workers} worker(s) per server", highlight=False)
+    with (
+        tempfile.TemporaryDirectory(prefix=f"genkeep-bench-{backend}-") as tmp,
+        throwaway_database(backend, Path(tmp)) as database_url,
+    ):
+        work = Path(tmp)
+        env = server_env(database_url, work / "var", options.log_level, 0)
+        servers = {
+            "genkeep": Server(env, work / "genkeep.log", workers=workers),
+            "bare": BareServer(env, work / "bare.log", workers=workers),
+        }
+        targets = {name: TargetRun() for name in servers}
+        bodies = prompt_bodies(options.prompts)
+        try:
+            for server in servers.values():
+                server.start()
+            store_prompts(servers["genkeep"].url, bodies)
+            for name, server in servers.items():  # warm-up: pools, caches; not recorded
+                drive(options, pool, server.url, bodies, MARKERS[name], WARM_UP_SECONDS)
+            for index in range(options.rounds):
+                for name, server in servers.items():
+                    pids = server.worker_pids()
+                    cpu_before = process_cpu_seconds(pids)
+                    result = drive(
+                        options, pool, server.url, bodies, MARKERS[name], options.round_seconds
+                    )
+                    measured = Round(result, process_cpu_seconds(pids) - cpu_before)
+                    targets[name].rounds.append(measured)
+                    console.print(
+                        f"  round {index + 1} {name:8} {result.rps:8.0f} req/s  "
+                        f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                        f"server CPU {measured.cpu_us_per_request:5.0f} us/req",
+                        highlight=False,
+                    )
+        except BaseException:
+            for name, server in servers.items():
+                if server.log().strip():
+                    console.print(f"[red]--- {name} log (tail) ---[/]\n{server.log()[-3000:]}")
+            raise
+        finally:
+            for server in servers.values():
+                server.stop()
+        coalescing = coalesce(database_url, work, workers, options)
+    errors = [
+        f"{backend}/{name} round {i + 1}: {r.load.bad} bad answers ({r.load.bad_sample}), "
+        f"{r.load.socket_errors} socket errors"
+        for name, run in targets.items()
+        for i, r in enumerate(run.rounds)
+        if r.load.bad or r.load.socket_errors
+    ]
+    errors += [f"{backend}/coalescing: {problem}" for problem in coalescing.problems()]
+    return BackendRun(backend, workers, targets, coalescing, errors)
+
+
+def coalesce(database_url: str, work: Path, workers: int, options: Options) -> CoalescingResult:
+    env = server_env(
+        database_url, work / "var-coalescing", options.log_level, COALESCING_LATENCY_MS
+    )
+    server = Server(env, work / "coalescing.log", workers=workers)
+    try:
+        server.start()
+        run_id = secrets.token_hex(4)
+        return asyncio.run(
+            measure_coalescing(server.url, options.burst, run_id, COALESCING_LATENCY_MS)
+        )
+    except BaseException:
+        if server.log().strip():
+            console.print(f"[red]--- coalescing server log (tail) ---[/]\n{server.log()[-3000:]}")
+        raise
+    finally:
+        server.stop()
+
+
+def report(runs: list[BackendRun], options: Options) -> None:
+    throughput = Table(
+        title="Cache-hit throughput, POST /v1/generate (medians over rounds); "
+        f"rps ratio = median of per-round genkeep/bare req/s (goal >= {GOAL_RATIO}), "
+        "CPU ratio = bare/genkeep server CPU per request"
+    )
+    columns = ("backend", "target", "workers", "req/s", "p50 ms", "p99 ms", "rounds req/s")
+    for column in (*columns, "CPU us/req", "rps ratio", "CPU ratio"):
+        throughput.add_column(column, justify="left" if column == "target" else "right")
+    for run in runs:
+        for name, target in run.targets.items():
+            summary = target.summary()
+            verdict = "ok" if run.ratio >= GOAL_RATIO else "[red]low[/]"
+            is_genkeep = name == "genkeep"
+            throughput.add_row(
+                run.backend,
+                name,
+                str(run.workers),
+                f"{summary['rps']:.0f}",
+                f"{summary['p50_ms']:.2f}",
+                f"{summary['p99_ms']:.2f}",
+                " ".join(f"{r.load.rps:.0f}" for r in target.rounds),
+                f"{target.cpu_us_per_request:.0f}",
+                f"{run.ratio:.2f} {verdict}" if is_genkeep else "",
+                f"{run.cpu_ratio:.2f}" if is_genkeep else "",
+            )
+    console.print(throughput)
+
+    coalescing = Table(
+        title=f"Coalescing, generator latency {COALESCING_LATENCY_MS} ms (fresh server)"
+    )
+    for column in (
+        "backend",
+        "workers",
+        "1 request ms",
+        f"{options.burst} identical ms",
+        "ratio",
+        "gen. calls 1 / burst",
+        "result ids",
+        "goal",
+    ):
+        coalescing.add_column(column, justify="right")
+    for run in runs:
+        c = run.coalescing
+        met = c.ratio <= GOAL_COALESCING and not c.problems()
+        coalescing.add_row(
+            run.backend,
+            str(run.workers),
+            f"{c.single_ms:.0f}",
+            f"{c.burst_ms:.0f}",
+            f"{c.ratio:.2f}x",
+            f"{c.single_generator_calls:g} / {c.burst_generator_calls:g}",
+            str(c.distinct_result_ids),
+            f"<= {GOAL_COALESCING}x: " + ("ok" if met else "[red]missed[/]"),
+        )
+    console.print(coalescing)
+
+
+def settings_of(options: Options) -> dict[str, Any]:
+    return {
+        "loadgen": options.loadgen,
+        "concurrency": options.concurrency,
+        "seconds_per_target": options.round_seconds * options.rounds,
+        "rounds": options.rounds,
+        "round_seconds": options.round_seconds,
+        "distinct_prompts": options.prompts,
+        "client_processes": options.client_processes if options.loadgen == "python" else None,
+        "wrk_threads": options.wrk_threads if options.loadgen == "wrk" else None,
+        "log_level": options.log_level,
+        "burst": options.burst,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def parse_options(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=15, help="measured seconds per target")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per target")
+    parser.add_argument("--concurrency", type=int, default=32, help="open connections")
+    parser.add_argument("--workers", type=int, help="server processes (default 1 sqlite, 2 pg)")
+    parser.add_argument("--prompts", type=int, default=100, help="distinct stored prompts")
+    parser.add_argument("--burst", type=int, default=200, help="identical concurrent requests")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--client-processes", type=int, default=1, help="Python load processes")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--log-level", default="warning", help="GENKEEP_LOG_LEVEL, both servers")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks/results/generate_bench.json"
+    )
+    args = parser.parse_args(argv)
+    loadgen = args.loadgen
+    if loadgen == "auto":
+        loadgen = "wrk" if wrk_available() else "python"
+    elif loadgen == "wrk" and not wrk_available():
+        parser.error("wrk is not installed (apt-get install wrk), use --loadgen python")
+    return Options(
+        backends=BACKENDS if args.backend == "both" else (args.backend,),
+        seconds=args.seconds,
+        rounds=args.rounds,
+        concurrency=args.concurrency,
+        workers=args.workers,
+        prompts=args.prompts,
+        burst=args.burst,
+        loadgen=loadgen,
+        client_processes=args.client_processes,
+        wrk_threads=args.wrk_threads,
+        log_level=args.log_level,
+        json_path=args.json,
+    )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds through the finally blocks that stop servers and drop databases.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    console.print(f"settings: {settings_of(options)}", highlight=False)
+    pool: ProcessPoolExecutor | None = None
+    if options.loadgen == "python":
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(options.client_processes, mp_context=context)
+    try:
+        runs = [bench_backend(backend, options, pool) for backend in options.backends]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    report(runs, options)
+    errors = [error for run in runs for error in run.errors]
+    options.json_path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "settings": settings_of(options),
+        "backends": {run.backend: run.to_json() for run in runs},
+        "errors": errors,
+    }
+    options.json_path.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"results written to {options.json_path}", highlight=False)
+    for error in errors:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

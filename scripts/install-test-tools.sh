@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the non-Python tools the test suite runs into ./.tools (idempotent, quiet).
+# Azurite: the Azure Blob Storage emulator behind tests/integration/test_blobs_azure.py.
+set -euo pipefail
+
+AZURITE_VERSION="3.35.0"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+installed="$tools/node_modules/azurite/package.json"
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-test-tools: npm is required to install Azurite (apt-get install nodejs npm)" >&2
+    exit 1
+fi
+
+binary="$tools/node_modules/.bin/azurite-blob"
+# -x follows the symlink: an interrupted install leaves package.json but no runnable dist/.
+if [[ -f "$installed" ]] && grep -q "\"version\": \"$AZURITE_VERSION\"" "$installed" \
+    && [[ -x "$binary" ]]; then
+    exit 0
+fi
+
+rm -rf "$tools"
+mkdir -p "$tools"
+npm install --prefix "$tools" --no-audit --no-fund --loglevel=error --no-save \
+    "azurite@$AZURITE_VERSION" >/dev/null
+test -x "$binary"

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app, routers, owner resolution and problem+json errors."""

@@ -1,0 +1,79 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from genkeep import __version__
+from genkeep.api import problems
+from genkeep.api.routes import (
+    artifacts,
+    blobs,
+    export,
+    generate,
+    health,
+    jobs,
+    prompts,
+    runs,
+    tasks,
+)
+from genkeep.config import Settings, load_settings
+from genkeep.extract.manager import RunManager
+from genkeep.services import Services, close_services, open_services
+from genkeep.worker.registry import load_handlers
+
+log = logging.getLogger(__name__)
+
+ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+
+
+def attach(app: FastAPI, services: Services) -> None:
+    """Make ``services`` what the routes of ``app`` use."""
+    app.state.services = services
+    app.state.blob_store = services.blobs
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    load_handlers(settings.task_modules)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        attach(app, services)
+        # Extraction runs started over HTTP live here; leaving stops each at a batch boundary.
+        manager = RunManager()
+        app.state.run_manager = await manager.__aenter__()
+        worker_task = None
+        worker = None
+        if settings.serve_worker:
+            from genkeep.worker.runner import Worker
+
+            worker = Worker(services)
+            worker_task = asyncio.create_task(worker.run(), name="genkeep-worker")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await worker_task
+            await manager.__aexit__(None, None, None)
+            await close_services(services)
+
+    app = FastAPI(
+        title="genkeep",
+        version=__version__,
+        summary="Generate once, keep it durable: read-first generation, jobs, tasks and artifacts.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,152 @@
+"""Bodies of the jobs, tasks and artifacts API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genkeep.db.models import Artifact, Job, JobEvent, Task
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300)
+    content: str = Field(max_length=1_000_000, description="Markdown.")
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field("Untitled job", min_length=1, max_length=300)
+    sections: list[Section] = Field(default_factory=list, max_length=500)
+    current_schema: dict[str, Any] | None = None
+    sections_confirmed: bool = False
+    schema_dirty: bool = False
+
+
+class JobUpdate(BaseModel):
+    """Fields to change. Changing sections unconfirms them; changing the schema marks it dirty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    sections: list[Section] | None = Field(None, max_length=500)
+    current_schema: dict[str, Any] | None = None
+    sections_confirmed: bool | None = None
+    schema_dirty: bool | None = None
+    version: int | None = Field(None, ge=1, description="Expected version (or send If-Match).")
+
+
+class FileOut(BaseModel):
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+
+
+class JobOut(BaseModel):
+    id: str
+    title: str
+    sections: list[Section]
+    current_schema: dict[str, Any] | None
+    sections_confirmed: bool
+    schema_dirty: bool
+    version: int
+    file: FileOut | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        file = None
+        if job.file_blob_key:
+            file = FileOut(
+                name=job.file_name or "",
+                size=job.file_size or 0,
+                sha256=job.file_sha256 or "",
+                media_type=job.file_media_type or "",
+            )
+        return cls(
+            id=job.id,
+            title=job.title,
+            sections=[Section(**s) for s in job.sections],
+            current_schema=job.current_schema,
+            sections_confirmed=job.sections_confirmed,
+            schema_dirty=job.schema_dirty,
+            version=job.version,
+            file=file,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    id: int
+    event_type: str
+    payload: dict[str, Any]
+    trace_id: str
+    actor: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: JobEvent) -> EventOut:
+        return cls.model_validate(event, from_attributes=True)
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="export | generate (and extensions).")
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskOut(BaseModel):
+    id: str
+    job_id: str
+    kind: str
+    status: str
+    stage: str | None
+    progress: float
+    attempts: int
+    max_attempts: int
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    cancel_requested: bool
+    timeout_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls.model_validate(task, from_attributes=True)
+
+
+class ArtifactOut(BaseModel):
+    id: str
+    job_id: str
+    task_id: str | None
+    kind: str
+    version: int
+    is_zip: bool
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    source_result_id: str | None
+    source_sha256: str | None
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, artifact: Artifact) -> ArtifactOut:
+        return cls.model_validate(artifact, from_attributes=True)

@@ -1,0 +1,46 @@
+"""Artifacts: versions per (job, kind) with retention at read time, and signed downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import RedirectResponse
+
+from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.job_schemas import ArtifactOut
+from genkeep.errors import NotFound
+
+router = APIRouter(prefix="/v1", tags=["artifacts"])
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
+async def list_artifacts(
+    job_id: str,
+    owner: OwnerDep,
+    services: ServicesDep,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[ArtifactOut]:
+    """Per kind, the latest version and the 5 before it, newest first."""
+    await services.jobs.require(owner, job_id)
+    return [ArtifactOut.of(a) for a in await services.artifacts.list_visible(owner, job_id, kind)]
+
+
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut)
+async def get_artifact(artifact_id: str, owner: OwnerDep, services: ServicesDep) -> ArtifactOut:
+    artifact = await services.artifacts.get(owner, artifact_id)
+    if artifact is None:
+        raise NotFound(f"artifact {artifact_id} not found")
+    return ArtifactOut.of(artifact)
+
+
+@router.get("/artifacts/{artifact_id}/download", status_code=302, response_class=RedirectResponse)
+async def download_artifact(
+    artifact_id: str, owner: OwnerDep, services: ServicesDep
+) -> RedirectResponse:
+    """302 to a signed, expiring URL of the artifact's file."""
+    artifact = await services.artifacts.get(owner, artifact_id)
+    if artifact is None:
+        raise NotFound(f"artifact {artifact_id} not found")
+    url = await services.blobs.signed_url(artifact.blob_key, filename=artifact.filename)
+    return RedirectResponse(url, status_code=302)

@@ -1,0 +1,45 @@
+"""Downloads of local blobs through HMAC-signed URLs; S3 and Azure serve their own URLs."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from genkeep.blobs import LocalBlobStore, content_disposition, validate_key
+from genkeep.errors import NotFound
+
+router = APIRouter(prefix="/v1", tags=["blobs"])
+
+
+@router.get(
+    "/blobs/{key:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download(
+    key: str,
+    request: Request,
+    expires: str | None = None,
+    filename: str | None = None,
+    signature: str | None = None,
+) -> StreamingResponse:
+    """Stream a blob to whoever holds a valid, unexpired signed URL for it."""
+    store = getattr(request.app.state, "blob_store", None)
+    if not isinstance(store, LocalBlobStore):
+        raise NotFound("blob downloads are served by the object store, not this server")
+    # Key first: a traversal attempt is refused before signatures or files are looked at.
+    validate_key(key)
+    store.verify(key, expires, filename, signature)
+    size, chunks = await store.open_download(key)
+    media_type = mimetypes.guess_type(filename or key)[0] or "application/octet-stream"
+    headers = {
+        "Content-Length": str(size),
+        "Content-Disposition": content_disposition(filename),
+        # Uploaded content must never be sniffed into HTML and run on the API's origin.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        "Cache-Control": "private, no-store",
+    }
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)

@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from genkeep.api.deps import ServicesDep
+from genkeep.db.migrate import ensure_current
+from genkeep.errors import GenkeepError
+from genkeep.metrics import exposition
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """The database answers and its schema is current."""
+    try:
+        async with services.database.reading() as session:
+            await session.execute(text("SELECT 1"))
+        await ensure_current(services.database)
+    except GenkeepError as exc:
+        return JSONResponse({"status": "unready", "reason": exc.detail}, status_code=503)
+    except Exception as exc:
+        return JSONResponse({"status": "unready", "reason": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,184 @@
+"""Extraction runs over HTTP: start, progress, cancel, resume, and the graph."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.db.models import Run
+from genkeep.errors import BadInput, Conflict, NotFound
+from genkeep.extract.manager import RunManager
+from genkeep.extract.model import ChunkParams
+from genkeep.extract.runner import ExtractionRunner
+from genkeep.extract.service import RunRequest
+from genkeep.services import Services
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The text to extract from.")
+    ontology: str = Field(min_length=1, description="OWL/RDFS: Turtle, RDF/XML or JSON-LD.")
+    ontology_name: str = Field(
+        "ontology.ttl", max_length=255, description="Its file name; the suffix tells the format."
+    )
+    input_name: str = Field("input.txt", max_length=255)
+    extractor: str = "builtin"
+    chunk_size: int | None = Field(None, ge=1)
+    overlap: int | None = Field(None, ge=0)
+    batch_size: int | None = Field(None, ge=1)
+
+
+class RunOut(BaseModel):
+    id: str
+    status: str
+    input_name: str
+    input_sha256: str
+    ontology_hash: str
+    extractor: str
+    chunk_size: int | None
+    overlap: int | None
+    batch_size: int | None
+    total_batches: int
+    batches_done: int
+    batches_failed: int
+    entities_found: int
+    progress: float
+    cancel_requested: bool
+    error: str | None
+    outputs: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        total = run.total_batches
+        progress = (
+            1.0 if run.status == "completed" else (run.batches_done / total if total else 0.0)
+        )
+        return cls(
+            id=run.id,
+            status=run.status,
+            input_name=run.input_name,
+            input_sha256=run.input_sha256,
+            ontology_hash=run.ontology_hash,
+            extractor=f"{run.extractor_name} {run.extractor_version}",
+            chunk_size=run.chunk_size,
+            overlap=run.chunk_overlap,
+            batch_size=run.batch_size,
+            total_batches=total,
+            batches_done=run.batches_done,
+            batches_failed=run.batches_failed,
+            entities_found=run.entities_found,
+            progress=round(progress, 4),
+            cancel_requested=run.cancel_requested,
+            error=run.error,
+            outputs=run.outputs,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+        )
+
+
+def _manager(request: Request) -> RunManager:
+    manager: RunManager | None = getattr(request.app.state, "run_manager", None)
+    if manager is None:
+        raise Conflict("this server does not run extractions")
+    return manager
+
+
+async def _start(services: Services, manager: RunManager, run: Run) -> None:
+    inputs = await services.extraction.inputs(run)
+    settings = services.settings
+    runner = ExtractionRunner(
+        services.runs,
+        services.blobs,
+        lease_s=settings.extract_lease_s,
+        concurrency=settings.extract_concurrency,
+    )
+    manager.start(run.id, lambda cancel: runner.execute(run, inputs, cancel))
+    await asyncio.sleep(0)  # let it take its lease before answering
+
+
+@router.post("/runs", response_model=RunOut, status_code=202)
+async def create_run(
+    body: RunCreate, request: Request, owner: OwnerDep, services: ServicesDep
+) -> RunOut:
+    """Start an extraction; poll `GET /v1/runs/{id}` for progress."""
+    settings = services.settings
+    if len(body.text.encode("utf-8")) > settings.max_run_input_bytes:
+        raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
+    params = ChunkParams(
+        size=body.chunk_size or settings.extract_chunk_size,
+        overlap=settings.extract_overlap if body.overlap is None else body.overlap,
+        batch_size=body.batch_size or settings.extract_batch_size,
+    )
+    run_request = RunRequest(
+        body.text, body.input_name, body.ontology.encode("utf-8"), body.ontology_name, params
+    )
+    manager = _manager(request)
+    run = await services.extraction.create(owner, run_request, body.extractor)
+    await _start(services, manager, run)
+    return RunOut.of(await services.runs.require(owner, run.id))
+
+
+@router.get("/runs", response_model=list[RunOut])
+async def list_runs(
+    owner: OwnerDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[RunOut]:
+    return [RunOut.of(r) for r in await services.runs.list_runs(owner, limit)]
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunOut:
+    return RunOut.of(await services.runs.require(owner, run_id))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+async def cancel_run(
+    run_id: str, request: Request, owner: OwnerDep, services: ServicesDep
+) -> RunOut:
+    """Stop at the next batch boundary; the run stays resumable."""
+    run = await services.runs.request_cancel(owner, run_id)
+    manager: RunManager | None = getattr(request.app.state, "run_manager", None)
+    if manager is not None:
+        manager.cancel(run_id)
+    return RunOut.of(run)
+
+
+@router.post("/runs/{run_id}/resume", response_model=RunOut, status_code=202)
+async def resume_run(
+    run_id: str, request: Request, owner: OwnerDep, services: ServicesDep
+) -> RunOut:
+    """Continue a cancelled, failed or interrupted run where it stopped."""
+    run = await services.runs.require(owner, run_id)
+    if run.status == "completed":
+        raise Conflict(f"run {run_id} is already completed")
+    manager = _manager(request)
+    if manager.is_active(run_id) or (run.lease_token is not None and run.status == "running"):
+        raise Conflict(f"run {run_id} is running")
+    await _start(services, manager, run)
+    return RunOut.of(await services.runs.require(owner, run_id))
+
+
+@router.get("/runs/{run_id}/graph", status_code=302, response_class=RedirectResponse)
+async def run_graph(
+    run_id: str,
+    owner: OwnerDep,
+    services: ServicesDep,
+    format: Annotated[Literal["turtle", "jsonld", "jsonl"], Query()] = "turtle",
+) -> RedirectResponse:
+    """302 to a signed URL of the run's graph (Turtle, JSON-LD) or grounded extractions."""
+    run = await services.runs.require(owner, run_id)
+    if run.status != "completed" or not run.outputs:
+        raise NotFound(f"run {run_id} has no graph yet (status {run.status})")
+    document = run.outputs[format]
+    url = await services.blobs.signed_url(document["key"], filename=document["filename"])
+    return RedirectResponse(url, status_code=302)

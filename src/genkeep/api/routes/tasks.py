@@ -1,0 +1,123 @@
+"""Tasks: idempotent submission, status, cancel, retry, and live progress (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
+from genkeep.api.job_schemas import TaskCreate, TaskOut
+from genkeep.db.tasks import FINISHED, Submission
+from genkeep.errors import BadInput, NotFound
+from genkeep.worker.export_task import check_gates
+from genkeep.worker.registry import validate_payload
+
+router = APIRouter(prefix="/v1", tags=["tasks"])
+
+
+@router.post(
+    "/jobs/{job_id}/tasks",
+    response_model=TaskOut,
+    status_code=201,
+    responses={200: {"description": "The task this Idempotency-Key already created."}},
+)
+async def submit_task(
+    job_id: str,
+    body: TaskCreate,
+    owner: OwnerDep,
+    audit: AuditDep,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str, Header(min_length=1, max_length=255, description="Same key + same body = same task.")
+    ],
+) -> TaskOut:
+    """Queue a task; 201 when created, 200 with the original task for a repeated request."""
+    job = await services.jobs.require(owner, job_id)
+    payload = validate_payload(body.kind, body.payload)
+    if body.kind == "export":
+        check_gates(job, payload)
+    settings = services.settings
+    submission = Submission(
+        kind=body.kind,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        max_attempts=settings.task_max_attempts,
+        timeout=timedelta(seconds=settings.task_timeout_s),
+    )
+    task, created = await services.tasks.submit(job, submission, audit)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/tasks/{task.id}"
+    return TaskOut.of(task)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+async def get_task(task_id: str, owner: OwnerDep, services: ServicesDep) -> TaskOut:
+    task = await services.tasks.get(owner, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return TaskOut.of(task)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
+async def cancel_task(
+    task_id: str, owner: OwnerDep, audit: AuditDep, services: ServicesDep
+) -> TaskOut:
+    """Cancel a queued task now, or ask a running one to stop at its next checkpoint."""
+    return TaskOut.of(await services.tasks.request_cancel(owner, task_id, audit))
+
+
+@router.post("/tasks/{task_id}/retry", response_model=TaskOut)
+async def retry_task(
+    task_id: str, owner: OwnerDep, audit: AuditDep, services: ServicesDep
+) -> TaskOut:
+    """Queue a failed or cancelled task again (409 otherwise)."""
+    extra = services.settings.task_max_attempts
+    return TaskOut.of(await services.tasks.retry(owner, task_id, extra, audit))
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def task_events(
+    task_id: str,
+    request: Request,
+    owner: OwnerDep,
+    services: ServicesDep,
+    interval: float = 0.25,
+) -> StreamingResponse:
+    """Server-Sent Events: one `task` event per change of status, stage or progress."""
+    if not 0.05 <= interval <= 10:
+        raise BadInput("interval must be between 0.05 and 10 seconds")
+    if await services.tasks.get(owner, task_id) is None:
+        raise NotFound(f"task {task_id} not found")
+
+    async def stream() -> AsyncIterator[str]:
+        last: tuple[object, ...] | None = None
+        idle = 0.0
+        while not await request.is_disconnected():
+            task = await services.tasks.get(owner, task_id)
+            if task is None:
+                return
+            state = (task.status, task.stage, task.progress, task.attempts)
+            if state != last:
+                last, idle = state, 0.0
+                body = TaskOut.of(task).model_dump_json()
+                yield f"event: task\nid: {task.updated_at.timestamp()}\ndata: {body}\n\n"
+                if task.status in FINISHED:
+                    return
+            elif idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(interval)
+            idle += interval
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,142 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from genkeep.db.models import Prompt, Result
+from genkeep.generate.cache_control import CacheControl
+from genkeep.generate.service import Outcome
+
+
+class CacheDirectives(BaseModel):
+    """Cache control in the body; the ``Cache-Control`` request header does the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    no_cache: bool = Field(False, description="Generate anew as a new result version.")
+    no_store: bool = Field(False, description="Do not persist this generation.")
+    max_age: int | None = Field(
+        None, ge=0, description="Accept a stored result only if younger than this (seconds)."
+    )
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        description="The prompt; normalized (NFKC, case-folded, whitespace "
+        "collapsed) to find a stored result."
+    )
+    profile: str | None = Field(None, description="Generator profile; the default if omitted.")
+    cache: CacheDirectives | None = None
+
+    def cache_control(self, header: str | None) -> CacheControl:
+        parsed = CacheControl.parse(header)
+        if self.cache is None:
+            return parsed
+        return CacheControl(
+            no_cache=parsed.no_cache or self.cache.no_cache,
+            no_store=parsed.no_store or self.cache.no_store,
+            max_age=float(self.cache.max_age) if self.cache.max_age is not None else parsed.max_age,
+        )
+
+
+class GenerateResponse(BaseModel):
+    prompt_id: str | None = Field(description="None when nothing was persisted.")
+    result_id: str | None
+    version: int | None = Field(description="None until the result is committed.")
+    content: str
+    content_sha256: str
+    model: str
+    source: str
+    cached: bool = Field(description="Answered from a stored result without a generator call.")
+    coalesced: bool = Field(description="Waited for a concurrent identical request's generation.")
+    persisted: bool = Field(description="The result was committed before this response.")
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> GenerateResponse:
+        return cls(**{name: getattr(outcome, name) for name in cls.model_fields})
+
+
+class ResultSummary(BaseModel):
+    id: str
+    version: int
+    source: str
+    model: str
+    content_sha256: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, result: Result) -> ResultSummary:
+        return cls.model_validate(result, from_attributes=True)
+
+
+class ResultOut(ResultSummary):
+    prompt_id: str
+    content: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    edited_from_id: str | None
+
+    @classmethod
+    def of(cls, result: Result) -> ResultOut:
+        return cls.model_validate(result, from_attributes=True)
+
+
+class PromptOut(BaseModel):
+    id: str
+    prompt: str
+    normalized: str
+    profile: str
+    status: str
+    last_error: str | None
+    latest_result_id: str | None
+    latest_version: int
+    created_at: datetime
+    results: list[ResultSummary]
+
+    @classmethod
+    def of(cls, prompt: Prompt, results: list[Result]) -> PromptOut:
+        return cls(
+            id=prompt.id,
+            prompt=prompt.prompt_text,
+            normalized=prompt.normalized_text,
+            profile=prompt.profile_name,
+            status=prompt.status,
+            last_error=prompt.last_error,
+            latest_result_id=prompt.latest_result_id,
+            latest_version=prompt.latest_version,
+            created_at=prompt.created_at,
+            results=[ResultSummary.of(r) for r in results],
+        )
+
+
+class EditRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, description="The edited content (markdown).")
+
+
+class ExportRequest(BaseModel):
+    """Exactly one of result_id, prompt_id (its latest result) or raw content (legacy)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result_id: str | None = None
+    prompt_id: str | None = None
+    content: str | None = Field(
+        None, min_length=1, description="Raw content; the export is marked unpersisted."
+    )
+    format: Literal["pdf", "docx", "md", "html"] = "pdf"
+    title: str | None = Field(None, max_length=300)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExportRequest:
+        given = [n for n in ("result_id", "prompt_id", "content") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of result_id, prompt_id or content")
+        return self

@@ -1,0 +1,38 @@
+"""What every ``genkeep`` command shares: consoles, settings, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from genkeep.config import Settings, load_settings
+from genkeep.errors import GenkeepError
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line; raise the returned Exit."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning genkeep errors into one line and a non-zero exit."""
+    try:
+        return asyncio.run(main)
+    except GenkeepError as exc:
+        raise fail(exc.detail) from None
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic's ValidationError lists every bad variable
+        raise fail(f"invalid settings: {exc}".replace("\n", " ")) from None

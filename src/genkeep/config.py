@@ -1,0 +1,150 @@
+"""Settings, read once from the environment (``GENKEEP_*``, ``DATABASE_URL``) and ``.env``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///./var/genkeep.db"
+
+
+class GeneratorProfile(BaseModel):
+    """A named generator configuration; every field except ``latency_ms`` changes output."""
+
+    backend: Literal["builtin", "openai"] = "builtin"
+    model: str = "genkeep-builtin-1"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system_prompt: str | None = None
+    # Simulated latency of the built-in generator (tests, benchmarks); never part of the key.
+    latency_ms: int = Field(default=0, ge=0)
+
+    def key_material(self) -> dict[str, Any]:
+        """The parameters that change output, so one model never serves another's answer."""
+        return self.model_dump(exclude={"latency_ms"})
+
+
+class Settings(BaseSettings):
+    """Every setting genkeep reads; ``.env.example`` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENKEEP_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_SQLITE_URL,
+        validation_alias=AliasChoices("GENKEEP_DATABASE_URL", "DATABASE_URL"),
+    )
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    persistence_enabled: bool = True
+    persistence_await: bool = True
+
+    default_owner: str = "default"
+    default_profile: str = "default"
+    profiles: dict[str, GeneratorProfile] = Field(
+        default_factory=lambda: {"default": GeneratorProfile()}
+    )
+    builtin_latency_ms: int = Field(default=0, ge=0)
+
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_timeout_s: float = Field(default=60.0, gt=0)
+    openai_max_retries: int = Field(default=3, ge=0)
+
+    claim_lease_s: float = Field(default=30.0, gt=0)
+    claim_wait_s: float = Field(default=120.0, gt=0)
+    claim_poll_s: float = Field(default=0.02, gt=0)
+
+    # Auth: API keys are required when true; unset means "required in production only".
+    auth_required: bool | None = None
+    # Trusted-gateway mode (opt-in): the owner is read from this header, e.g. X-Genkeep-Owner.
+    owner_header: str | None = None
+
+    task_lease_s: float = Field(default=30.0, gt=0)
+    task_poll_s: float = Field(default=1.0, gt=0)
+    task_max_attempts: int = Field(default=3, ge=1)
+    task_timeout_s: float = Field(default=3600.0, gt=0)
+    task_backoff_base_s: float = Field(default=2.0, ge=0)
+    task_backoff_max_s: float = Field(default=300.0, ge=0)
+    worker_concurrency: int = Field(default=4, ge=1)
+    worker_shutdown_grace_s: float = Field(default=20.0, ge=0)
+    # Run a worker inside `genkeep serve` (the embedded default); off when workers run apart.
+    serve_worker: bool = True
+    # Extra modules imported by workers to register task handlers (comma-separated).
+    task_modules: list[str] = Field(default_factory=list)
+    artifact_retention_days: int = Field(default=90, ge=1)
+
+    # Extraction runs: lease of a running run, and batches extracted at once per run.
+    extract_lease_s: float = Field(default=30.0, gt=0)
+    extract_concurrency: int = Field(default=2, ge=1)
+    extract_chunk_size: int = Field(default=4000, ge=1)
+    extract_overlap: int = Field(default=200, ge=0)
+    extract_batch_size: int = Field(default=8, ge=1)
+    # The model of the LLM extractor (OpenAI-compatible, GENKEEP_OPENAI_*); unset disables it.
+    extract_llm_model: str | None = None
+    max_run_input_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    blob_backend: Literal["local", "s3", "azure"] = "local"
+    # Local blob folder; defaults to <data_dir>/blobs.
+    blob_dir: Path | None = None
+    # HMAC key for local signed URLs; a random key is made and kept in <data_dir> if unset.
+    signing_key: SecretStr | None = None
+    signed_url_ttl_s: int = Field(default=300, gt=0)
+    # Base URL the API is reached at, used to build local signed download URLs.
+    public_url: str = "http://127.0.0.1:8000"
+    s3_bucket: str = "genkeep"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    azure_connection_string: SecretStr | None = None
+    azure_container: str = "genkeep"
+
+    max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
+    max_edit_bytes: int = Field(default=1024 * 1024, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("database URL must not be empty")
+        return value.strip()
+
+    @property
+    def auth_enforced(self) -> bool:
+        return self.env == "production" if self.auth_required is None else self.auth_required
+
+    def profile(self, name: str | None) -> tuple[str, GeneratorProfile] | None:
+        """The named profile (or the default), with the built-in latency applied."""
+        chosen = name or self.default_profile
+        found = self.profiles.get(chosen)
+        if found is None:
+            return None
+        if found.backend == "builtin" and self.builtin_latency_ms and not found.latency_ms:
+            found = found.model_copy(update={"latency_ms": self.builtin_latency_ms})
+        return chosen, found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)
+
+
+def prometheus_multiproc_dir() -> str | None:
+    """Where Prometheus keeps per-process metric files when several processes serve."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def set_prometheus_multiproc_dir(path: str) -> None:
+    """Must run before prometheus_client is imported by the server processes."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

@@ -1,0 +1,1 @@
+"""Database layer: engine, models, dialect seam, repositories and migrations."""

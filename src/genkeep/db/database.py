@@ -1,0 +1,71 @@
+"""The async engine and sessions, configured per backend in this one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from genkeep.db.url import async_url, is_sqlite, redacted
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; busy_timeout makes writers queue
+    # instead of failing; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+class Database:
+    """One engine and session factory; ``backend`` is 'sqlite' or 'postgresql'."""
+
+    def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = async_url(str(url)) if isinstance(url, str) else url
+        self.backend = self.url.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo}
+        if is_sqlite(self.url):
+            if self.url.database and self.url.database != ":memory:":
+                from pathlib import Path
+
+                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).
+            # Connections are recycled instead, and a dropped one fails one request.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=300)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if is_sqlite(self.url):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits on success and rolls back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+    def describe(self) -> str:
+        return redacted(self.url)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,204 @@
+"""The dialect seam: the few statements whose SQL differs between SQLite and PostgreSQL.
+
+Both dialects spell ``INSERT … ON CONFLICT`` the same way in SQLAlchemy, but through
+different constructs; ``FOR UPDATE SKIP LOCKED`` renders on PostgreSQL and is omitted on
+SQLite, whose single writer makes a claim atomic on its own; ``NOTIFY`` exists only on
+PostgreSQL (SQLite workers live in one process and wake through an in-process event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, TextClause, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+TASKS_CHANNEL = "genkeep_tasks"
+
+
+def _insert(backend: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    return postgresql.insert(table) if backend == "postgresql" else sqlite.insert(table)
+
+
+def insert_ignoring_conflicts(backend: str, table: Table, values: dict[str, Any]) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING``: the loser of a race inserts nothing."""
+    return _insert(backend, table).values(**values).on_conflict_do_nothing()
+
+
+def bump_counter(backend: str, table: Table, keys: dict[str, Any], column: str) -> Insert:
+    """``INSERT (…, 1) ON CONFLICT DO UPDATE SET column = column + 1 RETURNING column``."""
+    statement = _insert(backend, table).values(**keys, **{column: 1})
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={column: table.c[column] + 1}
+    ).returning(table.c[column])
+
+
+def upsert_if_newer(
+    backend: str, table: Table, keys: dict[str, Any], values: dict[str, Any], order: str
+) -> Insert:
+    """Insert, or update the row only if ``values[order]`` is greater than the stored one."""
+    statement = _insert(backend, table).values(**keys, **values)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: statement.excluded[name] for name in values},
+        where=table.c[order] < statement.excluded[order],
+    )
+
+
+def wake_workers(backend: str) -> TextClause | None:
+    """The statement that wakes listening workers when the transaction commits, if any."""
+    if backend == "postgresql":
+        return text(f"SELECT pg_notify('{TASKS_CHANNEL}', '')")
+    return None
+
+
+def upsert_unless(
+    backend: str,
+    table: Table,
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    updates: dict[str, Any],
+    unless: Any,
+) -> Insert:
+    """Insert; on conflict apply ``updates`` (``EXCLUDED`` values for names in ``values``
+    given as None) unless ``unless`` holds for the stored row. RETURNING the key columns,
+    so an empty result means the stored row was kept."""
+    statement = _insert(backend, table).values(**keys, **values)
+    changes = {
+        name: (statement.excluded[name] if change is None else change)
+        for name, change in updates.items()
+    }
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_=changes, where=~unless
+    ).returning(*[table.c[name] for name in keys])
+
+
+def insert_each_ignoring_conflicts(backend: str, table: Table, returning: str) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING column`` for executemany: build it once,
+    run it with a list of rows; the rows returned are the ones inserted."""
+    return _insert(backend, table).on_conflict_do_nothing().returning(table.c[returning])
+
+
+# One round trip for a batch checkpoint on PostgreSQL: lock the run row if the lease token
+# still owns it, upsert the batch unless it is already done, add the new registry entries,
+# and bump the counters. Data-modifying CTEs run as one statement, so it commits or fails
+# as a whole, exactly like the multi-statement transaction used on SQLite.
+_PG_CHECKPOINT = text("""
+WITH owned AS (
+    SELECT id FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
+), saved AS (
+    INSERT INTO run_batches (run_id, batch_index, status, result, checksum, error, attempts,
+                             updated_at)
+    SELECT :run_id, :batch_index, 'done', :result, :checksum, NULL, 1, :now FROM owned
+    ON CONFLICT (run_id, batch_index) DO UPDATE
+        SET status = 'done', result = EXCLUDED.result, checksum = EXCLUDED.checksum,
+            error = NULL, attempts = run_batches.attempts + 1, updated_at = EXCLUDED.updated_at
+        WHERE run_batches.status <> 'done'
+    RETURNING batch_index
+), added AS (
+    INSERT INTO run_entities (run_id, entity_key, first_batch)
+    SELECT :run_id, key, :batch_index FROM unnest(CAST(:keys AS TEXT[])) AS key
+    WHERE EXISTS (SELECT 1 FROM saved)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), counted AS (
+    UPDATE runs SET batches_done = batches_done + 1,
+                    entities_found = entities_found + (SELECT count(*) FROM added),
+                    updated_at = :now
+    WHERE id = :run_id AND EXISTS (SELECT 1 FROM saved)
+    RETURNING entities_found
+)
+SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM saved) AS saved,
+       (SELECT entities_found FROM counted) AS entities_found
+""")
+
+
+def checkpoint_statement(backend: str) -> TextClause | None:
+    """The single-statement batch checkpoint, where the database has one (PostgreSQL)."""
+    return _PG_CHECKPOINT if backend == "postgresql" else None
+
+
+# Claim and complete on PostgreSQL in one statement each, with their events (Python time
+# per task is what bounds a queue on a small machine: every round trip costs some).
+_PG_CLAIM = """
+WITH picked AS (
+    SELECT id FROM tasks
+    WHERE status = 'queued' AND run_after <= :now
+    ORDER BY run_after
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks AS t
+    SET status = 'running', stage = 'starting', lease_token = :token,
+        lease_expires_at = :lease_until, worker_id = :worker, attempts = t.attempts + 1,
+        started_at = :now, updated_at = :now
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.*
+), events AS (
+    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
+    SELECT job_id, owner_id, 'task.started',
+           jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
+           trace_id, :actor, :now
+    FROM claimed
+)
+SELECT * FROM claimed ORDER BY run_after
+"""
+
+_PG_COMPLETE = text("""
+WITH done AS (
+    UPDATE tasks
+    SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(:result AS JSONB),
+        lease_token = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now
+    WHERE id = :task_id AND lease_token = :token AND status = 'running'
+    RETURNING id, job_id, owner_id, trace_id
+), events AS (
+    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
+    SELECT job_id, owner_id, 'task.completed',
+           jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
+           trace_id, :actor, :now
+    FROM done
+)
+SELECT count(*) AS completed FROM done
+""")
+
+
+def claim_statement(backend: str, columns: Any) -> Any:
+    """PostgreSQL's one-statement claim (typed as ``columns``), or None elsewhere."""
+    if backend != "postgresql":
+        return None
+    return text(_PG_CLAIM).columns(*columns)
+
+
+def complete_statement(backend: str) -> TextClause | None:
+    """PostgreSQL's one-statement completion of a task without artifacts, or None."""
+    return _PG_COMPLETE if backend == "postgresql" else None
+
+
+_PG_SUBMIT = """
+WITH created AS (
+    INSERT INTO tasks (id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
+                       status, stage, progress, attempts, max_attempts, run_after, timeout_at,
+                       cancel_requested, trace_id, created_at, updated_at)
+    VALUES (:id, :owner_id, :job_id, :kind, :idempotency_key, :request_hash,
+            CAST(:payload AS JSONB), 'queued', 'queued', 0.0, 0, :max_attempts, :now,
+            :timeout_at, false, :trace_id, :now, :now)
+    ON CONFLICT (owner_id, idempotency_key) DO NOTHING
+    RETURNING *
+), events AS (
+    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
+    SELECT job_id, owner_id, 'task.queued', jsonb_build_object('task_id', id, 'kind', kind),
+           trace_id, :actor, :now
+    FROM created
+), woken AS (
+    SELECT pg_notify('genkeep_tasks', '') FROM created
+)
+SELECT created.* FROM created LEFT JOIN woken ON true
+"""
+
+
+def submit_statement(backend: str, columns: Any) -> Any:
+    """PostgreSQL's one-statement submit (insert unless the key exists, event, NOTIFY)."""
+    if backend != "postgresql":
+        return None
+    return text(_PG_SUBMIT).columns(*columns)

@@ -1,0 +1,201 @@
+"""Jobs and their append-only event log; every change writes its event in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genkeep.db.database import Database
+from genkeep.db.models import Job, JobEvent
+from genkeep.db.types import utcnow
+from genkeep.errors import NotFound, PreconditionFailed
+
+# Fields a client may change on a job; the gates are set through them too.
+JOB_FIELDS = ("title", "sections", "current_schema", "sections_confirmed", "schema_dirty")
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who made a change and the trace it belongs to."""
+
+    actor: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+    blob_key: str
+
+
+async def append_event(
+    session: AsyncSession,
+    job: Job | tuple[str, str],
+    event_type: str,
+    payload: dict[str, Any],
+    audit: Audit,
+) -> None:
+    """Record an event in the caller's transaction, so it commits with the change.
+
+    ``job`` is a Job or its (id, owner id).
+    """
+    job_id, owner_id = (job.id, job.owner_id) if isinstance(job, Job) else job
+    # A Core insert: the ORM's unit of work would flush on every commit of the hot path.
+    await session.execute(
+        insert(JobEvent).values(
+            job_id=job_id,
+            owner_id=owner_id,
+            event_type=event_type,
+            payload=payload,
+            trace_id=audit.trace_id,
+            actor=audit.actor,
+            created_at=utcnow(),
+        )
+    )
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    async def create(self, owner_id: str, fields: dict[str, Any], audit: Audit) -> Job:
+        now = utcnow()
+        job = Job(
+            id=str(uuid.uuid4()),
+            owner_id=owner_id,
+            title=fields.get("title") or "Untitled job",
+            sections=fields.get("sections") or [],
+            current_schema=fields.get("current_schema"),
+            sections_confirmed=bool(fields.get("sections_confirmed", False)),
+            schema_dirty=bool(fields.get("schema_dirty", False)),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.db.transaction() as session:
+            session.add(job)
+            await session.flush()
+            await append_event(session, job, "job.created", {"title": job.title}, audit)
+        return job
+
+    async def get(self, owner_id: str, job_id: str) -> Job | None:
+        async with self.db.reading() as session:
+            return await self._owned(session, owner_id, job_id)
+
+    async def require(self, owner_id: str, job_id: str) -> Job:
+        job = await self.get(owner_id, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    async def list_page(
+        self, owner_id: str, *, limit: int, after: tuple[str, str] | None = None
+    ) -> list[Job]:
+        """Newest first; ``after`` is the (created_at iso, id) of the previous page's last job."""
+        query = select(Job).where(Job.owner_id == owner_id)
+        if after is not None:
+            created, job_id = datetime.fromisoformat(after[0]), after[1]
+            query = query.where(
+                (Job.created_at < created) | ((Job.created_at == created) & (Job.id < job_id))
+            )
+        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def update(
+        self,
+        owner_id: str,
+        job_id: str,
+        changes: dict[str, Any],
+        audit: Audit,
+        *,
+        expected_version: int | None,
+    ) -> Job:
+        """Apply ``changes``; with ``expected_version`` a stale write raises PreconditionFailed."""
+        changes = {k: v for k, v in changes.items() if k in JOB_FIELDS}
+        async with self.db.transaction() as session:
+            job = await self._owned(session, owner_id, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            if "sections" in changes and "sections_confirmed" not in changes:
+                # New sections are unconfirmed until the user confirms them again.
+                changes["sections_confirmed"] = False
+            if "current_schema" in changes and "schema_dirty" not in changes:
+                # A changed schema marks derived output stale until someone clears the flag.
+                changes["schema_dirty"] = True
+            condition = [Job.id == job_id, Job.owner_id == owner_id]
+            if expected_version is not None:
+                condition.append(Job.version == expected_version)
+            row = (
+                await session.execute(
+                    update(Job)
+                    .where(*condition)
+                    .values(**changes, version=Job.version + 1, updated_at=utcnow())
+                    .returning(Job.version)
+                )
+            ).first()
+            if row is None:
+                raise PreconditionFailed(
+                    f"job {job_id} is at version {job.version}, not {expected_version}: "
+                    "read it again and reapply your change",
+                    current_version=job.version,
+                )
+            await session.refresh(job)
+            await append_event(session, job, "job.updated", {"fields": sorted(changes)}, audit)
+        return job
+
+    async def attach_file(self, owner_id: str, job_id: str, file: FileInfo, audit: Audit) -> Job:
+        async with self.db.transaction() as session:
+            job = await self._owned(session, owner_id, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            await session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    file_name=file.name,
+                    file_size=file.size,
+                    file_sha256=file.sha256,
+                    file_media_type=file.media_type,
+                    file_blob_key=file.blob_key,
+                    version=Job.version + 1,
+                    updated_at=utcnow(),
+                )
+            )
+            await session.refresh(job)
+            payload = {"name": file.name, "size": file.size, "sha256": file.sha256}
+            await append_event(session, job, "job.file_uploaded", payload, audit)
+        return job
+
+    async def events(
+        self, owner_id: str, job_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[JobEvent]:
+        query = (
+            select(JobEvent)
+            .where(JobEvent.owner_id == owner_id, JobEvent.job_id == job_id, JobEvent.id > after)
+            .order_by(JobEvent.id)
+            .limit(limit)
+        )
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
+
+    @staticmethod
+    async def _owned(session: AsyncSession, owner_id: str, job_id: str) -> Job | None:
+        query = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
+        return (await session.execute(query)).scalars().first()
+
+
+async def existing_job_ids(database: Database, job_ids: list[str]) -> set[str]:
+    """Which of ``job_ids`` still exist, for the blob sweep."""
+    if not job_ids:
+        return set()
+    async with database.reading() as session:
+        return set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())

@@ -1,0 +1,62 @@
+"""Schema migrations (Alembic) and the startup check that the schema is current."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from genkeep.db.database import Database
+from genkeep.errors import SchemaOutOfDate
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(database: Database | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if database is not None:
+        # Alembic's ini interpolation treats % specially.
+        url = database.url.render_as_string(hide_password=False).replace("%", "%%")
+        config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+async def current_revision(database: Database) -> str | None:
+    async with database.engine.connect() as connection:
+
+        def _read(sync_connection: object) -> str | None:
+            if not inspect(sync_connection).has_table("alembic_version"):
+                return None
+            row = sync_connection.execute(  # type: ignore[attr-defined]
+                text("SELECT version_num FROM alembic_version")
+            ).first()
+            return None if row is None else str(row[0])
+
+        return await connection.run_sync(_read)
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (runs Alembic in a thread: it drives its own loop)."""
+    config = alembic_config(database)
+    await asyncio.to_thread(command.upgrade, config, revision)
+
+
+async def ensure_current(database: Database) -> None:
+    """Refuse to run on a schema that is behind, naming the command that fixes it."""
+    current, head = await current_revision(database), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database {database.describe()} is at schema revision {current or 'none'}, "
+            f"this genkeep needs {head}: run `genkeep db upgrade`"
+        )

@@ -1,0 +1,41 @@
+"""Alembic environment: runs migrations on genkeep's async engine for either backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from genkeep.db.database import Database
+from genkeep.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    database = Database(config.get_main_option("sqlalchemy.url") or "")
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await database.dispose()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    asyncio.run(_run_async())

@@ -1,0 +1,359 @@
+"""Prompt and result repository: the claim protocol of single flight (I1) and versioning."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genkeep.db.database import Database
+from genkeep.db.dialect import insert_ignoring_conflicts
+from genkeep.db.models import Prompt, Result
+from genkeep.db.types import utcnow
+from genkeep.generate.generator import Generation
+from genkeep.generate.normalize import sha256_hex
+
+
+@dataclass(frozen=True, slots=True)
+class PromptKey:
+    """Identifies one prompt row: the unique (owner, profile, normalized hash) triple."""
+
+    owner_id: str
+    profile_name: str
+    profile_key: str
+    normalized_hash: str
+    normalized_text: str
+    prompt_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """The columns of a result that answer a generate request."""
+
+    id: str
+    version: int
+    source: str
+    content: str
+    content_sha256: str
+    model: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PromptState:
+    """A prompt's claim state and its latest result, as read-first sees them."""
+
+    id: str
+    status: str
+    claim_token: str | None
+    claim_holder: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    latest_version: int
+    result: StoredResult | None
+
+
+# Built once: this is the query of every cache hit.
+_FIND = (
+    select(
+        Prompt.id,
+        Prompt.status,
+        Prompt.claim_token,
+        Prompt.claim_holder,
+        Prompt.lease_expires_at,
+        Prompt.last_error,
+        Prompt.latest_version,
+        Result.id.label("r_id"),
+        Result.version.label("r_version"),
+        Result.source.label("r_source"),
+        Result.content.label("r_content"),
+        Result.content_sha256.label("r_sha"),
+        Result.model.label("r_model"),
+        Result.created_at.label("r_created_at"),
+    )
+    .outerjoin(Result, Result.id == Prompt.latest_result_id)
+    .where(
+        Prompt.owner_id == bindparam("owner_id"),
+        Prompt.profile_key == bindparam("profile_key"),
+        Prompt.normalized_hash == bindparam("normalized_hash"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The right to generate for a prompt until ``lease_expires_at``, fenced by ``token``."""
+
+    prompt_id: str
+    token: str
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    owner_id: str
+    profile_key: str
+    normalized_hash: str
+    count: int
+    prompt_ids: list[str]
+
+
+class PromptStore:
+    """Every query on prompts and results; methods take the owner where data is read (I3)."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    async def find(self, key: PromptKey) -> PromptState | None:
+        """The prompt for ``key`` with its latest result, in one indexed query (the hot path)."""
+        params = {
+            "owner_id": key.owner_id,
+            "profile_key": key.profile_key,
+            "normalized_hash": key.normalized_hash,
+        }
+        async with self.db.engine.connect() as connection:
+            row = (await connection.execute(_FIND, params)).first()
+        if row is None:
+            return None
+        result = None
+        if row.r_id is not None:
+            result = StoredResult(
+                id=row.r_id,
+                version=row.r_version,
+                source=row.r_source,
+                content=row.r_content,
+                content_sha256=row.r_sha,
+                model=row.r_model,
+                created_at=row.r_created_at,
+            )
+        return PromptState(
+            id=row.id,
+            status=row.status,
+            claim_token=row.claim_token,
+            claim_holder=row.claim_holder,
+            lease_expires_at=row.lease_expires_at,
+            last_error=row.last_error,
+            latest_version=row.latest_version,
+            result=result,
+        )
+
+    async def claim_new(self, key: PromptKey, holder: str, lease_until: datetime) -> Claim | None:
+        """Insert the prompt already claimed; None when another request inserted it first."""
+        token, prompt_id, now = str(uuid.uuid4()), str(uuid.uuid4()), utcnow()
+        values: dict[str, Any] = {
+            "id": prompt_id,
+            "owner_id": key.owner_id,
+            "profile_name": key.profile_name,
+            "profile_key": key.profile_key,
+            "normalized_hash": key.normalized_hash,
+            "normalized_text": key.normalized_text,
+            "prompt_text": key.prompt_text,
+            "status": "generating",
+            "claim_token": token,
+            "claim_holder": holder,
+            "lease_expires_at": lease_until,
+            "attempts": 1,
+            "latest_version": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        statement = insert_ignoring_conflicts(self.db.backend, Prompt.__table__, values)  # type: ignore[arg-type]
+        async with self.db.transaction() as session:
+            inserted = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
+        return Claim(prompt_id, token, holder) if inserted == 1 else None
+
+    async def claim_existing(
+        self, prompt_id: str, expected_version: int, holder: str, lease_until: datetime
+    ) -> Claim | None:
+        """Claim a prompt that is unclaimed or whose lease expired, if no version landed since."""
+        token, now = str(uuid.uuid4()), utcnow()
+        statement = (
+            update(Prompt)
+            .where(
+                Prompt.id == prompt_id,
+                Prompt.latest_version == expected_version,
+                (Prompt.claim_token.is_(None)) | (Prompt.lease_expires_at < now),
+            )
+            .values(
+                status="generating",
+                claim_token=token,
+                claim_holder=holder,
+                lease_expires_at=lease_until,
+                attempts=Prompt.attempts + 1,
+                updated_at=now,
+            )
+        )
+        async with self.db.transaction() as session:
+            claimed = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
+        return Claim(prompt_id, token, holder) if claimed == 1 else None
+
+    async def extend_lease(self, claim: Claim, lease_until: datetime) -> bool:
+        """Heartbeat; False when the claim was taken over (the lease had expired)."""
+        statement = (
+            update(Prompt)
+            .where(Prompt.id == claim.prompt_id, Prompt.claim_token == claim.token)
+            .values(lease_expires_at=lease_until)
+        )
+        async with self.db.transaction() as session:
+            return bool((await session.execute(statement)).rowcount == 1)  # type: ignore[attr-defined]
+
+    async def complete(self, claim: Claim, result_id: str, generation: Generation) -> Result | None:
+        """Store the generation as the next version and release the claim, atomically.
+
+        Returns None when the claim was fenced out: a taker-over owns the prompt now.
+        """
+        now = utcnow()
+        async with self.db.transaction() as session:
+            version = (
+                await session.execute(
+                    update(Prompt)
+                    .where(Prompt.id == claim.prompt_id, Prompt.claim_token == claim.token)
+                    .values(
+                        latest_version=Prompt.latest_version + 1,
+                        latest_result_id=result_id,
+                        status="ready",
+                        claim_token=None,
+                        claim_holder=None,
+                        lease_expires_at=None,
+                        last_error=None,
+                        updated_at=now,
+                    )
+                    .returning(Prompt.latest_version, Prompt.owner_id)
+                )
+            ).first()
+            if version is None:
+                return None
+            result = Result(
+                id=result_id,
+                prompt_id=claim.prompt_id,
+                owner_id=version.owner_id,
+                version=version.latest_version,
+                source="generated" if version.latest_version == 1 else "regenerated",
+                content=generation.content,
+                content_sha256=sha256_hex(generation.content),
+                model=generation.model,
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+                created_at=now,
+            )
+            session.add(result)
+        return result
+
+    async def fail(self, claim: Claim, error: str) -> None:
+        """Release the claim and record why, so the next request retries."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Prompt)
+                .where(Prompt.id == claim.prompt_id, Prompt.claim_token == claim.token)
+                .values(
+                    status="failed",
+                    claim_token=None,
+                    claim_holder=None,
+                    lease_expires_at=None,
+                    last_error=error[:2000],
+                    failed_at=now,
+                    updated_at=now,
+                )
+            )
+
+    async def get_prompt(self, owner_id: str, prompt_id: str) -> Prompt | None:
+        async with self.db.reading() as session:
+            return await _owned(session, Prompt, owner_id, prompt_id)
+
+    async def list_results(self, owner_id: str, prompt_id: str) -> list[Result]:
+        query = (
+            select(Result)
+            .where(Result.owner_id == owner_id, Result.prompt_id == prompt_id)
+            .order_by(Result.version)
+        )
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def get_result(self, owner_id: str, result_id: str) -> Result | None:
+        async with self.db.reading() as session:
+            return await _owned(session, Result, owner_id, result_id)
+
+    async def latest_result(self, owner_id: str, prompt_id: str) -> Result | None:
+        query = (
+            select(Result)
+            .join(Prompt, Prompt.latest_result_id == Result.id)
+            .where(Prompt.owner_id == owner_id, Prompt.id == prompt_id)
+        )
+        async with self.db.reading() as session:
+            return (await session.execute(query)).scalars().first()
+
+    async def add_edit(self, owner_id: str, result_id: str, content: str) -> Result | None:
+        """Store edited content as the prompt's next version (source=edited)."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            base = await _owned(session, Result, owner_id, result_id)
+            if base is None:
+                return None
+            row = (
+                await session.execute(
+                    update(Prompt)
+                    .where(Prompt.id == base.prompt_id, Prompt.owner_id == owner_id)
+                    .values(latest_version=Prompt.latest_version + 1, updated_at=now)
+                    .returning(Prompt.latest_version)
+                )
+            ).first()
+            assert row is not None, "a result's prompt exists (foreign key)"
+            edited = Result(
+                id=str(uuid.uuid4()),
+                prompt_id=base.prompt_id,
+                owner_id=owner_id,
+                version=row.latest_version,
+                source="edited",
+                content=content,
+                content_sha256=sha256_hex(content),
+                model=base.model,
+                edited_from_id=base.id,
+                created_at=now,
+            )
+            session.add(edited)
+            await session.execute(
+                update(Prompt).where(Prompt.id == base.prompt_id).values(latest_result_id=edited.id)
+            )
+        return edited
+
+    async def find_duplicates(self) -> list[Duplicate]:
+        """Rows sharing a normalized key: the seed's duplicate-detection query."""
+        query = (
+            select(
+                Prompt.owner_id,
+                Prompt.profile_key,
+                Prompt.normalized_hash,
+                func.count().label("n"),
+            )
+            .group_by(Prompt.owner_id, Prompt.profile_key, Prompt.normalized_hash)
+            .having(func.count() > 1)
+        )
+        duplicates = []
+        async with self.db.reading() as session:
+            for owner_id, profile, hashed, count in (await session.execute(query)).all():
+                ids = await session.execute(
+                    select(Prompt.id)
+                    .where(
+                        Prompt.owner_id == owner_id,
+                        Prompt.profile_key == profile,
+                        Prompt.normalized_hash == hashed,
+                    )
+                    .order_by(Prompt.created_at)
+                )
+                duplicates.append(Duplicate(owner_id, profile, hashed, count, list(ids.scalars())))
+        return duplicates
+
+
+_Row = TypeVar("_Row", Prompt, Result)
+
+
+async def _owned(
+    session: AsyncSession, model: type[_Row], owner_id: str, row_id: str
+) -> _Row | None:
+    query = select(model).where(model.id == row_id, model.owner_id == owner_id)
+    return (await session.execute(query)).scalars().first()

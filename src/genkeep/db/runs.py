@@ -1,0 +1,398 @@
+"""Extraction runs: manifest, leased ownership, and batch results with their checkpoint (I6).
+
+A batch result, the new entities it found (the run's registry, I11) and the run's
+checkpoint counters commit in one transaction; a lease token fences every write, so a run
+is owned by one process at a time and a stale owner commits nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from genkeep.db.database import Database
+from genkeep.db.dialect import (
+    checkpoint_statement,
+    insert_each_ignoring_conflicts,
+    insert_ignoring_conflicts,
+    upsert_unless,
+)
+from genkeep.db.models import LlmAnswer, OntologyRecord, Run, RunBatch, RunEntity
+from genkeep.db.types import utcnow
+from genkeep.errors import Conflict, GenkeepError, LeaseLost, NotFound
+
+ACTIVE = ("running",)
+RESUMABLE = ("pending", "running", "failed", "cancelled", "interrupted")
+
+
+class CorruptBatch(GenkeepError):
+    code = "corrupt-batch"
+    status = 500
+    title = "A stored batch result failed its checksum"
+
+
+def checksum(result: str) -> str:
+    return hashlib.sha256(result.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunLease:
+    run_id: str
+    token: str
+
+
+class RunStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        batches: Table = RunBatch.__table__  # type: ignore[assignment]
+        entities: Table = RunEntity.__table__  # type: ignore[assignment]
+        # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
+        self._save = upsert_unless(
+            database.backend,
+            batches,
+            {"run_id": bindparam("run_id"), "batch_index": bindparam("batch_index")},
+            {
+                "status": "done",
+                "result": bindparam("result"),
+                "checksum": bindparam("checksum"),
+                "error": None,
+                "attempts": 1,
+                "updated_at": bindparam("now"),
+            },
+            {
+                "status": None,
+                "result": None,
+                "checksum": None,
+                "error": None,
+                "attempts": batches.c.attempts + 1,
+                "updated_at": bindparam("now"),
+            },
+            unless=batches.c.status == "done",
+        )
+        self._add_entities = insert_each_ignoring_conflicts(
+            database.backend, entities, "entity_key"
+        )
+        self._checkpoint = checkpoint_statement(database.backend)
+
+    # -- ontologies ------------------------------------------------------------------------
+
+    async def save_ontology(self, content_hash: str, canonical: str) -> None:
+        values = {"content_hash": content_hash, "canonical": canonical, "created_at": utcnow()}
+        statement = insert_ignoring_conflicts(self.db.backend, OntologyRecord.__table__, values)  # type: ignore[arg-type]
+        async with self.db.transaction() as session:
+            await session.execute(statement)
+
+    async def ontology(self, content_hash: str) -> str | None:
+        async with self.db.reading() as session:
+            record = await session.get(OntologyRecord, content_hash)
+        return None if record is None else record.canonical
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def create(
+        self, owner_id: str, manifest: dict[str, Any], run_id: str | None = None
+    ) -> Run:
+        now = utcnow()
+        run = Run(
+            id=run_id or str(uuid.uuid4()),
+            owner_id=owner_id,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            total_batches=0,
+            batches_done=0,
+            batches_failed=0,
+            entities_found=0,
+            cancel_requested=False,
+            **manifest,
+        )
+        async with self.db.transaction() as session:
+            session.add(run)
+        return run
+
+    async def get(self, owner_id: str, run_id: str) -> Run | None:
+        query = select(Run).where(Run.id == run_id, Run.owner_id == owner_id)
+        async with self.db.reading() as session:
+            return (await session.execute(query)).scalars().first()
+
+    async def require(self, owner_id: str, run_id: str) -> Run:
+        run = await self.get(owner_id, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    async def list_runs(self, owner_id: str, limit: int = 50) -> list[Run]:
+        query = (
+            select(Run)
+            .where(Run.owner_id == owner_id)
+            .order_by(Run.created_at.desc(), Run.id.desc())
+            .limit(limit)
+        )
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def request_cancel(self, owner_id: str, run_id: str) -> Run:
+        """Stop at the next batch boundary (a run not running is cancelled now)."""
+        async with self.db.transaction() as session:
+            run = await self._owned(session, owner_id, run_id)
+            if run.status in ("completed", "cancelled"):
+                raise Conflict(f"run {run_id} is already {run.status}")
+            if run.status == "running" and run.lease_token is not None:
+                run.cancel_requested = True
+            else:
+                run.status, run.finished_at = "cancelled", utcnow()
+            run.updated_at = utcnow()
+        return run
+
+    async def acquire(self, run_id: str, holder: str, lease_s: float) -> RunLease | None:
+        """Own a resumable run whose lease is free or expired; None if another process has it."""
+        now, token = utcnow(), str(uuid.uuid4())
+        async with self.db.transaction() as session:
+            claimed = (
+                await session.execute(
+                    update(Run)
+                    .where(
+                        Run.id == run_id,
+                        Run.status.in_(RESUMABLE),
+                        Run.lease_token.is_(None) | (Run.lease_expires_at < now),
+                    )
+                    .values(
+                        status="running",
+                        holder=holder,
+                        lease_token=token,
+                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        cancel_requested=False,
+                        error=None,
+                        updated_at=now,
+                    )
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        return RunLease(run_id, token) if claimed == 1 else None
+
+    async def heartbeat(self, lease: RunLease, lease_s: float) -> bool:
+        """Renew the lease; True when a cancel was requested. LeaseLost if fenced out."""
+        row = await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        return bool(row.cancel_requested)
+
+    async def set_plan(self, lease: RunLease, total_batches: int, params: dict[str, Any]) -> None:
+        await self._fenced(lease, total_batches=total_batches, **params)
+
+    async def done_batches(self, run_id: str, page_size: int = 500) -> set[int]:
+        """Indexes of the batches done, each verified against its checksum; a batch that
+        fails the check is marked failed, so it is redone."""
+        done: set[int] = set()
+        after = -1
+        while True:
+            query = (
+                select(RunBatch.batch_index, RunBatch.result, RunBatch.checksum)
+                .where(
+                    RunBatch.run_id == run_id,
+                    RunBatch.status == "done",
+                    RunBatch.batch_index > after,
+                )
+                .order_by(RunBatch.batch_index)
+                .limit(page_size)
+            )
+            async with self.db.reading() as session:
+                rows = (await session.execute(query)).all()
+            for index, result, stored in rows:
+                if result is not None and checksum(result) == stored:
+                    done.add(index)
+                else:
+                    await self.invalidate_batch(run_id, index)
+            if len(rows) < page_size:
+                return done
+            after = rows[-1][0]
+
+    async def break_lease(self, run_id: str, token: str) -> bool:
+        """Free a lease whose holder is known to be dead (compare-and-set on its token)."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.lease_token == token)
+                .values(lease_token=None, holder=None, lease_expires_at=None)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def save_batch(
+        self, lease: RunLease, index: int, result: str, entity_keys: list[str]
+    ) -> int | None:
+        """Commit a batch result, its new registry entries and the checkpoint, atomically.
+
+        Returns the run's entity count, or None when the batch was already done (a concurrent
+        duplicate): nothing counts twice and one row remains.
+        """
+        params: dict[str, Any] = {
+            "run_id": lease.run_id,
+            "batch_index": index,
+            "result": result,
+            "checksum": checksum(result),
+            "now": utcnow(),
+        }
+        if self._checkpoint is not None:
+            async with self.db.engine.begin() as connection:
+                row = (
+                    await connection.execute(
+                        self._checkpoint, {**params, "token": lease.token, "keys": entity_keys}
+                    )
+                ).one()
+            if row.owned == 0:
+                raise LeaseLost(f"run {lease.run_id} is owned by another process now")
+            return None if row.saved == 0 else int(row.entities_found)
+        # A Core connection, not an ORM session: this runs once per batch of every run.
+        async with self.db.engine.begin() as session:
+            if (await session.execute(self._save, params)).first() is None:
+                return None
+            new_entities = 0
+            if entity_keys:
+                rows = [
+                    {"run_id": lease.run_id, "entity_key": key, "first_batch": index}
+                    for key in entity_keys
+                ]
+                added = await session.execute(self._add_entities, rows)
+                new_entities = len(added.all())
+            row = await self._fenced(
+                lease,
+                session=session,
+                batches_done=Run.batches_done + 1,
+                entities_found=Run.entities_found + new_entities,
+            )
+        return int(row.entities_found)
+
+    async def fail_batch(self, lease: RunLease, index: int, error: str) -> None:
+        """Record a failed batch (never as done); it is retried on resume."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            existing = await session.get(RunBatch, (lease.run_id, index))
+            if existing is not None and existing.status == "done":
+                return
+            if existing is None:
+                session.add(
+                    RunBatch(
+                        run_id=lease.run_id,
+                        batch_index=index,
+                        status="failed",
+                        error=error[:2000],
+                        attempts=1,
+                        updated_at=now,
+                    )
+                )
+            else:
+                existing.error, existing.attempts = error[:2000], existing.attempts + 1
+                existing.updated_at = now
+            await self._fenced(lease, session=session, batches_failed=Run.batches_failed + 1)
+
+    async def iter_results(
+        self, run_id: str, total: int, page_size: int = 50
+    ) -> AsyncIterator[tuple[int, str]]:
+        """Batch results in order, a page at a time (I9), each checked against its checksum."""
+        for first in range(0, total, page_size):
+            last = min(first + page_size, total)
+            query = (
+                select(RunBatch.batch_index, RunBatch.result, RunBatch.checksum)
+                .where(
+                    RunBatch.run_id == run_id,
+                    RunBatch.status == "done",
+                    RunBatch.batch_index >= first,
+                    RunBatch.batch_index < last,
+                )
+                .order_by(RunBatch.batch_index)
+            )
+            async with self.db.reading() as session:
+                rows = (await session.execute(query)).all()
+            for index, result, stored in rows:
+                if result is None or checksum(result) != stored:
+                    raise CorruptBatch(
+                        f"run {run_id} batch {index} failed its checksum; "
+                        "it will be redone on resume"
+                    )
+                yield index, result
+
+    async def invalidate_batch(self, run_id: str, index: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(RunBatch)
+                .where(RunBatch.run_id == run_id, RunBatch.batch_index == index)
+                .values(status="failed", error="checksum mismatch")
+            )
+            await session.execute(
+                update(Run).where(Run.id == run_id).values(batches_done=Run.batches_done - 1)
+            )
+
+    async def finish(
+        self,
+        lease: RunLease,
+        status: str,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """End the run's ownership with ``status`` (resumable unless completed)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": status,
+            "holder": None,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "error": error,
+        }
+        if outputs is not None:
+            values["outputs"] = outputs
+        if status in ("completed", "failed", "cancelled"):
+            values["finished_at"] = now
+        await self._fenced(lease, **values)
+
+    async def _fenced(
+        self,
+        lease: RunLease,
+        *,
+        session: AsyncSession | AsyncConnection | None = None,
+        **values: Any,
+    ) -> Any:
+        statement = (
+            update(Run)
+            .where(Run.id == lease.run_id, Run.lease_token == lease.token)
+            .values(**values, updated_at=utcnow())
+            .returning(Run.cancel_requested, Run.entities_found)
+        )
+        if session is not None:
+            row = (await session.execute(statement)).first()
+        else:
+            async with self.db.transaction() as own:
+                row = (await own.execute(statement)).first()
+        if row is None:
+            raise LeaseLost(f"run {lease.run_id} is owned by another process now")
+        return row
+
+    @staticmethod
+    async def _owned(session: AsyncSession, owner_id: str, run_id: str) -> Run:
+        query = select(Run).where(Run.id == run_id, Run.owner_id == owner_id).with_for_update()
+        run = (await session.execute(query)).scalars().first()
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+
+class DbLlmCache:
+    """Valid LLM answers kept in the database, so a re-run (or another process) pays once."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    async def get(self, key: str) -> str | None:
+        async with self.db.reading() as session:
+            found = await session.get(LlmAnswer, key)
+        return None if found is None else found.answer
+
+    async def put(self, key: str, answer: str) -> None:
+        values = {"request_hash": key, "answer": answer, "created_at": utcnow()}
+        statement = insert_ignoring_conflicts(self.db.backend, LlmAnswer.__table__, values)  # type: ignore[arg-type]
+        async with self.db.transaction() as session:
+            await session.execute(statement)

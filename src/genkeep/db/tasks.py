@@ -1,0 +1,470 @@
+"""Tasks: idempotent submission (I4), leased claims, fenced progress and completion.
+
+Every write a worker makes is fenced by the lease token it was given at claim time: once a
+lease has been taken over, its old holder can neither heartbeat, move the stage, nor
+commit output, and a finished task is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genkeep.db.artifacts import ArtifactStore, NewArtifact
+from genkeep.db.database import Database
+from genkeep.db.dialect import (
+    claim_statement,
+    complete_statement,
+    insert_ignoring_conflicts,
+    submit_statement,
+    wake_workers,
+)
+from genkeep.db.jobs import Audit, append_event
+from genkeep.db.models import Artifact, Job, Task
+from genkeep.db.types import utcnow
+from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound
+from genkeep.generate.normalize import sha256_hex
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's right to run one task, proven by ``token`` on every write."""
+
+    task_id: str
+    token: str
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    max_attempts: int
+    timeout: timedelta
+
+    def request_hash(self, job_id: str) -> str:
+        body = {"job_id": job_id, "kind": self.kind, "payload": self.payload}
+        return sha256_hex(json.dumps(body, sort_keys=True, separators=(",", ":")))
+
+
+class TaskStore:
+    def __init__(
+        self,
+        database: Database,
+        artifacts: ArtifactStore,
+        on_submit: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = database
+        self.artifacts = artifacts
+        # Wakes in-process workers; PostgreSQL workers elsewhere hear NOTIFY.
+        self.on_submit = on_submit
+        self._claim = claim_statement(database.backend, Task.__table__.columns)
+        self._submit = submit_statement(database.backend, Task.__table__.columns)
+        self._complete = complete_statement(database.backend)
+
+    # -- clients --------------------------------------------------------------------------
+
+    async def submit(self, job: Job, submission: Submission, audit: Audit) -> tuple[Task, bool]:
+        """The task for this idempotency key, creating it if new; True when created."""
+        request_hash = submission.request_hash(job.id)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "owner_id": job.owner_id,
+            "job_id": job.id,
+            "kind": submission.kind,
+            "idempotency_key": submission.idempotency_key,
+            "request_hash": request_hash,
+            "payload": submission.payload,
+            "max_attempts": submission.max_attempts,
+            "timeout_at": now + submission.timeout,
+            "trace_id": audit.trace_id,
+        }
+        # Insert first: the common case is a new key, and the unique constraint decides races.
+        created = await self._insert(job, values, now, audit)
+        if created is not None:
+            self._wake_local()
+            return created, True
+        existing = await self._by_key(job.owner_id, submission.idempotency_key)
+        assert existing is not None, "a conflicting insert means the row exists"
+        if existing.request_hash != request_hash:
+            raise IdempotencyMismatch(
+                f"Idempotency-Key {submission.idempotency_key!r} was used for a different "
+                f"request (task {existing.id}); use a new key for a new request"
+            )
+        return existing, False
+
+    async def _insert(
+        self, job: Job, values: dict[str, Any], now: datetime, audit: Audit
+    ) -> Task | None:
+        """Insert a queued task with its event and wake-up; None if the key exists."""
+        if self._submit is not None:
+            params = {
+                **values,
+                "payload": json.dumps(values["payload"]),
+                "now": now,
+                "actor": audit.actor,
+            }
+            async with self.db.engine.begin() as connection:
+                row = (await connection.execute(self._submit, params)).first()
+            return None if row is None else Task(**row._mapping)
+        queued = {
+            "status": "queued",
+            "stage": "queued",
+            "progress": 0.0,
+            "attempts": 0,
+            "run_after": now,
+            "cancel_requested": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        statement = insert_ignoring_conflicts(self.db.backend, Task.__table__, values | queued)  # type: ignore[arg-type]
+        async with self.db.transaction() as session:
+            row = (await session.execute(statement.returning(*Task.__table__.columns))).first()
+            if row is None:
+                return None
+            payload = {"task_id": values["id"], "kind": values["kind"]}
+            await append_event(session, job, "task.queued", payload, audit)
+            await self._wake(session)
+        return Task(**row._mapping)
+
+    async def get(self, owner_id: str, task_id: str) -> Task | None:
+        query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)
+        async with self.db.reading() as session:
+            return (await session.execute(query)).scalars().first()
+
+    async def request_cancel(self, owner_id: str, task_id: str, audit: Audit) -> Task:
+        """Cancel a queued task now; ask a running one to stop at its next checkpoint."""
+        async with self.db.transaction() as session:
+            task = await self._owned_for_update(session, owner_id, task_id)
+            if task.status in FINISHED:
+                raise Conflict(f"task {task_id} is already {task.status}")
+            if task.status == "queued":
+                task.status, task.stage, task.finished_at = "cancelled", "cancelled", utcnow()
+                event = "task.cancelled"
+            else:
+                task.cancel_requested = True
+                event = "task.cancel_requested"
+            task.updated_at = utcnow()
+            await append_event(session, (task.job_id, owner_id), event, {"task_id": task_id}, audit)
+        return task
+
+    async def retry(self, owner_id: str, task_id: str, extra_attempts: int, audit: Audit) -> Task:
+        """Queue a failed or cancelled task again with a fresh attempt budget."""
+        async with self.db.transaction() as session:
+            task = await self._owned_for_update(session, owner_id, task_id)
+            if task.status not in ("failed", "cancelled"):
+                raise Conflict(
+                    f"task {task_id} is {task.status}; only failed or cancelled "
+                    "tasks can be retried"
+                )
+            now = utcnow()
+            task.status, task.stage, task.progress = "queued", "queued", 0.0
+            task.max_attempts = task.attempts + extra_attempts
+            task.run_after, task.timeout_at = (
+                now,
+                now
+                + (task.timeout_at - task.created_at if task.timeout_at else timedelta(hours=1)),
+            )
+            task.cancel_requested, task.error, task.finished_at = False, None, None
+            task.updated_at = now
+            await append_event(
+                session, (task.job_id, owner_id), "task.retried", {"task_id": task_id}, audit
+            )
+            await self._wake(session)
+        self._wake_local()
+        return task
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, lease_s: float, limit: int) -> list[tuple[Task, Lease]]:
+        """Claim up to ``limit`` runnable tasks: queued and due, or running with a dead lease."""
+        now = utcnow()
+        token = str(uuid.uuid4())
+        if self._claim is not None:
+            params = {
+                "now": now,
+                "limit": limit,
+                "token": token,
+                "worker": worker_id,
+                "lease_until": now + timedelta(seconds=lease_s),
+                "actor": f"worker:{worker_id}",
+            }
+            async with self.db.engine.begin() as connection:
+                rows = (await connection.execute(self._claim, params)).all()
+            tasks = [Task(**row._mapping) for row in rows]
+            return [(task, Lease(task.id, token, worker_id)) for task in tasks]
+        async with self.db.transaction() as session:
+            candidates = (
+                select(Task.id)
+                .where(Task.status == "queued", Task.run_after <= now)
+                .order_by(Task.run_after)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = (
+                (
+                    await session.execute(
+                        update(Task)
+                        .where(Task.id.in_(candidates.scalar_subquery()))
+                        .values(
+                            status="running",
+                            stage="starting",
+                            lease_token=token,
+                            lease_expires_at=now + timedelta(seconds=lease_s),
+                            worker_id=worker_id,
+                            attempts=Task.attempts + 1,
+                            started_at=now,
+                            updated_at=now,
+                        )
+                        .returning(Task)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for task in claimed:
+                payload = {"task_id": task.id, "attempt": task.attempts, "worker": worker_id}
+                audit = Audit(actor=f"worker:{worker_id}", trace_id=task.trace_id)
+                await append_event(
+                    session, (task.job_id, task.owner_id), "task.started", payload, audit
+                )
+        return [(task, Lease(task.id, token, worker_id)) for task in claimed]
+
+    async def reap_expired(self) -> int:
+        """Queue again (or fail, after the last attempt) tasks whose worker stopped renewing
+        its lease; clearing the token fences that worker out. Returns how many were reaped."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            reaped = (
+                await session.execute(
+                    update(Task)
+                    .where(Task.status == "running", Task.lease_expires_at < now)
+                    .values(
+                        status=case((Task.attempts >= Task.max_attempts, "failed"), else_="queued"),
+                        stage=case((Task.attempts >= Task.max_attempts, "failed"), else_="queued"),
+                        error=case(
+                            (
+                                Task.attempts >= Task.max_attempts,
+                                "the worker running the last attempt stopped responding",
+                            ),
+                            else_=Task.error,
+                        ),
+                        finished_at=case((Task.attempts >= Task.max_attempts, now), else_=None),
+                        lease_token=None,
+                        lease_expires_at=None,
+                        run_after=now,
+                        updated_at=now,
+                    )
+                    .returning(
+                        Task.id,
+                        Task.job_id,
+                        Task.owner_id,
+                        Task.trace_id,
+                        Task.status,
+                        Task.worker_id,
+                    )
+                )
+            ).all()
+            for row in reaped:
+                event = "task.failed" if row.status == "failed" else "task.lease_expired"
+                audit = Audit(actor="reaper", trace_id=row.trace_id)
+                payload = {"task_id": row.id, "worker": row.worker_id}
+                await append_event(session, (row.job_id, row.owner_id), event, payload, audit)
+            if reaped:
+                await self._wake(session)
+        if reaped:
+            self._wake_local()
+        return len(reaped)
+
+    async def heartbeat(self, lease: Lease, lease_s: float) -> bool:
+        """Extend the lease; returns whether cancel was requested. LeaseLost if fenced out."""
+        return await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+
+    async def set_stage(self, lease: Lease, stage: str, progress: float) -> bool:
+        return await self._fenced(lease, stage=stage, progress=max(0.0, min(progress, 1.0)))
+
+    async def _fenced(self, lease: Lease, **values: Any) -> bool:
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    update(Task)
+                    .where(
+                        Task.id == lease.task_id,
+                        Task.lease_token == lease.token,
+                        Task.status == "running",
+                    )
+                    .values(**values, updated_at=utcnow())
+                    .returning(Task.cancel_requested)
+                )
+            ).first()
+        if row is None:
+            raise LeaseLost(f"lease on task {lease.task_id} was taken over")
+        return bool(row.cancel_requested)
+
+    async def complete(
+        self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
+    ) -> list[Artifact]:
+        """Commit the task's output and its artifacts in one transaction, once."""
+        if self._complete is not None and not outputs:
+            params = {
+                "task_id": lease.task_id,
+                "token": lease.token,
+                "now": utcnow(),
+                "result": json.dumps(result),
+                "actor": f"worker:{lease.worker_id}",
+            }
+            async with self.db.engine.begin() as connection:
+                done = (await connection.execute(self._complete, params)).scalar_one()
+            if done != 1:
+                raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
+            return []
+        async with self.db.transaction() as session:
+            task = await self._finish(session, lease, "completed", result=result, progress=1.0)
+            job = (task.job_id, task.owner_id)
+            artifacts = [await self.artifacts.add(session, job, task.id, new) for new in outputs]
+            payload = {
+                "task_id": task.id,
+                "artifacts": [
+                    {"id": a.id, "kind": a.kind, "version": a.version} for a in artifacts
+                ],
+            }
+            await append_event(session, job, "task.completed", payload, self._audit(lease, task))
+        return artifacts
+
+    async def fail(self, lease: Lease, error: str, retry_at: datetime | None) -> Task:
+        """Record a failed attempt: queued again at ``retry_at``, or failed for good."""
+        async with self.db.transaction() as session:
+            if retry_at is not None:
+                task = await self._finish(
+                    session, lease, "queued", error=error, run_after=retry_at, finished=False
+                )
+                event = "task.retry_scheduled"
+            else:
+                task = await self._finish(session, lease, "failed", error=error)
+                event = "task.failed"
+            payload = {"task_id": task.id, "attempt": task.attempts, "error": error[:500]}
+            await append_event(
+                session, (task.job_id, task.owner_id), event, payload, self._audit(lease, task)
+            )
+        return task
+
+    async def mark_cancelled(self, lease: Lease) -> None:
+        async with self.db.transaction() as session:
+            task = await self._finish(session, lease, "cancelled")
+            await append_event(
+                session,
+                (task.job_id, task.owner_id),
+                "task.cancelled",
+                {"task_id": task.id},
+                self._audit(lease, task),
+            )
+
+    async def release(self, lease: Lease) -> None:
+        """Give a task back (worker shutting down): queued now, the attempt not counted."""
+        async with self.db.transaction() as session:
+            task = await self._finish(
+                session,
+                lease,
+                "queued",
+                run_after=utcnow(),
+                finished=False,
+                attempts=Task.attempts - 1,
+            )
+            await append_event(
+                session,
+                (task.job_id, task.owner_id),
+                "task.released",
+                {"task_id": task.id},
+                self._audit(lease, task),
+            )
+            await self._wake(session)
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        lease: Lease,
+        status: str,
+        *,
+        finished: bool = True,
+        **values: Any,
+    ) -> Task:
+        now = utcnow()
+        if finished:
+            values["finished_at"] = now
+        stage = {"completed": "done"}.get(status, status)
+        task = (
+            (
+                await session.execute(
+                    update(Task)
+                    .where(
+                        Task.id == lease.task_id,
+                        Task.lease_token == lease.token,
+                        Task.status == "running",
+                    )
+                    .values(
+                        status=status,
+                        stage=stage,
+                        lease_token=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                        **values,
+                    )
+                    .returning(Task)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if task is None:
+            raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
+        return task
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(lease: Lease, task: Task) -> Audit:
+        return Audit(actor=f"worker:{lease.worker_id}", trace_id=task.trace_id)
+
+    async def _by_key(self, owner_id: str, key: str) -> Task | None:
+        query = select(Task).where(Task.owner_id == owner_id, Task.idempotency_key == key)
+        async with self.db.reading() as session:
+            return (await session.execute(query)).scalars().first()
+
+    @staticmethod
+    async def _owned_for_update(session: AsyncSession, owner_id: str, task_id: str) -> Task:
+        query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id).with_for_update()
+        task = (await session.execute(query)).scalars().first()
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        return task
+
+    async def _wake(self, session: AsyncSession) -> None:
+        statement = wake_workers(self.db.backend)
+        if statement is not None:
+            await session.execute(statement)
+
+    def _wake_local(self) -> None:
+        if self.on_submit is not None:
+            self.on_submit()
+
+
+async def task_statuses(database: Database, task_ids: list[str]) -> dict[str, str]:
+    """Status by task id, for the blob sweep (owner-agnostic: an operator's tool)."""
+    if not task_ids:
+        return {}
+    async with database.reading() as session:
+        rows = await session.execute(select(Task.id, Task.status).where(Task.id.in_(task_ids)))
+        return {row.id: row.status for row in rows}

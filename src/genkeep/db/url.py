@@ -1,0 +1,55 @@
+"""Database URLs: user-facing forms mapped to the async drivers genkeep uses."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+from genkeep.errors import ConfigurationError
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+}
+
+
+def async_url(raw: str) -> URL:
+    """Parse ``raw`` and pick the async driver for its backend."""
+    try:
+        url = make_url(raw)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise ConfigurationError(f"cannot parse database URL: {exc}") from None
+    driver = _ASYNC_DRIVERS.get(url.drivername, url.drivername)
+    if driver not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise ConfigurationError(
+            f"unsupported database {url.drivername!r}: use sqlite:///path or postgresql://..."
+        )
+    return url.set(drivername=driver)
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def is_ephemeral(url: URL) -> str | None:
+    """Why ``url`` would lose data on restart (in-memory or temporary SQLite), or None."""
+    if not is_sqlite(url):
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(url):
+        return "an in-memory SQLite database loses everything when the process exits"
+    tmp = Path(tempfile.gettempdir()).resolve()
+    path = Path(database).expanduser().resolve()
+    if path == tmp or tmp in path.parents:
+        return f"a SQLite file under the temporary directory {tmp} may be wiped at any time"
+    return None
+
+
+def redacted(url: URL) -> str:
+    """The URL with its password hidden, for logs and messages."""
+    return url.render_as_string(hide_password=True)

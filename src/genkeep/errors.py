@@ -1,0 +1,143 @@
+"""genkeep's one error hierarchy; the API maps ``code`` and ``status`` to problem+json.
+
+GenkeepError                      code                  status
+├── BadInput                      bad-input             422
+│   ├── PromptEmpty               prompt-empty          422
+│   ├── PromptTooLarge            prompt-too-large      413
+│   ├── UnknownProfile            unknown-profile       422
+│   ├── IdempotencyMismatch       idempotency-mismatch  422
+│   ├── OntologyInvalid           ontology-invalid      422  (genkeep.extract.ontology)
+│   └── InvalidBlobKey            invalid-blob-key      422  (genkeep.blobs.store)
+├── Unauthorized                  unauthorized          401
+├── NotFound                      not-found             404
+│   └── BlobNotFound              blob-not-found        404  (genkeep.blobs.store)
+├── Conflict                      conflict              409
+│   ├── GateClosed                gate-closed           409
+│   └── BlobKeyConflict           blob-key-conflict     409  (genkeep.blobs.local)
+├── PreconditionFailed            precondition-failed   412
+├── LeaseLost                     lease-lost            409  (workers: fenced out)
+├── SignedUrlRefused              signed-url-refused    403  (genkeep.blobs.local)
+│   ├── SignedUrlExpired          signed-url-expired    403
+│   └── SignedUrlInvalid          signed-url-invalid    403
+├── ExtractionFailed              extraction-failed     502  (genkeep.extract.llm)
+├── GenerationFailed              generation-failed     502
+├── GenerationTimeout             generation-timeout    504
+├── PersistenceFailed             persistence-failed    503
+├── ConfigurationError            configuration         500  (start-up only)
+└── SchemaOutOfDate               schema-out-of-date    503  (start-up only)
+
+Control flow that ``except Exception`` must not swallow derives from ``BaseException``:
+``TaskCancelled``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GenkeepError(Exception):
+    """Base of every error genkeep raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "genkeep error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadInput(GenkeepError):
+    code = "bad-input"
+    status = 422
+    title = "Invalid input"
+
+
+class PromptEmpty(BadInput):
+    code = "prompt-empty"
+    title = "Prompt is empty"
+
+
+class PromptTooLarge(BadInput):
+    code = "prompt-too-large"
+    status = 413
+    title = "Prompt too large"
+
+
+class UnknownProfile(BadInput):
+    code = "unknown-profile"
+    title = "Unknown generator profile"
+
+
+class IdempotencyMismatch(BadInput):
+    code = "idempotency-mismatch"
+    title = "Idempotency key reused with a different request"
+
+
+class Unauthorized(GenkeepError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or invalid credentials"
+
+
+class NotFound(GenkeepError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(GenkeepError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class GateClosed(Conflict):
+    code = "gate-closed"
+    title = "The job is not ready for this"
+
+
+class PreconditionFailed(GenkeepError):
+    code = "precondition-failed"
+    status = 412
+    title = "The resource changed since you read it"
+
+
+class LeaseLost(GenkeepError):
+    code = "lease-lost"
+    status = 409
+    title = "The lease on this task was taken over"
+
+
+class GenerationFailed(GenkeepError):
+    code = "generation-failed"
+    status = 502
+    title = "Generator failed"
+
+
+class GenerationTimeout(GenkeepError):
+    code = "generation-timeout"
+    status = 504
+    title = "Timed out waiting for a generation"
+
+
+class PersistenceFailed(GenkeepError):
+    code = "persistence-failed"
+    status = 503
+    title = "Could not persist the result"
+
+
+class ConfigurationError(GenkeepError):
+    code = "configuration"
+    title = "Invalid configuration"
+
+
+class SchemaOutOfDate(GenkeepError):
+    code = "schema-out-of-date"
+    status = 503
+    title = "Database schema is out of date"
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a task handler when its task was cancelled; never caught as an error."""

@@ -1,0 +1,18 @@
+"""Renderers from canonical markdown content to preview HTML and export files."""
+
+from genkeep.export.docx import render_docx
+from genkeep.export.formats import EXPORT_FORMATS, ExportFormat, ExportMeta, RenderedFile, render
+from genkeep.export.html import markdown_to_html, preview_page
+from genkeep.export.pdf import render_pdf
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportFormat",
+    "ExportMeta",
+    "RenderedFile",
+    "markdown_to_html",
+    "preview_page",
+    "render",
+    "render_docx",
+    "render_pdf",
+]

@@ -1,0 +1,1 @@
+"""Durable, resumable extraction: ontology-guided knowledge-graph extraction from long text."""

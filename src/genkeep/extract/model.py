@@ -1,0 +1,85 @@
+"""The values extraction passes around: chunks, grounded entities and relations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+# How an extraction's span was located in the original text.
+Alignment = Literal["exact", "fuzzy", "unaligned"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkParams:
+    """Chunking parameters, stored with a run when it starts (I7)."""
+
+    size: int = 4000
+    overlap: int = 200
+    batch_size: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A slice of the original text: ``text == source[start:end]``."""
+
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A typed mention grounded in the original text (``source[start:end] == surface``).
+
+    ``start``/``end`` are None only when ``alignment`` is "unaligned".
+    """
+
+    class_iri: str
+    surface: str
+    start: int | None
+    end: int | None
+    alignment: Alignment = "exact"
+
+    @property
+    def key(self) -> str:
+        """Identity of the entity across chunks and batches: its class and normalized name."""
+        return f"{self.class_iri}|{' '.join(self.surface.casefold().split())}"
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A property between two entities of one sentence, as their keys."""
+
+    property_iri: str
+    subject_key: str
+    object_key: str
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    entities: list[Entity] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+
+
+class Extractor(Protocol):
+    """Finds entities and relations in one chunk; offsets are into the original text."""
+
+    name: str
+    version: str
+
+    async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult: ...
+
+
+class OntologyIndexLike(Protocol):
+    """What extractors need from an ontology index (see ``genkeep.extract.index``)."""
+
+    def classes_for_label(self, label: str) -> list[str]: ...
+
+    def labels(self) -> list[tuple[str, str]]:
+        """(label, class iri) pairs, every label and synonym of every class."""
+        ...
+
+    def properties_between(self, subject_class: str, object_class: str) -> list[str]: ...

@@ -1,0 +1,293 @@
+"""Executes one extraction run: chunk by the stored parameters, extract batch by batch with
+an atomic checkpoint each (I6), then merge the batches in order, streaming (I9).
+
+A batch's extraction is redone only if it was not committed: after a crash, a resumed run
+redoes at most the batches that were in flight. Everything a run writes goes through its
+lease, and a heartbeat renews it and picks up cancel requests from other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from genkeep.blobs import BlobStore
+from genkeep.db.models import Run
+from genkeep.db.runs import RunLease, RunStore
+from genkeep.errors import GenkeepError, LeaseLost
+from genkeep.extract.chunking import batches as make_batches
+from genkeep.extract.chunking import chunk_text
+from genkeep.extract.dedupe import merge_chunk_results
+from genkeep.extract.index import OntologyIndex
+from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
+from genkeep.extract.outputs import write_outputs
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[["RunProgress"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    total: int
+    done: int
+    failed: int
+    entities: int
+    resumed_from: int  # batches already done when this execution started
+
+
+@dataclass(frozen=True, slots=True)
+class RunInputs:
+    text: str
+    index: OntologyIndex
+    ontology_ttl: bytes
+    extractor: Extractor
+
+
+class RunBusy(GenkeepError):
+    code = "run-busy"
+    status = 409
+    title = "The run is owned by another process"
+
+
+def chunk_params(run: Run) -> ChunkParams:
+    """The run's stored chunking parameters; defaults (with a warning) for runs without them."""
+    if run.chunk_size is None or run.chunk_overlap is None or run.batch_size is None:
+        defaults = ChunkParams()
+        log.warning(
+            "run %s was stored without chunk parameters; resuming with the defaults "
+            "(size %d, overlap %d, batch size %d)",
+            run.id,
+            defaults.size,
+            defaults.overlap,
+            defaults.batch_size,
+        )
+        return defaults
+    return ChunkParams(size=run.chunk_size, overlap=run.chunk_overlap, batch_size=run.batch_size)
+
+
+def encode_result(start: int, result: ChunkResult) -> str:
+    """A batch result as canonical JSON: the same result always gives the same text."""
+    # Explicit dicts: dataclasses.asdict deep-copies and dominated the per-batch CPU.
+    body = {
+        "start": start,
+        "entities": [
+            {
+                "class_iri": e.class_iri,
+                "surface": e.surface,
+                "start": e.start,
+                "end": e.end,
+                "alignment": e.alignment,
+            }
+            for e in result.entities
+        ],
+        "relations": [
+            {
+                "property_iri": r.property_iri,
+                "subject_key": r.subject_key,
+                "object_key": r.object_key,
+                "start": r.start,
+                "end": r.end,
+            }
+            for r in result.relations
+        ],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_result(text: str) -> tuple[int, ChunkResult]:
+    body = json.loads(text)
+    return int(body["start"]), ChunkResult(
+        entities=[Entity(**e) for e in body["entities"]],
+        relations=[Relation(**r) for r in body["relations"]],
+    )
+
+
+class ExtractionRunner:
+    def __init__(
+        self,
+        runs: RunStore,
+        blobs: BlobStore,
+        *,
+        lease_s: float = 30.0,
+        concurrency: int = 2,
+        holder: str | None = None,
+    ) -> None:
+        self.runs = runs
+        self.blobs = blobs
+        self.lease_s = lease_s
+        self.concurrency = concurrency
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+
+    async def execute(
+        self,
+        run: Run,
+        inputs: RunInputs,
+        cancel: asyncio.Event,
+        on_progress: Progress | None = None,
+    ) -> str:
+        """Run (or resume) ``run`` to its end; returns the final status."""
+        lease = await self.runs.acquire(run.id, self.holder, self.lease_s)
+        if lease is None and await self._holder_is_dead(run.owner_id, run.id):
+            lease = await self.runs.acquire(run.id, self.holder, self.lease_s)
+        if lease is None:
+            raise RunBusy(
+                f"run {run.id} is being executed by another process; if that process died, "
+                f"resume again after its lease expires (at most {self.lease_s:g}s)"
+            )
+        heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
+        try:
+            return await self._execute(run, lease, inputs, cancel, on_progress)
+        except LeaseLost:
+            log.warning("run %s: lease taken over; stopping", run.id)
+            return "interrupted"
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.runs.finish(lease, "interrupted"))
+            raise
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.runs.finish(lease, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _execute(
+        self,
+        run: Run,
+        lease: RunLease,
+        inputs: RunInputs,
+        cancel: asyncio.Event,
+        on_progress: Progress | None,
+    ) -> str:
+        params = chunk_params(run)
+        chunks = chunk_text(
+            inputs.text, ChunkParams(params.size, params.overlap, params.batch_size)
+        )
+        plan = make_batches(chunks, params.batch_size)
+        next_start = {chunk.index: after.start for chunk, after in itertools.pairwise(chunks)}
+        await self.runs.set_plan(
+            lease,
+            len(plan),
+            {
+                "chunk_size": params.size,
+                "chunk_overlap": params.overlap,
+                "batch_size": params.batch_size,
+            },
+        )
+        done = await self.runs.done_batches(run.id)
+        pending = [i for i in range(len(plan)) if i not in done]
+        state = {"done": len(done), "failed": 0}
+        entities = run.entities_found
+
+        def report() -> None:
+            if on_progress is not None:
+                on_progress(
+                    RunProgress(len(plan), state["done"], state["failed"], entities, len(done))
+                )
+
+        report()
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in pending:
+            queue.put_nowait(index)
+
+        async def work() -> None:
+            nonlocal entities
+            while not cancel.is_set():
+                try:
+                    index = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                try:
+                    result = await self._extract(plan[index], inputs, next_start)
+                    encoded = encode_result(plan[index][0].start, result)
+                    keys = sorted({e.key for e in result.entities})
+                    found = await self.runs.save_batch(lease, index, encoded, keys)
+                    if found is not None:
+                        state["done"] += 1
+                        entities = found
+                except (LeaseLost, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    log.warning("run %s batch %d failed: %s", run.id, index, exc)
+                    await self.runs.fail_batch(lease, index, f"{type(exc).__name__}: {exc}")
+                    state["failed"] += 1
+                report()
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(self.concurrency, len(pending)))):
+                group.create_task(work())
+        if cancel.is_set() and state["done"] < len(plan):
+            await self.runs.finish(lease, "cancelled")
+            return "cancelled"
+        if state["failed"]:
+            await self.runs.finish(
+                lease,
+                "failed",
+                error=f"{state['failed']} batch(es) failed; `genkeep runs resume` retries them",
+            )
+            return "failed"
+        outputs = await write_outputs(
+            self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
+        )
+        await self.runs.finish(lease, "completed", outputs=outputs)
+        return "completed"
+
+    async def _extract(
+        self, batch: list[Chunk], inputs: RunInputs, next_start: dict[int, int]
+    ) -> ChunkResult:
+        entities: list[Entity] = []
+        relations: list[Relation] = []
+        for chunk in batch:
+            found = await inputs.extractor.extract(chunk, inputs.index)
+            following = next_start.get(chunk.index)
+            for entity in found.entities:
+                # A mention touching the inner edge of a chunk may be cut short ("New York"
+                # of "New York City"); the next chunk, which overlaps it, sees it whole.
+                if (
+                    following is not None
+                    and entity.end == chunk.end
+                    and (entity.start is not None and entity.start >= following)
+                ):
+                    continue
+                entities.append(entity)
+            relations.extend(found.relations)
+        return merge_chunk_results([ChunkResult(entities, relations)])
+
+    async def _holder_is_dead(self, owner_id: str, run_id: str) -> bool:
+        """A holder on this host whose process is gone (killed, crashed) frees its lease now."""
+        current = await self.runs.get(owner_id, run_id)
+        if current is None or current.holder is None or current.lease_token is None:
+            return False
+        host, _, pid = current.holder.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log.warning("run %s: its holder %s is gone; taking over", run_id, current.holder)
+            return await self.runs.break_lease(run_id, current.lease_token)
+        except PermissionError:
+            return False
+        return False
+
+    async def _heartbeat(self, lease: RunLease, cancel: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                if await self.runs.heartbeat(lease, self.lease_s):
+                    cancel.set()
+            except LeaseLost:
+                cancel.set()
+                return
+            except Exception:
+                log.exception("run %s heartbeat failed; retrying", lease.run_id)

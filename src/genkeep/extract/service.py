@@ -1,0 +1,143 @@
+"""Starting and resuming runs: the manifest (I7), its checks on resume, and run inputs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from genkeep.blobs import BlobStore
+from genkeep.config import Settings
+from genkeep.db.models import Run
+from genkeep.db.runs import RunStore
+from genkeep.errors import BadInput, Conflict
+from genkeep.extract.builtin import BuiltinExtractor
+from genkeep.extract.index import IndexCache
+from genkeep.extract.llm import LlmCache, LlmExtractor
+from genkeep.extract.model import ChunkParams, Extractor
+from genkeep.extract.ontology import Ontology, load_ontology
+from genkeep.extract.runner import RunInputs
+from genkeep.generate.normalize import sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+class ManifestMismatch(Conflict):
+    code = "manifest-mismatch"
+    title = "The run was started with different inputs"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    text: str
+    input_name: str
+    ontology: bytes
+    ontology_name: str
+    params: ChunkParams
+
+
+class ExtractionService:
+    """Creates runs with their manifest and rebuilds a run's inputs for execution."""
+
+    def __init__(
+        self,
+        runs: RunStore,
+        blobs: BlobStore,
+        extractors: dict[str, Extractor],
+        index_cache: IndexCache | None = None,
+    ) -> None:
+        self.runs = runs
+        self.blobs = blobs
+        self.extractors = extractors
+        self.index_cache = index_cache or IndexCache()
+
+    def extractor(self, name: str) -> Extractor:
+        found = self.extractors.get(name)
+        if found is None:
+            raise BadInput(
+                f"unknown extractor {name!r}; known: {', '.join(sorted(self.extractors))}"
+            )
+        return found
+
+    async def create(
+        self,
+        owner_id: str,
+        request: RunRequest,
+        extractor_name: str,
+        job_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Store the input and ontology and a run whose manifest pins them."""
+        ontology = load_ontology(request.ontology, name=request.ontology_name)
+        extractor = self.extractor(extractor_name)
+        params = request.params
+        if params.size < 1 or not 0 <= params.overlap < params.size or params.batch_size < 1:
+            raise BadInput("chunk size must be >= 1, 0 <= overlap < chunk size, batch size >= 1")
+        await self.runs.save_ontology(ontology.content_hash, ontology.canonical.decode("utf-8"))
+        data = request.text.encode("utf-8")
+        digest = sha256_hex(data)
+        key = f"owners/{owner_id}/inputs/{digest}"
+        await self.blobs.put(key, data, content_type="text/plain; charset=utf-8")
+        manifest: dict[str, Any] = {
+            "job_id": job_id,
+            "input_name": request.input_name[:255],
+            "input_sha256": digest,
+            "input_blob_key": key,
+            "input_chars": len(request.text),
+            "ontology_hash": ontology.content_hash,
+            "extractor_name": extractor.name,
+            "extractor_version": extractor.version,
+            "chunk_size": params.size,
+            "chunk_overlap": params.overlap,
+            "batch_size": params.batch_size,
+        }
+        return await self.runs.create(owner_id, manifest, run_id)
+
+    async def inputs(
+        self,
+        run: Run,
+        *,
+        text: str | None = None,
+        ontology: bytes | None = None,
+        ontology_name: str = "",
+    ) -> RunInputs:
+        """The run's inputs, checked against its manifest; a changed input is refused."""
+        extractor = self.extractor(run.extractor_name)
+        if extractor.version != run.extractor_version:
+            raise ManifestMismatch(
+                f"run {run.id} was extracted with {run.extractor_name} {run.extractor_version}, "
+                f"this genkeep has {extractor.version}; start a new run"
+            )
+        if text is None:
+            text = (await self.blobs.get(run.input_blob_key)).decode("utf-8")
+        if sha256_hex(text.encode("utf-8")) != run.input_sha256:
+            raise ManifestMismatch(
+                f"the input differs from the one run {run.id} started with "
+                f"(sha256 {run.input_sha256[:12]}…); start a new run"
+            )
+        loaded: Ontology
+        if ontology is not None:
+            loaded = load_ontology(ontology, name=ontology_name)
+            if loaded.content_hash != run.ontology_hash:
+                raise ManifestMismatch(
+                    f"the ontology differs from the one run {run.id} started with; start a new run"
+                )
+        else:
+            canonical = await self.runs.ontology(run.ontology_hash)
+            if canonical is None:
+                raise ManifestMismatch(f"the ontology of run {run.id} is not stored any more")
+            loaded = load_ontology(canonical.encode("utf-8"), fmt="nt", name="stored.nt")
+        index = self.index_cache.get(loaded)
+        return RunInputs(text=text, index=index, ontology_ttl=loaded.canonical, extractor=extractor)
+
+
+def default_extractors(
+    settings: Settings | None = None, cache: LlmCache | None = None
+) -> dict[str, Extractor]:
+    """The built-in extractor, and the LLM extractor when a model is configured."""
+    builtin = BuiltinExtractor()
+    extractors: dict[str, Extractor] = {builtin.name: builtin, "builtin": builtin}
+    if settings is not None and settings.extract_llm_model and cache is not None:
+        llm = LlmExtractor.from_settings(settings, model=settings.extract_llm_model, cache=cache)
+        extractors[llm.name] = extractors["llm"] = llm
+    return extractors

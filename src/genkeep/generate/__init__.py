@@ -1,0 +1,1 @@
+"""Generate once: normalization, read-first single-flight service, generator backends."""

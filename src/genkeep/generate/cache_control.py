@@ -1,0 +1,46 @@
+"""Per-request cache directives, parsed from ``Cache-Control`` or given explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from genkeep.errors import BadInput
+
+
+@dataclass(frozen=True, slots=True)
+class CacheControl:
+    """``no_cache``: generate a new version; ``no_store``: persist nothing; ``max_age``: seconds."""
+
+    no_cache: bool = False
+    no_store: bool = False
+    max_age: float | None = None
+
+    @classmethod
+    def parse(cls, header: str | None) -> CacheControl:
+        """Read the directives genkeep honours; unknown directives are ignored as RFC 9111 says."""
+        no_cache = no_store = False
+        max_age: float | None = None
+        for part in (header or "").split(","):
+            name, _, value = part.strip().partition("=")
+            name = name.strip().lower()
+            if name == "no-cache":
+                no_cache = True
+            elif name == "no-store":
+                no_store = True
+            elif name == "max-age":
+                value = value.strip().strip('"')
+                if not value.isdigit():
+                    raise BadInput(f"Cache-Control max-age must be whole seconds, got {value!r}")
+                max_age = float(value)
+        return cls(no_cache=no_cache, no_store=no_store, max_age=max_age)
+
+    def accepts(self, created_at: datetime, requested_at: datetime, now: datetime) -> bool:
+        """Whether a result stored at ``created_at`` may answer a request made at ``requested_at``.
+
+        With no-cache only a result committed after the request arrived will do: one that a
+        concurrent generation produced for it, never one that already existed.
+        """
+        if self.no_cache and created_at < requested_at:
+            return False
+        return self.max_age is None or now - created_at <= timedelta(seconds=self.max_age)

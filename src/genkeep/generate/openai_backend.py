@@ -1,0 +1,91 @@
+"""The OpenAI-compatible generator: chat completions through the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai import omit
+from openai.types.chat import ChatCompletionMessageParam
+
+from genkeep.config import GeneratorProfile, Settings
+from genkeep.errors import GenerationFailed
+from genkeep.generate.generator import Generation
+from genkeep.openai_client import ChatClient
+
+
+class OpenAIGenerator:
+    """One ``AsyncOpenAI`` client; the SDK retries 408/409/429/5xx, timeouts and lost connections.
+
+    Retries back off exponentially with jitter (0.5 s doubling, at most 8 s) unless the server
+    sends ``retry-after-ms`` or ``Retry-After`` (honoured up to 120 s).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout_s: float,
+        max_retries: int,
+    ) -> None:
+        self._chat = ChatClient(
+            base_url=base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            who="generator",
+            purpose="the openai backend",
+            error=GenerationFailed,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIGenerator:
+        key = settings.openai_api_key
+        return cls(
+            base_url=settings.openai_base_url,
+            api_key=key.get_secret_value() if key is not None else None,
+            timeout_s=settings.openai_timeout_s,
+            max_retries=settings.openai_max_retries,
+        )
+
+    async def generate(self, prompt: str, profile: GeneratorProfile) -> Generation:
+        messages: list[ChatCompletionMessageParam] = []
+        if profile.system_prompt:
+            messages.append({"role": "system", "content": profile.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        completion = await self._chat.complete(
+            model=profile.model,
+            messages=messages,
+            temperature=profile.temperature if profile.temperature is not None else omit,
+            max_tokens=profile.max_tokens if profile.max_tokens is not None else omit,
+        )
+        return _to_generation(completion, profile)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._chat.aclose()
+
+
+def _to_generation(completion: Any, profile: GeneratorProfile) -> Generation:
+    """Validate by hand: without strict validation the SDK returns text or partial objects."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise GenerationFailed("generator's answer is not a chat completion", reason="bad-body")
+    content = getattr(getattr(choices[0], "message", None), "content", None)
+    if not isinstance(content, str) or not content.strip():
+        finish = str(getattr(choices[0], "finish_reason", None))[:40]
+        raise GenerationFailed(
+            f"generator sent empty content (finish_reason={finish})", reason="empty"
+        )
+    model = getattr(completion, "model", None)
+    usage = getattr(completion, "usage", None)
+    return Generation(
+        content=content,
+        model=model if isinstance(model, str) and model else profile.model,
+        prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
+        completion_tokens=_count(getattr(usage, "completion_tokens", None)),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None

@@ -1,0 +1,88 @@
+"""The official OpenAI SDK, as the generator and the LLM extractor both use it: one client
+set-up (timeouts, the SDK's retries with backoff on 429/5xx) and one error mapping whose
+messages never carry a key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from openai import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncOpenAI,
+    OpenAIError,
+)
+
+from genkeep.errors import ConfigurationError, GenkeepError
+
+_MAX_DETAIL_CHARS = 200
+
+
+class ChatClient:
+    """Chat completions against one OpenAI-compatible endpoint; failures raise ``error``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout_s: float,
+        max_retries: int,
+        who: str,
+        purpose: str,
+        error: type[GenkeepError],
+    ) -> None:
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._max_retries = max_retries
+        self._who = who
+        self._error = error
+        try:
+            self._client = AsyncOpenAI(
+                base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries
+            )
+        except OpenAIError as exc:
+            # Missing credentials: the message names settings, never a key value.
+            raise ConfigurationError(
+                f"{purpose} needs GENKEEP_OPENAI_API_KEY (or OPENAI_API_KEY)"
+            ) from exc
+
+    async def complete(self, **request: Any) -> Any:
+        """``chat.completions.create(**request)``, with every failure as one clear error."""
+        who, error = self._who, self._error
+        try:
+            return await self._client.chat.completions.create(**request)
+        except APITimeoutError as exc:
+            raise error(
+                f"{who} timed out ({self._timeout_s:g}s per attempt, {self._max_retries} retries)",
+                reason="timeout",
+            ) from exc
+        except APIConnectionError as exc:
+            raise error(f"could not connect to the {who}", reason="connection") from exc
+        except APIStatusError as exc:
+            # No chaining: the SDK's message embeds the raw body, which may echo credentials.
+            raise error(
+                f"{who} answered {exc.status_code}: {self._short_message(exc.body)}",
+                reason="status",
+                upstream_status=exc.status_code,
+                request_id=exc.request_id,
+            ) from None
+        except json.JSONDecodeError:
+            # The SDK parses any body labelled JSON and lets the decode error through.
+            raise error(f"{who} sent a body that is not JSON", reason="bad-body") from None
+        except OpenAIError as exc:
+            raise error(f"{who} call failed: {type(exc).__name__}", reason="client") from None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+    def _short_message(self, body: object) -> str:
+        """The server's own message on one bounded line, with the key masked if it was echoed."""
+        message = body.get("message") if isinstance(body, dict) else body
+        text = " ".join(str(message).split()) if message else "no message"
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        return text[:_MAX_DETAIL_CHARS]

@@ -1,0 +1,84 @@
+"""Everything a process needs, opened once at start-up and shared by API, workers and CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genkeep.blobs import BlobStore, open_blob_store
+from genkeep.config import Settings
+from genkeep.db.artifacts import ArtifactStore
+from genkeep.db.database import Database
+from genkeep.db.jobs import JobStore
+from genkeep.db.keys import ApiKeyStore
+from genkeep.db.migrate import ensure_current
+from genkeep.db.notify import Wakeups
+from genkeep.db.prompts import PromptStore
+from genkeep.db.runs import DbLlmCache, RunStore
+from genkeep.db.tasks import TaskStore
+from genkeep.extract.service import ExtractionService, default_extractors
+from genkeep.generate.backends import build_generators
+from genkeep.generate.service import GenerateService
+from genkeep.runtime import check_durable
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    prompts: PromptStore
+    generate: GenerateService
+    keys: ApiKeyStore
+    jobs: JobStore
+    tasks: TaskStore
+    artifacts: ArtifactStore
+    runs: RunStore
+    extraction: ExtractionService
+    blobs: BlobStore
+    wakeups: Wakeups
+
+
+async def open_services(settings: Settings) -> Services:
+    """Connect and check everything; raise a GenkeepError if this process cannot run."""
+    check_durable(settings)
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        await ensure_current(database)
+        generators = build_generators(settings)
+        blobs = await open_blob_store(settings)
+    except BaseException:
+        await database.dispose()
+        raise
+    prompts = PromptStore(database)
+    artifacts = ArtifactStore(database, settings.artifact_retention_days)
+    wakeups = Wakeups(database)
+    runs = RunStore(database)
+    extractors = default_extractors(settings, DbLlmCache(database))
+    return Services(
+        settings=settings,
+        database=database,
+        prompts=prompts,
+        generate=GenerateService(prompts, settings, generators),
+        keys=ApiKeyStore(database),
+        jobs=JobStore(database),
+        tasks=TaskStore(database, artifacts, on_submit=wakeups.notify_local),
+        artifacts=artifacts,
+        runs=runs,
+        extraction=ExtractionService(runs, blobs, extractors),
+        blobs=blobs,
+        wakeups=wakeups,
+    )
+
+
+async def close_services(services: Services) -> None:
+    await services.generate.aclose()
+    for generator in services.generate.generators.values():
+        close = getattr(generator, "aclose", None)
+        if close is not None:
+            await close()
+    for extractor in set(services.extraction.extractors.values()):
+        close = getattr(extractor, "aclose", None)
+        if close is not None:
+            await close()
+    await services.wakeups.stop()
+    await services.blobs.aclose()
+    await services.database.dispose()

@@ -1,0 +1,74 @@
+"""The retention sweep: expired non-latest artifacts, then orphan blobs (crash-safe).
+
+A row is deleted before its blob, so a crash leaves at worst an orphan blob, never a row
+pointing at nothing; orphans are collected on the next run. A task's blob counts as an
+orphan only once its task is finished or gone, so files of running tasks are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from genkeep.db.jobs import existing_job_ids
+from genkeep.db.tasks import FINISHED, task_statuses
+from genkeep.db.types import utcnow
+from genkeep.services import Services
+
+_TASK_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/tasks/(?P<task>[^/]+)/")
+_FILE_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/files/")
+
+
+@dataclass
+class SweepReport:
+    artifacts_deleted: int = 0
+    blobs_deleted: int = 0
+    orphans_deleted: int = 0
+
+
+async def sweep(services: Services, *, batch: int = 500) -> SweepReport:
+    report = SweepReport()
+    while True:
+        keys = await services.artifacts.delete_expired(utcnow(), limit=batch)
+        report.artifacts_deleted += len(keys)
+        for key in keys:
+            await services.blobs.delete(key)
+            report.blobs_deleted += 1
+        if len(keys) < batch:
+            break
+    report.orphans_deleted = await collect_orphans(services, batch=batch)
+    return report
+
+
+async def collect_orphans(services: Services, *, batch: int = 500) -> int:
+    deleted = 0
+    pending: list[str] = []
+    async for key in services.blobs.list_keys("owners/"):
+        pending.append(key)
+        if len(pending) >= batch:
+            deleted += await _delete_orphans(services, pending)
+            pending = []
+    if pending:
+        deleted += await _delete_orphans(services, pending)
+    return deleted
+
+
+async def _delete_orphans(services: Services, keys: list[str]) -> int:
+    referenced = await services.artifacts.referenced_blob_keys(keys)
+    candidates = [k for k in keys if k not in referenced]
+    task_ids = [m["task"] for k in candidates if (m := _TASK_BLOB.match(k))]
+    job_ids = [m["job"] for k in candidates if (m := _FILE_BLOB.match(k))]
+    statuses = await task_statuses(services.database, task_ids)
+    jobs = await existing_job_ids(services.database, job_ids)
+    deleted = 0
+    for key in candidates:
+        if (task := _TASK_BLOB.match(key)) is not None:
+            orphan = statuses.get(task["task"], "gone") in (*FINISHED, "gone")
+        elif (file := _FILE_BLOB.match(key)) is not None:
+            orphan = file["job"] not in jobs
+        else:
+            orphan = False
+        if orphan:
+            await services.blobs.delete(key)
+            deleted += 1
+    return deleted

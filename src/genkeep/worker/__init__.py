@@ -1,0 +1,1 @@
+"""Workers: the claim loop, leases and heartbeats, retries, and task handlers."""

@@ -1,0 +1,135 @@
+"""The ``export`` task: render a job's sections or a stored result into versioned artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from genkeep.db.artifacts import NewArtifact
+from genkeep.db.models import Job
+from genkeep.errors import BadInput, GateClosed
+from genkeep.export import ExportFormat, ExportMeta, render
+from genkeep.generate.canonical import persisted_content, title_of
+from genkeep.generate.normalize import sha256_hex
+from genkeep.worker.context import TaskContext, TaskOutput
+from genkeep.worker.registry import register
+
+
+class ExportPayload(BaseModel):
+    """Formats to render and the source: a result, a prompt's latest result, or the sections."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formats: list[ExportFormat] = Field(min_length=1, max_length=4)
+    result_id: str | None = None
+    prompt_id: str | None = None
+    title: str | None = Field(None, max_length=300)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExportPayload:
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats must not repeat")
+        if self.result_id and self.prompt_id:
+            raise ValueError("give result_id or prompt_id, not both")
+        return self
+
+    @property
+    def uses_sections(self) -> bool:
+        return self.result_id is None and self.prompt_id is None
+
+
+def validate(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return ExportPayload.model_validate(payload).model_dump(exclude_none=True)
+    except ValueError as exc:
+        raise BadInput(f"invalid export payload: {exc}".replace("\n", " ")) from None
+
+
+def check_gates(job: Job, payload: dict[str, Any]) -> None:
+    """Sections are exported only when confirmed and the schema is clean (documented rule)."""
+    if not ExportPayload.model_validate(payload).uses_sections:
+        return
+    if not job.sections_confirmed:
+        raise GateClosed("the job's sections are not confirmed; confirm them before exporting")
+    if job.schema_dirty:
+        raise GateClosed("the job's schema changed since the sections were made (schema_dirty)")
+    if not job.sections:
+        raise GateClosed("the job has no sections to export")
+
+
+def sections_markdown(job: Job) -> str:
+    parts = [f"# {job.title}\n"]
+    for section in job.sections:
+        parts.append(f"## {section['title']}\n\n{section['content'].strip()}\n")
+    return "\n".join(parts)
+
+
+@register("export", validate)
+async def export(context: TaskContext) -> TaskOutput:
+    payload = ExportPayload.model_validate(context.task.payload)
+    services, task = context.services, context.task
+    await context.progress("loading", 0.05)
+    job = await services.jobs.require(task.owner_id, task.job_id)
+    if payload.uses_sections:
+        check_gates(job, context.task.payload)
+        content = sections_markdown(job)
+        meta = ExportMeta(None, None, sha256_hex(content), "sections", persisted=True)
+    else:
+        result = await persisted_content(
+            services.prompts,
+            task.owner_id,
+            result_id=payload.result_id,
+            prompt_id=payload.prompt_id,
+        )
+        content = result.content
+        meta = ExportMeta(result.id, result.prompt_id, result.content_sha256, result.source, True)
+    title = payload.title or title_of(content, job.title)
+    files: list[tuple[str, bytes, str]] = []
+    for index, fmt in enumerate(payload.formats):
+        await context.progress(f"rendering {fmt}", 0.1 + 0.7 * index / len(payload.formats))
+        rendered = await asyncio.to_thread(render, content, fmt, title=title, meta=meta)
+        files.append((f"{_slug(title)}.{rendered.extension}", rendered.data, rendered.media_type))
+    await context.progress("storing", 0.85)
+    kind: str = payload.formats[0]
+    is_zip = len(files) > 1
+    if not is_zip:
+        name, data, media_type = files[0]
+    else:
+        name, data, media_type = f"{_slug(title)}.zip", _zip(files), "application/zip"
+        kind = "zip"
+    info = await services.blobs.put(context.blob_key(name), data, content_type=media_type)
+    artifact = NewArtifact(
+        kind=kind,
+        blob_key=info.key,
+        filename=name,
+        media_type=media_type,
+        size=info.size,
+        sha256=info.sha256,
+        is_zip=is_zip,
+        source_result_id=meta.result_id,
+        source_sha256=meta.content_sha256,
+    )
+    return TaskOutput(
+        result={"formats": payload.formats, "source_sha256": meta.content_sha256},
+        artifacts=[artifact],
+    )
+
+
+def _zip(files: list[tuple[str, bytes, str]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data, _ in files:
+            # A fixed timestamp keeps bundles of the same content byte-identical.
+            bundle.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def _slug(title: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+    while "--" in cleaned:
+        cleaned = cleaned.replace("--", "-")
+    return cleaned[:60] or "export"

@@ -1,0 +1,112 @@
+"""The ``extract`` task: a durable extraction run whose final graph becomes versioned artifacts.
+
+The run's id is the task's id, so a retried attempt resumes the same run from its last
+checkpoint instead of starting over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genkeep.db.artifacts import NewArtifact
+from genkeep.errors import BadInput, TaskCancelled
+from genkeep.extract.model import ChunkParams
+from genkeep.extract.outputs import DOCUMENTS
+from genkeep.extract.runner import ExtractionRunner, RunProgress
+from genkeep.extract.service import RunRequest
+from genkeep.worker.context import TaskContext, TaskOutput
+from genkeep.worker.registry import register
+
+ARTIFACT_KINDS = {"turtle": "ttl", "jsonld": "jsonld", "jsonl": "jsonl"}
+
+
+class ExtractPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    ontology: str = Field(min_length=1)
+    ontology_name: str = "ontology.ttl"
+    input_name: str = "input.txt"
+    extractor: str = "builtin"
+    chunk_size: int = Field(4000, ge=1)
+    overlap: int = Field(200, ge=0)
+    batch_size: int = Field(8, ge=1)
+
+
+def validate(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        checked = ExtractPayload.model_validate(payload)
+    except ValueError as exc:
+        raise BadInput(f"invalid extract payload: {exc}".replace("\n", " ")) from None
+    if checked.overlap >= checked.chunk_size:
+        raise BadInput("overlap must be smaller than chunk_size")
+    return checked.model_dump()
+
+
+@register("extract", validate)
+async def extract(context: TaskContext) -> TaskOutput:
+    payload = ExtractPayload.model_validate(context.task.payload)
+    services, task = context.services, context.task
+    run = await services.runs.get(task.owner_id, task.id)
+    if run is None:
+        request = RunRequest(
+            payload.text,
+            payload.input_name,
+            payload.ontology.encode("utf-8"),
+            payload.ontology_name,
+            ChunkParams(payload.chunk_size, payload.overlap, payload.batch_size),
+        )
+        run = await services.extraction.create(
+            task.owner_id, request, payload.extractor, job_id=task.job_id, run_id=task.id
+        )
+    inputs = await services.extraction.inputs(run)
+    settings = services.settings
+    runner = ExtractionRunner(
+        services.runs,
+        services.blobs,
+        lease_s=settings.extract_lease_s,
+        concurrency=settings.extract_concurrency,
+    )
+    cancel = asyncio.Event()
+    latest: list[RunProgress] = []
+    execution = asyncio.create_task(runner.execute(run, inputs, cancel, latest.append))
+    try:
+        while not execution.done():
+            await asyncio.wait({execution}, timeout=0.5)
+            if latest and not execution.done():
+                state = latest[-1]
+                fraction = state.done / state.total if state.total else 0.0
+                try:
+                    await context.progress(f"batches {state.done}/{state.total}", 0.9 * fraction)
+                except TaskCancelled:
+                    cancel.set()  # the run stops at its next batch boundary
+        status = execution.result()
+    finally:
+        if not execution.done():
+            execution.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await execution
+    if status == "cancelled":
+        raise TaskCancelled(task.id)
+    if status != "completed":
+        finished = await services.runs.require(task.owner_id, run.id)
+        raise RuntimeError(f"extraction run {run.id} {status}: {finished.error}")
+    await context.progress("storing graph", 0.95)
+    finished = await services.runs.require(task.owner_id, run.id)
+    assert finished.outputs is not None
+    artifacts = []
+    for name, kind in ARTIFACT_KINDS.items():
+        document = finished.outputs[name]
+        data = await services.blobs.get(document["key"])
+        filename, media_type = DOCUMENTS[name]
+        info = await services.blobs.put(context.blob_key(filename), data, content_type=media_type)
+        artifacts.append(NewArtifact(kind, info.key, filename, media_type, info.size, info.sha256))
+    counts = finished.outputs["counts"]
+    return TaskOutput(
+        result={"run_id": run.id, **counts, "conforms": finished.outputs["validation"]["conforms"]},
+        artifacts=artifacts,
+    )

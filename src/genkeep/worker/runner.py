@@ -1,0 +1,196 @@
+"""The worker: claims tasks, runs handlers under a heartbeat, retries with backoff.
+
+A handler runs as its own asyncio task next to a heartbeat that renews the lease every
+third of it. If the heartbeat finds the lease taken over, the handler is cancelled and
+nothing it produced is committed (every write is fenced by the lease token). On shutdown
+the worker stops claiming, gives running tasks a grace period, then releases the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from genkeep.db.models import Task
+from genkeep.db.tasks import Lease
+from genkeep.db.types import utcnow
+from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
+from genkeep.services import Services
+from genkeep.worker.context import TaskContext, TaskOutput
+from genkeep.worker.registry import handler_for
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self, services: Services, *, worker_id: str | None = None, concurrency: int | None = None
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency or self.settings.worker_concurrency
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[str, Lease] = {}
+        self._lost: set[str] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop claiming; ``run`` then drains and returns."""
+        self._stopping.set()
+        self.services.wakeups.notify_local()
+
+    async def run(self) -> None:
+        await self.services.wakeups.start()
+        loop = asyncio.get_running_loop()
+        next_reap = loop.time()
+        try:
+            while not self._stopping.is_set():
+                if loop.time() >= next_reap:
+                    # Any worker may requeue tasks whose worker died; the UPDATE is atomic.
+                    next_reap = loop.time() + self.settings.task_lease_s / 3
+                    try:
+                        await self.services.tasks.reap_expired()
+                    except Exception:
+                        log.exception("reaping expired leases failed; retrying")
+                free = self.concurrency - len(self._running)
+                claimed = []
+                if free > 0:
+                    try:
+                        claimed = await self.services.tasks.claim(
+                            self.worker_id, self.settings.task_lease_s, free
+                        )
+                    except Exception:
+                        log.exception("claiming tasks failed; retrying")
+                for task, lease in claimed:
+                    self._start(task, lease)
+                if not claimed or free <= len(claimed):
+                    wait = min(self.settings.task_poll_s, max(next_reap - loop.time(), 0.01))
+                    await self.services.wakeups.wait(wait)
+        finally:
+            await self._drain()
+
+    def _start(self, task: Task, lease: Lease) -> None:
+        self._leases[task.id] = lease
+        runner = asyncio.create_task(self._run(task, lease), name=f"task:{task.id}")
+        self._running[task.id] = runner
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(task.id, None)
+            self._leases.pop(task.id, None)
+            self._lost.discard(task.id)
+            self.services.wakeups.notify_local()  # a slot is free
+
+        runner.add_done_callback(done)
+
+    async def _drain(self) -> None:
+        if self._running:
+            log.info(
+                "waiting up to %ss for %d running tasks",
+                self.settings.worker_shutdown_grace_s,
+                len(self._running),
+            )
+            _, pending = await asyncio.wait(
+                list(self._running.values()), timeout=self.settings.worker_shutdown_grace_s
+            )
+            for runner in pending:
+                runner.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _run(self, task: Task, lease: Lease) -> None:
+        tasks = self.services.tasks
+        handler = handler_for(task.kind)
+        context = TaskContext(task=task, lease=lease, tasks=tasks, services=self.services)
+        try:
+            if handler is None:
+                await tasks.fail(lease, f"no handler for task kind {task.kind!r}", None)
+                return
+            remaining = (task.timeout_at - utcnow()).total_seconds() if task.timeout_at else None
+            if remaining is not None and remaining <= 0:
+                await tasks.fail(lease, "timed out before it could run", None)
+                return
+            work = asyncio.create_task(self._handle(handler, context, remaining))
+            heartbeat = asyncio.create_task(self._heartbeat(context, work))
+            try:
+                output = await work
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            await tasks.complete(lease, output.result, output.artifacts)
+        except TaskCancelled:
+            await self._quietly(tasks.mark_cancelled(lease))
+        except LeaseLost:
+            log.warning("task %s: lease taken over; its output is discarded", task.id)
+        except asyncio.CancelledError:
+            if task.id in self._lost:
+                log.warning("task %s: lease taken over mid-run; stopped", task.id)
+                return
+            # Shutting down: give the task back so nothing stays running.
+            await self._quietly(asyncio.shield(tasks.release(lease)))
+            raise
+        except TimeoutError:
+            await self._quietly(tasks.fail(lease, "timed out", None))
+        except (GenkeepError, ValidationError) as exc:
+            # Deterministic errors (bad payload, missing data, closed gate) won't improve.
+            detail = exc.detail if isinstance(exc, GenkeepError) else str(exc)
+            await self._quietly(tasks.fail(lease, detail, None))
+        except Exception as exc:
+            log.exception("task %s attempt %d failed", task.id, task.attempts)
+            await self._quietly(
+                tasks.fail(lease, f"{type(exc).__name__}: {exc}", self._retry_at(task))
+            )
+
+    async def _handle(
+        self,
+        handler: object,
+        context: TaskContext,
+        remaining: float | None,
+    ) -> TaskOutput:
+        assert callable(handler)
+        async with asyncio.timeout(remaining):
+            output: TaskOutput = await handler(context)
+            return output
+
+    async def _heartbeat(self, context: TaskContext, work: asyncio.Task[TaskOutput]) -> None:
+        interval = self.settings.task_lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.services.tasks.heartbeat(context.lease, self.settings.task_lease_s):
+                    context.cancel_requested = True
+            except LeaseLost:
+                self._lost.add(context.task.id)
+                work.cancel()
+                return
+            except Exception:
+                log.exception("heartbeat for task %s failed; retrying", context.task.id)
+
+    def _retry_at(self, task: Task) -> datetime | None:
+        if task.attempts >= task.max_attempts:
+            return None
+        delay = min(
+            self.settings.task_backoff_base_s * 2 ** (task.attempts - 1),
+            self.settings.task_backoff_max_s,
+        )
+        return utcnow() + timedelta(seconds=delay)
+
+    @staticmethod
+    async def _quietly(write: object) -> None:
+        try:
+            await write  # type: ignore[misc]
+        except LeaseLost:
+            log.warning("a write was fenced out: the lease had been taken over")
+        except Exception:
+            log.exception("could not record a task's outcome; its lease will expire")

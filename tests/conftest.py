@@ -1,0 +1,192 @@
+"""Test harness: database tests run on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from ``GENKEEP_TEST_DATABASE_URL`` (default: the local server as user
+postgres). The session migrates one template database; each test gets a throwaway copy
+that is dropped after it. An unreachable server fails the run; it never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from genkeep.config import Settings
+from genkeep.db.database import Database
+from genkeep.db.migrate import upgrade
+from tests.support.postgres import DEFAULT_ADMIN_URL, admin, dsn
+from tests.support.server import Server, WorkerProcess
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def admin_url() -> str:
+    return os.environ.get("GENKEEP_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)
+
+
+async def _admin(sql: str) -> None:
+    await admin(admin_url(), sql)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except Exception as exc:
+        pytest.exit(
+            f"PostgreSQL is unreachable at {make_url(admin_url()).render_as_string()} ({exc}). "
+            "The tests need a real PostgreSQL server where they may create and drop databases: "
+            "start one, or point GENKEEP_TEST_DATABASE_URL at one "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/postgres).",
+            returncode=3,
+        )
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated database per backend, copied for each test."""
+    sqlite_file = tmp_path_factory.mktemp("template") / "template.db"
+    pg_name = f"genkeep_tpl_{uuid.uuid4().hex[:10]}"
+
+    async def build() -> None:
+        await _admin(f'CREATE DATABASE "{pg_name}"')
+        for url in (f"sqlite:///{sqlite_file}", dsn(admin_url(), pg_name)):
+            database = Database(url)
+            try:
+                await upgrade(database)
+            finally:
+                await database.dispose()
+
+    asyncio.run(build())
+    try:
+        yield {"sqlite": str(sqlite_file), "postgresql": pg_name}
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, templates: dict[str, str], tmp_path: Path
+) -> Iterator[str]:
+    """A freshly migrated, throwaway database on each backend."""
+    if request.param == "sqlite":
+        target = tmp_path / "genkeep.db"
+        shutil.copyfile(templates["sqlite"], target)
+        yield f"sqlite:///{target}"
+        return
+    name = f"genkeep_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{templates["postgresql"]}"'))
+    try:
+        yield dsn(admin_url(), name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def backend(db_url: str) -> str:
+    return "sqlite" if db_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, data_dir=tmp_path / "var", _env_file=None)
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    db = Database(db_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def process_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """What every genkeep subprocess of one test shares: database, blobs, signing key."""
+    return {
+        "GENKEEP_DATABASE_URL": db_url,
+        "GENKEEP_DATA_DIR": str(tmp_path / "var"),
+        "GENKEEP_LOG_LEVEL": "warning",
+        "GENKEEP_TASK_MODULES": '["tests.support.handlers"]',
+        "PYTHONPATH": str(REPO),
+        "GENKEEP_SIGNING_KEY": "e2e-signing-key-shared-by-every-process",
+    }
+
+
+@pytest.fixture
+def servers(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path
+) -> Iterator[Callable[..., Server]]:
+    """Start real ``genkeep serve`` processes on this test's database; logs shown on failure."""
+    started: list[Server] = []
+
+    def start(workers: int = 1, **env: str) -> Server:
+        index = len(started)
+        server = Server(
+            {**process_env(db_url, tmp_path), **env},
+            tmp_path / f"server{index}.log",
+            workers=workers,
+        )
+        server.env["GENKEEP_PUBLIC_URL"] = server.url
+        server.env["GENKEEP_DATA_DIR"] = str(tmp_path / f"var{index}")
+        server.env.setdefault("GENKEEP_BLOB_DIR", str(tmp_path / "blobs"))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+    _keep_logs(request, [(f"server {i} ({s.url})", s.log()) for i, s in enumerate(started)])
+
+
+@pytest.fixture
+def workers(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real ``genkeep worker`` processes on this test's database."""
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 4, **env: str) -> WorkerProcess:
+        base = {**process_env(db_url, tmp_path), "GENKEEP_BLOB_DIR": str(tmp_path / "blobs")}
+        process = WorkerProcess(
+            {**base, **env}, tmp_path / f"worker{len(started)}.log", concurrency
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+    _keep_logs(request, [(f"worker {i} (pid {w.pid})", w.log()) for i, w in enumerate(started)])
+
+
+def _keep_logs(request: pytest.FixtureRequest, logs: list[tuple[str, str]]) -> None:
+    """On failure, print each process's log (CI output shows it) and save it to test-artifacts/."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, text in logs:
+        safe = f"{request.node.name}-{name.split()[0]}{name.split()[1]}.log".replace("/", "_")
+        (ARTIFACTS / safe).write_text(text)
+        print(f"\n===== {name} log =====\n{text}")

@@ -1,0 +1,178 @@
+"""`genkeep extract` as a user runs it: a real process, SIGKILL mid-run, resume, same bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from genkeep.db.database import Database
+from tests.support.server import genkeep_command, run_cli
+
+pytestmark = pytest.mark.e2e
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+
+
+def big_text(target_bytes: int) -> str:
+    """About ``target_bytes`` of text: the sample's paragraphs, shuffled deterministically."""
+    paragraphs = [p for p in (SAMPLES / "text.md").read_text().split("\n\n") if p.strip()]
+    rng = random.Random(2026)
+    out: list[str] = []
+    size = 0
+    while size < target_bytes:
+        paragraph = rng.choice(paragraphs)
+        out.append(paragraph)
+        size += len(paragraph) + 2
+    return "\n\n".join(out)
+
+
+def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "GENKEEP_DATABASE_URL": db_url,
+        "GENKEEP_DATA_DIR": str(tmp_path / "var"),
+        "GENKEEP_EXTRACT_LEASE_S": "3",
+        **extra,
+    }
+
+
+def query(db_url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
+    async def read() -> list[tuple[object, ...]]:
+        database = Database(db_url)
+        try:
+            async with database.reading() as session:
+                return [tuple(row) for row in (await session.execute(text(sql), params)).all()]
+        finally:
+            await database.dispose()
+
+    return asyncio.run(read())
+
+
+def progress(db_url: str) -> tuple[int, int, str | None]:
+    rows = query(
+        db_url, "SELECT batches_done, total_batches, id FROM runs ORDER BY created_at DESC LIMIT 1"
+    )
+    if not rows:
+        return 0, 0, None
+    done, total, run_id = rows[0]
+    return int(str(done)), int(str(total)), str(run_id)
+
+
+def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "big.md"
+    source.write_text(big_text(2_000_000))
+    ontology = SAMPLES / "ontology.ttl"
+    env = env_for(db_url, tmp_path)
+    args = [
+        "extract",
+        str(source),
+        "--ontology",
+        str(ontology),
+        "--chunk-size",
+        "2000",
+        "--overlap",
+        "100",
+        "--batch-size",
+        "4",
+    ]
+    whole = run_cli([*args, "-o", str(tmp_path / "whole.ttl")], env, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    first_run = progress(db_url)[2]
+
+    process = subprocess.Popen(
+        [*genkeep_command(), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    total = 1
+    kill_at = random.Random().randint(5, 60)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        done, total, run_id = progress(db_url)
+        fresh = run_id not in (None, first_run)
+        if fresh and total and done >= min(kill_at, total // 2) and done > 0:
+            break
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    done_at_kill, total, run_id = progress(db_url)
+    assert run_id is not None and 0 < done_at_kill < total
+
+    resumed = run_cli(
+        ["runs", "resume", run_id, "-o", str(tmp_path / "resumed.ttl")], env, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "resumed.ttl").read_bytes() == (tmp_path / "whole.ttl").read_bytes()
+    [attempts] = query(
+        db_url, "SELECT max(attempts), count(*) FROM run_batches WHERE run_id = :r", r=run_id
+    )
+    # Every batch was committed exactly once: only what was in flight at the kill was redone.
+    assert attempts == (1, total)
+
+
+def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "mid.md"
+    source.write_text(big_text(400_000))
+    env = env_for(db_url, tmp_path)
+    process = subprocess.Popen(
+        [
+            *genkeep_command(),
+            "extract",
+            str(source),
+            "--ontology",
+            str(SAMPLES / "ontology.ttl"),
+            "--chunk-size",
+            "1000",
+            "--batch-size",
+            "2",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while progress(db_url)[0] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "genkeep runs resume" in stderr
+    done, total, run_id = progress(db_url)
+    assert run_id is not None and done < total
+    shown = run_cli(["runs", "show", run_id], env)
+    assert "cancelled" in shown.stdout
+    assert run_cli(["runs", "resume", run_id], env, timeout=300).returncode == 0
+    assert progress(db_url)[0] == total
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "extract"])
+def test_production_refuses_temporary_databases(command: str, tmp_path: Path) -> None:
+    env = {
+        "GENKEEP_ENV": "production",
+        "GENKEEP_DATABASE_URL": "sqlite:///:memory:",
+        "GENKEEP_DATA_DIR": str(tmp_path / "var"),
+    }
+    args = {
+        "serve": ["serve", "--port", "0"],
+        "worker": ["worker"],
+        "extract": [
+            "extract",
+            str(SAMPLES / "text.md"),
+            "--ontology",
+            str(SAMPLES / "ontology.ttl"),
+        ],
+    }[command]
+    for url in ("sqlite:///:memory:", f"sqlite:///{tmp_path / 'x.db'}"):
+        result = run_cli(args, {**env, "GENKEEP_DATABASE_URL": url}, timeout=60)
+        assert result.returncode != 0
+        assert "refusing to run in production" in result.stderr, result.stderr

@@ -1,0 +1,214 @@
+"""Real worker processes: many tasks, crashes (SIGKILL), shutdown (SIGTERM), pauses (SIGSTOP)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from genkeep.db.database import Database
+from genkeep.db.models import Artifact, ArtifactLatest, JobEvent, Task
+from tests.support.server import Server, WorkerProcess
+
+pytestmark = pytest.mark.e2e
+
+FAST_LEASE = {"GENKEEP_TASK_LEASE_S": "1", "GENKEEP_TASK_POLL_S": "0.2"}
+
+
+async def wait_for(
+    db_url: str, query: Any, predicate: Callable[[Any], bool], seconds: float = 60
+) -> Any:
+    database = Database(db_url)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            async with database.reading() as session:
+                value = (await session.execute(query)).all()
+            if predicate(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; last value {value!r}")
+            await asyncio.sleep(0.1)
+    finally:
+        await database.dispose()
+
+
+async def rows(db_url: str, query: Any) -> list[Any]:
+    database = Database(db_url)
+    try:
+        async with database.reading() as session:
+            return list((await session.execute(query)).all())
+    finally:
+        await database.dispose()
+
+
+async def test_three_workers_run_each_of_300_tasks_once(
+    servers: Callable[..., Server],
+    workers: Callable[..., WorkerProcess],
+    db_url: str,
+    backend: str,
+) -> None:
+    separate = backend == "postgresql"
+    server = servers(GENKEEP_SERVE_WORKER="false" if separate else "true")
+    if separate:
+        for _ in range(3):
+            workers(concurrency=4)
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=40)
+    ) as client:
+        result = (await client.post("/v1/generate", json={"prompt": "Export me"})).json()
+        jobs = [
+            (await client.post("/v1/jobs", json={"title": f"job {i}"})).json()["id"]
+            for i in range(10)
+        ]
+        body = {"kind": "export", "payload": {"formats": ["md"], "result_id": result["result_id"]}}
+        plan = [(jobs[i % 10], f"key-{i}") for i in range(300)]
+        submissions = plan * 2 + random.Random(7).sample(plan, 60)
+        random.Random(8).shuffle(submissions)
+        semaphore = asyncio.Semaphore(30)
+
+        async def submit(job_id: str, key: str) -> httpx.Response:
+            async with semaphore:
+                return await client.post(
+                    f"/v1/jobs/{job_id}/tasks", json=body, headers={"Idempotency-Key": key}
+                )
+
+        responses = await asyncio.gather(*[submit(j, k) for j, k in submissions])
+    assert {r.status_code for r in responses} <= {200, 201}
+    assert sum(r.status_code == 201 for r in responses) == 300
+    assert len({r.json()["id"] for r in responses}) == 300
+    await wait_for(
+        db_url,
+        select(Task.status, func.count()).group_by(Task.status),
+        lambda v: v == [("completed", 300)],
+        seconds=240,
+    )
+    completed = Counter(
+        event.payload["task_id"]
+        for (event,) in await rows(
+            db_url, select(JobEvent).where(JobEvent.event_type == "task.completed")
+        )
+    )
+    assert len(completed) == 300 and set(completed.values()) == {1}
+    versions: dict[str, list[int]] = {}
+    for job_id, version in await rows(db_url, select(Artifact.job_id, Artifact.version)):
+        versions.setdefault(job_id, []).append(version)
+    assert {j: sorted(v) for j, v in versions.items()} == {j: list(range(1, 31)) for j in jobs}
+    latest = await rows(
+        db_url, select(ArtifactLatest.job_id, ArtifactLatest.version, ArtifactLatest.artifact_id)
+    )
+    artifact_versions = dict(await rows(db_url, select(Artifact.id, Artifact.version)))
+    assert sorted(job for job, _, _ in latest) == sorted(jobs)
+    assert all(version == 30 and artifact_versions[a] == 30 for _, version, a in latest)
+
+
+async def submit_sleep(server: Server, steps: int) -> tuple[str, str]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await client.post("/v1/jobs", json={"title": "sleepy"})).json()["id"]
+        task = await client.post(
+            f"/v1/jobs/{job}/tasks",
+            json={"kind": "sleep", "payload": {"steps": steps, "step_s": 0.1}},
+            headers={"Idempotency-Key": "sleepy"},
+        )
+        return job, task.json()["id"]
+
+
+async def running_on(db_url: str, task_id: str) -> str:
+    [(worker_id,)] = await wait_for(
+        db_url,
+        select(Task.worker_id).where(Task.id == task_id, Task.status == "running"),
+        lambda v: len(v) == 1,
+        seconds=30,
+    )
+    return str(worker_id)
+
+
+async def test_killed_worker_task_completes_after_lease(
+    servers: Callable[..., Server], workers: Callable[..., WorkerProcess], db_url: str
+) -> None:
+    server = servers(GENKEEP_SERVE_WORKER="false")
+    doomed = workers(**FAST_LEASE)
+    job, task_id = await submit_sleep(server, steps=30)
+    assert (await running_on(db_url, task_id)).endswith(f":{doomed.pid}")
+    await asyncio.sleep(0.5)
+    doomed.signal(signal.SIGKILL)
+    survivor = workers(**FAST_LEASE)
+    await wait_for(
+        db_url,
+        select(Task.status).where(Task.id == task_id),
+        lambda v: v == [("completed",)],
+        seconds=60,
+    )
+    [(attempts, worker_id)] = await rows(
+        db_url, select(Task.attempts, Task.worker_id).where(Task.id == task_id)
+    )
+    assert attempts == 2 and str(worker_id).endswith(f":{survivor.pid}")
+    assert await rows(db_url, select(Artifact.version).where(Artifact.job_id == job)) == [(1,)]
+
+
+async def test_sigterm_leaves_nothing_running(
+    servers: Callable[..., Server], workers: Callable[..., WorkerProcess], db_url: str
+) -> None:
+    server = servers(GENKEEP_SERVE_WORKER="false")
+    worker = workers(GENKEEP_WORKER_SHUTDOWN_GRACE_S="0.5", **FAST_LEASE)
+    _, task_id = await submit_sleep(server, steps=200)
+    await running_on(db_url, task_id)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    [(status, attempts)] = await rows(
+        db_url, select(Task.status, Task.attempts).where(Task.id == task_id)
+    )
+    assert status == "queued" and attempts == 0  # released, not stuck in running
+    finisher = workers(GENKEEP_WORKER_SHUTDOWN_GRACE_S="60", **FAST_LEASE)
+    _, quick = await submit_sleep_quick(server)
+    await running_on(db_url, quick)
+    finisher.signal(signal.SIGTERM)  # within the grace period the task finishes
+    assert finisher.wait(timeout=60) == 0
+    [(quick_status,)] = await rows(db_url, select(Task.status).where(Task.id == quick))
+    assert quick_status == "completed"
+
+
+async def submit_sleep_quick(server: Server) -> tuple[str, str]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await client.post("/v1/jobs", json={"title": "quick"})).json()["id"]
+        task = await client.post(
+            f"/v1/jobs/{job}/tasks",
+            json={"kind": "sleep", "payload": {"steps": 10}},
+            headers={"Idempotency-Key": "quick"},
+        )
+        return job, task.json()["id"]
+
+
+async def test_paused_worker_cannot_commit_after_takeover(
+    servers: Callable[..., Server], workers: Callable[..., WorkerProcess], db_url: str
+) -> None:
+    server = servers(GENKEEP_SERVE_WORKER="false")
+    paused = workers(**FAST_LEASE)
+    job, task_id = await submit_sleep(server, steps=20)
+    assert (await running_on(db_url, task_id)).endswith(f":{paused.pid}")
+    paused.signal(signal.SIGSTOP)
+    other = workers(**FAST_LEASE)
+    await wait_for(
+        db_url,
+        select(Task.status).where(Task.id == task_id),
+        lambda v: v == [("completed",)],
+        seconds=60,
+    )
+    paused.signal(signal.SIGCONT)
+    await asyncio.sleep(4)  # the paused worker wakes, finishes its steps, tries to commit
+    [(attempts, worker_id, result)] = await rows(
+        db_url, select(Task.attempts, Task.worker_id, Task.status).where(Task.id == task_id)
+    )
+    assert result == "completed" and str(worker_id).endswith(f":{other.pid}") and attempts == 2
+    assert await rows(db_url, select(Artifact.version).where(Artifact.job_id == job)) == [(1,)]
+    events = await rows(db_url, select(JobEvent.event_type).where(JobEvent.job_id == job))
+    assert [e for (e,) in events].count("task.completed") == 1
+    assert "taken over" in paused.log() or "fenced" in paused.log()

@@ -1,0 +1,218 @@
+"""The Azure store against Azurite, the Azure Blob Storage emulator, started on loopback.
+
+Azurite is installed by ``scripts/install-test-tools.sh`` into ``.tools/``; without it these
+tests fail (they never skip). Azurite checks SAS signatures and expiry like Azure does.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from genkeep.blobs import open_blob_store
+from genkeep.blobs.azure import AzureBlobStore
+from genkeep.config import Settings
+from genkeep.errors import ConfigurationError
+from tests.support.blob_contract import BlobStoreContract, Fetch
+
+REPO = Path(__file__).resolve().parents[2]
+AZURITE = REPO / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's fixed development account (public, documented by Microsoft).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+START_TIMEOUT_S = 30
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A connection string to a fresh Azurite blob service on a free loopback port."""
+    if not AZURITE.exists():
+        pytest.fail(
+            f"Azurite is not installed at {AZURITE.relative_to(REPO)}: "
+            "run scripts/install-test-tools.sh (make test does) — it needs node and npm.",
+            pytrace=False,
+        )
+    if shutil.which("node") is None:
+        pytest.fail("Azurite needs Node.js on PATH (apt-get install nodejs)", pytrace=False)
+    workdir = tmp_path_factory.mktemp("azurite")
+    log_path = workdir / "azurite.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(AZURITE),
+                *("--blobHost", "127.0.0.1", "--blobPort", "0"),
+                *("--location", str(workdir / "data")),
+                *("--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        port = _wait_for_port(process, log_path)
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], log_path: Path) -> int:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = re.search(rb"listens on http://127\.0\.0\.1:(\d+)", log_path.read_bytes())
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    log = log_path.read_text(errors="replace")
+    pytest.fail(f"Azurite did not start (exit {process.poll()}):\n{log}", pytrace=False)
+
+
+@pytest.fixture
+async def store(azurite: str) -> AsyncIterator[AzureBlobStore]:
+    blob_store = AzureBlobStore(azurite, f"genkeep-{uuid.uuid4().hex[:12]}", default_ttl_s=60)
+    await blob_store.ensure_container()
+    yield blob_store
+    await blob_store.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def fetch(http: httpx.AsyncClient) -> Fetch:
+    return http.get
+
+
+class TestAzureContract(BlobStoreContract):
+    pass
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+async def test_sas_url_is_read_only_and_carries_the_filename(
+    store: AzureBlobStore, http: httpx.AsyncClient
+) -> None:
+    await store.put("e/r.docx", b"PK", content_type="application/octet-stream")
+    url = await store.signed_url("e/r.docx", filename="r.docx", ttl_s=120)
+    query = query_of(url)
+    assert query["sp"] == "r"
+    assert query["rscd"] == 'attachment; filename="r.docx"'
+    expiry = datetime.fromisoformat(query["se"].replace("Z", "+00:00"))
+    assert abs((expiry - datetime.now(UTC)).total_seconds() - 120) < 60
+    response = await http.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == 'attachment; filename="r.docx"'
+    assert response.headers["content-type"] == "application/octet-stream"
+    # Read permission only: the same URL cannot overwrite or delete the blob.
+    assert (
+        await http.put(url, content=b"x", headers={"x-ms-blob-type": "BlockBlob"})
+    ).status_code == 403
+    assert (await http.delete(url)).status_code == 403
+    assert await store.get("e/r.docx") == b"PK"
+
+
+async def test_expired_sas_is_refused(
+    store: AzureBlobStore, azurite: str, http: httpx.AsyncClient
+) -> None:
+    await store.put("old.txt", b"x", content_type="text/plain")
+    signer = AzureBlobStore(
+        azurite,
+        store._container.container_name,
+        clock=lambda: datetime.now(UTC) - timedelta(hours=1),
+    )
+    try:
+        url = await signer.signed_url("old.txt", ttl_s=60)
+    finally:
+        await signer.aclose()
+    response = await http.get(url)
+    assert response.status_code == 403
+    assert b"AuthorizationFailure" in response.content
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("sig", "AAAA" + "A" * 40 + "="),
+        ("se", "2099-01-01T00:00:00Z"),
+        ("sp", "rwd"),
+        ("rscd", 'attachment; filename="evil.html"'),
+    ],
+)
+async def test_tampered_sas_is_refused(
+    store: AzureBlobStore, http: httpx.AsyncClient, name: str, value: str
+) -> None:
+    await store.put("t.txt", b"x", content_type="text/plain")
+    url = await store.signed_url("t.txt", filename="t.txt")
+    base, _ = url.split("?", 1)
+    query = {**query_of(url), name: value}
+    response = await http.get(base, params=query)
+    assert response.status_code == 403
+
+
+async def test_sas_for_one_blob_does_not_open_another(
+    store: AzureBlobStore, http: httpx.AsyncClient
+) -> None:
+    await store.put("mine.txt", b"mine", content_type="text/plain")
+    await store.put("theirs.txt", b"theirs", content_type="text/plain")
+    url = await store.signed_url("mine.txt")
+    response = await http.get(url.replace("/mine.txt?", "/theirs.txt?"))
+    assert response.status_code == 403
+
+
+async def test_unsigned_request_is_refused(store: AzureBlobStore, http: httpx.AsyncClient) -> None:
+    await store.put("private.txt", b"private", content_type="text/plain")
+    url = await store.signed_url("private.txt")
+    assert (await http.get(url.split("?", 1)[0])).status_code in (401, 403, 404)
+
+
+def test_connection_string_without_account_key_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="AccountKey"):
+        AzureBlobStore("BlobEndpoint=http://127.0.0.1:1/x;SharedAccessSignature=sv=1", "c")
+
+
+async def test_open_blob_store_builds_azure_and_creates_the_container(azurite: str) -> None:
+    container = f"genkeep-{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        _env_file=None,
+        blob_backend="azure",
+        azure_connection_string=azurite,
+        azure_container=container,
+    )
+    store = await open_blob_store(settings)
+    try:
+        assert isinstance(store, AzureBlobStore)
+        await store.put("k.txt", b"k", content_type="text/plain")
+        assert await store.get("k.txt") == b"k"
+        again = await open_blob_store(settings)  # the container exists: still fine
+        await again.aclose()
+    finally:
+        await store.aclose()
+    with pytest.raises(ConfigurationError, match="AZURE_CONNECTION_STRING"):
+        await open_blob_store(Settings(_env_file=None, blob_backend="azure"))

@@ -1,0 +1,352 @@
+"""Jobs, tasks and artifacts over HTTP (in process): auth, gates, concurrency, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from genkeep.api.app import attach, create_app
+from genkeep.config import Settings
+from genkeep.extract.manager import RunManager
+from genkeep.services import Services, close_services, open_services
+from genkeep.worker.runner import Worker
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    services: Services
+    alice: dict[str, str]
+    bob: dict[str, str]
+    runs: RunManager
+
+
+@pytest.fixture
+async def api(settings: Settings, tmp_path: Path) -> AsyncIterator[Api]:
+    configured = settings.model_copy(
+        update={
+            "auth_required": True,
+            "task_poll_s": 0.05,
+            "blob_dir": tmp_path / "blobs",
+            "public_url": "http://genkeep",
+        }
+    )
+    app = create_app(configured)
+    services = await open_services(configured)
+    attach(app, services)
+    _, alice = await services.keys.create("alice", "test")
+    _, bob = await services.keys.create("bob", "test")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with (
+            RunManager() as manager,
+            httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client,
+        ):
+            app.state.run_manager = manager
+            yield Api(
+                client,
+                services,
+                {"Authorization": f"Bearer {alice}"},
+                {"Authorization": f"Bearer {bob}"},
+                manager,
+            )
+    finally:
+        await close_services(services)
+
+
+async def run_until_done(api: Api, task_id: str) -> dict[str, object]:
+    worker = Worker(api.services)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(500):
+            task = (await api.client.get(f"/v1/tasks/{task_id}", headers=api.alice)).json()
+            if task["status"] in ("completed", "failed", "cancelled"):
+                return dict(task)
+            await asyncio.sleep(0.02)
+        raise AssertionError("task did not finish")
+    finally:
+        worker.stop()
+        await running
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+SAMPLE_TEXT = (SAMPLES / "text.md").read_text()
+SAMPLE_ONTOLOGY = (SAMPLES / "ontology.ttl").read_text()
+SECTIONS = [
+    {"title": "Summary", "content": "Revenue grew **12%**."},
+    {"title": "Risks", "content": "- supply\n- hiring"},
+]
+
+
+async def test_auth(api: Api) -> None:
+    assert (await api.client.get("/v1/jobs")).status_code == 401
+    wrong = await api.client.get("/v1/jobs", headers={"Authorization": "Bearer gk_nope_nope"})
+    assert wrong.status_code == 401 and wrong.json()["code"] == "unauthorized"
+    assert (
+        await api.client.get("/v1/jobs", headers={"Authorization": "Basic x"})
+    ).status_code == 401
+    assert (await api.client.get("/v1/jobs", headers=api.alice)).status_code == 200
+    key_id = api.alice["Authorization"].split("_")[1]
+    assert await api.services.keys.revoke(key_id)
+    assert (await api.client.get("/v1/jobs", headers=api.alice)).status_code == 401
+
+
+async def test_job_lifecycle_with_gates_and_optimistic_concurrency(api: Api) -> None:
+    created = await api.client.post(
+        "/v1/jobs", json={"title": "Q3", "sections": SECTIONS}, headers=api.alice
+    )
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    job = created.json()
+    export = {"kind": "export", "payload": {"formats": ["md"]}}
+    gated = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks", json=export, headers={**api.alice, "Idempotency-Key": "g1"}
+    )
+    assert gated.status_code == 409 and gated.json()["code"] == "gate-closed"
+    confirm = await api.client.patch(
+        f"/v1/jobs/{job['id']}",
+        json={"sections_confirmed": True},
+        headers={**api.alice, "If-Match": '"1"'},
+    )
+    assert confirm.status_code == 200 and confirm.json()["version"] == 2
+    stale = await api.client.patch(
+        f"/v1/jobs/{job['id']}", json={"title": "late"}, headers={**api.alice, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 412 and stale.json()["code"] == "precondition-failed"
+    assert (await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)).json()[
+        "title"
+    ] == "Q3"
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    first = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks",
+        json=export,
+        headers={**api.alice, "Idempotency-Key": "x1", "traceparent": traceparent},
+    )
+    again = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks", json=export, headers={**api.alice, "Idempotency-Key": "x1"}
+    )
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    different = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks",
+        json={"kind": "export", "payload": {"formats": ["pdf"]}},
+        headers={**api.alice, "Idempotency-Key": "x1"},
+    )
+    assert different.status_code == 422 and different.json()["code"] == "idempotency-mismatch"
+    task = await run_until_done(api, first.json()["id"])
+    assert task["status"] == "completed" and task["progress"] == 1.0
+    [artifact] = (await api.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=api.alice)).json()
+    assert artifact["kind"] == "md" and artifact["version"] == 1
+    download = await api.client.get(f"/v1/artifacts/{artifact['id']}/download", headers=api.alice)
+    assert download.status_code == 302
+    location = download.headers["location"]
+    assert re.search(r"expires=\d+", location) and "signature=" in location
+    file = await api.client.get(location)
+    assert file.status_code == 200 and "Revenue grew **12%**." in file.text
+    tampered = await api.client.get(location.replace("signature=", "signature=0"))
+    assert tampered.status_code == 403
+    events = (await api.client.get(f"/v1/jobs/{job['id']}/events", headers=api.alice)).json()
+    kinds = [e["event_type"] for e in events]
+    assert kinds[:3] == ["job.created", "job.updated", "task.queued"]
+    assert "task.completed" in kinds
+    queued = next(e for e in events if e["event_type"] == "task.queued")
+    assert queued["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert queued["actor"].startswith("key:")
+
+
+async def test_file_upload_and_pagination(api: Api) -> None:
+    ids = []
+    for i in range(5):
+        ids.append(
+            (await api.client.post("/v1/jobs", json={"title": f"J{i}"}, headers=api.alice)).json()[
+                "id"
+            ]
+        )
+    page1 = (await api.client.get("/v1/jobs?limit=2", headers=api.alice)).json()
+    page2 = (
+        await api.client.get(f"/v1/jobs?limit=2&cursor={page1['next_cursor']}", headers=api.alice)
+    ).json()
+    page3 = (
+        await api.client.get(f"/v1/jobs?limit=2&cursor={page2['next_cursor']}", headers=api.alice)
+    ).json()
+    listed = [j["id"] for p in (page1, page2, page3) for j in p["items"]]
+    assert listed == list(reversed(ids)) and page3["next_cursor"] is None
+    assert (await api.client.get("/v1/jobs?cursor=%%%", headers=api.alice)).status_code == 422
+    upload = await api.client.put(
+        f"/v1/jobs/{ids[0]}/file?filename=../../etc/passwd",
+        content=b"%PDF-1.7 fake",
+        headers={**api.alice, "content-type": "application/pdf"},
+    )
+    assert upload.status_code == 200
+    file = upload.json()["file"]
+    assert (
+        file["name"] == "passwd" and file["size"] == 13 and file["media_type"] == "application/pdf"
+    )
+    empty = await api.client.put(
+        f"/v1/jobs/{ids[0]}/file?filename=a.txt", content=b"", headers=api.alice
+    )
+    assert empty.status_code == 422
+
+
+async def test_sse_streams_progress_until_done(api: Api) -> None:
+    job = (await api.client.post("/v1/jobs", json={}, headers=api.alice)).json()
+    prompt = (
+        await api.client.post("/v1/generate", json={"prompt": "sse"}, headers=api.alice)
+    ).json()
+    task = (
+        await api.client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={
+                "kind": "export",
+                "payload": {"formats": ["md", "html"], "result_id": prompt["result_id"]},
+            },
+            headers={**api.alice, "Idempotency-Key": "sse"},
+        )
+    ).json()
+    worker = Worker(api.services)
+    running = asyncio.create_task(worker.run())
+    statuses = []
+    try:
+        async with api.client.stream(
+            "GET", f"/v1/tasks/{task['id']}/events?interval=0.05", headers=api.alice
+        ) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    statuses.append(line)
+    finally:
+        worker.stop()
+        await running
+    assert '"status":"completed"' in statuses[-1]
+    [bundle] = (
+        await api.client.get(f"/v1/jobs/{job['id']}/artifacts?kind=zip", headers=api.alice)
+    ).json()
+    assert bundle["is_zip"] and bundle["source_result_id"] == prompt["result_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"kind": "nope"}, "bad-input"),
+        ({"kind": "export", "payload": {"formats": []}}, "bad-input"),
+        ({"kind": "export", "payload": {"formats": ["exe"]}}, "bad-input"),
+        ({"kind": "generate", "payload": {}}, "bad-input"),
+        ({"kind": "export", "payload": {"formats": ["md"], "extra": 1}}, "bad-input"),
+    ],
+)
+async def test_bad_task_input(api: Api, body: dict[str, object], code: str) -> None:
+    job = (await api.client.post("/v1/jobs", json={}, headers=api.alice)).json()
+    response = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks", json=body, headers={**api.alice, "Idempotency-Key": "bad"}
+    )
+    assert response.status_code == 422 and response.json()["code"] == code
+    missing_key = await api.client.post(f"/v1/jobs/{job['id']}/tasks", json=body, headers=api.alice)
+    assert missing_key.status_code == 422
+    assert (await api.client.get(f"/v1/jobs/{job['id']}/events", headers=api.alice)).json()[-1][
+        "event_type"
+    ] == "job.created"
+
+
+# -- owner isolation: every route of the OpenAPI schema -----------------------------------
+
+# Routes that take no id of owner data, each with the reason it is safe.
+NO_OWNER_IDS = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/generate"),  # keys are per owner: tested in test_generate_service
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs"),  # listing: checked below
+    ("POST", "/v1/export"),  # ids in the body: checked below
+    ("POST", "/v1/runs"),
+    ("GET", "/v1/runs"),  # listing: checked below
+}
+# Valid requests for routes with required bodies, so only ownership can make them fail.
+VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/jobs/{job_id}"): {"json": {"title": "hijacked"}},
+    ("POST", "/v1/jobs/{job_id}/tasks"): {
+        "json": {"kind": "generate", "payload": {"prompt": "x"}},
+        "headers": {"Idempotency-Key": "bob"},
+    },
+    ("PUT", "/v1/jobs/{job_id}/file"): {"content": b"bob's bytes"},
+    ("POST", "/v1/results/{result_id}/edits"): {"json": {"content": "defaced"}},
+}
+VALID_QUERY = {("PUT", "/v1/jobs/{job_id}/file"): "?filename=x.txt"}
+# A capability URL: the HMAC signature is the credential; without it the answer is 403.
+SIGNED = {("GET", "/v1/blobs/{key}")}
+
+
+async def test_every_route_hides_other_owners_data(api: Api) -> None:
+    prompt = (
+        await api.client.post("/v1/generate", json={"prompt": "alice's secret"}, headers=api.alice)
+    ).json()
+    job = (await api.client.post("/v1/jobs", json={"title": "alice"}, headers=api.alice)).json()
+    task = (
+        await api.client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={
+                "kind": "export",
+                "payload": {"formats": ["md"], "result_id": prompt["result_id"]},
+            },
+            headers={**api.alice, "Idempotency-Key": "iso"},
+        )
+    ).json()
+    await run_until_done(api, task["id"])
+    [artifact] = (await api.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=api.alice)).json()
+    run = await api.client.post(
+        "/v1/runs", headers=api.alice, json={"text": SAMPLE_TEXT, "ontology": SAMPLE_ONTOLOGY}
+    )
+    assert run.status_code == 202, run.text
+    await api.runs.await_empty()
+    ids = {
+        "prompt_id": prompt["prompt_id"],
+        "result_id": prompt["result_id"],
+        "job_id": job["id"],
+        "task_id": task["id"],
+        "artifact_id": artifact["id"],
+        "key": artifact["id"],
+        "run_id": run.json()["id"],
+    }
+    schema = (await api.client.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            route = (method.upper(), path)
+            if route in NO_OWNER_IDS:
+                continue
+            params = re.findall(r"{(\w+)}", path)
+            assert params, f"{route} takes no id: add it to NO_OWNER_IDS with a reason"
+            missing = [p for p in params if p not in ids]
+            assert not missing, f"{route}: teach this test an id for {missing}"
+            url = path.format(**ids) + VALID_QUERY.get(route, "")
+            request = VALID_REQUESTS.get(route, {})
+            response = await api.client.request(
+                method,
+                url,
+                headers={**api.bob, **request.get("headers", {})},
+                **{k: v for k, v in request.items() if k != "headers"},
+            )
+            expected = 403 if route in SIGNED else 404
+            assert response.status_code == expected, (route, response.text)
+            checked += 1
+    assert checked >= 15
+    for body in ({"result_id": prompt["result_id"]}, {"prompt_id": prompt["prompt_id"]}):
+        assert (await api.client.post("/v1/export", json=body, headers=api.bob)).status_code == 404
+    assert (await api.client.get("/v1/jobs", headers=api.bob)).json()["items"] == []
+    assert (await api.client.get("/v1/runs", headers=api.bob)).json() == []
+    mine_run = await api.client.get(f"/v1/runs/{ids['run_id']}", headers=api.alice)
+    assert mine_run.json()["status"] == "completed"
+    same = await api.client.post("/v1/generate", json={"prompt": "alice's secret"}, headers=api.bob)
+    assert same.json()["prompt_id"] != prompt["prompt_id"] and not same.json()["cached"]
+    # alice still sees everything, unchanged
+    assert (await api.client.get(f"/v1/tasks/{task['id']}", headers=api.alice)).status_code == 200
+    mine = (await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)).json()
+    assert mine["title"] == "alice" and mine["version"] == 1 and mine["file"] is None
+    versions = await api.client.get(f"/v1/prompts/{prompt['prompt_id']}", headers=api.alice)
+    assert len(versions.json()["results"]) == 1

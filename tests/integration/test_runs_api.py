@@ -1,0 +1,153 @@
+"""Extraction runs over HTTP (in process) and as an ``extract`` task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from rdflib import Graph
+
+from genkeep.api.app import attach, create_app
+from genkeep.config import Settings
+from genkeep.extract.manager import RunManager
+from genkeep.services import Services, close_services, open_services
+from genkeep.worker.runner import Worker
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+TEXT = (SAMPLES / "text.md").read_text()
+ONTOLOGY = (SAMPLES / "ontology.ttl").read_text()
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services, RunManager]]:
+    configured = settings.model_copy(
+        update={"blob_dir": tmp_path / "blobs", "public_url": "http://genkeep", "task_poll_s": 0.05}
+    )
+    app = create_app(configured)
+    services = await open_services(configured)
+    attach(app, services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with (
+            RunManager() as manager,
+            httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client,
+        ):
+            app.state.run_manager = manager
+            yield client, services, manager
+    finally:
+        await close_services(services)
+
+
+async def test_run_over_http(api: tuple[httpx.AsyncClient, Services, RunManager]) -> None:
+    client, _, manager = api
+    started = await client.post(
+        "/v1/runs",
+        json={
+            "text": TEXT,
+            "ontology": ONTOLOGY,
+            "chunk_size": 300,
+            "overlap": 30,
+            "batch_size": 1,
+        },
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    await manager.await_empty()
+    run = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert run["status"] == "completed" and run["progress"] == 1.0
+    assert run["batches_done"] == run["total_batches"] > 5
+    assert run["outputs"]["validation"]["conforms"] is True
+    graph = await client.get(f"/v1/runs/{run_id}/graph")
+    assert graph.status_code == 302
+    turtle = await client.get(graph.headers["location"])
+    assert len(Graph().parse(data=turtle.content, format="turtle")) > 20
+    again = await client.post(f"/v1/runs/{run_id}/resume")
+    assert again.status_code == 409
+
+
+async def test_cancel_and_resume_over_http(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    client, _, manager = api
+    long_text = "\n\n".join([TEXT] * 20)
+    run_id = (
+        await client.post(
+            "/v1/runs",
+            json={
+                "text": long_text,
+                "ontology": ONTOLOGY,
+                "chunk_size": 300,
+                "overlap": 30,
+                "batch_size": 1,
+            },
+        )
+    ).json()["id"]
+    for _ in range(500):
+        if (await client.get(f"/v1/runs/{run_id}")).json()["batches_done"] >= 3:
+            break
+        await asyncio.sleep(0.01)
+    cancelled = await client.post(f"/v1/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200
+    await manager.await_empty()
+    stopped = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert stopped["status"] == "cancelled" and stopped["batches_done"] < stopped["total_batches"]
+    assert (await client.get(f"/v1/runs/{run_id}/graph")).status_code == 404
+    assert (await client.post(f"/v1/runs/{run_id}/resume")).status_code == 202
+    await manager.await_empty()
+    assert (await client.get(f"/v1/runs/{run_id}")).json()["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"text": "x", "ontology": "this is not turtle {"}, 422),
+        ({"text": "x", "ontology": ONTOLOGY, "chunk_size": 10, "overlap": 10}, 422),
+        ({"text": "x", "ontology": ONTOLOGY, "extractor": "nope"}, 422),
+        ({"text": "x"}, 422),
+    ],
+)
+async def test_bad_run_input(
+    api: tuple[httpx.AsyncClient, Services, RunManager], body: dict[str, object], status: int
+) -> None:
+    client, _, _ = api
+    response = await client.post("/v1/runs", json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/v1/runs")).json() == []
+
+
+async def test_extract_task_stores_graph_artifacts(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    client, services, _ = api
+    job = (await client.post("/v1/jobs", json={"title": "graph"})).json()
+    task = (
+        await client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            headers={"Idempotency-Key": "x"},
+            json={
+                "kind": "extract",
+                "payload": {"text": TEXT, "ontology": ONTOLOGY, "chunk_size": 500, "overlap": 50},
+            },
+        )
+    ).json()
+    worker = Worker(services)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(1000):
+            found = (await client.get(f"/v1/tasks/{task['id']}")).json()
+            if found["status"] in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        worker.stop()
+        await running
+    assert found["status"] == "completed", found
+    assert found["result"]["run_id"] == task["id"] and found["result"]["conforms"]
+    kinds = {a["kind"]: a for a in (await client.get(f"/v1/jobs/{job['id']}/artifacts")).json()}
+    assert set(kinds) == {"ttl", "jsonld", "jsonl"} and kinds["ttl"]["version"] == 1

@@ -1,0 +1,266 @@
+"""A real OpenAI-compatible HTTP server on loopback, scripted per test; it records every request."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, Self
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One scripted answer; build it with ``ok``, ``empty``, ``status``, ``slow`` or ``garbage``."""
+
+    kind: Literal["ok", "empty", "status", "garbage"]
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0
+    content: str | None = None
+    model: str | None = None
+    message: str = ""
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+def ok(content: str | None = None, *, model: str | None = None) -> Planned:
+    """A normal completion; content defaults to ``reply_for(prompt, model)``."""
+    return Planned("ok", content=content, model=model)
+
+
+def empty() -> Planned:
+    """A well-formed completion whose message content is null."""
+    return Planned("empty")
+
+
+def status(
+    code: int,
+    *,
+    retry_after: str | None = None,
+    retry_after_ms: int | None = None,
+    message: str | None = None,
+) -> Planned:
+    """An OpenAI-style error body with this status and optional Retry-After headers."""
+    headers: list[tuple[str, str]] = []
+    if retry_after is not None:
+        headers.append(("Retry-After", retry_after))
+    if retry_after_ms is not None:
+        headers.append(("retry-after-ms", str(retry_after_ms)))
+    return Planned(
+        "status", status=code, headers=tuple(headers), message=message or f"planned error {code}"
+    )
+
+
+def slow(seconds: float, then: Planned | None = None) -> Planned:
+    """``then`` (default ``ok()``), answered only after ``seconds``."""
+    return dataclasses.replace(then or ok(), delay_s=seconds)
+
+
+def garbage(
+    body: bytes = b"<html>502 upstream exploded</html>", content_type: str = "text/html"
+) -> Planned:
+    """A 200 whose body is not a chat completion."""
+    return Planned("garbage", body=body, content_type=content_type)
+
+
+def reply_for(prompt: str, model: str) -> str:
+    """The deterministic content an ``ok()`` answer carries for this prompt and model."""
+    digest = hashlib.sha256(f"{model}\x00{prompt}".encode()).hexdigest()[:12]
+    return f"# {' '.join(prompt.split())[:60]}\n\nAnswer {digest} from {model}.\n"
+
+
+def count_tokens(text: str) -> int:
+    """The fake's token count: whitespace-separated words."""
+    return len(text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request as the server received it; header names are lower-case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FakeOpenAI:
+    """``with FakeOpenAI(status(500), ok()) as server:`` then point a client at ``server.base_url``.
+
+    Planned answers are served in order, one per request; when none are left, ``ok()``.
+    """
+
+    def __init__(self, *plans: Planned) -> None:
+        self._plans: deque[Planned] = deque(plans)
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def plan(self, *plans: Planned) -> None:
+        """Queue more answers after the ones already planned."""
+        with self._lock:
+            self._plans.extend(plans)
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAI is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def calls(self) -> int:
+        """How many chat completion requests arrived."""
+        return sum(1 for r in self.requests if r.path == CHAT_PATH)
+
+    def start(self) -> Self:
+        # Port 0: the OS picks a free port, so parallel test runs never collide.
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd.daemon_threads = True
+        # Keep-alive handler threads may outlive a test's client; stopping must not wait on them.
+        httpd.block_on_close = False
+        self._httpd = httpd
+        # stop() waits up to one poll interval; the default 0.5 s would dominate test time.
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in a slow() answer
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _record(self, request: RecordedRequest) -> tuple[Planned, int]:
+        """Store the request; return the answer planned for it and its sequence number."""
+        with self._lock:
+            self._requests.append(request)
+            # Only chat requests consume a plan, so a stray request cannot shift the script.
+            chat = request.path == CHAT_PATH
+            planned = self._plans.popleft() if chat and self._plans else ok()
+            return planned, len(self._requests)
+
+
+def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 10  # idle keep-alive connections end on their own
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            planned, seq = server._record(RecordedRequest("POST", self.path, headers, body))
+            if self.path != CHAT_PATH:
+                self._send(404, _error_body(404, f"unknown path {self.path}"))
+                return
+            if planned.delay_s and server._stopping.wait(planned.delay_s):
+                self.close_connection = True
+                return
+            self._answer(planned, seq, body if isinstance(body, dict) else {})
+
+        def _answer(self, planned: Planned, seq: int, request: dict[str, Any]) -> None:
+            if planned.kind == "status":
+                self._send(planned.status, _error_body(planned.status, planned.message), planned)
+            elif planned.kind == "garbage":
+                self._send(200, planned.body, planned)
+            else:
+                self._send(
+                    200, _completion_body(f"chatcmpl-fake{seq:06d}", planned, request), planned
+                )
+
+        def _send(self, code: int, body: bytes, planned: Planned | None = None) -> None:
+            try:
+                self.send_response(code)
+                content_type = planned.content_type if planned else "application/json"
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-request-id", f"req-fake-{time.monotonic_ns()}")
+                for name, value in planned.headers if planned else ():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (its timeout fired); nothing left to tell it.
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output clean; requests are recorded instead
+
+    return Handler
+
+
+def _completion_body(completion_id: str, planned: Planned, request: dict[str, Any]) -> bytes:
+    model = str(request.get("model", "unknown-model"))
+    messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
+    prompt = next(
+        (str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    content: str | None = None
+    if planned.kind == "ok":
+        content = planned.content if planned.content is not None else reply_for(prompt, model)
+    prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
+    completion_tokens = count_tokens(content or "")
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": planned.model or model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+    return json.dumps(payload).encode()
+
+
+def _error_body(code: int, message: str) -> bytes:
+    kind = (
+        "rate_limit_error" if code == 429 else "server_error" if code >= 500 else "invalid_request"
+    )
+    error = {"message": message, "type": kind, "param": None, "code": None}
+    return json.dumps({"error": error}).encode()

@@ -1,0 +1,44 @@
+"""Extra task kinds for tests, loaded through GENKEEP_TASK_MODULES like any extension."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from genkeep.db.artifacts import NewArtifact
+from genkeep.worker.context import TaskContext, TaskOutput
+from genkeep.worker.registry import register
+
+
+def _any(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload
+
+
+@register("sleep", _any)
+async def sleep(context: TaskContext) -> TaskOutput:
+    """Sleep in steps (a checkpoint each), then store one small artifact."""
+    steps = int(context.task.payload.get("steps", 10))
+    for step in range(steps):
+        await context.progress(f"step {step + 1}/{steps}", step / steps)
+        await asyncio.sleep(float(context.task.payload.get("step_s", 0.1)))
+    data = f"task {context.task.id} attempt {context.task.attempts}\n".encode()
+    info = await context.services.blobs.put(
+        context.blob_key("out.txt"), data, content_type="text/plain"
+    )
+    kind = str(context.task.payload.get("kind", "txt"))
+    artifact = NewArtifact(kind, info.key, "out.txt", "text/plain", info.size, info.sha256)
+    return TaskOutput(result={"steps": steps}, artifacts=[artifact])
+
+
+@register("flaky", _any)
+async def flaky(context: TaskContext) -> TaskOutput:
+    """Fail until attempt ``succeed_on`` (never, if 0)."""
+    succeed_on = int(context.task.payload.get("succeed_on", 0))
+    if succeed_on == 0 or context.task.attempts < succeed_on:
+        raise RuntimeError(f"flaky failure on attempt {context.task.attempts}")
+    return TaskOutput(result={"attempt": context.task.attempts})
+
+
+@register("noop", _any)
+async def noop(context: TaskContext) -> TaskOutput:
+    return TaskOutput()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from genkeep.errors import BadInput
+from genkeep.generate.cache_control import CacheControl
+
+
+def test_parse_directives() -> None:
+    assert CacheControl.parse(None) == CacheControl()
+    assert CacheControl.parse("no-cache") == CacheControl(no_cache=True)
+    assert CacheControl.parse("No-Store, max-age=60") == CacheControl(no_store=True, max_age=60)
+    assert CacheControl.parse('private, max-age="5"') == CacheControl(max_age=5)
+
+
+@pytest.mark.parametrize("header", ["max-age=-1", "max-age=abc", "max-age=", "max-age=1.5"])
+def test_bad_max_age_is_refused(header: str) -> None:
+    with pytest.raises(BadInput):
+        CacheControl.parse(header)
+
+
+def test_accepts() -> None:
+    now = datetime.now(UTC)
+    young, old = now - timedelta(seconds=5), now - timedelta(seconds=500)
+    assert CacheControl().accepts(old, now, now)
+    assert CacheControl(max_age=60).accepts(young, now, now)
+    assert not CacheControl(max_age=60).accepts(old, now, now)
+    # no-cache: only a result committed after the request arrived
+    assert not CacheControl(no_cache=True).accepts(young, now, now)
+    assert CacheControl(no_cache=True).accepts(now, young, now)

@@ -1,0 +1,42 @@
+"""Settings: every one is documented in .env.example, and the documented values parse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from genkeep.config import GeneratorProfile, Settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def documented() -> dict[str, str]:
+    pairs = re.findall(r"^#?\s*(GENKEEP_[A-Z0-9_]+)=(.*)$", EXAMPLE.read_text(), re.MULTILINE)
+    return dict(pairs)
+
+
+def test_every_setting_is_documented() -> None:
+    names = set(documented())
+    for field in Settings.model_fields:
+        assert f"GENKEEP_{field.upper()}" in names, field
+
+
+def test_documented_defaults_parse_to_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    uncommented = re.findall(r"^(GENKEEP_[A-Z0-9_]+)=(.*)$", EXAMPLE.read_text(), re.MULTILINE)
+    for name, value in uncommented:
+        monkeypatch.setenv(name, value)
+    from_example = Settings(_env_file=None)
+    for name, _ in uncommented:
+        monkeypatch.delenv(name)
+    assert from_example.model_dump() == Settings(_env_file=None).model_dump()
+
+
+def test_database_url_alias_and_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("GENKEEP_PROFILES", '{"fast": {"model": "m", "temperature": 0}}')
+    settings = Settings(_env_file=None)
+    assert settings.database_url == "postgresql://u@h/db"
+    assert settings.profile("fast") == ("fast", GeneratorProfile(model="m", temperature=0))
+    assert settings.profile("missing") is None
