@@ -262,22 +262,32 @@ async def test_sweep_deletes_expired_non_latest_and_orphans(services: Services) 
 
 
 async def test_worker_shutdown_releases_running_tasks(services: Services) -> None:
+    # Short steps make the shutdown cancel land mid-write in some rounds: a write cut
+    # off there must not keep SQLite's write lock from the release that follows.
     job = await new_job(services)
-    configured = services.settings.model_copy(update={"worker_shutdown_grace_s": 0.2})
-    services.settings = configured
-    worker = Worker(services)
-    running = asyncio.create_task(worker.run())
-    task, _ = await services.tasks.submit(job, submission("sleep", "s1", steps=500), AUDIT)
+    for round_ in range(12):
+        configured = services.settings.model_copy(
+            update={"worker_shutdown_grace_s": 0.01 + 0.003 * (round_ % 5)}
+        )
+        services.settings = configured
+        worker = Worker(services)
+        running = asyncio.create_task(worker.run())
+        task, _ = await services.tasks.submit(
+            job, submission("sleep", f"s{round_}", steps=5000, step_s=0.0005), AUDIT
+        )
 
-    async def started() -> bool:
-        found = await services.tasks.get(OWNER, task.id)
-        return found is not None and found.status == "running"
+        async def started(task_id: str = task.id) -> bool:
+            found = await services.tasks.get(OWNER, task_id)
+            return found is not None and found.status == "running"
 
-    await until(started)
-    worker.stop()
-    await running
-    released = await services.tasks.get(OWNER, task.id)
-    assert released is not None and released.status == "queued" and released.attempts == 0
+        await until(started)
+        worker.stop()
+        await running
+        released = await services.tasks.get(OWNER, task.id)
+        assert released is not None and released.status == "queued" and released.attempts == 0
+        await services.tasks.request_cancel(
+            OWNER, task.id, AUDIT
+        )  # keep the next round's worker free
 
 
 async def test_timeout_and_generate_task(services: Services) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
@@ -18,6 +21,10 @@ from sqlalchemy.ext.asyncio import (
 from genkeep.db.url import async_url, is_sqlite, redacted
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -69,3 +76,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def completes_when_cancelled(
+    write: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Let a write commit or roll back whole even if its caller is cancelled mid-statement.
+
+    The caller still sees the CancelledError. Without this, a cancel that lands between a
+    SQLite ``UPDATE ... RETURNING`` and its fetch leaves the half-read statement holding
+    the database's write lock until garbage collection (every other writer then fails with
+    "database is locked"); on PostgreSQL it costs a terminated connection.
+    """
+
+    @functools.wraps(write)
+    async def shielded(*args: P.args, **kwargs: P.kwargs) -> T:
+        inner = asyncio.create_task(write(*args, **kwargs))
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            inner.add_done_callback(_log_orphaned_failure)
+            raise
+
+    return shielded
+
+
+def _log_orphaned_failure(finished: asyncio.Future[Any]) -> None:
+    if not finished.cancelled() and finished.exception() is not None:
+        log.warning("a write finished after its caller was cancelled: %r", finished.exception())

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genkeep.db.database import Database
+from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import insert_ignoring_conflicts
 from genkeep.db.models import Prompt, Result
 from genkeep.db.types import utcnow
@@ -141,6 +141,7 @@ class PromptStore:
             result=result,
         )
 
+    @completes_when_cancelled
     async def claim_new(self, key: PromptKey, holder: str, lease_until: datetime) -> Claim | None:
         """Insert the prompt already claimed; None when another request inserted it first."""
         token, prompt_id, now = str(uuid.uuid4()), str(uuid.uuid4()), utcnow()
@@ -166,6 +167,7 @@ class PromptStore:
             inserted = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
         return Claim(prompt_id, token, holder) if inserted == 1 else None
 
+    @completes_when_cancelled
     async def claim_existing(
         self, prompt_id: str, expected_version: int, holder: str, lease_until: datetime
     ) -> Claim | None:
@@ -191,6 +193,7 @@ class PromptStore:
             claimed = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
         return Claim(prompt_id, token, holder) if claimed == 1 else None
 
+    @completes_when_cancelled
     async def extend_lease(self, claim: Claim, lease_until: datetime) -> bool:
         """Heartbeat; False when the claim was taken over (the lease had expired)."""
         statement = (
@@ -201,6 +204,7 @@ class PromptStore:
         async with self.db.transaction() as session:
             return bool((await session.execute(statement)).rowcount == 1)  # type: ignore[attr-defined]
 
+    @completes_when_cancelled
     async def complete(self, claim: Claim, result_id: str, generation: Generation) -> Result | None:
         """Store the generation as the next version and release the claim, atomically.
 
@@ -243,6 +247,7 @@ class PromptStore:
             session.add(result)
         return result
 
+    @completes_when_cancelled
     async def fail(self, claim: Claim, error: str) -> None:
         """Release the claim and record why, so the next request retries."""
         now = utcnow()

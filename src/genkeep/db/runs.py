@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from genkeep.db.database import Database
+from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (
     checkpoint_statement,
     insert_each_ignoring_conflicts,
@@ -176,11 +176,13 @@ class RunStore:
             ).rowcount  # type: ignore[attr-defined]
         return RunLease(run_id, token) if claimed == 1 else None
 
+    @completes_when_cancelled
     async def heartbeat(self, lease: RunLease, lease_s: float) -> bool:
         """Renew the lease; True when a cancel was requested. LeaseLost if fenced out."""
         row = await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
         return bool(row.cancel_requested)
 
+    @completes_when_cancelled
     async def set_plan(self, lease: RunLease, total_batches: int, params: dict[str, Any]) -> None:
         await self._fenced(lease, total_batches=total_batches, **params)
 
@@ -221,6 +223,7 @@ class RunStore:
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    @completes_when_cancelled
     async def save_batch(
         self, lease: RunLease, index: int, result: str, entity_keys: list[str]
     ) -> int | None:
@@ -266,6 +269,7 @@ class RunStore:
             )
         return int(row.entities_found)
 
+    @completes_when_cancelled
     async def fail_batch(self, lease: RunLease, index: int, error: str) -> None:
         """Record a failed batch (never as done); it is retried on resume."""
         now = utcnow()
@@ -326,6 +330,7 @@ class RunStore:
                 update(Run).where(Run.id == run_id).values(batches_done=Run.batches_done - 1)
             )
 
+    @completes_when_cancelled
     async def finish(
         self,
         lease: RunLease,
@@ -391,6 +396,7 @@ class DbLlmCache:
             found = await session.get(LlmAnswer, key)
         return None if found is None else found.answer
 
+    @completes_when_cancelled
     async def put(self, key: str, answer: str) -> None:
         values = {"request_hash": key, "answer": answer, "created_at": utcnow()}
         statement = insert_ignoring_conflicts(self.db.backend, LlmAnswer.__table__, values)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.artifacts import ArtifactStore, NewArtifact
-from genkeep.db.database import Database
+from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (
     claim_statement,
     complete_statement,
@@ -288,10 +288,12 @@ class TaskStore:
             self._wake_local()
         return len(reaped)
 
+    @completes_when_cancelled
     async def heartbeat(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; returns whether cancel was requested. LeaseLost if fenced out."""
         return await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
 
+    @completes_when_cancelled
     async def set_stage(self, lease: Lease, stage: str, progress: float) -> bool:
         return await self._fenced(lease, stage=stage, progress=max(0.0, min(progress, 1.0)))
 
@@ -313,6 +315,7 @@ class TaskStore:
             raise LeaseLost(f"lease on task {lease.task_id} was taken over")
         return bool(row.cancel_requested)
 
+    @completes_when_cancelled
     async def complete(
         self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
     ) -> list[Artifact]:
@@ -343,6 +346,7 @@ class TaskStore:
             await append_event(session, job, "task.completed", payload, self._audit(lease, task))
         return artifacts
 
+    @completes_when_cancelled
     async def fail(self, lease: Lease, error: str, retry_at: datetime | None) -> Task:
         """Record a failed attempt: queued again at ``retry_at``, or failed for good."""
         async with self.db.transaction() as session:
@@ -360,6 +364,7 @@ class TaskStore:
             )
         return task
 
+    @completes_when_cancelled
     async def mark_cancelled(self, lease: Lease) -> None:
         async with self.db.transaction() as session:
             task = await self._finish(session, lease, "cancelled")
@@ -371,6 +376,7 @@ class TaskStore:
                 self._audit(lease, task),
             )
 
+    @completes_when_cancelled
     async def release(self, lease: Lease) -> None:
         """Give a task back (worker shutting down): queued now, the attempt not counted."""
         async with self.db.transaction() as session:

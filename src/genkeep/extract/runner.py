@@ -150,7 +150,7 @@ class ExtractionRunner:
             return "interrupted"
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.runs.finish(lease, "interrupted"))
+                await self.runs.finish(lease, "interrupted")
             raise
         except Exception as exc:
             with contextlib.suppress(Exception):

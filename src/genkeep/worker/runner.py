@@ -138,7 +138,7 @@ class Worker:
                 log.warning("task %s: lease taken over mid-run; stopped", task.id)
                 return
             # Shutting down: give the task back so nothing stays running.
-            await self._quietly(asyncio.shield(tasks.release(lease)))
+            await self._quietly(tasks.release(lease))
             raise
         except TimeoutError:
             await self._quietly(tasks.fail(lease, "timed out", None))
