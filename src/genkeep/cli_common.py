@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import typer
@@ -26,9 +26,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine, turning genkeep errors into one line and a non-zero exit."""
     try:
-        return asyncio.run(main)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(main)
     except GenkeepError as exc:
         raise fail(exc.detail) from None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop (as uvicorn uses for `serve`) halves the event loop's share of a worker's CPU.
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows): the standard loop
+        return None
+    return uvloop.new_event_loop
 
 
 def settings() -> Settings:

@@ -240,7 +240,7 @@ class RunStore:
             "now": utcnow(),
         }
         if self._checkpoint is not None:
-            async with self.db.engine.begin() as connection:
+            async with self.db.one_statement() as connection:
                 row = (
                     await connection.execute(
                         self._checkpoint, {**params, "token": lease.token, "keys": entity_keys}

@@ -115,7 +115,7 @@ class TaskStore:
                 "now": now,
                 "actor": audit.actor,
             }
-            async with self.db.engine.begin() as connection:
+            async with self.db.one_statement() as connection:
                 row = (await connection.execute(self._submit, params)).first()
             return None if row is None else Task(**row._mapping)
         queued = {
@@ -200,7 +200,7 @@ class TaskStore:
                 "lease_until": now + timedelta(seconds=lease_s),
                 "actor": f"worker:{worker_id}",
             }
-            async with self.db.engine.begin() as connection:
+            async with self.db.one_statement() as connection:
                 rows = (await connection.execute(self._claim, params)).all()
             tasks = [Task(**row._mapping) for row in rows]
             return [(task, Lease(task.id, token, worker_id)) for task in tasks]
@@ -328,7 +328,7 @@ class TaskStore:
                 "result": json.dumps(result),
                 "actor": f"worker:{lease.worker_id}",
             }
-            async with self.db.engine.begin() as connection:
+            async with self.db.one_statement() as connection:
                 done = (await connection.execute(self._complete, params)).scalar_one()
             if done != 1:
                 raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")

@@ -74,9 +74,11 @@ class Worker:
                         log.exception("claiming tasks failed; retrying")
                 for task, lease in claimed:
                     self._start(task, lease)
-                if not claimed or free <= len(claimed):
-                    wait = min(self.settings.task_poll_s, max(next_reap - loop.time(), 0.01))
-                    await self.services.wakeups.wait(wait)
+                # Wait even after a partial claim: it emptied the queue for now. Wake-ups are
+                # sticky (a new task or a freed slot during the claim ends this wait at once),
+                # so claiming again straight away would only be an empty round trip.
+                wait = min(self.settings.task_poll_s, max(next_reap - loop.time(), 0.01))
+                await self.services.wakeups.wait(wait)
         finally:
             await self._drain()
 
