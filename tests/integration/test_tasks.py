@@ -19,6 +19,7 @@ from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost
 from genkeep.services import Services, close_services, open_services
 from genkeep.sweep import sweep
+from genkeep.worker.completer import Completer
 from genkeep.worker.registry import load_handlers
 from genkeep.worker.runner import Worker
 
@@ -203,6 +204,47 @@ async def test_fenced_out_worker_cannot_commit(services: Services) -> None:
     assert done is not None and done.status == "completed" and done.result == {"by": "b"}
     assert done.attempts == 2
     assert [a.version for a in await services.artifacts.list_visible(OWNER, job.id)] == [1]
+
+
+async def test_batch_completion_fences_each_task_on_its_own(services: Services) -> None:
+    job = await new_job(services)
+    for key in ("b1", "b2", "b3"):
+        await services.tasks.submit(job, submission("noop", key), AUDIT)
+    claimed = await services.tasks.claim("worker-a", 30, 3)
+    (first, a), (second, b), (third, c) = claimed
+    await services.tasks.mark_cancelled(b)  # b's lease is spent: its completion is refused
+    committed = await services.tasks.complete_many([(a, {"n": 1}), (b, {"n": 2}), (c, {"n": 3})])
+    assert committed == [True, False, True]
+    states = {t.id: await services.tasks.get(OWNER, t.id) for t in (first, second, third)}
+    assert [(s.status, s.result) for s in states.values() if s is not None] == [
+        ("completed", {"n": 1}),
+        ("cancelled", None),
+        ("completed", {"n": 3}),
+    ]
+    events = await services.jobs.events(OWNER, job.id)
+    completed = [e.payload["task_id"] for e in events if e.event_type == "task.completed"]
+    assert sorted(completed) == sorted([first.id, third.id])
+
+
+async def test_completer_groups_concurrent_completions(services: Services) -> None:
+    job = await new_job(services)
+    for number in range(30):
+        await services.tasks.submit(job, submission("noop", f"c{number}"), AUDIT)
+    claimed = await services.tasks.claim("worker-a", 30, 30)
+    stale_task, stale = claimed[0]
+    await services.tasks.release(stale)
+    completer = Completer(services.tasks)
+    outcomes = await asyncio.gather(
+        *(completer.complete(lease, {"task": task.id}) for task, lease in claimed),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], LeaseLost)
+    assert outcomes[1:] == [None] * 29
+    for task, _ in claimed[1:]:
+        done = await services.tasks.get(OWNER, task.id)
+        assert done is not None and done.status == "completed" and done.result == {"task": task.id}
+    requeued = await services.tasks.get(OWNER, stale_task.id)
+    assert requeued is not None and requeued.status == "queued"
 
 
 async def test_version_allocation_is_contiguous_under_concurrency(

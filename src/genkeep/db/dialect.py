@@ -146,20 +146,25 @@ SELECT * FROM claimed ORDER BY run_after
 """
 
 _PG_COMPLETE = text("""
-WITH done AS (
-    UPDATE tasks
-    SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(:result AS JSONB),
+WITH input AS (
+    SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:tokens AS VARCHAR[]),
+                         CAST(:results AS TEXT[]), CAST(:actors AS TEXT[]))
+        AS i(id, token, result, actor)
+), done AS (
+    UPDATE tasks AS t
+    SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(i.result AS JSONB),
         lease_token = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now
-    WHERE id = :task_id AND lease_token = :token AND status = 'running'
-    RETURNING id, job_id, owner_id, trace_id
+    FROM input AS i
+    WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
+    RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
 ), events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.completed',
            jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
-           trace_id, :actor, :now
+           trace_id, actor, :now
     FROM done
 )
-SELECT count(*) AS completed FROM done
+SELECT id FROM done
 """)
 
 
@@ -171,7 +176,7 @@ def claim_statement(backend: str, columns: Any) -> Any:
 
 
 def complete_statement(backend: str) -> TextClause | None:
-    """PostgreSQL's one-statement completion of a task without artifacts, or None."""
+    """PostgreSQL's one-statement completion of tasks without artifacts (many at once)."""
     return _PG_COMPLETE if backend == "postgresql" else None
 
 

@@ -22,6 +22,7 @@ from genkeep.db.tasks import Lease
 from genkeep.db.types import utcnow
 from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
 from genkeep.services import Services
+from genkeep.worker.completer import Completer
 from genkeep.worker.context import TaskContext, TaskOutput
 from genkeep.worker.registry import handler_for
 
@@ -44,6 +45,7 @@ class Worker:
         self._leases: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._stopping = asyncio.Event()
+        self._completer = Completer(services.tasks)
 
     def stop(self) -> None:
         """Stop claiming; ``run`` then drains and returns."""
@@ -130,7 +132,10 @@ class Worker:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
-            await tasks.complete(lease, output.result, output.artifacts)
+            if output.artifacts:
+                await tasks.complete(lease, output.result, output.artifacts)
+            else:
+                await self._completer.complete(lease, output.result)
         except TaskCancelled:
             await self._quietly(tasks.mark_cancelled(lease))
         except LeaseLost:

@@ -1,0 +1,55 @@
+"""Group commit of a worker's task completions (as River's batch completer does).
+
+The first completion is written at once; those that finish while that write is in flight
+ride the next one together. A busy worker so pays one statement for many tasks, an idle
+one waits for nothing. Every task stays fenced by its own lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from genkeep.db.tasks import Lease, TaskStore
+from genkeep.errors import LeaseLost
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+
+
+class Completer:
+    """Commits completions (tasks without artifacts) in batches; one per worker."""
+
+    def __init__(self, tasks: TaskStore) -> None:
+        self.tasks = tasks
+        self._pending: list[tuple[Lease, dict[str, Any], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def complete(self, lease: Lease, result: dict[str, Any]) -> None:
+        """Return once the completion is committed; LeaseLost if it was fenced out."""
+        committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((lease, result, committed))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="task-completer")
+        # Shielded: a caller cancelled now still has its completion written by the flusher.
+        if not await asyncio.shield(committed):
+            raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                outcomes = await self.tasks.complete_many(
+                    [(lease, result) for lease, result, _ in batch]
+                )
+            except Exception as exc:
+                log.warning("completing %d tasks failed: %s", len(batch), exc)
+                for _, _, committed in batch:
+                    if not committed.done():
+                        committed.set_exception(exc)
+                continue
+            for (_, _, committed), outcome in zip(batch, outcomes, strict=True):
+                if not committed.done():
+                    committed.set_result(outcome)
