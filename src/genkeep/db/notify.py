@@ -17,6 +17,8 @@ from genkeep.db.dialect import TASKS_CHANNEL
 
 log = logging.getLogger(__name__)
 
+NOTIFY_SETTLE_S = 0.003
+
 
 class Wakeups:
     """An event set when new tasks may be claimable."""
@@ -24,9 +26,11 @@ class Wakeups:
     def __init__(self, database: Database) -> None:
         self.db = database
         self._event = asyncio.Event()
+        self._local = False
         self._connection: Any = None
 
     def notify_local(self) -> None:
+        self._local = True
         self._event.set()
 
     async def start(self) -> None:
@@ -47,7 +51,12 @@ class Wakeups:
         """Return when woken or after ``seconds``."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), seconds)
+            if not self._local:
+                # Every listening worker hears every NOTIFY. Settling a moment lets one claim
+                # take the tasks that arrive meanwhile, instead of one query per worker per task.
+                await asyncio.sleep(NOTIFY_SETTLE_S)
         self._event.clear()
+        self._local = False
 
     async def stop(self) -> None:
         if self._connection is not None:
