@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -60,8 +60,6 @@ class Database:
         if is_sqlite(self.url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Same pool; a connection checked out here runs each statement as its own transaction.
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -70,13 +68,19 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def one_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for one self-contained (hence atomic) statement, run in autocommit.
-
-        Saves the BEGIN and COMMIT round trips, a third of the hot paths' database time.
-        """
-        async with self._autocommit.connect() as connection:
-            yield connection
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """The driver's own connection, borrowed from the pool, for self-contained statements."""
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        except asyncpg.PostgresError:
+            raise  # the server refused the statement; the connection is fine
+        except BaseException:
+            # Cut off mid-statement (cancelled, connection lost): the protocol state is unknown.
+            pooled.invalidate()
+            raise
+        finally:
+            pooled.close()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -8,11 +8,16 @@ PostgreSQL (SQLite workers live in one process and wake through an in-process ev
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, TextClause, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.sql.dml import Insert
+
+if TYPE_CHECKING:
+    from genkeep.db.database import Database
 
 TASKS_CHANNEL = "genkeep_tasks"
 
@@ -84,7 +89,7 @@ def insert_each_ignoring_conflicts(backend: str, table: Table, returning: str) -
 # still owns it, upsert the batch unless it is already done, add the new registry entries,
 # and bump the counters. Data-modifying CTEs run as one statement, so it commits or fails
 # as a whole, exactly like the multi-statement transaction used on SQLite.
-_PG_CHECKPOINT = text("""
+_PG_CHECKPOINT = """
 WITH owned AS (
     SELECT id FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
 ), saved AS (
@@ -111,12 +116,12 @@ WITH owned AS (
 )
 SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM saved) AS saved,
        (SELECT entities_found FROM counted) AS entities_found
-""")
+"""
 
 
-def checkpoint_statement(backend: str) -> TextClause | None:
+def checkpoint_statement(backend: str) -> DriverStatement | None:
     """The single-statement batch checkpoint, where the database has one (PostgreSQL)."""
-    return _PG_CHECKPOINT if backend == "postgresql" else None
+    return DriverStatement(_PG_CHECKPOINT) if backend == "postgresql" else None
 
 
 # Claim and complete on PostgreSQL in one statement each, with their events (Python time
@@ -145,7 +150,7 @@ WITH picked AS (
 SELECT * FROM claimed ORDER BY run_after
 """
 
-_PG_COMPLETE = text("""
+_PG_COMPLETE = """
 WITH input AS (
     SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:tokens AS VARCHAR[]),
                          CAST(:results AS TEXT[]), CAST(:actors AS TEXT[]))
@@ -165,19 +170,17 @@ WITH input AS (
     FROM done
 )
 SELECT id FROM done
-""")
+"""
 
 
-def claim_statement(backend: str, columns: Any) -> Any:
-    """PostgreSQL's one-statement claim (typed as ``columns``), or None elsewhere."""
-    if backend != "postgresql":
-        return None
-    return text(_PG_CLAIM).columns(*columns)
+def claim_statement(backend: str) -> DriverStatement | None:
+    """PostgreSQL's one-statement claim, or None elsewhere."""
+    return DriverStatement(_PG_CLAIM) if backend == "postgresql" else None
 
 
-def complete_statement(backend: str) -> TextClause | None:
+def complete_statement(backend: str) -> DriverStatement | None:
     """PostgreSQL's one-statement completion of tasks without artifacts (many at once)."""
-    return _PG_COMPLETE if backend == "postgresql" else None
+    return DriverStatement(_PG_COMPLETE) if backend == "postgresql" else None
 
 
 _PG_SUBMIT = """
@@ -202,8 +205,29 @@ SELECT created.* FROM created LEFT JOIN woken ON true
 """
 
 
-def submit_statement(backend: str, columns: Any) -> Any:
+def submit_statement(backend: str) -> DriverStatement | None:
     """PostgreSQL's one-statement submit (insert unless the key exists, event, NOTIFY)."""
-    if backend != "postgresql":
-        return None
-    return text(_PG_SUBMIT).columns(*columns)
+    return DriverStatement(_PG_SUBMIT) if backend == "postgresql" else None
+
+
+class DriverStatement:
+    """A self-contained PostgreSQL statement run on the pooled asyncpg connection itself.
+
+    These run once or more per task or batch. A single statement is atomic on its own, so
+    it runs in autocommit; and SQLAlchemy's execution layer would add about 120 µs of Python
+    to each (a third of a no-op task's cost), so these few bypass it. Rows are asyncpg
+    Records: JSON decoded by the codecs SQLAlchemy installs on its asyncpg connections,
+    timestamps timezone-aware UTC, as ``UTCDateTime`` gives them.
+    """
+
+    def __init__(self, sql: str) -> None:
+        compiled = text(sql).compile(dialect=pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+
+    async def fetch(self, database: Database, params: Mapping[str, Any]) -> list[Any]:
+        async with database.driver_connection() as connection:
+            rows: list[Any] = await connection.fetch(
+                self.sql, *(params[name] for name in self.names)
+            )
+        return rows

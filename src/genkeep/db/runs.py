@@ -240,15 +240,12 @@ class RunStore:
             "now": utcnow(),
         }
         if self._checkpoint is not None:
-            async with self.db.one_statement() as connection:
-                row = (
-                    await connection.execute(
-                        self._checkpoint, {**params, "token": lease.token, "keys": entity_keys}
-                    )
-                ).one()
-            if row.owned == 0:
+            [row] = await self._checkpoint.fetch(
+                self.db, {**params, "token": lease.token, "keys": entity_keys}
+            )
+            if row["owned"] == 0:
                 raise LeaseLost(f"run {lease.run_id} is owned by another process now")
-            return None if row.saved == 0 else int(row.entities_found)
+            return None if row["saved"] == 0 else int(row["entities_found"])
         # A Core connection, not an ORM session: this runs once per batch of every run.
         async with self.db.engine.begin() as session:
             if (await session.execute(self._save, params)).first() is None:

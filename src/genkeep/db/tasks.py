@@ -68,8 +68,8 @@ class TaskStore:
         self.artifacts = artifacts
         # Wakes in-process workers; PostgreSQL workers elsewhere hear NOTIFY.
         self.on_submit = on_submit
-        self._claim = claim_statement(database.backend, Task.__table__.columns)
-        self._submit = submit_statement(database.backend, Task.__table__.columns)
+        self._claim = claim_statement(database.backend)
+        self._submit = submit_statement(database.backend)
         self._complete = complete_statement(database.backend)
 
     # -- clients --------------------------------------------------------------------------
@@ -115,9 +115,8 @@ class TaskStore:
                 "now": now,
                 "actor": audit.actor,
             }
-            async with self.db.one_statement() as connection:
-                row = (await connection.execute(self._submit, params)).first()
-            return None if row is None else Task(**row._mapping)
+            rows = await self._submit.fetch(self.db, params)
+            return Task(**rows[0]) if rows else None
         queued = {
             "status": "queued",
             "stage": "queued",
@@ -200,9 +199,7 @@ class TaskStore:
                 "lease_until": now + timedelta(seconds=lease_s),
                 "actor": f"worker:{worker_id}",
             }
-            async with self.db.one_statement() as connection:
-                rows = (await connection.execute(self._claim, params)).all()
-            tasks = [Task(**row._mapping) for row in rows]
+            tasks = [Task(**row) for row in await self._claim.fetch(self.db, params)]
             return [(task, Lease(task.id, token, worker_id)) for task in tasks]
         async with self.db.transaction() as session:
             candidates = (
@@ -354,8 +351,7 @@ class TaskStore:
             "actors": [f"worker:{lease.worker_id}" for lease, _ in completions],
             "now": utcnow(),
         }
-        async with self.db.one_statement() as connection:
-            done = set((await connection.execute(self._complete, params)).scalars())
+        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
         return [lease.task_id in done for lease, _ in completions]
 
     async def _complete_one(self, lease: Lease, result: dict[str, Any]) -> bool:
