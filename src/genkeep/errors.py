@@ -41,6 +41,8 @@ class GenkeepError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "genkeep error"
+    # A task failing with a retryable error gets another attempt; others fail it at once.
+    retryable: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)

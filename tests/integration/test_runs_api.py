@@ -12,13 +12,21 @@ from rdflib import Graph
 
 from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
+from genkeep.db.models import Task
+from genkeep.db.runs import RunLease
+from genkeep.errors import LeaseLost
 from genkeep.extract.manager import RunManager
+from genkeep.extract.model import ChunkParams
+from genkeep.extract.service import RunRequest
 from genkeep.services import Services, close_services, open_services
+from genkeep.worker.context import TaskContext
+from genkeep.worker.extract_task import extract
 from genkeep.worker.runner import Worker
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 TEXT = (SAMPLES / "text.md").read_text()
 ONTOLOGY = (SAMPLES / "ontology.ttl").read_text()
+OWNER = "default"
 
 
 @pytest.fixture
@@ -151,3 +159,99 @@ async def test_extract_task_stores_graph_artifacts(
     assert found["result"]["run_id"] == task["id"] and found["result"]["conforms"]
     kinds = {a["kind"]: a for a in (await client.get(f"/v1/jobs/{job['id']}/artifacts")).json()}
     assert set(kinds) == {"ttl", "jsonld", "jsonl"} and kinds["ttl"]["version"] == 1
+
+
+def _request(text: str = TEXT) -> RunRequest:
+    return RunRequest(text, "input.md", ONTOLOGY.encode(), "ontology.ttl", ChunkParams(500, 50, 2))
+
+
+async def _submit_extract(client: httpx.AsyncClient, key: str) -> tuple[str, str]:
+    job = (await client.post("/v1/jobs", json={"title": "graph"})).json()
+    task = (
+        await client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            headers={"Idempotency-Key": key},
+            json={
+                "kind": "extract",
+                "payload": {"text": TEXT, "ontology": ONTOLOGY, "chunk_size": 500, "overlap": 50},
+            },
+        )
+    ).json()
+    return job["id"], task["id"]
+
+
+async def _work_until_finished(services: Services, task_id: str) -> Task:
+    worker = Worker(services)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(1500):
+            found = await services.tasks.get(OWNER, task_id)
+            if found is not None and found.status in ("completed", "failed"):
+                return found
+            await asyncio.sleep(0.02)
+        raise AssertionError("the extract task did not finish")
+    finally:
+        worker.stop()
+        await running
+
+
+async def test_extract_task_retry_after_its_run_completed_stores_the_graph(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    # The first attempt finishes the run, then dies before committing the task: the retry
+    # must store the finished graph, not fail on a run that can no longer be acquired.
+    client, services, _ = api
+    job_id, task_id = await _submit_extract(client, "dies-after-run")
+    [(task, lease)] = await services.tasks.claim("doomed", 0.3, 1)
+    context = TaskContext(task=task, lease=lease, tasks=services.tasks, services=services)
+    await extract(context)  # its output is never committed: the worker "dies" here
+    run = await services.runs.require(OWNER, task_id)
+    assert run.status == "completed"
+    await asyncio.sleep(0.4)
+    assert await services.tasks.reap_expired() == 1
+    done = await _work_until_finished(services, task_id)
+    assert done.status == "completed" and done.attempts == 2, done.error
+    again = await services.runs.require(OWNER, task_id)
+    assert again.batches_done == run.batches_done and again.finished_at == run.finished_at
+    kinds = {a["kind"]: a for a in (await client.get(f"/v1/jobs/{job_id}/artifacts")).json()}
+    assert set(kinds) == {"ttl", "jsonld", "jsonl"} and kinds["ttl"]["version"] == 1
+
+
+async def test_extract_task_waits_out_a_dead_owners_run_lease(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    client, services, _ = api
+    services.settings = services.settings.model_copy(update={"extract_lease_s": 1.0})
+    job_id, task_id = await _submit_extract(client, "run-still-leased")
+    run = await services.extraction.create(
+        OWNER, _request(), "builtin", job_id=job_id, run_id=task_id
+    )
+    # A process on another host held the run and died; its lease runs out in a second.
+    assert await services.runs.acquire(run.id, "elsewhere:1", lease_s=1.0) is not None
+    done = await _work_until_finished(services, task_id)
+    assert done.status == "completed" and done.attempts == 1, done.error
+    assert (await services.runs.require(OWNER, run.id)).status == "completed"
+
+
+async def test_resume_and_cancel_runs_whose_owner_died(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    client, services, manager = api
+    dead, cancelled, alive = [
+        await services.extraction.create(OWNER, _request(), "builtin") for _ in range(3)
+    ]
+    for run, lease_s in ((dead, 0.2), (cancelled, 0.2), (alive, 60)):
+        assert await services.runs.acquire(run.id, "elsewhere:1", lease_s=lease_s) is not None
+    await asyncio.sleep(0.3)
+    # A live owner keeps its run: resume is refused, cancel is only requested.
+    assert (await client.post(f"/v1/runs/{alive.id}/resume")).status_code == 409
+    asked = (await client.post(f"/v1/runs/{alive.id}/cancel")).json()
+    assert asked["status"] == "running" and asked["cancel_requested"] is True
+    # An owner whose lease expired is gone: its run resumes here, or is cancelled at once.
+    assert (await client.post(f"/v1/runs/{dead.id}/resume")).status_code == 202
+    await manager.await_empty()
+    assert (await client.get(f"/v1/runs/{dead.id}")).json()["status"] == "completed"
+    stopped = (await client.post(f"/v1/runs/{cancelled.id}/cancel")).json()
+    assert stopped["status"] == "cancelled"
+    with pytest.raises(LeaseLost):  # the dead owner, were it to wake, is fenced out
+        await services.runs.heartbeat(RunLease(cancelled.id, "any-old-token"), 30)

@@ -42,6 +42,16 @@ def checksum(result: str) -> str:
     return hashlib.sha256(result.encode("utf-8")).hexdigest()
 
 
+def is_held(run: Run) -> bool:
+    """Whether a live process owns the run: running under a lease that has not expired."""
+    return (
+        run.status == "running"
+        and run.lease_token is not None
+        and run.lease_expires_at is not None
+        and run.lease_expires_at > utcnow()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RunLease:
     run_id: str
@@ -144,10 +154,11 @@ class RunStore:
             run = await self._owned(session, owner_id, run_id)
             if run.status in ("completed", "cancelled"):
                 raise Conflict(f"run {run_id} is already {run.status}")
-            if run.status == "running" and run.lease_token is not None:
+            if is_held(run):
                 run.cancel_requested = True
-            else:
+            else:  # not running, or its owner died: cancel now and fence the dead owner out
                 run.status, run.finished_at = "cancelled", utcnow()
+                run.lease_token = run.lease_expires_at = None
             run.updated_at = utcnow()
         return run
 

@@ -55,6 +55,7 @@ class RunBusy(GenkeepError):
     code = "run-busy"
     status = 409
     title = "The run is owned by another process"
+    retryable = True  # its owner's lease expires if that owner died
 
 
 def chunk_params(run: Run) -> ChunkParams:

@@ -13,10 +13,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from genkeep.db.artifacts import NewArtifact
+from genkeep.db.models import Run
 from genkeep.errors import BadInput, TaskCancelled
 from genkeep.extract.model import ChunkParams
 from genkeep.extract.outputs import DOCUMENTS
-from genkeep.extract.runner import ExtractionRunner, RunProgress
+from genkeep.extract.runner import (
+    ExtractionRunner,
+    Progress,
+    RunBusy,
+    RunInputs,
+    RunProgress,
+)
 from genkeep.extract.service import RunRequest
 from genkeep.worker.context import TaskContext, TaskOutput
 from genkeep.worker.registry import register
@@ -63,6 +70,28 @@ async def extract(context: TaskContext) -> TaskOutput:
         run = await services.extraction.create(
             task.owner_id, request, payload.extractor, job_id=task.job_id, run_id=task.id
         )
+    if run.status != "completed":  # an earlier attempt may have finished it, then died
+        await _execute(context, run)
+    await context.progress("storing graph", 0.95)
+    finished = await services.runs.require(task.owner_id, run.id)
+    assert finished.outputs is not None
+    artifacts = []
+    for name, kind in ARTIFACT_KINDS.items():
+        document = finished.outputs[name]
+        data = await services.blobs.get(document["key"])
+        filename, media_type = DOCUMENTS[name]
+        info = await services.blobs.put(context.blob_key(filename), data, content_type=media_type)
+        artifacts.append(NewArtifact(kind, info.key, filename, media_type, info.size, info.sha256))
+    counts = finished.outputs["counts"]
+    return TaskOutput(
+        result={"run_id": run.id, **counts, "conforms": finished.outputs["validation"]["conforms"]},
+        artifacts=artifacts,
+    )
+
+
+async def _execute(context: TaskContext, run: Run) -> None:
+    """Run or resume the extraction to its end, publishing its progress as the task's."""
+    services, task = context.services, context.task
     inputs = await services.extraction.inputs(run)
     settings = services.settings
     runner = ExtractionRunner(
@@ -73,7 +102,9 @@ async def extract(context: TaskContext) -> TaskOutput:
     )
     cancel = asyncio.Event()
     latest: list[RunProgress] = []
-    execution = asyncio.create_task(runner.execute(run, inputs, cancel, latest.append))
+    execution = asyncio.create_task(
+        _when_free(runner, run, inputs, cancel, latest.append, settings.extract_lease_s)
+    )
     try:
         while not execution.done():
             await asyncio.wait({execution}, timeout=0.5)
@@ -95,18 +126,26 @@ async def extract(context: TaskContext) -> TaskOutput:
     if status != "completed":
         finished = await services.runs.require(task.owner_id, run.id)
         raise RuntimeError(f"extraction run {run.id} {status}: {finished.error}")
-    await context.progress("storing graph", 0.95)
-    finished = await services.runs.require(task.owner_id, run.id)
-    assert finished.outputs is not None
-    artifacts = []
-    for name, kind in ARTIFACT_KINDS.items():
-        document = finished.outputs[name]
-        data = await services.blobs.get(document["key"])
-        filename, media_type = DOCUMENTS[name]
-        info = await services.blobs.put(context.blob_key(filename), data, content_type=media_type)
-        artifacts.append(NewArtifact(kind, info.key, filename, media_type, info.size, info.sha256))
-    counts = finished.outputs["counts"]
-    return TaskOutput(
-        result={"run_id": run.id, **counts, "conforms": finished.outputs["validation"]["conforms"]},
-        artifacts=artifacts,
-    )
+
+
+async def _when_free(
+    runner: ExtractionRunner,
+    run: Run,
+    inputs: RunInputs,
+    cancel: asyncio.Event,
+    on_progress: Progress,
+    lease_s: float,
+) -> str:
+    """Execute, first waiting out the run lease of a previous owner that died holding it.
+
+    A worker killed mid-run leaves its task lease and its run lease to expire; the task can
+    be claimed again a moment before the run is free, which must not cost an attempt.
+    """
+    deadline = asyncio.get_running_loop().time() + lease_s * 1.5
+    while True:
+        try:
+            return await runner.execute(run, inputs, cancel, on_progress)
+        except RunBusy:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(min(1.0, lease_s / 10))

@@ -149,10 +149,12 @@ class Worker:
             raise
         except TimeoutError:
             await self._quietly(tasks.fail(lease, "timed out", None))
-        except (GenkeepError, ValidationError) as exc:
+        except GenkeepError as exc:
             # Deterministic errors (bad payload, missing data, closed gate) won't improve.
-            detail = exc.detail if isinstance(exc, GenkeepError) else str(exc)
-            await self._quietly(tasks.fail(lease, detail, None))
+            retry_at = self._retry_at(task) if exc.retryable else None
+            await self._quietly(tasks.fail(lease, exc.detail, retry_at))
+        except ValidationError as exc:
+            await self._quietly(tasks.fail(lease, str(exc), None))
         except Exception as exc:
             log.exception("task %s attempt %d failed", task.id, task.attempts)
             await self._quietly(
