@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from genkeep.db.url import async_url, is_sqlite, redacted
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "genkeep_write"  # execution option marking a write transaction
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -37,6 +39,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+    # The driver's own implicit BEGIN is turned off so that _sqlite_begin decides the mode.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Write transactions take the write lock up front (BEGIN IMMEDIATE), waiting for it under
+    # busy_timeout. A deferred one that reads first and writes later cannot wait: SQLite
+    # fails its lock upgrade at once with "database is locked" if another writer got in.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
@@ -59,13 +71,23 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if is_sqlite(self.url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
         async with self.sessions() as session, session.begin():
+            await session.connection(execution_options={WRITE_OPTION: True})
             yield session
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction, for hot paths that skip the ORM."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{WRITE_OPTION: True})
+            async with connection.begin():
+                yield connection
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:

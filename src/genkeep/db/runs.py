@@ -258,7 +258,7 @@ class RunStore:
                 raise LeaseLost(f"run {lease.run_id} is owned by another process now")
             return None if row["saved"] == 0 else int(row["entities_found"])
         # A Core connection, not an ORM session: this runs once per batch of every run.
-        async with self.db.engine.begin() as session:
+        async with self.db.writing() as session:
             if (await session.execute(self._save, params)).first() is None:
                 return None
             new_entities = 0
