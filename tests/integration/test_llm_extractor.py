@@ -284,6 +284,17 @@ async def test_the_cache_key_follows_the_request_not_the_credentials(
     assert make_extractor().cache_key(CHUNK, index) != key
 
 
+def test_owners_never_share_cached_answers(make_extractor: MakeExtractor) -> None:
+    index, extractor = FakeIndex(), make_extractor()
+    alice, bob = extractor.for_owner("alice"), extractor.for_owner("bob")
+    assert alice.cache_key(CHUNK, index) == extractor.for_owner("alice").cache_key(CHUNK, index)
+    assert alice.cache_key(CHUNK, index) != bob.cache_key(CHUNK, index)
+    assert extractor.cache_key(CHUNK, index) not in {
+        alice.cache_key(CHUNK, index),
+        bob.cache_key(CHUNK, index),
+    }
+
+
 def test_request_key_is_canonical() -> None:
     args: dict[str, Any] = {
         "model": MODEL,

@@ -31,6 +31,9 @@ class FixedExtractor:
     async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
         return ChunkResult(entities=self.by_text.get(chunk.text, []))
 
+    def for_owner(self, owner_id: str) -> FixedExtractor:
+        return self
+
 
 class NoIndex:
     def classes_for_label(self, label: str) -> list[str]:

@@ -8,6 +8,7 @@ the sha256 of the request (never of a key or URL), so a resumed run does not pay
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -144,9 +145,12 @@ def request_key(
     temperature: float | None,
     schema: dict[str, Any],
     messages: Sequence[ChatCompletionMessageParam],
+    owner: str | None = None,
 ) -> str:
-    """sha256 of everything that shapes the answer, as canonical JSON."""
+    """sha256 of everything that shapes the answer, and of its owner, as canonical JSON."""
     material = {
+        # Owners never share answers: a hit would tell one owner what another has sent.
+        "owner": owner,
         "extractor": f"{LlmExtractor.name}/{LlmExtractor.version}",
         "model": model,
         "template": template_version,
@@ -186,6 +190,7 @@ class LlmExtractor:
         self.temperature = temperature
         self.max_attempts = max_attempts
         self.stats = LlmStats()
+        self.owner: str | None = None
         self._cache = cache
         self._vocabulary: tuple[OntologyIndexLike, Vocabulary] | None = None
         self._chat = ChatClient(
@@ -254,6 +259,12 @@ class LlmExtractor:
             attempts=self.max_attempts,
         )
 
+    def for_owner(self, owner_id: str) -> LlmExtractor:
+        """A view whose cached answers are the owner's own (same client, same statistics)."""
+        scoped = copy.copy(self)
+        scoped.owner = owner_id
+        return scoped
+
     def cache_key(self, chunk: Chunk, index: OntologyIndexLike) -> str:
         """The key this chunk's answer is cached under."""
         vocabulary = self._vocabulary_of(index)
@@ -270,6 +281,7 @@ class LlmExtractor:
             temperature=self.temperature,
             schema=schema,
             messages=messages,
+            owner=self.owner,
         )
 
     def _vocabulary_of(self, index: OntologyIndexLike) -> Vocabulary:

@@ -72,6 +72,10 @@ class Extractor(Protocol):
 
     async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult: ...
 
+    def for_owner(self, owner_id: str) -> Extractor:
+        """This extractor as one owner's runs use it (state such as caches kept per owner)."""
+        ...
+
 
 class OntologyIndexLike(Protocol):
     """What extractors need from an ontology index (see ``genkeep.extract.index``)."""

@@ -128,7 +128,12 @@ class ExtractionService:
                 raise ManifestMismatch(f"the ontology of run {run.id} is not stored any more")
             loaded = load_ontology(canonical.encode("utf-8"), fmt="nt", name="stored.nt")
         index = self.index_cache.get(loaded)
-        return RunInputs(text=text, index=index, ontology_ttl=loaded.canonical, extractor=extractor)
+        return RunInputs(
+            text=text,
+            index=index,
+            ontology_ttl=loaded.canonical,
+            extractor=extractor.for_owner(run.owner_id),
+        )
 
 
 def default_extractors(
