@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0)
     # Run a worker inside `genkeep serve` (the embedded default); off when workers run apart.
     serve_worker: bool = True
-    # Extra modules imported by workers to register task handlers (comma-separated).
+    # Extra modules imported by workers to register task handlers. From the environment
+    # it is a JSON list, e.g. GENKEEP_TASK_MODULES='["myapp.tasks"]'; a comma-separated
+    # or empty value is rejected as invalid settings.
     task_modules: list[str] = Field(default_factory=list)
     artifact_retention_days: int = Field(default=90, ge=1)
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from genkeep.config import Settings
+from genkeep.db.artifacts import NewArtifact
+from genkeep.db.database import Database
+from genkeep.db.jobs import Audit
+from genkeep.db.keys import ApiKeyStore
+from genkeep.db.types import utcnow
+from genkeep.services import close_services, open_services
 from tests.support.server import free_port, run_cli
 
 pytestmark = pytest.mark.e2e
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 
 
 def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -61,3 +75,144 @@ def test_production_refuses_a_temporary_database(tmp_path: Path) -> None:
     env = env_for("sqlite:///:memory:", tmp_path, GENKEEP_ENV="production")
     serve = run_cli(["serve", "--port", str(free_port())], env, timeout=60)
     assert serve.returncode != 0 and "refusing to run in production" in serve.stderr
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The body rows of a rich table as printed to a pipe, one list of cells per row."""
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│")
+    ]
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def authenticate(db_url: str, token: str) -> str | None:
+    async def check() -> str | None:
+        database = Database(db_url)
+        try:
+            return await ApiKeyStore(database).authenticate(token)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(check())
+
+
+def query(db_url: str, sql: str) -> list[tuple[object, ...]]:
+    async def read() -> list[tuple[object, ...]]:
+        database = Database(db_url)
+        try:
+            async with database.reading() as session:
+                return [tuple(row) for row in (await session.execute(text(sql))).all()]
+        finally:
+            await database.dispose()
+
+    return asyncio.run(read())
+
+
+def test_keys_create_list_revoke(db_url: str, tmp_path: Path) -> None:
+    # Wide enough that rich does not shorten the timestamps in `keys list`.
+    env = env_for(db_url, tmp_path, COLUMNS="200")
+    created = run_cli(["keys", "create", "--owner", "alice", "--name", "laptop"], env)
+    assert created.returncode == 0, created.stderr
+    match = re.fullmatch(r"gk_([0-9a-f]{16})_(\S+)\n", created.stdout)
+    assert match, created.stdout
+    token, key_id, secret = created.stdout.strip(), match[1], match[2]
+    assert f"key {key_id} for owner alice" in created.stderr and token not in created.stderr
+    assert authenticate(db_url, token) == "alice"
+
+    listed = run_cli(["keys", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert secret not in listed.stdout and "gk_" not in listed.stdout
+    [row] = table_rows(listed.stdout)
+    assert row[:3] == [key_id, "alice", "laptop"] and row[4] == ""
+
+    revoked = run_cli(["keys", "revoke", key_id], env)
+    assert revoked.returncode == 0 and f"revoked key {key_id}" in revoked.stdout
+    assert authenticate(db_url, token) is None
+    # A revoked key stays listed, with the time it was revoked.
+    [row] = table_rows(run_cli(["keys", "list"], env).stdout)
+    assert row[0] == key_id
+    assert datetime.fromisoformat(row[4]) >= datetime.fromisoformat(row[3])
+
+    again = one_error_line(run_cli(["keys", "revoke", key_id], env))
+    assert again == f"error: no active key {key_id}"
+    unknown = one_error_line(run_cli(["keys", "revoke", "0123456789abcdef"], env))
+    assert unknown == "error: no active key 0123456789abcdef"
+
+
+def test_ops_sweep_deletes_expired_non_latest_and_orphans(
+    db_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    blobs = tmp_path / "var" / "blobs"  # the CLI's default blob folder for this data dir
+
+    async def seed() -> tuple[list[str], str]:
+        services = await open_services(settings)
+        try:
+            audit = Audit(actor="test", trace_id="0af7651916cd43dd8448eb211c80319c")
+            job = await services.jobs.create("alice", {"title": "Report"}, audit)
+            keys = []
+            for i in range(2):  # versions 1 and 2 of kind md, both expired; 2 is the latest
+                key = f"owners/alice/jobs/{job.id}/tasks/t{i}/a1/out.md"
+                info = await services.blobs.put(key, f"v{i}".encode(), content_type="text/plain")
+                new = NewArtifact("md", key, "out.md", "text/plain", info.size, info.sha256)
+                async with services.database.transaction() as session:
+                    artifact = await services.artifacts.add(session, job, None, new)
+                    artifact.expires_at = utcnow() - timedelta(days=1)
+                keys.append(key)
+            orphan = f"owners/alice/jobs/{job.id}/tasks/gone/a1/out.md"
+            await services.blobs.put(orphan, b"orphan", content_type="text/plain")
+            return [*keys, orphan], job.id
+        finally:
+            await close_services(services)
+
+    async def versions(job_id: str) -> list[int]:
+        services = await open_services(settings)
+        try:
+            return [a.version for a in await services.artifacts.list_visible("alice", job_id)]
+        finally:
+            await close_services(services)
+
+    (old, latest, orphan), job_id = asyncio.run(seed())
+    assert all((blobs / key).is_file() for key in (old, latest, orphan))
+    env = env_for(db_url, tmp_path)
+    swept = run_cli(["ops", "sweep"], env)
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.strip() == "artifacts deleted: 1, blobs deleted: 1, orphan blobs deleted: 1"
+    assert not (blobs / old).exists() and not (blobs / orphan).exists()
+    assert (blobs / latest).read_bytes() == b"v1"
+    assert asyncio.run(versions(job_id)) == [2]
+    again = run_cli(["ops", "sweep"], env)
+    assert again.stdout.strip() == "artifacts deleted: 0, blobs deleted: 0, orphan blobs deleted: 0"
+
+
+def test_runs_list_and_cancel(db_url: str, tmp_path: Path) -> None:
+    # Wide enough that rich does not shorten the run ids in `runs list`.
+    env = env_for(db_url, tmp_path, COLUMNS="200")
+    extracted = run_cli(
+        ["extract", str(SAMPLES / "text.md"), "--ontology", str(SAMPLES / "ontology.ttl")], env
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    done = re.search(r"run (\S+) completed: (\d+) batches, (\d+) entities", extracted.stderr)
+    assert done, extracted.stderr
+    run_id, batches, entities = done.groups()
+    assert int(entities) > 0
+
+    listed = run_cli(["runs", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    [row] = table_rows(listed.stdout)
+    assert row[:5] == [run_id, "completed", "text.md", f"{batches}/{batches}", entities]
+
+    finished = one_error_line(run_cli(["runs", "cancel", run_id], env))
+    assert finished == f"error: run {run_id} is already completed"
+    [(status,)] = query(db_url, "SELECT status FROM runs")
+    assert status == "completed"  # the refused cancel changed nothing
+    missing = "00000000-0000-0000-0000-000000000000"
+    unknown = one_error_line(run_cli(["runs", "cancel", missing], env))
+    assert unknown == f"error: run {missing} not found"
