@@ -10,7 +10,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from genkeep.cli_common import console, errors, fail, run
 from genkeep.cli_common import settings as load_cli_settings
@@ -221,12 +221,14 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (gk_<id>_
     """Revoke a key; requests with it answer 401 from now on."""
     from genkeep.db.database import Database
     from genkeep.db.keys import ApiKeyStore
+    from genkeep.db.migrate import ensure_current
 
     settings = load_cli_settings()
 
     async def main() -> bool:
         database = Database(settings.database_url)
         try:
+            await ensure_current(database)
             return await ApiKeyStore(database).revoke(key_id.removeprefix("gk_").split("_")[0])
         finally:
             await database.dispose()
@@ -243,6 +245,7 @@ def keys_list(
     """List keys (never their tokens)."""
     from genkeep.db.database import Database
     from genkeep.db.keys import ApiKeyStore
+    from genkeep.db.migrate import ensure_current
     from genkeep.db.models import ApiKey
 
     settings = load_cli_settings()
@@ -250,11 +253,19 @@ def keys_list(
     async def main() -> list[ApiKey]:
         database = Database(settings.database_url)
         try:
+            await ensure_current(database)
             return await ApiKeyStore(database).list_keys(owner)
         finally:
             await database.dispose()
 
-    table = Table("id", "owner", "name", "created", "revoked")
+    # Ids whole even on a narrow console: `keys revoke` takes them.
+    table = Table(
+        Column("id", no_wrap=True, min_width=16),
+        "owner",
+        "name",
+        "created",
+        "revoked",
+    )
     for key in run(main()):
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
         table.add_row(

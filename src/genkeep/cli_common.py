@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -12,7 +14,8 @@ from rich.console import Console
 from genkeep.config import Settings, load_settings
 from genkeep.errors import GenkeepError
 
-console = Console()
+# Piped output is read by scripts: a wide console keeps tables from cutting ids short.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 errors = Console(stderr=True)
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from genkeep.cli_common import console, errors, fail, run
 from genkeep.cli_common import settings as load_cli_settings
@@ -125,7 +125,15 @@ def list_runs(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
         async with extraction(settings) as (services, _):
             return await services.runs.list_runs(settings.default_owner, limit)
 
-    table = Table("run", "status", "input", "batches", "entities", "created")
+    # Run ids whole even on a narrow or piped console: `runs resume` takes them.
+    table = Table(
+        Column("run", no_wrap=True, min_width=36),
+        "status",
+        "input",
+        "batches",
+        "entities",
+        "created",
+    )
     for found in run(main()):
         table.add_row(
             found.id,

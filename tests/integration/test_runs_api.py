@@ -255,3 +255,35 @@ async def test_resume_and_cancel_runs_whose_owner_died(
     assert stopped["status"] == "cancelled"
     with pytest.raises(LeaseLost):  # the dead owner, were it to wake, is fenced out
         await services.runs.heartbeat(RunLease(cancelled.id, "any-old-token"), 30)
+
+
+async def test_extract_task_takes_chunking_from_settings_and_caps_its_input(
+    api: tuple[httpx.AsyncClient, Services, RunManager],
+) -> None:
+    client, services, _ = api
+    services.settings = services.settings.model_copy(
+        update={"extract_chunk_size": 300, "extract_overlap": 30, "extract_batch_size": 3}
+    )
+    job = (await client.post("/v1/jobs", json={"title": "graph"})).json()
+
+    async def submit(key: str, text: str) -> str:
+        response = await client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            headers={"Idempotency-Key": key},
+            json={"kind": "extract", "payload": {"text": text, "ontology": ONTOLOGY}},
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    configured = await submit("defaults", TEXT)
+    done = await _work_until_finished(services, configured)
+    assert done.status == "completed", done.error
+    run = await services.runs.require(OWNER, configured)
+    assert (run.chunk_size, run.chunk_overlap, run.batch_size) == (300, 30, 3)
+
+    services.settings = services.settings.model_copy(update={"max_run_input_bytes": 100})
+    too_big = await submit("too-big", TEXT)
+    refused = await _work_until_finished(services, too_big)
+    assert refused.status == "failed" and refused.attempts == 1
+    assert refused.error == "text is larger than 100 bytes"
+    assert await services.runs.get(OWNER, too_big) is None

@@ -39,9 +39,10 @@ class ExtractPayload(BaseModel):
     ontology_name: str = "ontology.ttl"
     input_name: str = "input.txt"
     extractor: str = "builtin"
-    chunk_size: int = Field(4000, ge=1)
-    overlap: int = Field(200, ge=0)
-    batch_size: int = Field(8, ge=1)
+    # Unset: the GENKEEP_EXTRACT_* settings of the worker that starts the run.
+    chunk_size: int | None = Field(None, ge=1)
+    overlap: int | None = Field(None, ge=0)
+    batch_size: int | None = Field(None, ge=1)
 
 
 def validate(payload: dict[str, Any]) -> dict[str, Any]:
@@ -49,9 +50,13 @@ def validate(payload: dict[str, Any]) -> dict[str, Any]:
         checked = ExtractPayload.model_validate(payload)
     except ValueError as exc:
         raise BadInput(f"invalid extract payload: {exc}".replace("\n", " ")) from None
-    if checked.overlap >= checked.chunk_size:
+    if (
+        checked.overlap is not None
+        and checked.chunk_size is not None
+        and checked.overlap >= checked.chunk_size
+    ):
         raise BadInput("overlap must be smaller than chunk_size")
-    return checked.model_dump()
+    return checked.model_dump(exclude_none=True)
 
 
 @register("extract", validate)
@@ -60,12 +65,20 @@ async def extract(context: TaskContext) -> TaskOutput:
     services, task = context.services, context.task
     run = await services.runs.get(task.owner_id, task.id)
     if run is None:
+        settings = services.settings
+        if len(payload.text.encode("utf-8")) > settings.max_run_input_bytes:
+            raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
+        params = ChunkParams(
+            payload.chunk_size or settings.extract_chunk_size,
+            settings.extract_overlap if payload.overlap is None else payload.overlap,
+            payload.batch_size or settings.extract_batch_size,
+        )
         request = RunRequest(
             payload.text,
             payload.input_name,
             payload.ontology.encode("utf-8"),
             payload.ontology_name,
-            ChunkParams(payload.chunk_size, payload.overlap, payload.batch_size),
+            params,
         )
         run = await services.extraction.create(
             task.owner_id, request, payload.extractor, job_id=task.job_id, run_id=task.id
