@@ -247,10 +247,25 @@ async def test_checksum_mismatch_is_redone(services: Services) -> None:
     assert await graph_of(services, run.id) == await graph_of(services, fresh.id)
 
 
+class BlockedExtractor(BuiltinExtractor):
+    """The built-in extractor, failing every chunk that holds ``poison`` until unblocked."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison, self.blocked = poison, True
+
+    async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
+        if self.blocked and self.poison in chunk.text:
+            raise RuntimeError("model overloaded")
+        return await super().extract(chunk, index)
+
+
 async def test_concurrent_runs_share_nothing(services: Services) -> None:
-    service = service_for(services)
-    first_text = "The tram line runs through the city. " * 30
-    second_text = "The bus stop is near the city council. " * 30
+    # Both runs stop short of the end (their last chunk fails), keeping their registries
+    # (I11) to compare; once resumed to completion, the registries are released.
+    extractor = BlockedExtractor(poison="Last words.")
+    service = service_for(services, extractor)
+    first_text = "The tram line runs through the city. " * 30 + "Last words."
+    second_text = "The bus stop is near the city council. " * 30 + "Last words."
     async with RunManager() as manager:
         runs = []
         for body in (first_text, second_text):
@@ -263,20 +278,22 @@ async def test_concurrent_runs_share_nothing(services: Services) -> None:
             runs.append(run)
         assert manager.active_run_count == 2
         await manager.await_empty()
-    async with services.database.reading() as session:
-        keys = {
-            run.id: set(
-                (
-                    await session.execute(
-                        select(RunEntity.entity_key).where(RunEntity.run_id == run.id)
-                    )
-                ).scalars()
-            )
-            for run in runs
-        }
-    first, second = keys[runs[0].id], keys[runs[1].id]
+
+    async def registries() -> list[set[str]]:
+        found = []
+        async with services.database.reading() as session:
+            for run in runs:
+                query = select(RunEntity.entity_key).where(RunEntity.run_id == run.id)
+                found.append(set((await session.execute(query)).scalars()))
+        return found
+
+    assert [(await services.runs.require(OWNER, r.id)).status for r in runs] == ["failed"] * 2
+    first, second = await registries()
     assert any("tram" in k.lower() for k in first) and not any("tram" in k.lower() for k in second)
     assert any("bus" in k.lower() for k in second) and not any("bus" in k.lower() for k in first)
+    extractor.blocked = False
+    assert [await run_to_end(services, service, r.id) for r in runs] == ["completed"] * 2
+    assert await registries() == [set(), set()]
 
 
 async def test_run_manager_lifecycle() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from genkeep.db.database import Database, completes_when_cancelled
@@ -360,7 +360,11 @@ class RunStore:
             values["outputs"] = outputs
         if status in ("completed", "failed", "cancelled"):
             values["finished_at"] = now
-        await self._fenced(lease, **values)
+        async with self.db.transaction() as session:
+            await self._fenced(lease, session=session, **values)
+            if status == "completed":
+                # The registry only serves a resume (I11); a completed run has none to come.
+                await session.execute(delete(RunEntity).where(RunEntity.run_id == lease.run_id))
 
     async def _fenced(
         self,
