@@ -16,7 +16,7 @@ from genkeep.errors import GenkeepError
 
 # Piped output is read by scripts: a wide console keeps tables from cutting ids short.
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one message, one line: greppable
 T = TypeVar("T")
 
 

@@ -234,10 +234,12 @@ async def execute(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
+    latest: list[RunProgress] = []
     with Progress(*columns, console=errors) as bar:
         task = bar.add_task("extract", total=None, entities=0, rate="0.0")
 
         def progress(state: RunProgress) -> None:
+            latest[:] = [state]
             elapsed = max(time.monotonic() - started, 1e-6)
             extracted = state.done - state.resumed_from
             bar.update(
@@ -264,8 +266,14 @@ async def execute(
             graph = await services.blobs.get(final.outputs["turtle"]["key"])
             await asyncio.to_thread(output.write_bytes, graph)
         written = f" -> {output}" if output else ""
+        kept = latest[0].resumed_from if latest else 0
+        resumed = (
+            f" ({kept} from its checkpoint, {final.total_batches - kept} extracted now)"
+            if kept
+            else ""
+        )
         errors.print(
-            f"run {found.id} completed: {final.total_batches} batches, "
+            f"run {found.id} completed: {final.total_batches} batches{resumed}, "
             f"{final.entities_found} entities{written}"
         )
         return 0

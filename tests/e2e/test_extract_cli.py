@@ -112,6 +112,10 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
     )
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "resumed.ttl").read_bytes() == (tmp_path / "whole.ttl").read_bytes()
+    # The resume started from every batch committed before the kill and extracted only the
+    # rest: the work redone is at most what was in flight, never a committed batch.
+    left = total - done_at_kill
+    assert f"({done_at_kill} from its checkpoint, {left} extracted now)" in resumed.stderr
     [attempts] = query(
         db_url, "SELECT max(attempts), count(*) FROM run_batches WHERE run_id = :r", r=run_id
     )

@@ -5,16 +5,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
+from genkeep.api.app import attach, create_app
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
 from genkeep.db.models import Prompt, Result
 from genkeep.db.prompts import PromptStore
-from genkeep.errors import GenerationFailed, NotFound, PromptEmpty, PromptTooLarge, UnknownProfile
+from genkeep.errors import (
+    GenerationFailed,
+    GenerationTimeout,
+    NotFound,
+    PromptEmpty,
+    PromptTooLarge,
+    UnknownProfile,
+)
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.service import GenerateService
+from genkeep.services import close_services, open_services
 from tests.support.generators import CountingGenerator
 
 OWNER = "alice"
@@ -124,6 +134,71 @@ async def test_waiters_of_a_failed_generation_get_the_error(
     results = await asyncio.gather(first, second, return_exceptions=True)
     assert all(isinstance(r, GenerationFailed) for r in results)
     assert generator.calls == 1
+
+
+async def test_waiter_gives_up_after_claim_wait_and_writes_nothing(
+    make_service: ServiceFactory, database: Database
+) -> None:
+    gate = asyncio.Event()
+    generator = CountingGenerator(gate=gate)
+    # Two services stand for two processes: the waiter cannot join the leader's local flight.
+    leader = make_service(generator)
+    waiter = make_service(generator, claim_wait_s=0.3)
+    leading = asyncio.create_task(leader.generate(OWNER, "slow to write"))
+    try:
+        await _until_claimed(database)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(GenerationTimeout, match=r"waited 0\.3s"):
+            # A waiter that never gave up would hang: turn that into a failure instead.
+            await asyncio.wait_for(waiter.generate(OWNER, "SLOW to write"), 30)
+        waited = loop.time() - started
+        assert 0.3 <= waited < 10  # it waited out claim_wait_s, no less
+        assert generator.calls == 1  # the waiter never called the generator itself
+        prompt = await _only_prompt(database)
+        assert prompt.attempts == 1 and prompt.claim_token is not None  # leader still holds it
+        assert await count(database, Result) == 0
+        assert not leading.done()
+    finally:
+        gate.set()
+    outcome = await leading
+    assert outcome.persisted and outcome.version == 1 and generator.calls == 1
+    assert await count(database, Prompt) == 1 and await count(database, Result) == 1
+    # A request after the leader finished is served from storage, not a second generation.
+    again = await waiter.generate(OWNER, "slow to write")
+    assert again.cached and again.result_id == outcome.result_id and generator.calls == 1
+
+
+async def test_waiter_timeout_answers_504_over_http(
+    make_service: ServiceFactory, database: Database, settings: Settings
+) -> None:
+    gate = asyncio.Event()
+    generator = CountingGenerator(gate=gate)
+    leader = make_service(generator)
+    configured = settings.model_copy(update={"claim_wait_s": 0.3, "claim_poll_s": 0.005})
+    app = create_app(configured)
+    services = await open_services(configured)
+    attach(app, services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    leading = asyncio.create_task(leader.generate(configured.default_owner, "held by another"))
+    try:
+        await _until_claimed(database)
+        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
+            response = await asyncio.wait_for(
+                client.post("/v1/generate", json={"prompt": "held by another"}), 30
+            )
+        assert response.status_code == 504, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["code"] == "generation-timeout" and body["status"] == 504
+        assert generator.calls == 1 and await count(database, Result) == 0
+        prompt = await _only_prompt(database)  # one row, claimed once: the API never led
+        assert prompt.attempts == 1 and prompt.claim_token is not None
+    finally:
+        gate.set()
+        await close_services(services)
+    outcome = await leading
+    assert outcome.version == 1 and await count(database, Result) == 1
 
 
 async def test_expired_lease_is_taken_over(
@@ -308,6 +383,17 @@ async def test_bad_input_writes_nothing(
         await make_service(generator).generate(OWNER, prompt, profile)
     assert generator.calls == 0
     assert await count(database, Prompt) == 0
+
+
+async def _until_claimed(database: Database) -> None:
+    """Wait until a leader holds the claim on the one prompt row."""
+    for _ in range(1000):
+        async with database.reading() as session:
+            prompt = (await session.execute(select(Prompt))).scalar_one_or_none()
+        if prompt is not None and prompt.claim_token is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the leader never claimed the prompt")
 
 
 async def _only_prompt(database: Database) -> Prompt:

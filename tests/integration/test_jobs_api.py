@@ -253,6 +253,158 @@ async def test_bad_task_input(api: Api, body: dict[str, object], code: str) -> N
     ] == "job.created"
 
 
+# -- the job gates (docs/jobs.md, "Jobs"): sections_confirmed and schema_dirty ---------------
+
+NEW_SECTIONS = [{"title": "Outlook", "content": "Steady."}]
+SECTIONS_EXPORT = {"kind": "export", "payload": {"formats": ["md"]}}
+
+
+async def _patch(api: Api, job_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    response = await api.client.patch(f"/v1/jobs/{job_id}", json=changes, headers=api.alice)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _export(api: Api, job_id: str, key: str, body: dict[str, Any]) -> httpx.Response:
+    return await api.client.post(
+        f"/v1/jobs/{job_id}/tasks", json=body, headers={**api.alice, "Idempotency-Key": key}
+    )
+
+
+async def _event_types(api: Api, job_id: str) -> list[str]:
+    events = (await api.client.get(f"/v1/jobs/{job_id}/events", headers=api.alice)).json()
+    return [e["event_type"] for e in events]
+
+
+async def _open_job(api: Api) -> dict[str, Any]:
+    """A job whose gates are open: sections confirmed, schema clean."""
+    created = await api.client.post(
+        "/v1/jobs",
+        json={"title": "Gated", "sections": SECTIONS, "sections_confirmed": True},
+        headers=api.alice,
+    )
+    assert created.status_code == 201, created.text
+    job = dict(created.json())
+    assert job["sections_confirmed"] is True and job["schema_dirty"] is False
+    return job
+
+
+@pytest.mark.parametrize(
+    ("closing", "gate", "closed_value", "reopening"),
+    [
+        pytest.param(
+            {"sections": NEW_SECTIONS},
+            "sections_confirmed",
+            False,
+            {"sections_confirmed": True},
+            id="changing-sections-unconfirms",
+        ),
+        pytest.param(
+            {"current_schema": {"type": "object", "required": ["Outlook"]}},
+            "schema_dirty",
+            True,
+            {"schema_dirty": False},
+            id="changing-schema-marks-dirty",
+        ),
+    ],
+)
+async def test_gate_closes_on_change_and_refuses_section_export(
+    api: Api,
+    closing: dict[str, Any],
+    gate: str,
+    closed_value: bool,
+    reopening: dict[str, Any],
+) -> None:
+    job = await _open_job(api)
+    other_gate = "schema_dirty" if gate == "sections_confirmed" else "sections_confirmed"
+    assert (await _export(api, job["id"], "open", SECTIONS_EXPORT)).status_code == 201
+    # Changing anything else leaves the gates alone.
+    retitled = await _patch(api, job["id"], {"title": "Renamed"})
+    assert retitled["sections_confirmed"] is True and retitled["schema_dirty"] is False
+    closed = await _patch(api, job["id"], closing)
+    assert closed[gate] is closed_value
+    assert closed[other_gate] == job[other_gate]  # each gate follows its own field only
+    fetched = (await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)).json()
+    assert fetched[gate] is closed_value  # stored, not just echoed
+    refused = await _export(api, job["id"], "while-closed", SECTIONS_EXPORT)
+    assert refused.status_code == 409 and refused.json()["code"] == "gate-closed"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await _event_types(api, job["id"])).count("task.queued") == 1
+    reopened = await _patch(api, job["id"], reopening)
+    assert reopened[gate] is not closed_value
+    # The refusal stored nothing, so the same key now creates the task.
+    accepted = await _export(api, job["id"], "while-closed", SECTIONS_EXPORT)
+    assert accepted.status_code == 201, accepted.text
+    assert (await _event_types(api, job["id"])).count("task.queued") == 2
+
+
+async def test_clearing_schema_counts_as_a_schema_change(api: Api) -> None:
+    job = await _open_job(api)
+    with_schema = await _patch(api, job["id"], {"current_schema": {"v": 1}, "schema_dirty": False})
+    assert with_schema["schema_dirty"] is False  # the client cleared it in the same change
+    cleared = await _patch(api, job["id"], {"current_schema": None})
+    assert cleared["current_schema"] is None and cleared["schema_dirty"] is True
+    refused = await _export(api, job["id"], "no-schema", SECTIONS_EXPORT)
+    assert refused.status_code == 409 and refused.json()["code"] == "gate-closed"
+
+
+async def test_both_gates_must_be_open_to_export_sections(api: Api) -> None:
+    job = await _open_job(api)
+    await _patch(api, job["id"], {"sections": NEW_SECTIONS, "current_schema": {"v": 2}})
+    both = await _export(api, job["id"], "both", SECTIONS_EXPORT)
+    assert both.status_code == 409 and both.json()["code"] == "gate-closed"
+    confirmed = await _patch(api, job["id"], {"sections_confirmed": True})
+    assert confirmed["schema_dirty"] is True  # confirming sections does not clean the schema
+    still = await _export(api, job["id"], "both", SECTIONS_EXPORT)
+    assert still.status_code == 409 and still.json()["code"] == "gate-closed"
+    await _patch(api, job["id"], {"schema_dirty": False})
+    assert (await _export(api, job["id"], "both", SECTIONS_EXPORT)).status_code == 201
+
+
+async def test_closed_gates_do_not_refuse_exporting_a_stored_result(api: Api) -> None:
+    created = await api.client.post(
+        "/v1/jobs",
+        json={"title": "Closed", "sections": SECTIONS, "schema_dirty": True},
+        headers=api.alice,
+    )
+    job = created.json()
+    assert job["sections_confirmed"] is False and job["schema_dirty"] is True
+    prompt = (
+        await api.client.post("/v1/generate", json={"prompt": "gates"}, headers=api.alice)
+    ).json()
+    body = {"kind": "export", "payload": {"formats": ["md"], "result_id": prompt["result_id"]}}
+    response = await _export(api, job["id"], "result", body)
+    assert response.status_code == 201, response.text
+    task = await run_until_done(api, response.json()["id"])
+    assert task["status"] == "completed"
+    sections = await _export(api, job["id"], "sections", SECTIONS_EXPORT)
+    assert sections.status_code == 409 and sections.json()["code"] == "gate-closed"
+
+
+@pytest.mark.parametrize(
+    ("closing", "reason"),
+    [
+        pytest.param({"sections": NEW_SECTIONS}, "not confirmed", id="sections-changed"),
+        pytest.param({"current_schema": {"v": 3}}, "schema_dirty", id="schema-changed"),
+    ],
+)
+async def test_gate_closed_after_submission_fails_the_task_without_retrying(
+    api: Api, closing: dict[str, Any], reason: str
+) -> None:
+    job = await _open_job(api)
+    submitted = await _export(api, job["id"], "late", SECTIONS_EXPORT)
+    assert submitted.status_code == 201, submitted.text
+    await _patch(api, job["id"], closing)  # the gate closes while the task is queued
+    task = await run_until_done(api, submitted.json()["id"])
+    # A closed gate cannot improve by retrying: the task fails on its first attempt.
+    assert task["status"] == "failed" and task["attempts"] == 1
+    assert reason in str(task["error"])
+    artifacts = await api.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=api.alice)
+    assert artifacts.json() == []
+    kinds = await _event_types(api, job["id"])
+    assert "task.retry_scheduled" not in kinds and kinds[-1] == "task.failed"
+
+
 # -- owner isolation: every route of the OpenAPI schema -----------------------------------
 
 # Routes that take no id of owner data, each with the reason it is safe.
