@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -257,6 +257,51 @@ class BlockedExtractor(BuiltinExtractor):
         if self.blocked and self.poison in chunk.text:
             raise RuntimeError("model overloaded")
         return await super().extract(chunk, index)
+
+
+class CorruptingExtractor(BuiltinExtractor):
+    """The built-in extractor; on the chunk holding ``trigger`` it runs ``corrupt`` first."""
+
+    def __init__(self, trigger: str, corrupt: Callable[[], Awaitable[None]]) -> None:
+        self.trigger, self.corrupt, self.fired = trigger, corrupt, False
+
+    async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
+        if self.trigger in chunk.text and not self.fired:
+            self.fired = True
+            await self.corrupt()
+        return await super().extract(chunk, index)
+
+
+async def test_checksum_mismatch_found_at_merge_is_redone_before_completing(
+    services: Services,
+) -> None:
+    # Batch 0 is stored, then damaged while the last batch is extracted: the merge finds
+    # it, and the same execution redoes it and merges again, byte-identical.
+    run_id = ""
+
+    async def damage_batch_zero() -> None:
+        async with services.database.transaction() as session:
+            await session.execute(
+                update(RunBatch)
+                .where(RunBatch.run_id == run_id, RunBatch.batch_index == 0)
+                .values(result='{"start":0,"entities":[],"relations":[]}')
+            )
+
+    corrupting = CorruptingExtractor(TEXT.rstrip()[-60:-30], damage_batch_zero)
+    service = service_for(services, corrupting)
+    run = await service.create(OWNER, RunRequest(TEXT, "t", ONTOLOGY, "o.ttl", SMALL), "builtin")
+    run_id = run.id
+    found = await services.runs.require(OWNER, run.id)
+    runner = ExtractionRunner(services.runs, services.blobs, lease_s=5, concurrency=1)
+    assert await runner.execute(found, await service.inputs(found), asyncio.Event()) == "completed"
+    assert corrupting.fired
+    fresh = await service_for(services).create(
+        OWNER, RunRequest(TEXT, "t", ONTOLOGY, "o.ttl", SMALL), "builtin"
+    )
+    await run_to_end(services, service_for(services), fresh.id)
+    assert await graph_of(services, run.id) == await graph_of(services, fresh.id)
+    done = await services.runs.require(OWNER, run.id)
+    assert done.batches_done == done.total_batches
 
 
 async def test_concurrent_runs_share_nothing(services: Services) -> None:

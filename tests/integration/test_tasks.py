@@ -299,6 +299,11 @@ async def test_sweep_deletes_expired_non_latest_and_orphans(services: Services) 
     report = await sweep(services)
     assert (report.artifacts_deleted, report.blobs_deleted, report.orphans_deleted) == (2, 2, 1)
     assert [a.version for a in await services.artifacts.list_visible(OWNER, job.id)] == [3]
+    expired = [e for e in await services.jobs.events(OWNER, job.id) if e.actor == "sweep"]
+    assert sorted((e.event_type, e.payload["version"]) for e in expired) == [
+        ("artifact.expired", 1),
+        ("artifact.expired", 2),
+    ]
     assert not await services.blobs.exists(keys[0]) and not await services.blobs.exists(orphan)
     assert await services.blobs.exists(keys[2]) and await services.blobs.exists(in_flight)
 

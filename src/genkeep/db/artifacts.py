@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.database import Database
 from genkeep.db.dialect import bump_counter, upsert_if_newer
+from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Artifact, ArtifactCounter, ArtifactLatest, Job
 from genkeep.db.types import utcnow
 
@@ -138,14 +139,27 @@ class ArtifactStore:
         """Delete expired artifacts that are not the latest; return their blob keys."""
         latest_ids = select(ArtifactLatest.artifact_id)
         query = (
-            select(Artifact.id, Artifact.blob_key)
+            select(
+                Artifact.id,
+                Artifact.blob_key,
+                Artifact.job_id,
+                Artifact.owner_id,
+                Artifact.kind,
+                Artifact.version,
+            )
             .where(Artifact.expires_at < now, Artifact.id.not_in(latest_ids))
             .limit(limit)
         )
+        audit = Audit(actor="sweep", trace_id=uuid.uuid4().hex)
         async with self.db.transaction() as session:
             rows = (await session.execute(query)).all()
             if rows:
                 await session.execute(delete(Artifact).where(Artifact.id.in_([r.id for r in rows])))
+            for row in rows:
+                payload = {"artifact_id": row.id, "kind": row.kind, "version": row.version}
+                await append_event(
+                    session, (row.job_id, row.owner_id), "artifact.expired", payload, audit
+                )
         return [r.blob_key for r in rows]
 
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:

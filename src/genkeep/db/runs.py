@@ -323,7 +323,7 @@ class RunStore:
                 if result is None or checksum(result) != stored:
                     raise CorruptBatch(
                         f"run {run_id} batch {index} failed its checksum; "
-                        "it will be redone on resume"
+                        "it is redone before the run completes"
                     )
                 yield index, result
 

@@ -41,13 +41,21 @@ def is_ephemeral(url: URL) -> str | None:
     if not is_sqlite(url):
         return None
     database = url.database or ""
-    if database in ("", ":memory:") or "mode=memory" in str(url):
+    if (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or "mode=memory" in str(url)
+    ):
         return "an in-memory SQLite database loses everything when the process exits"
-    tmp = Path(tempfile.gettempdir()).resolve()
-    path = Path(database).expanduser().resolve()
-    if path == tmp or tmp in path.parents:
-        return f"a SQLite file under the temporary directory {tmp} may be wiped at any time"
+    path = Path(database.removeprefix("file:").split("?")[0]).expanduser().resolve()
+    for scratch in {Path(tempfile.gettempdir()).resolve(), *_RAM_DISKS}:
+        if path == scratch or scratch in path.parents:
+            return f"a SQLite file under the temporary directory {scratch} may be wiped at any time"
     return None
+
+
+# Memory-backed folders that the OS empties on reboot, wherever TMPDIR points.
+_RAM_DISKS = (Path("/dev/shm"), Path("/run/shm"), Path("/tmp"))
 
 
 def redacted(url: URL) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from genkeep.blobs import BlobStore
 from genkeep.db.models import Run
-from genkeep.db.runs import RunLease, RunStore
+from genkeep.db.runs import CorruptBatch, RunLease, RunStore
 from genkeep.errors import GenkeepError, LeaseLost
 from genkeep.extract.chunking import batches as make_batches
 from genkeep.extract.chunking import chunk_text
@@ -185,6 +185,37 @@ class ExtractionRunner:
                 "batch_size": params.batch_size,
             },
         )
+        for merge in (1, 2):
+            stopped = await self._extract_pending(
+                run, lease, plan, inputs, next_start, cancel, on_progress
+            )
+            if stopped is not None:
+                return stopped
+            try:
+                outputs = await write_outputs(
+                    self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
+                )
+            except CorruptBatch as exc:
+                if merge == 2:
+                    raise
+                # The next round's done_batches marks the batch failed, so it is redone.
+                log.warning("%s; redoing it before merging again", exc.detail)
+                continue
+            await self.runs.finish(lease, "completed", outputs=outputs)
+            return "completed"
+        raise AssertionError("unreachable: the second merge returns or raises")
+
+    async def _extract_pending(
+        self,
+        run: Run,
+        lease: RunLease,
+        plan: list[list[Chunk]],
+        inputs: RunInputs,
+        next_start: dict[int, int],
+        cancel: asyncio.Event,
+        on_progress: Progress | None,
+    ) -> str | None:
+        """Extract and checkpoint every batch not done yet; the run's end status if it ends."""
         done = await self.runs.done_batches(run.id)
         pending = [i for i in range(len(plan)) if i not in done]
         state = {"done": len(done), "failed": 0}
@@ -237,11 +268,7 @@ class ExtractionRunner:
                 error=f"{state['failed']} batch(es) failed; `genkeep runs resume` retries them",
             )
             return "failed"
-        outputs = await write_outputs(
-            self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
-        )
-        await self.runs.finish(lease, "completed", outputs=outputs)
-        return "completed"
+        return None
 
     async def _extract(
         self, batch: list[Chunk], inputs: RunInputs, next_start: dict[int, int]
