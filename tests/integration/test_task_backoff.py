@@ -17,30 +17,24 @@ import pytest
 
 from genkeep.config import Settings
 from genkeep.db.tasks import Submission
-from genkeep.services import Services, close_services, open_services
-from genkeep.worker.registry import load_handlers
+from genkeep.services import Services
 from genkeep.worker.runner import Worker
 from tests.integration.test_tasks import AUDIT, OWNER, finished, new_job
+from tests.support.services import opened_services
 
 BASE_S = 0.25
 
 
 @pytest.fixture
 async def services(settings: Settings, tmp_path: Path) -> AsyncIterator[Services]:
-    configured = settings.model_copy(
-        update={
-            "task_poll_s": 0.02,  # small next to every delay, so the gaps measure the backoff
-            "task_backoff_base_s": BASE_S,
-            "task_backoff_max_s": 60.0,
-            "blob_dir": tmp_path / "blobs",
-        }
-    )
-    load_handlers(["tests.support.handlers"])
-    opened = await open_services(configured)
-    try:
+    async with opened_services(
+        settings,
+        tmp_path,
+        task_poll_s=0.02,  # small next to every delay, so the gaps measure the backoff
+        task_backoff_base_s=BASE_S,
+        task_backoff_max_s=60.0,
+    ) as opened:
         yield opened
-    finally:
-        await close_services(opened)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ is only ever found by polling there: there is no cross-connection wake-up to tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,10 +21,10 @@ from genkeep.db import notify
 from genkeep.db.dialect import TASKS_CHANNEL
 from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
-from genkeep.services import Services, close_services, open_services
-from genkeep.worker.registry import load_handlers
+from genkeep.services import Services
 from genkeep.worker.runner import Worker
 from tests.integration.test_tasks import AUDIT, OWNER, new_job, submission, until
+from tests.support.services import opened_services
 
 # SQLite wakes workers in-process only (see the module docstring): run on PostgreSQL alone.
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -35,18 +36,12 @@ FALLBACK = "falling back to polling"
 @pytest.fixture
 async def make_services(settings: Settings, tmp_path: Path) -> AsyncIterator[ServicesFactory]:
     """Open independent Services on the test's database: each has its own pool and wake-ups."""
-    load_handlers(["tests.support.handlers"])
-    opened: list[Services] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(**overrides: object) -> Services:
-        configured = settings.model_copy(update={"blob_dir": tmp_path / "blobs", **overrides})
-        services = await open_services(configured)
-        opened.append(services)
-        return services
+        async def make(**overrides: object) -> Services:
+            return await stack.enter_async_context(opened_services(settings, tmp_path, **overrides))
 
-    yield make
-    for services in reversed(opened):
-        await close_services(services)
+        yield make
 
 
 async def _run_from_elsewhere(

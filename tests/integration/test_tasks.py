@@ -17,11 +17,11 @@ from genkeep.db.models import Job, Task
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
 from genkeep.sweep import sweep
 from genkeep.worker.completer import Completer
-from genkeep.worker.registry import load_handlers
 from genkeep.worker.runner import Worker
+from tests.support.services import opened_services
 
 AUDIT = Audit(actor="test", trace_id="0af7651916cd43dd8448eb211c80319c")
 OWNER = "alice"
@@ -29,21 +29,15 @@ OWNER = "alice"
 
 @pytest.fixture
 async def services(settings: Settings, tmp_path: Path) -> AsyncIterator[Services]:
-    configured = settings.model_copy(
-        update={
-            "task_lease_s": 0.6,
-            "task_poll_s": 0.05,
-            "task_backoff_base_s": 0.05,
-            "task_max_attempts": 3,
-            "blob_dir": tmp_path / "blobs",
-        }
-    )
-    load_handlers(["tests.support.handlers"])
-    opened = await open_services(configured)
-    try:
+    async with opened_services(
+        settings,
+        tmp_path,
+        task_lease_s=0.6,
+        task_poll_s=0.05,
+        task_backoff_base_s=0.05,
+        task_max_attempts=3,
+    ) as opened:
         yield opened
-    finally:
-        await close_services(opened)
 
 
 async def new_job(services: Services, **fields: object) -> Job:
