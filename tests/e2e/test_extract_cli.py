@@ -159,6 +159,47 @@ def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
     assert progress(db_url)[0] == total
 
 
+def test_runs_cancel_from_another_process_stops_a_running_extract(
+    db_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "mid.md"
+    source.write_text(big_text(2_000_000))  # thousands of batches: seconds of work to stop
+    # The cancel reaches the running process through its run row, read at each heartbeat.
+    env = env_for(db_url, tmp_path, GENKEEP_EXTRACT_LEASE_S="1.5")
+    process = subprocess.Popen(
+        [
+            *genkeep_command(),
+            "extract",
+            str(source),
+            "--ontology",
+            str(SAMPLES / "ontology.ttl"),
+            "--chunk-size",
+            "500",
+            "--batch-size",
+            "1",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while progress(db_url)[0] < 3 and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be cancelled"
+        time.sleep(0.05)
+    _, _, run_id = progress(db_url)
+    assert run_id is not None
+    asked = run_cli(["runs", "cancel", run_id], env)
+    assert asked.returncode == 0, asked.stderr
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    done, total, _ = progress(db_url)
+    assert 0 < done < total
+    assert f"genkeep runs resume {run_id}" in stderr
+    [(status,)] = query(db_url, "SELECT status FROM runs WHERE id = :r", r=run_id)
+    assert status == "cancelled"
+
+
 @pytest.mark.parametrize("command", ["serve", "worker", "extract"])
 def test_production_refuses_temporary_databases(command: str, tmp_path: Path) -> None:
     env = {
