@@ -348,6 +348,20 @@ async def test_clearing_schema_counts_as_a_schema_change(api: Api) -> None:
     assert refused.status_code == 409 and refused.json()["code"] == "gate-closed"
 
 
+async def test_resending_the_same_sections_or_schema_is_no_change(api: Api) -> None:
+    job = await _open_job(api)
+    with_schema = await _patch(api, job["id"], {"current_schema": {"v": 1}, "schema_dirty": False})
+    same = await _patch(
+        api,
+        job["id"],
+        {"sections": with_schema["sections"], "current_schema": with_schema["current_schema"]},
+    )
+    assert same["sections_confirmed"] is True and same["schema_dirty"] is False
+    assert (await _export(api, job["id"], "unchanged", SECTIONS_EXPORT)).status_code == 201
+    changed = await _patch(api, job["id"], {"current_schema": {"v": 2}})
+    assert changed["schema_dirty"] is True and changed["sections_confirmed"] is True
+
+
 async def test_both_gates_must_be_open_to_export_sections(api: Api) -> None:
     job = await _open_job(api)
     await _patch(api, job["id"], {"sections": NEW_SECTIONS, "current_schema": {"v": 2}})

@@ -125,12 +125,12 @@ class JobStore:
             job = await self._owned(session, owner_id, job_id)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
-            if "sections" in changes and "sections_confirmed" not in changes:
+            if changes.get("sections", job.sections) != job.sections:
                 # New sections are unconfirmed until the user confirms them again.
-                changes["sections_confirmed"] = False
-            if "current_schema" in changes and "schema_dirty" not in changes:
+                changes.setdefault("sections_confirmed", False)
+            if changes.get("current_schema", job.current_schema) != job.current_schema:
                 # A changed schema marks derived output stale until someone clears the flag.
-                changes["schema_dirty"] = True
+                changes.setdefault("schema_dirty", True)
             condition = [Job.id == job_id, Job.owner_id == owner_id]
             if expected_version is not None:
                 condition.append(Job.version == expected_version)
