@@ -123,11 +123,11 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
     assert attempts == (1, total)
 
 
-def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
-    source = tmp_path / "mid.md"
-    source.write_text(big_text(400_000))
-    env = env_for(db_url, tmp_path)
-    process = subprocess.Popen(
+def start_extract(
+    source: Path, env: dict[str, str], *, chunk_size: int, batch_size: int
+) -> subprocess.Popen[str]:
+    """`genkeep extract` on ``source`` with the sample ontology, stderr captured."""
+    return subprocess.Popen(
         [
             *genkeep_command(),
             "extract",
@@ -135,18 +135,32 @@ def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
             "--ontology",
             str(SAMPLES / "ontology.ttl"),
             "--chunk-size",
-            "1000",
+            str(chunk_size),
             "--batch-size",
-            "2",
+            str(batch_size),
         ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_for_batches(db_url: str, process: subprocess.Popen[str], batches: int) -> None:
+    """Return once the newest run has committed ``batches``; the process must still run."""
     deadline = time.monotonic() + 120
-    while progress(db_url)[0] < 3 and time.monotonic() < deadline:
+    while progress(db_url)[0] < batches:
+        assert process.poll() is None, "the run ended before it could be stopped"
+        assert time.monotonic() < deadline, f"fewer than {batches} batches after 120 s"
         time.sleep(0.05)
+
+
+def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "mid.md"
+    source.write_text(big_text(400_000))
+    env = env_for(db_url, tmp_path)
+    process = start_extract(source, env, chunk_size=500, batch_size=1)
+    wait_for_batches(db_url, process, 3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -166,27 +180,8 @@ def test_runs_cancel_from_another_process_stops_a_running_extract(
     source.write_text(big_text(2_000_000))  # thousands of batches: seconds of work to stop
     # The cancel reaches the running process through its run row, read at each heartbeat.
     env = env_for(db_url, tmp_path, GENKEEP_EXTRACT_LEASE_S="1.5")
-    process = subprocess.Popen(
-        [
-            *genkeep_command(),
-            "extract",
-            str(source),
-            "--ontology",
-            str(SAMPLES / "ontology.ttl"),
-            "--chunk-size",
-            "500",
-            "--batch-size",
-            "1",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while progress(db_url)[0] < 3 and time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be cancelled"
-        time.sleep(0.05)
+    process = start_extract(source, env, chunk_size=500, batch_size=1)
+    wait_for_batches(db_url, process, 3)
     _, _, run_id = progress(db_url)
     assert run_id is not None
     asked = run_cli(["runs", "cancel", run_id], env)
