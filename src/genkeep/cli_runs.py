@@ -57,7 +57,6 @@ def extract(
     ] = None,
 ) -> None:
     """Extract a knowledge graph; Ctrl-C stops at the next batch and leaves a resumable run."""
-    from genkeep.extract.model import ChunkParams
     from genkeep.extract.service import RunRequest
 
     settings = load_cli_settings()
@@ -68,12 +67,16 @@ def extract(
         text = input_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise fail(f"{input_file} is not UTF-8 text") from None
-    params = ChunkParams(
-        size=chunk_size or settings.extract_chunk_size,
-        overlap=settings.extract_overlap if overlap is None else overlap,
-        batch_size=batch_size or settings.extract_batch_size,
+    request = RunRequest.with_defaults(
+        settings,
+        text,
+        input_file.name,
+        ontology.read_bytes(),
+        ontology.name,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        batch_size=batch_size,
     )
-    request = RunRequest(text, input_file.name, ontology.read_bytes(), ontology.name, params)
 
     async def main() -> int:
         async with extraction(settings) as (services, service):

@@ -317,11 +317,43 @@ class TaskStore:
         self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
     ) -> list[Artifact]:
         """Commit the task's output and its artifacts in one transaction, once."""
-        if not outputs:
+        if not outputs and self._complete is not None:
             [committed] = await self.complete_many([(lease, result)])
             if not committed:
                 raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
             return []
+        return await self._commit(lease, result, outputs)
+
+    async def complete_many(self, completions: list[tuple[Lease, dict[str, Any]]]) -> list[bool]:
+        """Complete tasks without artifacts, each fenced by its own lease; which committed.
+
+        On PostgreSQL one statement commits them all (a worker's group commit); elsewhere
+        each is its own transaction.
+        """
+        if self._complete is None:
+            return [
+                await self._commit_unless_fenced(lease, result) for lease, result in completions
+            ]
+        params = {
+            "ids": [lease.task_id for lease, _ in completions],
+            "tokens": [lease.token for lease, _ in completions],
+            "results": [json.dumps(result) for _, result in completions],
+            "actors": [f"worker:{lease.worker_id}" for lease, _ in completions],
+            "now": utcnow(),
+        }
+        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
+        return [lease.task_id in done for lease, _ in completions]
+
+    async def _commit_unless_fenced(self, lease: Lease, result: dict[str, Any]) -> bool:
+        try:
+            await self._commit(lease, result, [])
+        except LeaseLost:
+            return False
+        return True
+
+    async def _commit(
+        self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
+    ) -> list[Artifact]:
         async with self.db.transaction() as session:
             task = await self._finish(session, lease, "completed", result=result, progress=1.0)
             job = (task.job_id, task.owner_id)
@@ -334,41 +366,6 @@ class TaskStore:
             }
             await append_event(session, job, "task.completed", payload, self._audit(lease, task))
         return artifacts
-
-    @completes_when_cancelled
-    async def complete_many(self, completions: list[tuple[Lease, dict[str, Any]]]) -> list[bool]:
-        """Complete tasks without artifacts, each fenced by its own lease; which committed.
-
-        On PostgreSQL one statement commits them all (a worker's group commit); elsewhere
-        each is its own transaction.
-        """
-        if self._complete is None:
-            return [await self._complete_one(lease, result) for lease, result in completions]
-        params = {
-            "ids": [lease.task_id for lease, _ in completions],
-            "tokens": [lease.token for lease, _ in completions],
-            "results": [json.dumps(result) for _, result in completions],
-            "actors": [f"worker:{lease.worker_id}" for lease, _ in completions],
-            "now": utcnow(),
-        }
-        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
-        return [lease.task_id in done for lease, _ in completions]
-
-    async def _complete_one(self, lease: Lease, result: dict[str, Any]) -> bool:
-        try:
-            async with self.db.transaction() as session:
-                task = await self._finish(session, lease, "completed", result=result, progress=1.0)
-                payload = {"task_id": task.id, "artifacts": []}
-                await append_event(
-                    session,
-                    (task.job_id, task.owner_id),
-                    "task.completed",
-                    payload,
-                    self._audit(lease, task),
-                )
-        except LeaseLost:
-            return False
-        return True
 
     @completes_when_cancelled
     async def fail(self, lease: Lease, error: str, retry_at: datetime | None) -> Task:

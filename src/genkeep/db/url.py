@@ -48,14 +48,14 @@ def is_ephemeral(url: URL) -> str | None:
     ):
         return "an in-memory SQLite database loses everything when the process exits"
     path = Path(database.removeprefix("file:").split("?")[0]).expanduser().resolve()
-    for scratch in {Path(tempfile.gettempdir()).resolve(), *_RAM_DISKS}:
+    for scratch in {Path(tempfile.gettempdir()).resolve(), *_SCRATCH_DIRS}:
         if path == scratch or scratch in path.parents:
             return f"a SQLite file under the temporary directory {scratch} may be wiped at any time"
     return None
 
 
-# Memory-backed folders that the OS empties on reboot, wherever TMPDIR points.
-_RAM_DISKS = (Path("/dev/shm"), Path("/run/shm"), Path("/tmp"))
+# Folders the OS may empty (RAM disks, /tmp on reboot), wherever TMPDIR points.
+_SCRATCH_DIRS = (Path("/dev/shm"), Path("/run/shm"), Path("/tmp"))
 
 
 def redacted(url: URL) -> str:

@@ -35,6 +35,33 @@ class RunRequest:
     ontology_name: str
     params: ChunkParams
 
+    @classmethod
+    def with_defaults(
+        cls,
+        settings: Settings,
+        text: str,
+        input_name: str,
+        ontology: bytes,
+        ontology_name: str,
+        *,
+        chunk_size: int | None = None,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+    ) -> RunRequest:
+        """A request whose unset chunking comes from the ``GENKEEP_EXTRACT_*`` settings."""
+        params = ChunkParams(
+            size=chunk_size or settings.extract_chunk_size,
+            overlap=settings.extract_overlap if overlap is None else overlap,
+            batch_size=batch_size or settings.extract_batch_size,
+        )
+        return cls(text, input_name, ontology, ontology_name, params)
+
+
+def check_input_size(settings: Settings, text: str) -> None:
+    """BadInput for a text over ``GENKEEP_MAX_RUN_INPUT_BYTES`` (API and tasks, not the CLI)."""
+    if len(text.encode("utf-8")) > settings.max_run_input_bytes:
+        raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
+
 
 class ExtractionService:
     """Creates runs with their manifest and rebuilds a run's inputs for execution."""

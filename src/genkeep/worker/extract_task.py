@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
 from genkeep.errors import BadInput, TaskCancelled
-from genkeep.extract.model import ChunkParams
 from genkeep.extract.outputs import DOCUMENTS
 from genkeep.extract.runner import (
     ExtractionRunner,
@@ -24,7 +23,7 @@ from genkeep.extract.runner import (
     RunInputs,
     RunProgress,
 )
-from genkeep.extract.service import RunRequest
+from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.worker.context import TaskContext, TaskOutput
 from genkeep.worker.registry import register
 
@@ -65,20 +64,16 @@ async def extract(context: TaskContext) -> TaskOutput:
     services, task = context.services, context.task
     run = await services.runs.get(task.owner_id, task.id)
     if run is None:
-        settings = services.settings
-        if len(payload.text.encode("utf-8")) > settings.max_run_input_bytes:
-            raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
-        params = ChunkParams(
-            payload.chunk_size or settings.extract_chunk_size,
-            settings.extract_overlap if payload.overlap is None else payload.overlap,
-            payload.batch_size or settings.extract_batch_size,
-        )
-        request = RunRequest(
+        check_input_size(services.settings, payload.text)
+        request = RunRequest.with_defaults(
+            services.settings,
             payload.text,
             payload.input_name,
             payload.ontology.encode("utf-8"),
             payload.ontology_name,
-            params,
+            chunk_size=payload.chunk_size,
+            overlap=payload.overlap,
+            batch_size=payload.batch_size,
         )
         run = await services.extraction.create(
             task.owner_id, request, payload.extractor, job_id=task.job_id, run_id=task.id

@@ -13,11 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.db.models import Run
 from genkeep.db.runs import is_held
-from genkeep.errors import BadInput, Conflict, NotFound
+from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
-from genkeep.extract.model import ChunkParams
 from genkeep.extract.runner import ExtractionRunner
-from genkeep.extract.service import RunRequest
+from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.services import Services
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -113,16 +112,16 @@ async def create_run(
     body: RunCreate, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
     """Start an extraction; poll `GET /v1/runs/{id}` for progress."""
-    settings = services.settings
-    if len(body.text.encode("utf-8")) > settings.max_run_input_bytes:
-        raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
-    params = ChunkParams(
-        size=body.chunk_size or settings.extract_chunk_size,
-        overlap=settings.extract_overlap if body.overlap is None else body.overlap,
-        batch_size=body.batch_size or settings.extract_batch_size,
-    )
-    run_request = RunRequest(
-        body.text, body.input_name, body.ontology.encode("utf-8"), body.ontology_name, params
+    check_input_size(services.settings, body.text)
+    run_request = RunRequest.with_defaults(
+        services.settings,
+        body.text,
+        body.input_name,
+        body.ontology.encode("utf-8"),
+        body.ontology_name,
+        chunk_size=body.chunk_size,
+        overlap=body.overlap,
+        batch_size=body.batch_size,
     )
     manager = _manager(request)
     run = await services.extraction.create(owner, run_request, body.extractor)
