@@ -94,7 +94,7 @@ async def _measure(
         for index in range(warmup + batches):
             result, keys = payloads[index % VARIANTS]
             cpu_start, started = time.process_time(), time.perf_counter()
-            if not await runs.save_batch(lease, index, result, keys):
+            if not (await runs.save_batch(lease, index, result, keys)).saved:
                 raise RuntimeError(f"batch {index} was not saved")
             if index >= warmup:
                 timings.append(time.perf_counter() - started)

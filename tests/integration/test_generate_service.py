@@ -207,12 +207,8 @@ async def test_expired_lease_is_taken_over(
     store = PromptStore(database)
     service = make_service(CountingGenerator(), claim_lease_s=0.3)
     key, _ = service.key_for(OWNER, "orphaned prompt", None)
-    from datetime import timedelta
-
-    from genkeep.db.types import utcnow
-
     # A claimant that never heartbeats: as if its process died right after claiming.
-    dead = await store.claim_new(key, "dead-host:1", utcnow() + timedelta(seconds=0.3))
+    dead = await store.claim_new(key, "dead-host:1", 0.3)
     assert dead is not None
     outcome = await service.generate(OWNER, "orphaned prompt")
     assert outcome.persisted and outcome.coalesced is False and outcome.version == 1

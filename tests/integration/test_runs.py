@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text, update
 
 from genkeep.config import Settings
 from genkeep.db.models import Run, RunBatch, RunEntity
+from genkeep.db.runs import Checkpoint
 from genkeep.errors import LeaseLost
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.manager import RunActive, RunManager
@@ -223,7 +224,9 @@ async def test_concurrent_saves_of_one_batch_leave_one_row(services: Services) -
         *[services.runs.save_batch(lease, 7, '{"start":0}', ["k|x"]) for _ in range(10)],
         return_exceptions=True,
     )
-    assert [s for s in saved if s is not None] == [1]  # one save, one new entity
+    # one save, one new entity; the others found it done
+    assert [s.entities for s in saved if isinstance(s, Checkpoint) and s.saved] == [1]
+    assert all(isinstance(s, Checkpoint) for s in saved)
     async with services.database.reading() as session:
         rows = (await session.execute(select(func.count()).select_from(RunBatch))).scalar()
     found = await services.runs.require(OWNER, run.id)
@@ -391,4 +394,4 @@ async def test_lease_fences_a_second_owner(services: Services) -> None:
     assert second is not None
     with pytest.raises(LeaseLost):
         await services.runs.save_batch(first, 0, '{"start":0}', [])
-    assert await services.runs.save_batch(second, 0, '{"start":0}', []) == 0
+    assert (await services.runs.save_batch(second, 0, '{"start":0}', [])).saved

@@ -100,7 +100,7 @@ async def test_cancel_and_resume_over_http(
             break
         await asyncio.sleep(0.01)
     cancelled = await client.post(f"/v1/runs/{run_id}/cancel")
-    assert cancelled.status_code == 200
+    assert cancelled.status_code == 200, cancelled.text
     await manager.await_empty()
     stopped = (await client.get(f"/v1/runs/{run_id}")).json()
     assert stopped["status"] == "cancelled" and stopped["batches_done"] < stopped["total_batches"]

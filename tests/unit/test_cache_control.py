@@ -21,12 +21,19 @@ def test_bad_max_age_is_refused(header: str) -> None:
         CacheControl.parse(header)
 
 
-def test_accepts() -> None:
+def test_accepts_stored() -> None:
     now = datetime.now(UTC)
     young, old = now - timedelta(seconds=5), now - timedelta(seconds=500)
-    assert CacheControl().accepts(old, now, now)
-    assert CacheControl(max_age=60).accepts(young, now, now)
-    assert not CacheControl(max_age=60).accepts(old, now, now)
-    # no-cache: only a result committed after the request arrived
-    assert not CacheControl(no_cache=True).accepts(young, now, now)
-    assert CacheControl(no_cache=True).accepts(now, young, now)
+    assert CacheControl().accepts_stored(old, now)
+    assert CacheControl(max_age=60).accepts_stored(young, now)
+    assert not CacheControl(max_age=60).accepts_stored(old, now)
+    assert CacheControl(max_age=0).accepts_stored(now, now)
+    # no-cache: no result that existed when the request arrived will do
+    assert not CacheControl(no_cache=True).accepts_stored(now, now)
+
+
+def test_accepts_new() -> None:
+    # A result produced after the request arrived: any, but no-cache asked for a generation.
+    assert CacheControl(max_age=0).accepts_new("edited")
+    assert CacheControl(no_cache=True).accepts_new("regenerated")
+    assert not CacheControl(no_cache=True).accepts_new("edited")

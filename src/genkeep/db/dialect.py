@@ -87,11 +87,12 @@ def insert_each_ignoring_conflicts(backend: str, table: Table, returning: str) -
 
 # One round trip for a batch checkpoint on PostgreSQL: lock the run row if the lease token
 # still owns it, upsert the batch unless it is already done, add the new registry entries,
-# and bump the counters. Data-modifying CTEs run as one statement, so it commits or fails
-# as a whole, exactly like the multi-statement transaction used on SQLite.
+# and bump the counters; it also reports a cancel request, acted on at this boundary.
+# Data-modifying CTEs run as one statement, so it commits or fails as a whole, exactly like
+# the multi-statement transaction used on SQLite.
 _PG_CHECKPOINT = """
 WITH owned AS (
-    SELECT id FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
+    SELECT id, cancel_requested FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
 ), saved AS (
     INSERT INTO run_batches (run_id, batch_index, status, result, checksum, error, attempts,
                              updated_at)
@@ -115,7 +116,8 @@ WITH owned AS (
     RETURNING entities_found
 )
 SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM saved) AS saved,
-       (SELECT entities_found FROM counted) AS entities_found
+       (SELECT entities_found FROM counted) AS entities_found,
+       (SELECT bool_or(cancel_requested) FROM owned) AS cancel_requested
 """
 
 
@@ -125,26 +127,28 @@ def checkpoint_statement(backend: str) -> DriverStatement | None:
 
 
 # Claim and complete on PostgreSQL in one statement each, with their events (Python time
-# per task is what bounds a queue on a small machine: every round trip costs some).
+# per task is what bounds a queue on a small machine: every round trip costs some). Due
+# times and leases are stamped and compared by the database's clock (see db/clock.py).
 _PG_CLAIM = """
 WITH picked AS (
     SELECT id FROM tasks
-    WHERE status = 'queued' AND run_after <= :now
+    WHERE status = 'queued' AND run_after <= statement_timestamp()
     ORDER BY run_after
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE tasks AS t
     SET status = 'running', stage = 'starting', lease_token = :token,
-        lease_expires_at = :lease_until, worker_id = :worker, attempts = t.attempts + 1,
-        started_at = :now, updated_at = :now
+        lease_expires_at = statement_timestamp() + CAST(:lease_s AS FLOAT8) * INTERVAL '1 second',
+        worker_id = :worker, attempts = t.attempts + 1,
+        started_at = statement_timestamp(), updated_at = statement_timestamp()
     FROM picked WHERE t.id = picked.id
     RETURNING t.*
 ), events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.started',
            jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
-           trace_id, :actor, :now
+           trace_id, :actor, statement_timestamp()
     FROM claimed
 )
 SELECT * FROM claimed ORDER BY run_after
@@ -189,8 +193,10 @@ WITH created AS (
                        status, stage, progress, attempts, max_attempts, run_after, timeout_at,
                        cancel_requested, trace_id, created_at, updated_at)
     VALUES (:id, :owner_id, :job_id, :kind, :idempotency_key, :request_hash,
-            CAST(:payload AS JSONB), 'queued', 'queued', 0.0, 0, :max_attempts, :now,
-            :timeout_at, false, :trace_id, :now, :now)
+            CAST(:payload AS JSONB), 'queued', 'queued', 0.0, 0, :max_attempts,
+            statement_timestamp(),
+            statement_timestamp() + CAST(:timeout_s AS FLOAT8) * INTERVAL '1 second',
+            false, :trace_id, :now, :now)
     ON CONFLICT (owner_id, idempotency_key) DO NOTHING
     RETURNING *
 ), events AS (

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genkeep import interleave
+from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import insert_ignoring_conflicts
 from genkeep.db.models import Prompt, Result
@@ -55,6 +57,7 @@ class PromptState:
     last_error: str | None
     latest_version: int
     result: StoredResult | None
+    now: datetime  # the database's clock when it was read: leases and ages are judged by it
 
 
 # Built once: this is the query of every cache hit.
@@ -74,6 +77,7 @@ _FIND = (
         Result.content_sha256.label("r_sha"),
         Result.model.label("r_model"),
         Result.created_at.label("r_created_at"),
+        db_now().label("db_now"),
     )
     .outerjoin(Result, Result.id == Prompt.latest_result_id)
     .where(
@@ -139,10 +143,11 @@ class PromptStore:
             last_error=row.last_error,
             latest_version=row.latest_version,
             result=result,
+            now=row.db_now,
         )
 
     @completes_when_cancelled
-    async def claim_new(self, key: PromptKey, holder: str, lease_until: datetime) -> Claim | None:
+    async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
         """Insert the prompt already claimed; None when another request inserted it first."""
         token, prompt_id, now = str(uuid.uuid4()), str(uuid.uuid4()), utcnow()
         values: dict[str, Any] = {
@@ -156,7 +161,7 @@ class PromptStore:
             "status": "generating",
             "claim_token": token,
             "claim_holder": holder,
-            "lease_expires_at": lease_until,
+            "lease_expires_at": db_now_plus(lease_s),
             "attempts": 1,
             "latest_version": 0,
             "created_at": now,
@@ -169,24 +174,24 @@ class PromptStore:
 
     @completes_when_cancelled
     async def claim_existing(
-        self, prompt_id: str, expected_version: int, holder: str, lease_until: datetime
+        self, prompt_id: str, expected_version: int, holder: str, lease_s: float
     ) -> Claim | None:
         """Claim a prompt that is unclaimed or whose lease expired, if no version landed since."""
-        token, now = str(uuid.uuid4()), utcnow()
+        token = str(uuid.uuid4())
         statement = (
             update(Prompt)
             .where(
                 Prompt.id == prompt_id,
                 Prompt.latest_version == expected_version,
-                (Prompt.claim_token.is_(None)) | (Prompt.lease_expires_at < now),
+                (Prompt.claim_token.is_(None)) | (Prompt.lease_expires_at < db_now()),
             )
             .values(
                 status="generating",
                 claim_token=token,
                 claim_holder=holder,
-                lease_expires_at=lease_until,
+                lease_expires_at=db_now_plus(lease_s),
                 attempts=Prompt.attempts + 1,
-                updated_at=now,
+                updated_at=utcnow(),
             )
         )
         async with self.db.transaction() as session:
@@ -194,12 +199,12 @@ class PromptStore:
         return Claim(prompt_id, token, holder) if claimed == 1 else None
 
     @completes_when_cancelled
-    async def extend_lease(self, claim: Claim, lease_until: datetime) -> bool:
+    async def extend_lease(self, claim: Claim, lease_s: float) -> bool:
         """Heartbeat; False when the claim was taken over (the lease had expired)."""
         statement = (
             update(Prompt)
             .where(Prompt.id == claim.prompt_id, Prompt.claim_token == claim.token)
-            .values(lease_expires_at=lease_until)
+            .values(lease_expires_at=db_now_plus(lease_s))
         )
         async with self.db.transaction() as session:
             return bool((await session.execute(statement)).rowcount == 1)  # type: ignore[attr-defined]
@@ -208,7 +213,8 @@ class PromptStore:
     async def complete(self, claim: Claim, result_id: str, generation: Generation) -> Result | None:
         """Store the generation as the next version and release the claim, atomically.
 
-        Returns None when the claim was fenced out: a taker-over owns the prompt now.
+        Returns None when the claim was fenced out: a taker-over owns the prompt now. The
+        result is stamped by the database's clock, the one its age is judged by.
         """
         now = utcnow()
         async with self.db.transaction() as session:
@@ -226,11 +232,12 @@ class PromptStore:
                         last_error=None,
                         updated_at=now,
                     )
-                    .returning(Prompt.latest_version, Prompt.owner_id)
+                    .returning(Prompt.latest_version, Prompt.owner_id, db_now().label("db_now"))
                 )
             ).first()
             if version is None:
                 return None
+            await interleave.point("prompts.complete.before_commit")
             result = Result(
                 id=result_id,
                 prompt_id=claim.prompt_id,
@@ -242,7 +249,7 @@ class PromptStore:
                 model=generation.model,
                 prompt_tokens=generation.prompt_tokens,
                 completion_tokens=generation.completion_tokens,
-                created_at=now,
+                created_at=version.db_now,
             )
             session.add(result)
         return result
@@ -304,7 +311,7 @@ class PromptStore:
                     update(Prompt)
                     .where(Prompt.id == base.prompt_id, Prompt.owner_id == owner_id)
                     .values(latest_version=Prompt.latest_version + 1, updated_at=now)
-                    .returning(Prompt.latest_version)
+                    .returning(Prompt.latest_version, db_now().label("db_now"))
                 )
             ).first()
             assert row is not None, "a result's prompt exists (foreign key)"
@@ -318,7 +325,7 @@ class PromptStore:
                 content_sha256=sha256_hex(content),
                 model=base.model,
                 edited_from_id=base.id,
-                created_at=now,
+                created_at=row.db_now,
             )
             session.add(edited)
             await session.execute(

@@ -11,12 +11,14 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from genkeep import interleave
+from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (
     checkpoint_statement,
@@ -30,6 +32,9 @@ from genkeep.errors import Conflict, GenkeepError, LeaseLost, NotFound
 
 ACTIVE = ("running",)
 RESUMABLE = ("pending", "running", "failed", "cancelled", "interrupted")
+# A cancelled run is taken only by a caller that saw that very cancellation (an explicit
+# resume); one cancelled after its executor read it stays cancelled.
+_RESUMABLE_UNASKED = tuple(status for status in RESUMABLE if status != "cancelled")
 
 
 class CorruptBatch(GenkeepError):
@@ -42,13 +47,14 @@ def checksum(result: str) -> str:
     return hashlib.sha256(result.encode("utf-8")).hexdigest()
 
 
-def is_held(run: Run) -> bool:
-    """Whether a live process owns the run: running under a lease that has not expired."""
+def is_held(run: Run, now: datetime) -> bool:
+    """Whether a live process owns the run: running under a lease that has not expired by
+    ``now``, the database's clock read with the row."""
     return (
         run.status == "running"
         and run.lease_token is not None
         and run.lease_expires_at is not None
-        and run.lease_expires_at > utcnow()
+        and run.lease_expires_at > now
     )
 
 
@@ -56,6 +62,16 @@ def is_held(run: Run) -> bool:
 class RunLease:
     run_id: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What committing a batch told: whether it was new, the run's entity count, and whether
+    another process asked the run to stop (acted on at this batch boundary)."""
+
+    saved: bool
+    entities: int
+    cancel_requested: bool
 
 
 class RunStore:
@@ -148,37 +164,57 @@ class RunStore:
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
 
+    async def is_held(self, owner_id: str, run_id: str) -> bool:
+        """Whether a live process owns the run, by the database's clock."""
+        query = select(Run, db_now()).where(Run.id == run_id, Run.owner_id == owner_id)
+        async with self.db.reading() as session:
+            found = (await session.execute(query)).first()
+        return found is not None and is_held(found[0], found[1])
+
     async def request_cancel(self, owner_id: str, run_id: str) -> Run:
         """Stop at the next batch boundary (a run not running is cancelled now)."""
         async with self.db.transaction() as session:
-            run = await self._owned(session, owner_id, run_id)
+            run, now = await self._owned(session, owner_id, run_id)
             if run.status in ("completed", "cancelled"):
                 raise Conflict(f"run {run_id} is already {run.status}")
-            if is_held(run):
+            if is_held(run, now):
                 run.cancel_requested = True
             else:  # not running, or its owner died: cancel now and fence the dead owner out
-                run.status, run.finished_at = "cancelled", utcnow()
+                run.status, run.finished_at = "cancelled", now
                 run.lease_token = run.lease_expires_at = None
-            run.updated_at = utcnow()
+            run.updated_at = now
         return run
 
-    async def acquire(self, run_id: str, holder: str, lease_s: float) -> RunLease | None:
-        """Own a resumable run whose lease is free or expired; None if another process has it."""
-        now, token = utcnow(), str(uuid.uuid4())
+    async def acquire(
+        self,
+        run_id: str,
+        holder: str,
+        lease_s: float,
+        *,
+        cancelled_at: datetime | None = None,
+    ) -> RunLease | None:
+        """Own a resumable run whose lease is free or expired (by the database's clock);
+        None if another process has it, or it was cancelled and ``cancelled_at`` does not
+        name that cancellation (only an explicit resume overrides a cancel)."""
+        token = str(uuid.uuid4())
+        now = db_now()
+        resumable: Any = Run.status.in_(_RESUMABLE_UNASKED)
+        if cancelled_at is not None:
+            resumable |= (Run.status == "cancelled") & (Run.finished_at == cancelled_at)
         async with self.db.transaction() as session:
             claimed = (
                 await session.execute(
                     update(Run)
                     .where(
                         Run.id == run_id,
-                        Run.status.in_(RESUMABLE),
+                        resumable,
                         Run.lease_token.is_(None) | (Run.lease_expires_at < now),
                     )
                     .values(
                         status="running",
                         holder=holder,
                         lease_token=token,
-                        lease_expires_at=now + timedelta(seconds=lease_s),
+                        lease_expires_at=db_now_plus(lease_s),
                         cancel_requested=False,
                         error=None,
                         updated_at=now,
@@ -190,7 +226,7 @@ class RunStore:
     @completes_when_cancelled
     async def heartbeat(self, lease: RunLease, lease_s: float) -> bool:
         """Renew the lease; True when a cancel was requested. LeaseLost if fenced out."""
-        row = await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        row = await self._fenced(lease, lease_expires_at=db_now_plus(lease_s))
         return bool(row.cancel_requested)
 
     @completes_when_cancelled
@@ -237,11 +273,11 @@ class RunStore:
     @completes_when_cancelled
     async def save_batch(
         self, lease: RunLease, index: int, result: str, entity_keys: list[str]
-    ) -> int | None:
+    ) -> Checkpoint:
         """Commit a batch result, its new registry entries and the checkpoint, atomically.
 
-        Returns the run's entity count, or None when the batch was already done (a concurrent
-        duplicate): nothing counts twice and one row remains.
+        ``saved`` is False when the batch was already done (a concurrent duplicate): nothing
+        counts twice and one row remains.
         """
         params: dict[str, Any] = {
             "run_id": lease.run_id,
@@ -256,11 +292,14 @@ class RunStore:
             )
             if row["owned"] == 0:
                 raise LeaseLost(f"run {lease.run_id} is owned by another process now")
-            return None if row["saved"] == 0 else int(row["entities_found"])
+            await interleave.point("runs.save_batch.committed")
+            if row["saved"] == 0:
+                return Checkpoint(False, 0, bool(row["cancel_requested"]))
+            return Checkpoint(True, int(row["entities_found"]), bool(row["cancel_requested"]))
         # A Core connection, not an ORM session: this runs once per batch of every run.
         async with self.db.writing() as session:
             if (await session.execute(self._save, params)).first() is None:
-                return None
+                return Checkpoint(False, 0, False)
             new_entities = 0
             if entity_keys:
                 rows = [
@@ -275,16 +314,18 @@ class RunStore:
                 batches_done=Run.batches_done + 1,
                 entities_found=Run.entities_found + new_entities,
             )
-        return int(row.entities_found)
+        await interleave.point("runs.save_batch.committed")
+        return Checkpoint(True, int(row.entities_found), bool(row.cancel_requested))
 
     @completes_when_cancelled
-    async def fail_batch(self, lease: RunLease, index: int, error: str) -> None:
-        """Record a failed batch (never as done); it is retried on resume."""
+    async def fail_batch(self, lease: RunLease, index: int, error: str) -> bool:
+        """Record a failed batch (never as done); it is retried on resume. False when the
+        batch is done after all (its commit landed before the error was seen)."""
         now = utcnow()
         async with self.db.transaction() as session:
             existing = await session.get(RunBatch, (lease.run_id, index))
             if existing is not None and existing.status == "done":
-                return
+                return False
             if existing is None:
                 session.add(
                     RunBatch(
@@ -300,6 +341,7 @@ class RunStore:
                 existing.error, existing.attempts = error[:2000], existing.attempts + 1
                 existing.updated_at = now
             await self._fenced(lease, session=session, batches_failed=Run.batches_failed + 1)
+        return True
 
     async def iter_results(
         self, run_id: str, total: int, page_size: int = 50
@@ -389,12 +431,17 @@ class RunStore:
         return row
 
     @staticmethod
-    async def _owned(session: AsyncSession, owner_id: str, run_id: str) -> Run:
-        query = select(Run).where(Run.id == run_id, Run.owner_id == owner_id).with_for_update()
-        run = (await session.execute(query)).scalars().first()
-        if run is None:
+    async def _owned(session: AsyncSession, owner_id: str, run_id: str) -> tuple[Run, datetime]:
+        """The run, locked, and the database's clock read in the same statement."""
+        query = (
+            select(Run, db_now())
+            .where(Run.id == run_id, Run.owner_id == owner_id)
+            .with_for_update(of=Run)
+        )
+        found = (await session.execute(query)).first()
+        if found is None:
             raise NotFound(f"run {run_id} not found")
-        return run
+        return found[0], found[1]
 
 
 class DbLlmCache:

@@ -18,6 +18,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.artifacts import ArtifactStore, NewArtifact
+from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (
     claim_statement,
@@ -87,11 +88,11 @@ class TaskStore:
             "request_hash": request_hash,
             "payload": submission.payload,
             "max_attempts": submission.max_attempts,
-            "timeout_at": now + submission.timeout,
             "trace_id": audit.trace_id,
         }
         # Insert first: the common case is a new key, and the unique constraint decides races.
-        created = await self._insert(job, values, now, audit)
+        timeout_s = submission.timeout.total_seconds()
+        created = await self._insert(job, values, now, timeout_s, audit)
         if created is not None:
             self._wake_local()
             return created, True
@@ -105,14 +106,19 @@ class TaskStore:
         return existing, False
 
     async def _insert(
-        self, job: Job, values: dict[str, Any], now: datetime, audit: Audit
+        self, job: Job, values: dict[str, Any], now: datetime, timeout_s: float, audit: Audit
     ) -> Task | None:
-        """Insert a queued task with its event and wake-up; None if the key exists."""
+        """Insert a queued task with its event and wake-up; None if the key exists.
+
+        It is due now and times out by the database's clock: a submitter whose clock runs
+        ahead must not postpone its own task.
+        """
         if self._submit is not None:
             params = {
                 **values,
                 "payload": json.dumps(values["payload"]),
                 "now": now,
+                "timeout_s": timeout_s,
                 "actor": audit.actor,
             }
             rows = await self._submit.fetch(self.db, params)
@@ -122,7 +128,8 @@ class TaskStore:
             "stage": "queued",
             "progress": 0.0,
             "attempts": 0,
-            "run_after": now,
+            "run_after": db_now(),
+            "timeout_at": db_now_plus(timeout_s),
             "cancel_requested": False,
             "created_at": now,
             "updated_at": now,
@@ -167,16 +174,14 @@ class TaskStore:
                     f"task {task_id} is {task.status}; only failed or cancelled "
                     "tasks can be retried"
                 )
-            now = utcnow()
+            timeout = task.timeout_at - task.created_at if task.timeout_at else timedelta(hours=1)
             task.status, task.stage, task.progress = "queued", "queued", 0.0
             task.max_attempts = task.attempts + extra_attempts
-            task.run_after, task.timeout_at = (
-                now,
-                now
-                + (task.timeout_at - task.created_at if task.timeout_at else timedelta(hours=1)),
-            )
+            task.run_after, task.timeout_at = db_now(), db_now_plus(timeout.total_seconds())
             task.cancel_requested, task.error, task.finished_at = False, None, None
-            task.updated_at = now
+            task.updated_at = utcnow()
+            await session.flush()
+            await session.refresh(task)  # the database's clock stamped the new due time
             await append_event(
                 session, (task.job_id, owner_id), "task.retried", {"task_id": task_id}, audit
             )
@@ -187,16 +192,14 @@ class TaskStore:
     # -- workers --------------------------------------------------------------------------
 
     async def claim(self, worker_id: str, lease_s: float, limit: int) -> list[tuple[Task, Lease]]:
-        """Claim up to ``limit`` runnable tasks: queued and due, or running with a dead lease."""
-        now = utcnow()
+        """Claim up to ``limit`` queued tasks that are due by the database's clock."""
         token = str(uuid.uuid4())
         if self._claim is not None:
             params = {
-                "now": now,
                 "limit": limit,
                 "token": token,
                 "worker": worker_id,
-                "lease_until": now + timedelta(seconds=lease_s),
+                "lease_s": lease_s,
                 "actor": f"worker:{worker_id}",
             }
             tasks = [Task(**row) for row in await self._claim.fetch(self.db, params)]
@@ -204,7 +207,7 @@ class TaskStore:
         async with self.db.transaction() as session:
             candidates = (
                 select(Task.id)
-                .where(Task.status == "queued", Task.run_after <= now)
+                .where(Task.status == "queued", Task.run_after <= db_now())
                 .order_by(Task.run_after)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -218,11 +221,11 @@ class TaskStore:
                             status="running",
                             stage="starting",
                             lease_token=token,
-                            lease_expires_at=now + timedelta(seconds=lease_s),
+                            lease_expires_at=db_now_plus(lease_s),
                             worker_id=worker_id,
                             attempts=Task.attempts + 1,
-                            started_at=now,
-                            updated_at=now,
+                            started_at=db_now(),
+                            updated_at=db_now(),
                         )
                         .returning(Task)
                         .execution_options(synchronize_session=False)
@@ -241,8 +244,12 @@ class TaskStore:
 
     async def reap_expired(self) -> int:
         """Queue again (or fail, after the last attempt) tasks whose worker stopped renewing
-        its lease; clearing the token fences that worker out. Returns how many were reaped."""
-        now = utcnow()
+        its lease; clearing the token fences that worker out. Returns how many were reaped.
+
+        Expiry is judged by the database's clock in the statement itself: a reaper whose
+        clock runs ahead must not take a healthy worker's task.
+        """
+        now = db_now()
         async with self.db.transaction() as session:
             reaped = (
                 await session.execute(
@@ -288,7 +295,7 @@ class TaskStore:
     @completes_when_cancelled
     async def heartbeat(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; returns whether cancel was requested. LeaseLost if fenced out."""
-        return await self._fenced(lease, lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        return await self._fenced(lease, lease_expires_at=db_now_plus(lease_s))
 
     @completes_when_cancelled
     async def set_stage(self, lease: Lease, stage: str, progress: float) -> bool:
@@ -368,12 +375,18 @@ class TaskStore:
         return artifacts
 
     @completes_when_cancelled
-    async def fail(self, lease: Lease, error: str, retry_at: datetime | None) -> Task:
-        """Record a failed attempt: queued again at ``retry_at``, or failed for good."""
+    async def fail(self, lease: Lease, error: str, retry_in_s: float | None) -> Task:
+        """Record a failed attempt: queued again ``retry_in_s`` from now (the database's
+        clock), or failed for good when None."""
         async with self.db.transaction() as session:
-            if retry_at is not None:
+            if retry_in_s is not None:
                 task = await self._finish(
-                    session, lease, "queued", error=error, run_after=retry_at, finished=False
+                    session,
+                    lease,
+                    "queued",
+                    error=error,
+                    run_after=db_now_plus(retry_in_s),
+                    finished=False,
                 )
                 event = "task.retry_scheduled"
             else:
@@ -405,7 +418,7 @@ class TaskStore:
                 session,
                 lease,
                 "queued",
-                run_after=utcnow(),
+                run_after=db_now(),
                 finished=False,
                 attempts=Task.attempts - 1,
             )

@@ -13,11 +13,10 @@ import contextlib
 import itertools
 import json
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from genkeep import identity
 from genkeep.blobs import BlobStore
 from genkeep.db.models import Run
 from genkeep.db.runs import CorruptBatch, RunLease, RunStore
@@ -125,7 +124,7 @@ class ExtractionRunner:
         self.blobs = blobs
         self.lease_s = lease_s
         self.concurrency = concurrency
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = holder or identity.holder()
 
     async def execute(
         self,
@@ -134,11 +133,23 @@ class ExtractionRunner:
         cancel: asyncio.Event,
         on_progress: Progress | None = None,
     ) -> str:
-        """Run (or resume) ``run`` to its end; returns the final status."""
-        lease = await self.runs.acquire(run.id, self.holder, self.lease_s)
+        """Run (or resume) ``run`` to its end; returns the final status.
+
+        ``run`` is the state the caller read: a run it saw cancelled is resumed (an explicit
+        resume); one cancelled since is left alone, and so is one completed since.
+        """
+        cancelled_at = run.finished_at if run.status == "cancelled" else None
+        lease = await self.runs.acquire(
+            run.id, self.holder, self.lease_s, cancelled_at=cancelled_at
+        )
         if lease is None and await self._holder_is_dead(run.owner_id, run.id):
-            lease = await self.runs.acquire(run.id, self.holder, self.lease_s)
+            lease = await self.runs.acquire(
+                run.id, self.holder, self.lease_s, cancelled_at=cancelled_at
+            )
         if lease is None:
+            current = await self.runs.get(run.owner_id, run.id)
+            if current is not None and current.status in ("cancelled", "completed"):
+                return current.status
             raise RunBusy(
                 f"run {run.id} is being executed by another process; if that process died, "
                 f"resume again after its lease expires (at most {self.lease_s:g}s)"
@@ -243,16 +254,21 @@ class ExtractionRunner:
                     result = await self._extract(plan[index], inputs, next_start)
                     encoded = encode_result(plan[index][0].start, result)
                     keys = sorted({e.key for e in result.entities})
-                    found = await self.runs.save_batch(lease, index, encoded, keys)
-                    if found is not None:
+                    saved = await self.runs.save_batch(lease, index, encoded, keys)
+                    if saved.saved:
                         state["done"] += 1
-                        entities = found
+                        entities = saved.entities
+                    if saved.cancel_requested:
+                        cancel.set()  # another process asked: stop at this batch boundary
                 except (LeaseLost, asyncio.CancelledError):
                     raise
                 except Exception as exc:
                     log.warning("run %s batch %d failed: %s", run.id, index, exc)
-                    await self.runs.fail_batch(lease, index, f"{type(exc).__name__}: {exc}")
-                    state["failed"] += 1
+                    error = f"{type(exc).__name__}: {exc}"
+                    if await self.runs.fail_batch(lease, index, error):
+                        state["failed"] += 1
+                    else:  # its commit landed before the error (a dropped connection)
+                        state["done"] += 1
                 report()
 
         async with asyncio.TaskGroup() as group:
@@ -292,21 +308,15 @@ class ExtractionRunner:
         return merge_chunk_results([ChunkResult(entities, relations)])
 
     async def _holder_is_dead(self, owner_id: str, run_id: str) -> bool:
-        """A holder on this host whose process is gone (killed, crashed) frees its lease now."""
+        """A holder this process can prove gone (same kernel and PID namespace, its process
+        exited) frees its lease now; any other waits its lease out."""
         current = await self.runs.get(owner_id, run_id)
         if current is None or current.holder is None or current.lease_token is None:
             return False
-        host, _, pid = current.holder.rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
+        if not identity.is_gone(current.holder):
             return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            log.warning("run %s: its holder %s is gone; taking over", run_id, current.holder)
-            return await self.runs.break_lease(run_id, current.lease_token)
-        except PermissionError:
-            return False
-        return False
+        log.warning("run %s: its holder %s is gone; taking over", run_id, current.holder)
+        return await self.runs.break_lease(run_id, current.lease_token)
 
     async def _heartbeat(self, lease: RunLease, cancel: asyncio.Event) -> None:
         while True:

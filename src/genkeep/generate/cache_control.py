@@ -35,12 +35,16 @@ class CacheControl:
                 max_age = float(value)
         return cls(no_cache=no_cache, no_store=no_store, max_age=max_age)
 
-    def accepts(self, created_at: datetime, requested_at: datetime, now: datetime) -> bool:
-        """Whether a result stored at ``created_at`` may answer a request made at ``requested_at``.
+    def accepts_stored(self, created_at: datetime, now: datetime) -> bool:
+        """Whether a result that existed when the request arrived may answer it.
 
-        With no-cache only a result committed after the request arrived will do: one that a
-        concurrent generation produced for it, never one that already existed.
+        ``now`` and ``created_at`` are both the database's clock. With no-cache none will do.
         """
-        if self.no_cache and created_at < requested_at:
+        if self.no_cache:
             return False
         return self.max_age is None or now - created_at <= timedelta(seconds=self.max_age)
+
+    def accepts_new(self, source: str) -> bool:
+        """Whether a result produced after the request arrived may answer it: any, except
+        that no-cache asked for a generation, which a person's edit is not."""
+        return not (self.no_cache and source == "edited")

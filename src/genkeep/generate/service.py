@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from genkeep import identity, interleave
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore, StoredResult
-from genkeep.db.types import utcnow
 from genkeep.errors import (
     GenerationFailed,
     GenerationTimeout,
@@ -117,9 +115,9 @@ class GenerateService:
         profile_name: str | None = None,
         cache: CacheControl = CacheControl(),
     ) -> Outcome:
-        started, requested_at = time.perf_counter(), utcnow()
+        started = time.perf_counter()
         key, profile = self.key_for(owner_id, prompt, profile_name)
-        outcome = await self._join_flight(key, profile, cache, requested_at)
+        outcome = await self._join_flight(key, profile, cache)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
         return outcome
@@ -187,20 +185,22 @@ class GenerateService:
 
     # -- read first and local flights ---------------------------------------------------
 
-    async def _read_first(self, key: PromptKey, cache: CacheControl) -> Outcome | None:
+    async def _read_first(
+        self, key: PromptKey, cache: CacheControl
+    ) -> tuple[Outcome | None, PromptState | None]:
+        """A stored answer, if one will do; and what was read, for the claim that follows."""
         if cache.no_cache:
-            return None
+            return None, None
         found = await self.store.find(key)
         if found is None or found.result is None:
-            return None
-        now = utcnow()
-        if not cache.accepts(found.result.created_at, now, now):
-            return None
+            return None, found
+        if not cache.accepts_stored(found.result.created_at, found.now):
+            return None, found
         CACHE_HITS.labels(key.profile_name).inc()
-        return _stored(found, found.result, cached=True, coalesced=False)
+        return _stored(found, found.result, cached=True, coalesced=False), found
 
     async def _join_flight(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, requested_at: datetime
+        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl
     ) -> Outcome:
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
         flight = self._flights.get(flight_key)
@@ -213,7 +213,7 @@ class GenerateService:
             COALESCED.labels("process").inc()
             return replace(outcome, cached=False, coalesced=True)
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self._fly(key, profile, cache, requested_at))
+        flight = asyncio.create_task(self._fly(key, profile, cache, time.monotonic()))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return await asyncio.shield(flight)
@@ -224,49 +224,76 @@ class GenerateService:
             flight.exception()  # marks it retrieved when every waiter has gone
 
     async def _fly(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, requested_at: datetime
+        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, arrived: float
     ) -> Outcome:
-        outcome = await self._read_first(key, cache)
+        outcome, found = await self._read_first(key, cache)
         if outcome is not None:
             return outcome
         if cache.no_store or not self.settings.persistence_enabled:
             generation = await self._call_generator(key, profile)
             return _unstored(generation, None, None)
-        return await self._claim_or_wait(key, profile, cache, requested_at)
+        return await self._claim_or_wait(key, profile, cache, found, arrived)
 
     # -- the database claim protocol ----------------------------------------------------
 
-    def _holder(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()}"
-
     async def _claim_or_wait(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, requested_at: datetime
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        first: PromptState | None,
+        arrived: float,
     ) -> Outcome:
+        """Claim the prompt and generate, or wait for the claimant's result.
+
+        A result "newer than this request" (all that max-age=0 and no-cache accept) is one
+        above the version read first, or one the database stamped after the request arrived:
+        so simultaneous requests share one generator call whatever their directives. The
+        arrival is placed on the database's clock by this process's monotonic clock (a
+        duration, which skew cannot shift); leases are judged by the database's clock alone.
+        """
         deadline = time.monotonic() + self.settings.claim_wait_s
+        lease_s, holder = self.settings.claim_lease_s, identity.process_id()
+        baseline: int | None = None
+        arrived_at: datetime | None = None
         waited = False
         while True:
-            found = await self.store.find(key)
-            now = utcnow()
-            lease_until = now + timedelta(seconds=self.settings.claim_lease_s)
+            found = first if first is not None else await self.store.find(key)
+            first = None
+            if baseline is None:
+                baseline = 0 if found is None else found.latest_version
+                if found is not None:
+                    arrived_at = found.now - timedelta(seconds=time.monotonic() - arrived)
+            await interleave.point("generate.before_claim")
             if found is None:
-                claim = await self.store.claim_new(key, self._holder(), lease_until)
+                claim = await self.store.claim_new(key, holder, lease_s)
                 if claim is not None:
                     return await self._lead(claim, key, profile)
                 continue
             prompt, result = found, found.result
-            if result is not None and cache.accepts(result.created_at, requested_at, now):
+            newer = result is not None and (
+                result.version > baseline
+                or (arrived_at is not None and result.created_at >= arrived_at)
+            )
+            if result is not None and (
+                cache.accepts_new(result.source)
+                if newer
+                else cache.accepts_stored(result.created_at, found.now)
+            ):
                 if waited:
                     COALESCED.labels("database").inc()
                 return _stored(prompt, result, cached=not waited, coalesced=waited)
             claimed = prompt.claim_token is not None
             lease_live = (
-                claimed and prompt.lease_expires_at is not None and (prompt.lease_expires_at > now)
+                claimed
+                and prompt.lease_expires_at is not None
+                and prompt.lease_expires_at > found.now
             )
             if not lease_live:
                 if waited and prompt.status == "failed":
                     raise GenerationFailed(f"generation failed: {prompt.last_error}")
                 claim = await self.store.claim_existing(
-                    prompt.id, prompt.latest_version, self._holder(), lease_until
+                    prompt.id, prompt.latest_version, holder, lease_s
                 )
                 if claim is not None:
                     if claimed:
@@ -356,8 +383,7 @@ class GenerateService:
         while True:
             await asyncio.sleep(interval)
             try:
-                lease_until = utcnow() + timedelta(seconds=self.settings.claim_lease_s)
-                if not await self.store.extend_lease(claim, lease_until):
+                if not await self.store.extend_lease(claim, self.settings.claim_lease_s):
                     log.warning("lease on prompt %s was taken over", claim.prompt_id)
                     return
             except Exception:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from genkeep import identity
 from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
-from genkeep.db.types import utcnow
 from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
 from genkeep.services import Services
 from genkeep.worker.completer import Completer
@@ -30,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return identity.process_id()
 
 
 class Worker:
@@ -120,7 +117,12 @@ class Worker:
             if handler is None:
                 await tasks.fail(lease, f"no handler for task kind {task.kind!r}", None)
                 return
-            remaining = (task.timeout_at - utcnow()).total_seconds() if task.timeout_at else None
+            # Both stamps are the database's clock (submit and claim), so skew cannot shift it.
+            remaining = (
+                (task.timeout_at - task.started_at).total_seconds()
+                if task.timeout_at and task.started_at
+                else None
+            )
             if remaining is not None and remaining <= 0:
                 await tasks.fail(lease, "timed out before it could run", None)
                 return
@@ -151,14 +153,14 @@ class Worker:
             await self._quietly(tasks.fail(lease, "timed out", None))
         except GenkeepError as exc:
             # Deterministic errors (bad payload, missing data, closed gate) won't improve.
-            retry_at = self._retry_at(task) if exc.retryable else None
-            await self._quietly(tasks.fail(lease, exc.detail, retry_at))
+            retry_in = self._retry_in(task) if exc.retryable else None
+            await self._quietly(tasks.fail(lease, exc.detail, retry_in))
         except ValidationError as exc:
             await self._quietly(tasks.fail(lease, str(exc), None))
         except Exception as exc:
             log.exception("task %s attempt %d failed", task.id, task.attempts)
             await self._quietly(
-                tasks.fail(lease, f"{type(exc).__name__}: {exc}", self._retry_at(task))
+                tasks.fail(lease, f"{type(exc).__name__}: {exc}", self._retry_in(task))
             )
 
     async def _handle(
@@ -186,14 +188,16 @@ class Worker:
             except Exception:
                 log.exception("heartbeat for task %s failed; retrying", context.task.id)
 
-    def _retry_at(self, task: Task) -> datetime | None:
+    def _retry_in(self, task: Task) -> float | None:
+        """Seconds until the next attempt (exponential backoff), or None after the last."""
         if task.attempts >= task.max_attempts:
             return None
-        delay = min(
-            self.settings.task_backoff_base_s * 2 ** (task.attempts - 1),
-            self.settings.task_backoff_max_s,
+        return float(
+            min(
+                self.settings.task_backoff_base_s * 2 ** (task.attempts - 1),
+                self.settings.task_backoff_max_s,
+            )
         )
-        return utcnow() + timedelta(seconds=delay)
 
     @staticmethod
     async def _quietly(write: object) -> None:

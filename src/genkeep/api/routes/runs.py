@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.db.models import Run
-from genkeep.db.runs import is_held
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
 from genkeep.extract.runner import ExtractionRunner
@@ -162,7 +161,7 @@ async def resume_run(
     if run.status == "completed":
         raise Conflict(f"run {run_id} is already completed")
     manager = _manager(request)
-    if manager.is_active(run_id) or is_held(run):
+    if manager.is_active(run_id) or await services.runs.is_held(owner, run_id):
         raise Conflict(f"run {run_id} is running")
     await _start(services, manager, run)
     return RunOut.of(await services.runs.require(owner, run_id))
