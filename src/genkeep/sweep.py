@@ -2,7 +2,9 @@
 
 A row is deleted before its blob, so a crash leaves at worst an orphan blob, never a row
 pointing at nothing; orphans are collected on the next run. A task's blob counts as an
-orphan only once its task is finished or gone, so files of running tasks are never touched.
+orphan only once its task is finished or gone, so files of running tasks are never touched;
+rows and task states are read in one snapshot (db/blob_refs.py), and every attempt writes
+under keys of its own, so a blob found orphaned can never be referenced later.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from genkeep.db.jobs import existing_job_ids
-from genkeep.db.tasks import FINISHED, task_statuses
+from genkeep.db.blob_refs import read_references
+from genkeep.db.tasks import FINISHED
 from genkeep.db.types import utcnow
 from genkeep.services import Services
 
@@ -54,14 +56,12 @@ async def collect_orphans(services: Services, *, batch: int = 500) -> int:
 
 
 async def _delete_orphans(services: Services, keys: list[str]) -> int:
-    referenced = await services.artifacts.referenced_blob_keys(keys)
-    candidates = [k for k in keys if k not in referenced]
-    task_ids = [m["task"] for k in candidates if (m := _TASK_BLOB.match(k))]
-    job_ids = [m["job"] for k in candidates if (m := _FILE_BLOB.match(k))]
-    statuses = await task_statuses(services.database, task_ids)
-    jobs = await existing_job_ids(services.database, job_ids)
+    task_ids = [m["task"] for k in keys if (m := _TASK_BLOB.match(k))]
+    job_ids = [m["job"] for k in keys if (m := _FILE_BLOB.match(k))]
+    found = await read_references(services.database, keys, task_ids, job_ids)
+    statuses, jobs = found.task_status, found.jobs
     deleted = 0
-    for key in candidates:
+    for key in (k for k in keys if k not in found.referenced):
         if (task := _TASK_BLOB.match(key)) is not None:
             orphan = statuses.get(task["task"], "gone") in (*FINISHED, "gone")
         elif (file := _FILE_BLOB.match(key)) is not None:

@@ -161,24 +161,3 @@ class ArtifactStore:
                     session, (row.job_id, row.owner_id), "artifact.expired", payload, audit
                 )
         return [r.blob_key for r in rows]
-
-    async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """Which of ``keys`` an artifact row or a job file still points at."""
-        async with self.db.reading() as session:
-            found = set(
-                (
-                    await session.execute(
-                        select(Artifact.blob_key).where(Artifact.blob_key.in_(keys))
-                    )
-                ).scalars()
-            )
-            found |= {
-                key
-                for key in (
-                    await session.execute(
-                        select(Job.file_blob_key).where(Job.file_blob_key.in_(keys))
-                    )
-                ).scalars()
-                if key
-            }
-        return found

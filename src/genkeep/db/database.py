@@ -105,6 +105,19 @@ class Database:
             pooled.close()
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session whose statements all see the database as of its first read.
+
+        SQLite's read transaction (WAL) is one snapshot already; PostgreSQL's default READ
+        COMMITTED takes a new one per statement, so it asks for REPEATABLE READ.
+        """
+        async with self.engine.connect() as connection:
+            if self.backend == "postgresql":
+                await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with AsyncSession(bind=connection) as session, session.begin():
+                yield session
+
+    @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session

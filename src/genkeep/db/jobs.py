@@ -191,11 +191,3 @@ class JobStore:
     async def _owned(session: AsyncSession, owner_id: str, job_id: str) -> Job | None:
         query = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
         return (await session.execute(query)).scalars().first()
-
-
-async def existing_job_ids(database: Database, job_ids: list[str]) -> set[str]:
-    """Which of ``job_ids`` still exist, for the blob sweep."""
-    if not job_ids:
-        return set()
-    async with database.reading() as session:
-        return set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())

@@ -499,12 +499,3 @@ class TaskStore:
     def _wake_local(self) -> None:
         if self.on_submit is not None:
             self.on_submit()
-
-
-async def task_statuses(database: Database, task_ids: list[str]) -> dict[str, str]:
-    """Status by task id, for the blob sweep (owner-agnostic: an operator's tool)."""
-    if not task_ids:
-        return {}
-    async with database.reading() as session:
-        rows = await session.execute(select(Task.id, Task.status).where(Task.id.in_(task_ids)))
-        return {row.id: row.status for row in rows}

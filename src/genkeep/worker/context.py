@@ -42,8 +42,10 @@ class TaskContext:
             raise TaskCancelled(self.task.id)
 
     def blob_key(self, filename: str) -> str:
-        """A key unique to this attempt, so a fenced-out attempt cannot overwrite a winner's."""
-        task = self.task
-        return (
-            f"owners/{task.owner_id}/jobs/{task.job_id}/tasks/{task.id}/a{task.attempts}/{filename}"
-        )
+        """A key unique to this attempt, so a fenced-out attempt cannot overwrite a winner's.
+
+        The attempt number is for people; the lease token makes it unique, because a released
+        attempt is not counted and its number comes round again while its upload may still run.
+        """
+        task, attempt = self.task, f"a{self.task.attempts}-{self.lease.token[:8]}"
+        return f"owners/{task.owner_id}/jobs/{task.job_id}/tasks/{task.id}/{attempt}/{filename}"
