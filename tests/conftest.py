@@ -140,12 +140,13 @@ def servers(
     """Start real ``genkeep serve`` processes on this test's database; logs shown on failure."""
     started: list[Server] = []
 
-    def start(workers: int = 1, **env: str) -> Server:
+    def start(workers: int = 1, prefix: list[str] | None = None, **env: str) -> Server:
         index = len(started)
         server = Server(
             {**process_env(db_url, tmp_path), **env},
             tmp_path / f"server{index}.log",
             workers=workers,
+            prefix=prefix,
         )
         server.env["GENKEEP_PUBLIC_URL"] = server.url
         server.env["GENKEEP_DATA_DIR"] = str(tmp_path / f"var{index}")
@@ -166,10 +167,10 @@ def workers(
     """Start real ``genkeep worker`` processes on this test's database."""
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 4, **env: str) -> WorkerProcess:
+    def start(concurrency: int = 4, prefix: list[str] | None = None, **env: str) -> WorkerProcess:
         base = {**process_env(db_url, tmp_path), "GENKEEP_BLOB_DIR": str(tmp_path / "blobs")}
         process = WorkerProcess(
-            {**base, **env}, tmp_path / f"worker{len(started)}.log", concurrency
+            {**base, **env}, tmp_path / f"worker{len(started)}.log", concurrency, prefix
         )
         started.append(process)
         return process.start()

@@ -47,7 +47,9 @@ class Server:
         *,
         workers: int = 1,
         port: int | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
+        self.prefix = prefix or []  # e.g. faketime, to run the server on a skewed clock
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -59,7 +61,11 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*genkeep_command(), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+            [
+                *self.prefix,
+                *genkeep_command(),
+                *("serve", "--port", str(self.port), "--workers", str(self.workers)),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -124,7 +130,14 @@ def _cmdline(pid: int) -> bytes:
 class WorkerProcess:
     """A ``genkeep worker`` process; its log is kept in ``log_path``."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        concurrency: int = 4,
+        prefix: list[str] | None = None,
+    ) -> None:
+        self.prefix = prefix or []
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.log_path = log_path
         self.concurrency = concurrency
@@ -134,7 +147,13 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*genkeep_command(), "worker", "--concurrency", str(self.concurrency)],
+                [
+                    *self.prefix,
+                    *genkeep_command(),
+                    "worker",
+                    "--concurrency",
+                    str(self.concurrency),
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
