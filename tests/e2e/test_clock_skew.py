@@ -164,7 +164,8 @@ async def test_a_skewed_reaper_never_reaps_a_healthy_task(
         ):
             assert time.monotonic() < deadline + 60
             await asyncio.sleep(0.1)
-    assert found is not None and found.status == "completed", found.error
+    assert found is not None
+    assert found.status == "completed", found.error
     assert found.attempts == 1
     events = await read_rows(
         db_url,
