@@ -20,7 +20,7 @@ from genkeep.config import Settings
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.database import Database
 from genkeep.db.jobs import Audit
-from genkeep.db.models import Artifact, Result, Run, RunBatch
+from genkeep.db.models import Artifact, Result, Run, RunBatch, Task
 from genkeep.db.prompts import PromptStore
 from genkeep.extract.model import ChunkParams
 from genkeep.extract.runner import ExtractionRunner
@@ -30,8 +30,9 @@ from genkeep.generate.service import GenerateService, Outcome
 from genkeep.services import Services
 from genkeep.sweep import sweep
 from genkeep.worker.context import TaskContext
+from genkeep.worker.runner import Worker
 from tests.integration.test_runs import ONTOLOGY, TEXT, service_for
-from tests.integration.test_tasks import submission
+from tests.integration.test_tasks import finished, submission, until
 from tests.support.generators import CountingGenerator
 from tests.support.services import opened_services
 
@@ -251,6 +252,35 @@ async def test_a_cancel_from_another_process_stops_at_the_next_batch(
     assert await count(services.database, RunBatch) == 4
 
 
+async def test_an_extract_task_whose_run_is_cancelled_before_it_starts_ends_cancelled(
+    services: Services,
+) -> None:
+    job = await services.jobs.create(OWNER, {"title": "extract"}, AUDIT)
+    task, _ = await services.tasks.submit(
+        job,
+        submission(
+            "extract", "x", text=TEXT, ontology=ONTOLOGY.decode(), chunk_size=300, overlap=30
+        ),
+        AUDIT,
+    )
+
+    async def cancel_from_elsewhere() -> None:
+        # The task created its run and read it (pending); a cancel lands before it acquires.
+        await services.runs.request_cancel(OWNER, task.id)
+
+    worker = Worker(services, concurrency=1)
+    running = asyncio.create_task(worker.run())
+    try:
+        with interleave.hooked("runs.before_acquire", cancel_from_elsewhere):
+            found = await finished(services, task.id)
+    finally:
+        worker.stop()
+        await running
+    assert found.status == "cancelled"
+    assert (await services.runs.require(OWNER, task.id)).status == "cancelled"
+    assert await count(services.database, RunBatch) == 0
+
+
 # -- suspected: a connection lost after a batch committed ------------------------------------
 
 
@@ -352,3 +382,53 @@ async def test_run_lease_expiry_is_judged_by_the_database_clock(services: Servic
         now = (await session.execute(select(db_now()))).scalar_one()
     # The lease was stamped by the database: 30 s after the database's now, not Python's.
     assert 25 < (held.lease_expires_at - now).total_seconds() <= 30
+
+
+# -- soak: the sweep looping beside workers --------------------------------------------------
+
+
+async def test_sweep_looping_beside_workers_loses_no_committed_blob(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with opened_services(
+        settings, tmp_path, task_poll_s=0.05, worker_concurrency=8
+    ) as services:
+        job = await services.jobs.create(OWNER, {"title": "soak"}, AUDIT)
+        tasks = [
+            (
+                await services.tasks.submit(
+                    job, submission("sleep", f"s{i}", steps=1, step_s=0), AUDIT
+                )
+            )[0]
+            for i in range(300)
+        ]
+        sweeps = 0
+
+        async def sweep_forever() -> None:
+            nonlocal sweeps
+            while True:
+                await sweep(services)
+                sweeps += 1
+
+        async def all_completed() -> bool:
+            query = select(func.count()).select_from(Task).where(Task.status == "completed")
+            async with services.database.reading() as session:
+                return int((await session.execute(query)).scalar_one()) == len(tasks)
+
+        workers = [Worker(services) for _ in range(2)]
+        running = [asyncio.create_task(worker.run()) for worker in workers]
+        sweeper = asyncio.create_task(sweep_forever())
+        try:
+            await until(all_completed, 120)
+        finally:
+            sweeper.cancel()
+            for worker in workers:
+                worker.stop()
+            await asyncio.gather(*running, sweeper, return_exceptions=True)
+        await sweep(services)
+        async with services.database.reading() as session:
+            keys = (await session.execute(select(Artifact.blob_key))).scalars().all()
+        assert len(keys) == 300 and sweeps > 3
+        # Counted at the blob store: every committed artifact still has its file.
+        missing = [key for key in keys if not await services.blobs.exists(key)]
+        assert missing == []

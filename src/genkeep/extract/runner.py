@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genkeep import identity
+from genkeep import identity, interleave
 from genkeep.blobs import BlobStore
 from genkeep.db.models import Run
 from genkeep.db.runs import CorruptBatch, RunLease, RunStore
@@ -132,13 +132,18 @@ class ExtractionRunner:
         inputs: RunInputs,
         cancel: asyncio.Event,
         on_progress: Progress | None = None,
+        *,
+        resume_cancelled: bool = True,
     ) -> str:
         """Run (or resume) ``run`` to its end; returns the final status.
 
-        ``run`` is the state the caller read: a run it saw cancelled is resumed (an explicit
-        resume); one cancelled since is left alone, and so is one completed since.
+        ``run`` is the state the caller read: a run it saw cancelled is resumed when
+        ``resume_cancelled`` (an explicit resume); one cancelled since is left alone, and so
+        is one completed since.
         """
-        cancelled_at = run.finished_at if run.status == "cancelled" else None
+        seen_cancel = resume_cancelled and run.status == "cancelled"
+        cancelled_at = run.finished_at if seen_cancel else None
+        await interleave.point("runs.before_acquire")
         lease = await self.runs.acquire(
             run.id, self.holder, self.lease_s, cancelled_at=cancelled_at
         )

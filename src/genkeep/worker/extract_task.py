@@ -152,7 +152,8 @@ async def _when_free(
     deadline = asyncio.get_running_loop().time() + lease_s * 1.5
     while True:
         try:
-            return await runner.execute(run, inputs, cancel, on_progress)
+            # A task never overrides a cancel of its run: only `runs resume` does.
+            return await runner.execute(run, inputs, cancel, on_progress, resume_cancelled=False)
         except RunBusy:
             if asyncio.get_running_loop().time() > deadline:
                 raise
