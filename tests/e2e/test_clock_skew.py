@@ -26,10 +26,9 @@ import pytest
 from sqlalchemy import text
 
 from genkeep.config import Settings
-from genkeep.db.database import Database
 from genkeep.db.jobs import Audit
 from tests.conftest import process_env
-from tests.e2e.test_extract_cli import SAMPLES, big_text
+from tests.e2e.test_extract_cli import SAMPLES, big_text, query
 from tests.integration.test_tasks import submission
 from tests.support.fake_openai import FakeOpenAI, ok, slow
 from tests.support.server import Server, WorkerProcess, genkeep_command
@@ -75,17 +74,8 @@ def test_faketime_really_shifts_the_process_clock(db_url: str) -> None:
     assert abs(float(shifted.stdout) - time.time() - SKEW_S) < 5
 
 
-async def read_rows(db_url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
-    database = Database(db_url)
-    try:
-        async with database.reading() as session:
-            return [tuple(row) for row in (await session.execute(text(sql), params)).all()]
-    finally:
-        await database.dispose()
-
-
 def rows(db_url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
-    return asyncio.run(read_rows(db_url, sql, **params))
+    return query(db_url, sql, **params)
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float = 60) -> None:
@@ -164,14 +154,17 @@ async def test_a_skewed_reaper_never_reaps_a_healthy_task(
         ):
             assert time.monotonic() < deadline + 60
             await asyncio.sleep(0.1)
+        async with services.database.reading() as session:
+            found_events = await session.execute(
+                text(
+                    "SELECT event_type FROM job_events WHERE event_type IN "
+                    "('task.lease_expired', 'task.failed', 'task.started')"
+                )
+            )
+            events = [tuple(row) for row in found_events]
     assert found is not None
     assert found.status == "completed", found.error
     assert found.attempts == 1
-    events = await read_rows(
-        db_url,
-        "SELECT event_type FROM job_events WHERE event_type IN "
-        "('task.lease_expired', 'task.failed', 'task.started')",
-    )
     assert events == [("task.started",)]
 
 

@@ -23,7 +23,7 @@ from genkeep.db.jobs import Audit
 from genkeep.db.models import Artifact, Result, Run, RunBatch, Task
 from genkeep.db.prompts import PromptStore
 from genkeep.extract.model import ChunkParams
-from genkeep.extract.runner import ExtractionRunner
+from genkeep.extract.runner import ExtractionRunner, RunInputs
 from genkeep.extract.service import RunRequest
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.service import GenerateService, Outcome
@@ -74,6 +74,15 @@ class Counter:
     async def reach(self, n: int) -> None:
         async with self.changed:
             await asyncio.wait_for(self.changed.wait_for(lambda: self.n >= n), 20)
+
+
+async def new_run(services: Services) -> tuple[Run, RunInputs]:
+    """A new run of one chunk a batch, as its executor reads it (pending), with its inputs."""
+    extraction = service_for(services)
+    request = RunRequest(TEXT, "t.md", ONTOLOGY, "o.ttl", ONE_AT_A_TIME)
+    created = await extraction.create(OWNER, request, "builtin")
+    run = await services.runs.require(OWNER, created.id)
+    return run, await extraction.inputs(run)
 
 
 # -- 1. the sweep and a task committing its artifact -----------------------------------------
@@ -227,11 +236,8 @@ async def test_a_run_cancelled_before_its_executor_acquires_it_never_runs(
 async def test_a_cancel_from_another_process_stops_at_the_next_batch(
     services: Services,
 ) -> None:
-    extraction = service_for(services)
-    request = RunRequest(TEXT, "t.md", ONTOLOGY, "o.ttl", ONE_AT_A_TIME)
-    run = await extraction.create(OWNER, request, "builtin")
-    seen = await services.runs.require(OWNER, run.id)
-    inputs = await extraction.inputs(seen)
+    run, inputs = await new_run(services)
+    seen = run
     saved = Counter()
 
     async def cancel_after_third() -> None:
@@ -287,11 +293,8 @@ async def test_an_extract_task_whose_run_is_cancelled_before_it_starts_ends_canc
 async def test_a_batch_committed_before_its_connection_dropped_counts_as_done(
     services: Services,
 ) -> None:
-    extraction = service_for(services)
-    request = RunRequest(TEXT, "t.md", ONTOLOGY, "o.ttl", ONE_AT_A_TIME)
-    run = await extraction.create(OWNER, request, "builtin")
-    seen = await services.runs.require(OWNER, run.id)
-    inputs = await extraction.inputs(seen)
+    run, inputs = await new_run(services)
+    seen = run
     dropped: list[bool] = []
 
     async def drop_once() -> None:
