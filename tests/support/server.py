@@ -24,6 +24,11 @@ def genkeep_command() -> list[str]:
     return [sys.executable, "-m", "genkeep.cli"]
 
 
+def pid_of(holder: str) -> int:
+    """The pid in a lease holder's name (``host:pid:random-id``)."""
+    return int(holder.split(":")[1])
+
+
 def run_cli(
     args: list[str], env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
