@@ -1,8 +1,15 @@
-"""Schema migrations (Alembic) and the startup check that the schema is current."""
+"""Schema migrations (Alembic) and the startup check that the schema is current.
+
+An embedded SQLite database is created and migrated on first use (like ``llm`` or
+``datasette``); PostgreSQL, shared by many processes, waits for ``genkeep db upgrade``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +18,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from genkeep.db.database import Database
+from genkeep.db.url import is_sqlite
 from genkeep.errors import SchemaOutOfDate
+
+# Notes a user should see once (the CLI prints them plainly; servers log them).
+notices = logging.getLogger("genkeep.notice")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -60,3 +71,52 @@ async def ensure_current(database: Database) -> None:
             f"database {database.describe()} is at schema revision {current or 'none'}, "
             f"this genkeep needs {head}: run `genkeep db upgrade`"
         )
+
+
+async def prepare_schema(database: Database) -> None:
+    """Migrate an embedded SQLite database that is new or behind; elsewhere only check."""
+    if not is_sqlite(database.url):
+        await ensure_current(database)
+        return
+    with _migration_lock(database):
+        current, head = await current_revision(database), head_revision()
+        if current == head:
+            return
+        if current is not None and not _is_known(current):
+            raise SchemaOutOfDate(
+                f"database {database.describe()} is at schema revision {current}, which this "
+                f"genkeep does not know (made by a newer genkeep?); upgrade genkeep"
+            )
+        await upgrade(database)
+    if current is None:
+        notices.info("created the database %s", database.url.database)
+    else:
+        notices.info("migrated the database %s from %s to %s", database.url.database, current, head)
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises a different error per kind of unknown revision
+        return False
+
+
+@contextlib.contextmanager
+def _migration_lock(database: Database) -> Iterator[None]:
+    """One process migrates a SQLite file at a time: `make run` and a CLI started together
+    would otherwise both create the tables, and the second fails half-way."""
+    path = database.url.database
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; first use is rarely concurrent there
+        yield
+        return
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
