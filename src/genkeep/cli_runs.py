@@ -310,6 +310,10 @@ def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     )
 
 
+def batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
+
+
 def _written(outputs: list[Output]) -> str:
     return ", ".join(f"{o.format.value} -> {o.shown()}" for o in outputs) or "no -o given"
 
@@ -319,7 +323,7 @@ async def _hand_over(services: Services, found: Run, outputs: list[Output]) -> i
     await write_outputs(services.blobs, found, outputs)
     written = f"; {_written(outputs)}" if outputs else ""
     errors.print(
-        f"run {found.id} was already completed: {found.total_batches} batches, "
+        f"run {found.id} was already completed: {batches(found.total_batches)}, "
         f"{found.entities_found} entities{written}",
         highlight=False,
     )
@@ -378,7 +382,7 @@ async def execute(
         TimeRemainingColumn(),
     )
     latest: list[RunProgress] = []
-    with Progress(*columns, console=errors, transient=True) as bar:
+    with Progress(*columns, console=errors) as bar:
         task = bar.add_task("extract", total=None, entities=0, rate="0.0")
 
         def progress(state: RunProgress) -> None:
@@ -423,7 +427,7 @@ async def execute(
         if final.total_batches == 0:
             summary = "0 chunks: nothing to extract (the outputs are empty)"
         else:
-            summary = f"{final.total_batches} batches{resumed}, {final.entities_found} entities"
+            summary = f"{batches(final.total_batches)}{resumed}, {final.entities_found} entities"
         errors.print(f"run {found.id} completed: {summary}{written}", highlight=False)
         return 0
     if status == "cancelled":
