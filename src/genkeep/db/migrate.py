@@ -82,6 +82,11 @@ async def prepare_schema(database: Database) -> None:
         current, head = await current_revision(database), head_revision()
         if current == head:
             return
+        if current is None and await _has_tables(database):
+            raise SchemaOutOfDate(
+                f"database {database.describe()} has tables but no schema revision: not made "
+                "by genkeep, or its alembic_version was lost; it is not migrated automatically"
+            )
         if current is not None and not _is_known(current):
             raise SchemaOutOfDate(
                 f"database {database.describe()} is at schema revision {current}, which this "
@@ -92,6 +97,12 @@ async def prepare_schema(database: Database) -> None:
         notices.info("created the database %s", database.url.database)
     else:
         notices.info("migrated the database %s from %s to %s", database.url.database, current, head)
+
+
+async def _has_tables(database: Database) -> bool:
+    async with database.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return bool(names)
 
 
 def _is_known(revision: str) -> bool:
