@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -79,3 +80,14 @@ async def test_a_revision_from_a_newer_genkeep_is_refused(database: Database) ->
 
 async def _downgrade(database: Database, revision: str) -> None:
     await asyncio.to_thread(command.downgrade, alembic_config(database), revision)
+
+
+async def test_concurrent_first_use_of_a_new_sqlite_file_migrates_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    databases = [Database(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(prepare_schema(d) for d in databases))
+        assert await current_revision(databases[0]) == head_revision()
+    finally:
+        for database in databases:
+            await database.dispose()

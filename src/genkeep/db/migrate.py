@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -78,7 +78,7 @@ async def prepare_schema(database: Database) -> None:
     if not is_sqlite(database.url):
         await ensure_current(database)
         return
-    with _migration_lock(database):
+    async with _migration_lock(database):
         current, head = await current_revision(database), head_revision()
         if current == head:
             return
@@ -112,8 +112,8 @@ def _is_known(revision: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _migration_lock(database: Database) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def _migration_lock(database: Database) -> AsyncIterator[None]:
     """One process migrates a SQLite file at a time: `make run` and a CLI started together
     would otherwise both create the tables, and the second fails half-way."""
     path = database.url.database
@@ -125,9 +125,10 @@ def _migration_lock(database: Database) -> Iterator[None]:
     if not path or path == ":memory:" or path.startswith("file:"):
         yield
         return
-    with open(f"{path}.migrate-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # In threads: waiting for the lock must not stop this process's event loop.
+    lock = await asyncio.to_thread(open, f"{path}.migrate-lock", "a")
+    try:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        lock.close()  # closing releases the lock
