@@ -49,6 +49,8 @@ def plan_outputs(paths: list[Path], fmt: OutputFormat | None) -> list[Output]:
     outputs: list[Output] = []
     seen: set[Path] = set()
     for path in paths:
+        if path != STDOUT:
+            _check_writable(path)
         by_extension = EXTENSIONS.get(path.suffix.lower())
         if by_extension is not None and fmt is not None and by_extension != fmt:
             raise BadInput(
@@ -60,8 +62,6 @@ def plan_outputs(paths: list[Path], fmt: OutputFormat | None) -> list[Output]:
                 f"cannot tell the format of {path}: name it {KNOWN} or give --format "
                 f"({', '.join(f.value for f in OutputFormat)})"
             )
-        if path != STDOUT:
-            _check_writable(path)
         target = path if path == STDOUT else path.absolute()
         if target in seen:
             raise BadInput(f"{path} is given twice as an output")

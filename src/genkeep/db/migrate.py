@@ -78,6 +78,8 @@ async def prepare_schema(database: Database) -> None:
     if not is_sqlite(database.url):
         await ensure_current(database)
         return
+    if await current_revision(database) == head_revision():
+        return  # the usual case: no lock, no lock file
     async with _migration_lock(database):
         current, head = await current_revision(database), head_revision()
         if current == head:
