@@ -382,38 +382,54 @@ async def execute(
         TimeRemainingColumn(),
     )
     latest: list[RunProgress] = []
-    with Progress(*columns, console=errors) as bar:
-        task = bar.add_task("extract", total=None, entities=0, rate="0.0")
+    # Shown from the first report on, once the run is ours: a refused resume prints no bar.
+    bar = Progress(*columns, console=errors)
+    task = bar.add_task("extract", total=None, entities=0, rate="0.0")
 
-        def progress(state: RunProgress) -> None:
-            latest[:] = [state]
-            elapsed = max(time.monotonic() - started, 1e-6)
-            extracted = state.done - state.resumed_from
-            bar.update(
-                task,
-                total=state.total,
-                completed=state.done,
-                entities=state.entities,
-                rate=f"{extracted / elapsed:.1f}",
-            )
+    def progress(state: RunProgress) -> None:
+        if not latest:
+            bar.start()
+            # Printed once Ctrl-C and SIGTERM stop the run cleanly, so scripts can wait for it.
+            errors.print(f"run {found.id}", highlight=False)
+        latest[:] = [state]
+        elapsed = max(time.monotonic() - started, 1e-6)
+        extracted = state.done - state.resumed_from
+        bar.update(
+            task,
+            total=state.total,
+            completed=state.done,
+            entities=state.entities,
+            rate=f"{extracted / elapsed:.1f}",
+        )
 
+    failed: list[Exception] = []
+
+    async def body(stop: asyncio.Event) -> str:
+        # The run manager would log a failure with its traceback; here it becomes one line.
+        try:
+            return await runner.execute(found, inputs, stop, progress)
+        except Exception as exc:
+            failed.append(exc)
+            return "failed"
+
+    try:
         async with RunManager() as manager:
-            handle = manager.start(
-                found.id, lambda stop: runner.execute(found, inputs, stop, progress)
-            )
+            handle = manager.start(found.id, body)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, manager.cancel, found.id)
-            # Printed once Ctrl-C and SIGTERM stop the run cleanly, so scripts can wait for it.
-            errors.print(f"run {found.id}", highlight=False)
-            try:
-                status = await handle
-            except RunBusy:
-                # Another process has it, or finished it between our read and our claim.
-                now = await services.runs.require(settings.default_owner, found.id)
-                if now.status == "completed":
-                    return await _hand_over(services, now, outputs)
-                raise BadInput(_busy(now)) from None
+            status = await handle
+    finally:
+        if latest:
+            bar.stop()
+    if failed and isinstance(failed[0], RunBusy):
+        # Another process has it, or finished it between our read and our claim.
+        now = await services.runs.require(settings.default_owner, found.id)
+        if now.status == "completed":
+            return await _hand_over(services, now, outputs)
+        raise BadInput(_busy(now))
+    if failed:
+        raise failed[0]
     final = await services.runs.require(settings.default_owner, found.id)
     if status == "completed":
         await write_outputs(services.blobs, final, outputs)
