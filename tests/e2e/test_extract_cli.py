@@ -306,3 +306,14 @@ def test_resume_of_a_run_held_by_a_live_process_says_when_its_lease_ends(
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
+
+
+def test_an_empty_text_completes_and_says_there_was_nothing(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "empty.md").write_text("")
+    env = env_for(db_url, tmp_path)
+    out = tmp_path / "empty.ttl"
+    args = ["extract", str(tmp_path / "empty.md"), "--ontology", str(SAMPLES / "ontology.ttl")]
+    done = run_cli([*args, "-o", str(out)], env)
+    assert done.returncode == 0, done.stderr
+    assert "completed: 0 chunks: nothing to extract" in done.stderr
+    assert out.read_text().startswith("@prefix")  # empty, but a valid document (I8)
