@@ -24,7 +24,8 @@ ex:A a <http://www.w3.org/2002/07/owl#Class> .
 ex:B a ex:Thing ;; oops
 """
 
-CASES = {
+# Refused before the database is opened: run once, and the data folder is never made.
+BEFORE_THE_DATABASE = {
     "output folder missing": (
         [*EXTRACT, "-o", "/nonexistent-dir/y.ttl"],
         "cannot write /nonexistent-dir/y.ttl: there is no folder /nonexistent-dir",
@@ -48,45 +49,57 @@ CASES = {
         ["extract", "{tmp}/latin1.md", "--ontology", ONTOLOGY],
         "is not UTF-8 text",
     ),
-    "ontology malformed": (
-        ["extract", TEXT, "--ontology", "{tmp}/bad.ttl", "-o", "{tmp}/out.ttl"],
-        "cannot parse ontology 'bad.ttl' as turtle: line 3: ",
-    ),
     "overlap default over chunk size": (
         [*EXTRACT, "--chunk-size", "100", "-o", "{tmp}/out.ttl"],
         "overlap 200 (the default, GENKEEP_EXTRACT_OVERLAP) must be smaller than chunk size 100",
+    ),
+    "extractor unknown": ([*EXTRACT, "--extractor", "gpt"], "'gpt' is not one of 'builtin', 'llm'"),
+    "option unknown": ([*EXTRACT, "--chunk", "5"], "No such option: --chunk"),
+    "export without -o": (["runs", "export", "some-run"], "name at least one output"),
+}
+
+# Refused once the database is open: on both backends, and no run is stored.
+WITH_THE_DATABASE = {
+    "ontology malformed": (
+        ["extract", TEXT, "--ontology", "{tmp}/bad.ttl", "-o", "{tmp}/out.ttl"],
+        "cannot parse ontology 'bad.ttl' as turtle: line 3: ",
     ),
     "llm extractor not configured": (
         [*EXTRACT, "--extractor", "llm", "-o", "{tmp}/out.ttl"],
         "set GENKEEP_EXTRACT_LLM_MODEL",
     ),
-    "extractor unknown": ([*EXTRACT, "--extractor", "gpt"], "'gpt' is not one of 'builtin', 'llm'"),
-    "option unknown": ([*EXTRACT, "--chunk", "5"], "No such option: --chunk"),
     "run unknown": (
         ["runs", "resume", "00000000-0000-0000-0000-000000000000", "-o", "{tmp}/out.ttl"],
         "run 00000000-0000-0000-0000-000000000000 not found",
     ),
-    "export without -o": (["runs", "export", "some-run"], "name at least one output"),
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_invocation_is_one_line(case: str, db_url: str, tmp_path: Path) -> None:
+def refused(case: tuple[list[str], str], tmp_path: Path, env: dict[str, str]) -> None:
+    """Run a bad invocation: one error line naming ``expected``, and no file written."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "latin1.md").write_bytes("Café à Paris".encode("latin-1"))
     (tmp_path / "bad.ttl").write_bytes(BAD_TURTLE)
-    args, expected = CASES[case]
-    env = {"GENKEEP_DATABASE_URL": db_url, "GENKEEP_DATA_DIR": str(tmp_path / "var")}
+    args, expected = case
     before = sorted(p.name for p in tmp_path.iterdir())
-
     result = run_cli([a.replace("{tmp}", str(tmp_path)) for a in args], env)
-
     line = one_line(result)
     assert expected.replace("{tmp}", str(tmp_path)) in line, line
     assert "b'" not in line
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "var") == [
-        n for n in before if n != "var"
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "var") == before
+
+
+@pytest.mark.parametrize("case", list(BEFORE_THE_DATABASE))
+def test_refused_before_the_database_is_opened(case: str, tmp_path: Path) -> None:
+    env = {"GENKEEP_DATA_DIR": str(tmp_path / "var")}  # the embedded default database
+    refused(BEFORE_THE_DATABASE[case], tmp_path, env)
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("case", list(WITH_THE_DATABASE))
+def test_refused_with_the_database_open(case: str, db_url: str, tmp_path: Path) -> None:
+    env = {"GENKEEP_DATABASE_URL": db_url, "GENKEEP_DATA_DIR": str(tmp_path / "var")}
+    refused(WITH_THE_DATABASE[case], tmp_path, env)
     assert query(db_url, "SELECT count(*) FROM runs") == [(0,)]
 
 
