@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Column, Table
 
 from genkeep.cli_common import console, errors, fail, run
 from genkeep.cli_common import settings as load_cli_settings
+from genkeep.cli_execute import execute, written
+from genkeep.cli_help import Command, Group
+from genkeep.cli_outputs import OutputFormat, plan_outputs, write_outputs
 from genkeep.config import Settings
+from genkeep.errors import BadInput
 
 if TYPE_CHECKING:
     from genkeep.db.models import Run
-    from genkeep.extract.runner import RunProgress
     from genkeep.extract.service import ExtractionService
     from genkeep.services import Services
 
-runs_app = typer.Typer(help="Extraction runs: list, show, resume, cancel.", no_args_is_help=True)
+runs_app = typer.Typer(
+    cls=Group, help="Extraction runs: list, show, resume, export, cancel.", no_args_is_help=True
+)
 
 
 @asynccontextmanager
@@ -45,33 +40,86 @@ async def extraction(settings: Settings) -> AsyncIterator[tuple[Services, Extrac
         await close_services(services)
 
 
+class ExtractorChoice(StrEnum):
+    builtin = "builtin"
+    llm = "llm"
+
+
+def _default(setting: str) -> str:
+    """The default of an option that falls back to a setting (escaped for rich markup)."""
+    return f"\\[default: {Settings.model_fields[setting].default}, or GENKEEP_{setting.upper()}]"
+
+
+OutputOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Write a document here, by extension: .ttl (Turtle), .jsonld (JSON-LD), "
+        ".jsonl (grounded spans); repeat for several; '-' is stdout.",
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option("--format", help="The format of an -o without a known extension (or '-')."),
+]
+
+
 def extract(
-    input_file: Annotated[Path, typer.Argument(help="The text to extract from (UTF-8).")],
-    ontology: Annotated[Path, typer.Option(help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.")],
-    chunk_size: Annotated[int | None, typer.Option(min=1, help="Characters per chunk.")] = None,
-    overlap: Annotated[int | None, typer.Option(min=0, help="Characters of overlap.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Chunks per batch.")] = None,
-    extractor: Annotated[str, typer.Option(help="The extractor.")] = "builtin",
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write Turtle here.")
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="The text to extract from (UTF-8).")
+    ],
+    ontology: Annotated[
+        Path, typer.Option(metavar="FILE", help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.")
+    ],
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Characters per chunk " + _default("extract_chunk_size"),
+        ),
     ] = None,
+    overlap: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Characters shared by neighbouring chunks (less than the chunk size) "
+            + _default("extract_overlap"),
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Chunks per batch (one checkpoint each) " + _default("extract_batch_size"),
+        ),
+    ] = None,
+    extractor: Annotated[
+        ExtractorChoice,
+        typer.Option(
+            help="builtin: offline ontology-label matching; llm: an OpenAI-compatible model "
+            "(GENKEEP_EXTRACT_LLM_MODEL, GENKEEP_OPENAI_BASE_URL)."
+        ),
+    ] = ExtractorChoice.builtin,
+    output: OutputOption = None,
+    fmt: FormatOption = None,
 ) -> None:
     """Extract a knowledge graph; Ctrl-C stops at the next batch and leaves a resumable run."""
     from genkeep.extract.service import RunRequest
 
     settings = load_cli_settings()
-    for path in (input_file, ontology):
-        if not path.is_file():
-            raise fail(f"no such file: {path}")
-    try:
-        text = input_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise fail(f"{input_file} is not UTF-8 text") from None
+    text = read_text(input_file)
+    ontology_bytes = read_file(ontology)
+    outputs = plan_outputs(output or [], fmt)
     request = RunRequest.with_defaults(
         settings,
         text,
         input_file.name,
-        ontology.read_bytes(),
+        ontology_bytes,
         ontology.name,
         chunk_size=chunk_size,
         overlap=overlap,
@@ -80,28 +128,49 @@ def extract(
 
     async def main() -> int:
         async with extraction(settings) as (services, service):
-            created = await service.create(settings.default_owner, request, extractor)
-            return await execute(services, service, created.id, settings, output)
+            created = await service.create(settings.default_owner, request, extractor.value)
+            return await execute(services, service, created.id, settings, outputs)
 
     raise typer.Exit(run(main()))
 
 
-@runs_app.command("resume")
+def read_file(path: Path) -> bytes:
+    """The file's bytes, or one line saying why not (missing, a folder, unreadable)."""
+    if path.is_dir():
+        raise fail(f"{path} is a folder; give a file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise fail(f"no such file: {path}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return read_file(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail(f"{path} is not UTF-8 text") from None
+
+
+@runs_app.command("resume", cls=Command)
 def resume(
-    run_id: Annotated[str, typer.Argument()],
-    input_file: Annotated[Path | None, typer.Option("--input", help="Check this input.")] = None,
-    ontology: Annotated[Path | None, typer.Option(help="Check this ontology.")] = None,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write Turtle here.")
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    input_file: Annotated[
+        Path | None, typer.Option("--input", metavar="FILE", help="Check this input.")
     ] = None,
+    ontology: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Check this ontology.")
+    ] = None,
+    output: OutputOption = None,
+    fmt: FormatOption = None,
 ) -> None:
-    """Resume a run where it stopped, with the chunk parameters stored when it started."""
+    """Resume a run where it stopped, with the chunk parameters stored when it started; a
+    completed run only writes its outputs."""
     settings = load_cli_settings()
-    for path in (input_file, ontology):
-        if path is not None and not path.is_file():
-            raise fail(f"no such file: {path}")
-    text = input_file.read_text(encoding="utf-8") if input_file else None
-    ontology_bytes = ontology.read_bytes() if ontology else None
+    text = read_text(input_file) if input_file else None
+    ontology_bytes = read_file(ontology) if ontology else None
+    outputs = plan_outputs(output or [], fmt)
 
     async def main() -> int:
         async with extraction(settings) as (services, service):
@@ -110,7 +179,7 @@ def resume(
                 service,
                 run_id,
                 settings,
-                output,
+                outputs,
                 text=text,
                 ontology=ontology_bytes,
                 ontology_name=ontology.name if ontology else "",
@@ -119,8 +188,38 @@ def resume(
     raise typer.Exit(run(main()))
 
 
-@runs_app.command("list")
-def list_runs(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
+@runs_app.command("export", cls=Command)
+def export(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    output: OutputOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Write the documents of a completed run (Turtle, JSON-LD, grounded spans)."""
+    settings = load_cli_settings()
+    outputs = plan_outputs(output or [], fmt)
+    if not outputs:
+        raise fail("name at least one output: -o graph.ttl, -o graph.jsonld or -o spans.jsonl")
+
+    async def main() -> Run:
+        async with extraction(settings) as (services, _):
+            found = await services.runs.require(settings.default_owner, run_id)
+            if found.status != "completed":
+                raise BadInput(
+                    f"run {run_id} is {found.status} at {found.batches_done}/"
+                    f"{found.total_batches} batches; `genkeep runs resume {run_id} -o ...` "
+                    "finishes it and writes its outputs"
+                )
+            await write_outputs(services.blobs, found, outputs)
+            return found
+
+    found = run(main())
+    errors.print(f"run {found.id}: {written(outputs)}", highlight=False)
+
+
+@runs_app.command("list", cls=Command)
+def list_runs(
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Runs shown, newest first.")] = 20,
+) -> None:
     """The newest runs and where they are."""
     settings = load_cli_settings()
 
@@ -149,8 +248,8 @@ def list_runs(limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
     console.print(table)
 
 
-@runs_app.command("show")
-def show(run_id: Annotated[str, typer.Argument()]) -> None:
+@runs_app.command("show", cls=Command)
+def show(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """A run's manifest, checkpoint and outputs."""
     settings = load_cli_settings()
 
@@ -184,8 +283,8 @@ def show(run_id: Annotated[str, typer.Argument()]) -> None:
     console.print(table)
 
 
-@runs_app.command("cancel")
-def cancel(run_id: Annotated[str, typer.Argument()]) -> None:
+@runs_app.command("cancel", cls=Command)
+def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Stop a run at its next batch boundary (it stays resumable)."""
     settings = load_cli_settings()
 
@@ -199,100 +298,17 @@ def cancel(run_id: Annotated[str, typer.Argument()]) -> None:
     )
 
 
-async def execute(
-    services: Services,
-    service: ExtractionService,
-    run_id: str,
-    settings: Settings,
-    output: Path | None,
-    *,
-    text: str | None = None,
-    ontology: bytes | None = None,
-    ontology_name: str = "",
-) -> int:
-    """Run or resume ``run_id`` with a progress bar; the exit code for the shell."""
-    from genkeep.extract.manager import RunManager
-    from genkeep.extract.runner import ExtractionRunner
-
-    found = await services.runs.require(settings.default_owner, run_id)
-    inputs = await service.inputs(
-        found,
-        text=text,
-        ontology=ontology,
-        ontology_name=ontology_name,
-    )
-    runner = ExtractionRunner(
-        services.runs,
-        services.blobs,
-        lease_s=settings.extract_lease_s,
-        concurrency=settings.extract_concurrency,
-    )
-    started = time.monotonic()
-    columns = (
-        TextColumn("[bold]batches"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[entities]} entities · {task.fields[rate]} batches/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    latest: list[RunProgress] = []
-    with Progress(*columns, console=errors) as bar:
-        task = bar.add_task("extract", total=None, entities=0, rate="0.0")
-
-        def progress(state: RunProgress) -> None:
-            latest[:] = [state]
-            elapsed = max(time.monotonic() - started, 1e-6)
-            extracted = state.done - state.resumed_from
-            bar.update(
-                task,
-                total=state.total,
-                completed=state.done,
-                entities=state.entities,
-                rate=f"{extracted / elapsed:.1f}",
-            )
-
-        async with RunManager() as manager:
-            handle = manager.start(
-                found.id, lambda stop: runner.execute(found, inputs, stop, progress)
-            )
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, manager.cancel, found.id)
-            # Printed once Ctrl-C and SIGTERM stop the run cleanly, so scripts can wait for it.
-            errors.print(f"run {found.id}", highlight=False)
-            status = await handle
-    final = await services.runs.require(settings.default_owner, found.id)
-    if status == "completed":
-        if output is not None and final.outputs:
-            graph = await services.blobs.get(final.outputs["turtle"]["key"])
-            await asyncio.to_thread(output.write_bytes, graph)
-        written = f" -> {output}" if output else ""
-        kept = latest[0].resumed_from if latest else 0
-        resumed = (
-            f" ({kept} from its checkpoint, {final.total_batches - kept} extracted now)"
-            if kept
-            else ""
-        )
-        errors.print(
-            f"run {found.id} completed: {final.total_batches} batches{resumed}, "
-            f"{final.entities_found} entities{written}"
-        )
-        return 0
-    if status == "cancelled":
-        errors.print(
-            f"run {found.id} stopped at {final.batches_done}/{final.total_batches} "
-            f"batches; resume it with `genkeep runs resume {found.id}`"
-        )
-        return 130
-    errors.print(f"[red]run {found.id} {status}[/]: {final.error or ''}")
-    return 1
-
-
 def evaluate(
-    gold: Annotated[Path | None, typer.Option(help="Gold annotations (JSONL).")] = None,
-    ontology: Annotated[Path | None, typer.Option(help="The ontology of the gold labels.")] = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Gold annotations (JSONL).", show_default="the sample"),
+    ] = None,
+    ontology: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="The ontology of the gold labels.", show_default="the sample"
+        ),
+    ] = None,
 ) -> None:
     """Span-level precision, recall and F1 of the built-in extractor on gold annotations."""
     from genkeep.extract.builtin import BuiltinExtractor
@@ -315,6 +331,6 @@ SAMPLES = Path(__file__).resolve().parent / "extract" / "samples"
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(extract)
-    app.command("eval")(evaluate)
+    app.command(cls=Command)(extract)
+    app.command("eval", cls=Command)(evaluate)
     app.add_typer(runs_app, name="runs")

@@ -6,10 +6,28 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from platformdirs import user_data_dir
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SQLITE_URL = "sqlite:///./var/genkeep.db"
+DATABASE_FILE = "genkeep.db"
+
+
+def default_data_dir() -> Path:
+    """One folder per user (XDG on Linux), so every folder the CLI runs from sees one store."""
+    return Path(user_data_dir("genkeep", appauthor=False))
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
 
 
 class GeneratorProfile(BaseModel):
@@ -35,12 +53,13 @@ class Settings(BaseSettings):
         env_prefix="GENKEEP_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
+    # Unset: the SQLite file <data_dir>/genkeep.db (the embedded default).
     database_url: str = Field(
-        default=DEFAULT_SQLITE_URL,
+        default="",
         validation_alias=AliasChoices("GENKEEP_DATABASE_URL", "DATABASE_URL"),
     )
     env: Literal["development", "production"] = "development"
-    data_dir: Path = Path("./var")
+    data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -115,12 +134,28 @@ class Settings(BaseSettings):
     max_edit_bytes: int = Field(default=1024 * 1024, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
 
-    @field_validator("database_url")
+    # Whether neither the database nor the data folder was chosen by a setting.
+    _default_location: bool = PrivateAttr(default=False)
+
+    @field_validator("data_dir")
     @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("database URL must not be empty")
-        return value.strip()
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _embedded_default(self) -> Settings:
+        chosen = {"database_url", "data_dir"} & self.model_fields_set
+        self._default_location = not chosen
+        if not self.database_url.strip():
+            if "database_url" in chosen:
+                raise ValueError("database URL must not be empty")
+            self.database_url = sqlite_url(self.data_dir.absolute() / DATABASE_FILE)
+        self.database_url = self.database_url.strip()
+        return self
+
+    @property
+    def database_is_default(self) -> bool:
+        return self._default_location
 
     @property
     def auth_enforced(self) -> bool:

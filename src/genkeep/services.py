@@ -10,7 +10,7 @@ from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.database import Database
 from genkeep.db.jobs import JobStore
 from genkeep.db.keys import ApiKeyStore
-from genkeep.db.migrate import ensure_current
+from genkeep.db.migrate import prepare_schema
 from genkeep.db.notify import Wakeups
 from genkeep.db.prompts import PromptStore
 from genkeep.db.runs import DbLlmCache, RunStore
@@ -42,7 +42,7 @@ async def open_services(settings: Settings) -> Services:
     check_durable(settings)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     try:
-        await ensure_current(database)
+        await prepare_schema(database)
         generators = build_generators(settings)
         blobs = await open_blob_store(settings)
     except BaseException:

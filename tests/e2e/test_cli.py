@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import subprocess
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from genkeep.db.jobs import Audit
 from genkeep.db.keys import ApiKeyStore
 from genkeep.db.types import utcnow
 from genkeep.services import close_services, open_services
+from tests.conftest import admin_url
+from tests.support.postgres import admin, dsn
 from tests.support.server import free_port, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -59,16 +62,33 @@ def test_db_current_and_duplicates(db_url: str, tmp_path: Path) -> None:
     assert duplicates.returncode == 0 and "no duplicate prompts" in duplicates.stdout
 
 
-def test_fresh_database_needs_upgrade_before_serve(tmp_path: Path) -> None:
+def test_fresh_sqlite_is_made_on_first_use(tmp_path: Path) -> None:
     env = env_for(f"sqlite:///{tmp_path / 'fresh.db'}", tmp_path)
-    current = run_cli(["db", "current"], env)
+    current = run_cli(["db", "current"], env)  # reports, changes nothing
     assert current.returncode == 1 and "genkeep db upgrade" in current.stdout
-    serve = run_cli(["serve", "--port", str(free_port())], env, timeout=60)
-    assert serve.returncode != 0
-    assert "run `genkeep db upgrade`" in serve.stderr
-    upgraded = run_cli(["db", "upgrade"], env)
-    assert upgraded.returncode == 0 and "revision" in upgraded.stdout
+    listed = run_cli(["runs", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert f"created the database {tmp_path / 'fresh.db'}" in listed.stderr
     assert run_cli(["db", "current"], env).returncode == 0
+    again = run_cli(["runs", "list"], env)
+    assert again.returncode == 0 and "created" not in again.stderr
+
+
+def test_fresh_postgresql_needs_upgrade_before_serve(tmp_path: Path) -> None:
+    name = f"genkeep_fresh_{uuid.uuid4().hex[:10]}"
+    asyncio.run(admin(admin_url(), f'CREATE DATABASE "{name}"'))
+    try:
+        env = env_for(dsn(admin_url(), name), tmp_path)
+        serve = run_cli(["serve", "--port", str(free_port())], env, timeout=60)
+        assert serve.returncode != 0
+        assert "run `genkeep db upgrade`" in serve.stderr and "Traceback" not in serve.stderr
+        one_error_line(run_cli(["runs", "list"], env))  # no command migrates PostgreSQL
+        upgraded = run_cli(["db", "upgrade"], env)
+        assert upgraded.returncode == 0 and "revision" in upgraded.stdout
+        assert run_cli(["db", "current"], env).returncode == 0
+        assert run_cli(["runs", "list"], env).returncode == 0
+    finally:
+        asyncio.run(admin(admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_production_refuses_a_temporary_database(tmp_path: Path) -> None:
@@ -199,7 +219,7 @@ def test_runs_list_and_cancel(db_url: str, tmp_path: Path) -> None:
         ["extract", str(SAMPLES / "text.md"), "--ontology", str(SAMPLES / "ontology.ttl")], env
     )
     assert extracted.returncode == 0, extracted.stderr
-    done = re.search(r"run (\S+) completed: (\d+) batches, (\d+) entities", extracted.stderr)
+    done = re.search(r"run (\S+) completed: (\d+) batch(?:es)?, (\d+) entities", extracted.stderr)
     assert done, extracted.stderr
     run_id, batches, entities = done.groups()
     assert int(entities) > 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -216,3 +218,102 @@ def test_production_refuses_temporary_databases(command: str, tmp_path: Path) ->
         result = run_cli(args, {**env, "GENKEEP_DATABASE_URL": url}, timeout=60)
         assert result.returncode != 0
         assert "refusing to run in production" in result.stderr, result.stderr
+
+
+DOCUMENTS = ("graph.ttl", "graph.jsonld", "spans.jsonl")
+
+
+def outputs_in(folder: Path) -> list[str]:
+    return [arg for name in DOCUMENTS for arg in ("-o", str(folder / name))]
+
+
+def test_sigkill_between_completed_and_outputs_then_resume_writes_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "mid.md"
+    source.write_text(big_text(200_000))
+    env = env_for(db_url, tmp_path)
+    args = ["extract", str(source), "--ontology", str(SAMPLES / "ontology.ttl")]
+    args += ["--chunk-size", "2000", "--batch-size", "4"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir()
+    killed.mkdir()
+    uninterrupted = run_cli([*args, *outputs_in(whole)], env, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    first_run = progress(db_url)[2]
+
+    # The first output is a named pipe nobody reads: opening it blocks, so the process
+    # stops right after it committed `completed` and before it writes a byte of output.
+    os.mkfifo(killed / "graph.ttl")
+    process = subprocess.Popen(
+        [*genkeep_command(), *args, *outputs_in(killed)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            _, _, run_id = progress(db_url)
+            if run_id not in (None, first_run):
+                [(status,)] = query(db_url, "SELECT status FROM runs WHERE id = :r", r=run_id)
+                if status == "completed":
+                    break
+            assert process.poll() is None, "the extract ended before it could be killed"
+            assert time.monotonic() < deadline, "the run did not complete"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert process.poll() is None, "the process should be waiting to write its outputs"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert run_id is not None
+    assert not (killed / "graph.jsonld").exists() and not (killed / "spans.jsonl").exists()
+    (killed / "graph.ttl").unlink()
+
+    resumed = run_cli(["runs", "resume", run_id, *outputs_in(killed)], env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run {run_id} was already completed" in resumed.stderr
+    for name in DOCUMENTS:
+        assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
+    [(attempts, batches)] = query(
+        db_url, "SELECT max(attempts), count(*) FROM run_batches WHERE run_id = :r", r=run_id
+    )
+    assert attempts == 1 and int(str(batches)) > 1  # handing over outputs extracted nothing again
+
+
+def test_resume_of_a_run_held_by_a_live_process_says_when_its_lease_ends(
+    db_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "mid.md"
+    source.write_text(big_text(2_000_000))  # thousands of batches: it runs while we try
+    env = env_for(db_url, tmp_path)
+    process = start_extract(source, env, chunk_size=500, batch_size=1)
+    try:
+        wait_for_batches(db_url, process, 2)
+        _, _, run_id = progress(db_url)
+        out = tmp_path / "out.ttl"
+        busy = run_cli(["runs", "resume", run_id or "", "-o", str(out)], env)
+        assert busy.returncode == 1, busy.stderr
+        assert "Traceback" not in busy.stderr
+        [line] = busy.stderr.strip().splitlines()
+        holder = f"{socket.gethostname()}:{process.pid}"
+        assert line.startswith(f"error: run {run_id} is being executed by {holder}; "), line
+        assert re.search(r"its lease ends at \S+ \(in \d+s\)", line), line
+        assert not out.exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+
+
+def test_an_empty_text_completes_and_says_there_was_nothing(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "empty.md").write_text("")
+    env = env_for(db_url, tmp_path)
+    out = tmp_path / "empty.ttl"
+    args = ["extract", str(tmp_path / "empty.md"), "--ontology", str(SAMPLES / "ontology.ttl")]
+    done = run_cli([*args, "-o", str(out)], env)
+    assert done.returncode == 0, done.stderr
+    assert "completed: 0 chunks: nothing to extract" in done.stderr
+    assert out.read_text().startswith("@prefix")  # empty, but a valid document (I8)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from genkeep.db.database import Database
-from genkeep.db.migrate import current_revision, ensure_current, head_revision
+from genkeep.db.migrate import (
+    alembic_config,
+    current_revision,
+    ensure_current,
+    head_revision,
+    prepare_schema,
+    upgrade,
+)
 from genkeep.db.models import Base
 from genkeep.errors import SchemaOutOfDate
 from genkeep.services import open_services
@@ -32,3 +43,51 @@ async def test_schema_behind_is_refused_with_the_fix(database: Database, setting
         await ensure_current(database)
     with pytest.raises(SchemaOutOfDate):
         await open_services(settings)  # type: ignore[arg-type]
+
+
+async def test_sqlite_behind_is_migrated_on_first_use_postgresql_is_refused(
+    database: Database, backend: str
+) -> None:
+    """An embedded database follows genkeep's upgrades by itself; a shared one waits for
+    `genkeep db upgrade`, run once by whoever deploys."""
+    previous = "0003"
+    await _downgrade(database, previous)
+    assert await current_revision(database) == previous
+    if backend == "sqlite":
+        await prepare_schema(database)
+        assert await current_revision(database) == head_revision()
+    else:
+        with pytest.raises(SchemaOutOfDate, match="genkeep db upgrade"):
+            await prepare_schema(database)
+        assert await current_revision(database) == previous
+        await upgrade(database)
+        await prepare_schema(database)
+
+
+async def test_tables_without_a_revision_are_not_migrated(database: Database) -> None:
+    async with database.transaction() as session:
+        await session.execute(text("DELETE FROM alembic_version"))
+    with pytest.raises(SchemaOutOfDate):
+        await prepare_schema(database)
+
+
+async def test_a_revision_from_a_newer_genkeep_is_refused(database: Database) -> None:
+    async with database.transaction() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaOutOfDate, match="9999"):
+        await prepare_schema(database)
+
+
+async def _downgrade(database: Database, revision: str) -> None:
+    await asyncio.to_thread(command.downgrade, alembic_config(database), revision)
+
+
+async def test_concurrent_first_use_of_a_new_sqlite_file_migrates_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    databases = [Database(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(prepare_schema(d) for d in databases))
+        assert await current_revision(databases[0]) == head_revision()
+    finally:
+        for database in databases:
+            await database.dispose()

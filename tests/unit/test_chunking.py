@@ -177,3 +177,21 @@ def test_invariants_hold_on_random_texts_and_params(seed: int) -> None:
         check_invariants(text, params, chunks)
         assert chunks == chunk_text(text, params)  # deterministic
         assert (chunks == []) == (text.strip() == "")
+
+
+def test_refused_parameters_name_the_value_and_its_default() -> None:
+    from genkeep.config import Settings
+    from genkeep.errors import BadInput
+    from genkeep.extract.service import RunRequest
+
+    settings = Settings(_env_file=None, data_dir="unused")
+    with pytest.raises(BadInput) as refused:
+        RunRequest.with_defaults(settings, "text", "t.md", b"", "o.ttl", chunk_size=100)
+    assert refused.value.detail == (
+        "overlap 200 (the default, GENKEEP_EXTRACT_OVERLAP) must be smaller than chunk size "
+        "100: set a smaller overlap or a larger chunk size"
+    )
+    with pytest.raises(BadInput, match=r"^overlap 300 must be smaller than chunk size 100:"):
+        RunRequest.with_defaults(settings, "t", "t.md", b"", "o", chunk_size=100, overlap=300)
+    with pytest.raises(BadInput, match=r"^chunk size 0 must be at least 1$"):
+        RunRequest.with_defaults(settings, "t", "t.md", b"", "o", chunk_size=0)

@@ -38,7 +38,7 @@ def test_memory_and_temporary_databases_are_refused(url: str) -> None:
     ],
 )
 def test_durable_databases_are_accepted(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The relative default resolves against the working directory; make that a durable one
+    # A relative path resolves against the working directory; make that a durable one
     # (a checkout under /tmp would itself be temporary, and rightly refused).
     monkeypatch.chdir("/")
     assert is_ephemeral(async_url(url)) is None

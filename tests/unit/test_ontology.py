@@ -194,3 +194,29 @@ def test_nested_remote_context_is_refused_without_fetching() -> None:
     document = {"@graph": [{"@context": ["http://127.0.0.1:9/ctx.jsonld"], "@id": "x"}]}
     with pytest.raises(OntologyInvalid, match="remote JSON-LD"):
         load_ontology(json.dumps(document).encode(), fmt="jsonld")
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "expected"),
+    [
+        (
+            b"@prefix : <http://x/> .\n:A a <http://www.w3.org/2002/07/owl#Class> .\n:B :c ;; :d\n",
+            "turtle",
+            "as turtle: line 3: objectList expected: :B :c ;; :d",
+        ),
+        (
+            b"<?xml version='1.0'?>\n<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>\n"
+            b"<oops>\n</rdf:RDF>\n",
+            "xml",
+            "as xml: line 4: mismatched tag: </rdf:RDF>",
+        ),
+        (b'{"@context": {},\n "x": ]}', "json-ld", 'as json-ld: line 2: Expecting value: "x": ]}'),
+    ],
+)
+def test_a_parse_error_shows_the_parser_message_and_line_as_text(
+    data: bytes, fmt: str, expected: str
+) -> None:
+    with pytest.raises(OntologyInvalid) as caught:
+        load_ontology(data, fmt=fmt, name="bad")
+    assert str(caught.value) == f"cannot parse ontology 'bad' {expected}"
+    assert "b'" not in str(caught.value)

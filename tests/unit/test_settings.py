@@ -40,3 +40,32 @@ def test_database_url_alias_and_profiles(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.database_url == "postgresql://u@h/db"
     assert settings.profile("fast") == ("fast", GeneratorProfile(model="m", temperature=0))
     assert settings.profile("missing") is None
+
+
+def test_the_data_dir_is_one_per_user_whatever_the_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("GENKEEP_DATA_DIR", "GENKEEP_DATABASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(_env_file=None)
+    assert settings.data_dir == tmp_path / "xdg" / "genkeep"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'xdg' / 'genkeep' / 'genkeep.db'}"
+    assert settings.database_is_default
+    monkeypatch.chdir(tmp_path / "..")
+    assert Settings(_env_file=None).database_url == settings.database_url
+
+
+def test_a_chosen_data_dir_or_database_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GENKEEP_DATA_DIR", str(tmp_path / "here"))
+    chosen = Settings(_env_file=None)
+    assert chosen.database_url == f"sqlite:///{tmp_path / 'here' / 'genkeep.db'}"
+    assert not chosen.database_is_default
+    monkeypatch.setenv("GENKEEP_DATABASE_URL", "postgresql://u@h/db")
+    assert Settings(_env_file=None).database_url == "postgresql://u@h/db"
+    monkeypatch.setenv("GENKEEP_DATABASE_URL", "  ")
+    with pytest.raises(ValueError, match="must not be empty"):
+        Settings(_env_file=None)

@@ -1,8 +1,15 @@
-"""Schema migrations (Alembic) and the startup check that the schema is current."""
+"""Schema migrations (Alembic) and the startup check that the schema is current.
+
+An embedded SQLite database is created and migrated on first use (like ``llm`` or
+``datasette``); PostgreSQL, shared by many processes, waits for ``genkeep db upgrade``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +18,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from genkeep.db.database import Database
+from genkeep.db.url import is_sqlite
 from genkeep.errors import SchemaOutOfDate
+
+# Notes a user should see once (the CLI prints them plainly; servers log them).
+notices = logging.getLogger("genkeep.notice")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -60,3 +71,66 @@ async def ensure_current(database: Database) -> None:
             f"database {database.describe()} is at schema revision {current or 'none'}, "
             f"this genkeep needs {head}: run `genkeep db upgrade`"
         )
+
+
+async def prepare_schema(database: Database) -> None:
+    """Migrate an embedded SQLite database that is new or behind; elsewhere only check."""
+    if not is_sqlite(database.url):
+        await ensure_current(database)
+        return
+    if await current_revision(database) == head_revision():
+        return  # the usual case: no lock, no lock file
+    async with _migration_lock(database):
+        current, head = await current_revision(database), head_revision()
+        if current == head:
+            return
+        if current is None and await _has_tables(database):
+            raise SchemaOutOfDate(
+                f"database {database.describe()} has tables but no schema revision: not made "
+                "by genkeep, or its alembic_version was lost; it is not migrated automatically"
+            )
+        if current is not None and not _is_known(current):
+            raise SchemaOutOfDate(
+                f"database {database.describe()} is at schema revision {current}, which this "
+                f"genkeep does not know (made by a newer genkeep?); upgrade genkeep"
+            )
+        await upgrade(database)
+    if current is None:
+        notices.info("created the database %s", database.url.database)
+    else:
+        notices.info("migrated the database %s from %s to %s", database.url.database, current, head)
+
+
+async def _has_tables(database: Database) -> bool:
+    async with database.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    return bool(names)
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises a different error per kind of unknown revision
+        return False
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(database: Database) -> AsyncIterator[None]:
+    """One process migrates a SQLite file at a time: `make run` and a CLI started together
+    would otherwise both create the tables, and the second fails half-way."""
+    path = database.url.database
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; first use is rarely concurrent there
+        yield
+        return
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    # In threads: waiting for the lock must not stop this process's event loop.
+    lock = await asyncio.to_thread(open, f"{path}.migrate-lock", "a")
+    try:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        lock.close()  # closing releases the lock

@@ -25,12 +25,14 @@ import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from xml.sax import SAXParseException
 
 from rdflib import BNode, Graph, URIRef
 from rdflib import Literal as RdfLiteral
 from rdflib.compare import to_canonical_graph
 from rdflib.namespace import OWL, RDF, RDFS, SKOS
 from rdflib.plugins.parsers.jsonld import to_rdf
+from rdflib.plugins.parsers.notation3 import BadSyntax
 
 from genkeep.errors import BadInput
 
@@ -136,6 +138,25 @@ class Ontology:
         return any(self.is_subclass_of(class_iri, target) for target in allowed)
 
 
+def parser_message(exc: Exception, data: bytes) -> str:
+    """The parser's complaint with its line, as text: rdflib's Turtle error quotes raw bytes."""
+    line: int | None = None
+    if isinstance(exc, BadSyntax):
+        line, why = exc.lines + 1, str(exc._why)
+    elif isinstance(exc, SAXParseException):
+        line, why = exc.getLineNumber(), exc.getMessage()
+    elif isinstance(exc, json.JSONDecodeError):
+        line, why = exc.lineno, exc.msg
+    else:
+        why = str(exc) or type(exc).__name__
+    why = " ".join(why.split())[:200]
+    if line is None:
+        return why
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    text = " ".join(lines[line - 1].split())[:120] if 0 < line <= len(lines) else ""
+    return f"line {line}: {why}" + (f": {text}" if text else "")
+
+
 def load_ontology(data: bytes, *, fmt: str | None = None, name: str = "") -> Ontology:
     """Parse Turtle, RDF/XML or JSON-LD; ``fmt`` is guessed from ``name``, then content."""
     label = f"ontology {name!r}" if name else "ontology"
@@ -151,8 +172,9 @@ def load_ontology(data: bytes, *, fmt: str | None = None, name: str = "") -> Ont
     except OntologyInvalid:
         raise
     except Exception as exc:  # rdflib raises a different type per parser
-        message = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise OntologyInvalid(f"cannot parse {label} as {rdf_format}: {message}") from exc
+        raise OntologyInvalid(
+            f"cannot parse {label} as {rdf_format}: {parser_message(exc, data)}"
+        ) from exc
     classes = _classes(graph)
     if not classes:
         raise OntologyInvalid(f"{label} declares no classes (owl:Class or rdfs:Class)")

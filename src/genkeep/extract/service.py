@@ -22,6 +22,13 @@ from genkeep.generate.normalize import sha256_hex
 log = logging.getLogger(__name__)
 
 
+LLM_NOT_CONFIGURED = (
+    "the llm extractor is not configured: set GENKEEP_EXTRACT_LLM_MODEL (the model, e.g. "
+    "gpt-4o-mini) and GENKEEP_OPENAI_BASE_URL (any OpenAI-compatible API), plus "
+    "GENKEEP_OPENAI_API_KEY if that API needs a key"
+)
+
+
 class ManifestMismatch(Conflict):
     code = "manifest-mismatch"
     title = "The run was started with different inputs"
@@ -50,11 +57,39 @@ class RunRequest:
     ) -> RunRequest:
         """A request whose unset chunking comes from the ``GENKEEP_EXTRACT_*`` settings."""
         params = ChunkParams(
-            size=chunk_size or settings.extract_chunk_size,
+            size=settings.extract_chunk_size if chunk_size is None else chunk_size,
             overlap=settings.extract_overlap if overlap is None else overlap,
-            batch_size=batch_size or settings.extract_batch_size,
+            batch_size=settings.extract_batch_size if batch_size is None else batch_size,
         )
+        defaulted = {
+            name
+            for name, given in (("size", chunk_size), ("overlap", overlap), ("batch", batch_size))
+            if given is None
+        }
+        check_params(params, defaulted)
         return cls(text, input_name, ontology, ontology_name, params)
+
+
+def check_params(params: ChunkParams, defaulted: frozenset[str] | set[str] = frozenset()) -> None:
+    """BadInput naming the offending value, and the setting it came from if it was a default."""
+
+    def shown(label: str, value: int, name: str, setting: str) -> str:
+        origin = f" (the default, GENKEEP_EXTRACT_{setting})" if name in defaulted else ""
+        return f"{label} {value}{origin}"
+
+    size = shown("chunk size", params.size, "size", "CHUNK_SIZE")
+    overlap = shown("overlap", params.overlap, "overlap", "OVERLAP")
+    batch = shown("batch size", params.batch_size, "batch", "BATCH_SIZE")
+    if params.size < 1:
+        raise BadInput(f"{size} must be at least 1")
+    if params.batch_size < 1:
+        raise BadInput(f"{batch} must be at least 1")
+    if params.overlap < 0:
+        raise BadInput(f"{overlap} must not be negative")
+    if params.overlap >= params.size:
+        raise BadInput(
+            f"{overlap} must be smaller than {size}: set a smaller overlap or a larger chunk size"
+        )
 
 
 def check_input_size(settings: Settings, text: str) -> None:
@@ -80,6 +115,8 @@ class ExtractionService:
 
     def extractor(self, name: str) -> Extractor:
         found = self.extractors.get(name)
+        if found is None and name == "llm":
+            raise BadInput(LLM_NOT_CONFIGURED)
         if found is None:
             raise BadInput(
                 f"unknown extractor {name!r}; known: {', '.join(sorted(self.extractors))}"
@@ -97,9 +134,8 @@ class ExtractionService:
         """Store the input and ontology and a run whose manifest pins them."""
         ontology = load_ontology(request.ontology, name=request.ontology_name)
         extractor = self.extractor(extractor_name)
+        check_params(request.params)
         params = request.params
-        if params.size < 1 or not 0 <= params.overlap < params.size or params.batch_size < 1:
-            raise BadInput("chunk size must be >= 1, 0 <= overlap < chunk size, batch size >= 1")
         await self.runs.save_ontology(ontology.content_hash, ontology.canonical.decode("utf-8"))
         data = request.text.encode("utf-8")
         digest = sha256_hex(data)
@@ -163,13 +199,21 @@ class ExtractionService:
         )
 
 
+def llm_configured(settings: Settings) -> bool:
+    """A model, and an API to ask it (a base URL, or OpenAI's own with a key)."""
+    return bool(
+        settings.extract_llm_model and (settings.openai_base_url or settings.openai_api_key)
+    )
+
+
 def default_extractors(
     settings: Settings | None = None, cache: LlmCache | None = None
 ) -> dict[str, Extractor]:
-    """The built-in extractor, and the LLM extractor when a model is configured."""
+    """The built-in extractor, and the LLM extractor when a model and an API are configured."""
     builtin = BuiltinExtractor()
     extractors: dict[str, Extractor] = {builtin.name: builtin, "builtin": builtin}
-    if settings is not None and settings.extract_llm_model and cache is not None:
+    if settings is not None and llm_configured(settings) and cache is not None:
+        assert settings.extract_llm_model is not None
         llm = LlmExtractor.from_settings(settings, model=settings.extract_llm_model, cache=cache)
         extractors[llm.name] = extractors["llm"] = llm
     return extractors
