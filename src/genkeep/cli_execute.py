@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from genkeep import identity
 from genkeep.cli_common import errors
 from genkeep.cli_outputs import Output, write_outputs
 from genkeep.config import Settings
@@ -51,12 +52,13 @@ async def _hand_over(services: Services, found: Run, outputs: list[Output]) -> i
 
 
 def _busy(found: Run) -> str:
+    holder = identity.label(found.holder) if found.holder else "another process"
     if found.lease_expires_at is None:
-        return f"run {found.id} is being executed by {found.holder or 'another process'}"
+        return f"run {found.id} is being executed by {holder}"
     left = max(0, round((found.lease_expires_at - utcnow()).total_seconds()))
     ends = found.lease_expires_at.isoformat(timespec="seconds")
     return (
-        f"run {found.id} is being executed by {found.holder or 'another process'}; its lease "
+        f"run {found.id} is being executed by {holder}; its lease "
         f"ends at {ends} (in {left}s) unless renewed: resume after that if it has died"
     )
 

@@ -66,6 +66,11 @@ def holder() -> str:
     return f"{process_id()} ns={namespace} start={start}"
 
 
+def label(holder: str) -> str:
+    """The part of a holder a person reads: ``host:pid:random-id``."""
+    return holder.split(" ", 1)[0]
+
+
 def is_gone(other: str) -> bool:
     """True only when ``other`` was a process of this kernel and PID namespace that has
     exited (or whose pid now belongs to a newer process)."""
