@@ -29,6 +29,13 @@ def async_url(raw: str) -> URL:
         raise ConfigurationError(
             f"unsupported database {url.drivername!r}: use sqlite:///path or postgresql://..."
         )
+    if driver == "postgresql+asyncpg" and "sslmode" in url.query:
+        # libpq's sslmode (Azure's and KEDA's connection strings carry it) is asyncpg's
+        # ssl, with the same values; passed through as is, asyncpg refuses the URL.
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"])
+        if "ssl" not in url.query:
+            url = url.update_query_dict({"ssl": mode})
     return url.set(drivername=driver)
 
 
