@@ -93,6 +93,7 @@ class Image:
     cmd: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    workdir: str = "/"
     exposed: list[int] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)
 
@@ -135,6 +136,8 @@ def image() -> Image:
             for pair in shlex.split(rest):
                 key, _, value = pair.partition("=")
                 current.env[key] = value
+        elif keyword == "WORKDIR":
+            current.workdir = rest
         elif keyword == "USER":
             current.user = rest
         elif keyword == "EXPOSE":
