@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,7 +110,8 @@ class Node:
         # The root filesystem is read-only: where genkeep writes must be a mounted volume.
         for writable in (image().env["GENKEEP_DATA_DIR"], image().workdir, "/tmp"):
             assert on_host(writable) != writable, f"{name}: {writable} is not a volume"
-        env = {k: on_host(v) for k, v in environment(container, self.manifests, self.secrets).items()}
+        declared = environment(container, self.manifests, self.secrets)
+        env = {key: on_host(value) for key, value in declared.items()}
         # PATH finds the genkeep console script, as the image's PATH finds /opt/genkeep/bin's.
         env["PATH"] = f"{Path(sys.executable).parent}:/usr/bin:/bin"
         env["HOME"] = on_host(image().workdir)
@@ -186,10 +188,10 @@ async def test_manifest_processes_migrate_serve_and_run_a_generate_and_an_export
     node: Node, empty_db_url: str, s3_endpoint: str
 ) -> None:
     # The migration Job, twice at once, on a fresh database.
-    jobs = [node.start("Job", "genkeep-db-upgrade") for _ in range(2)]
-    for job in jobs:
-        assert job.process.wait(timeout=120) == 0, job.log()
-        assert job.log().strip().endswith(f"database at revision {head_revision()}")
+    migrations = [node.start("Job", "genkeep-db-upgrade") for _ in range(2)]
+    for migration in migrations:
+        assert migration.process.wait(timeout=120) == 0, migration.log()
+        assert migration.log().strip().endswith(f"database at revision {head_revision()}")
     apis = [node.start("Deployment", "genkeep-api") for _ in range(2)]
     workers = [node.start("Deployment", "genkeep-worker") for _ in range(2)]
     for api in apis:
@@ -254,9 +256,9 @@ async def submit(
     return str(response.json()["id"])
 
 
-async def completed(client: httpx.AsyncClient, api: str, task_id: str) -> dict[str, object]:
+async def completed(client: httpx.AsyncClient, api: str, task_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 90
-    task: dict[str, object] = {}
+    task: dict[str, Any] = {}
     while time.monotonic() < deadline:
         task = (await client.get(f"{api}/v1/tasks/{task_id}")).json()
         if task["status"] in ("completed", "failed", "cancelled"):

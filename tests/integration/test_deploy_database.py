@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -101,18 +102,14 @@ async def test_keda_query_counts_the_tasks_that_need_a_worker_now(
         running = {task.id for task, _ in claimed}
         waiting = [task_id for task_id in ids if task_id not in running]
         now = utcnow()
-        later = {"run_after": now + timedelta(minutes=5)}  # a retry waiting out its backoff
+        changes: list[dict[str, Any]] = [
+            {"run_after": now + timedelta(minutes=5)},  # a retry waiting out its backoff
+            {"status": "completed", "finished_at": now},
+            {"status": "failed", "finished_at": now},
+            {"status": "cancelled", "finished_at": now},
+        ]
         async with services.database.transaction() as session:
-            for task_id, values in zip(
-                waiting,
-                [
-                    later,
-                    {"status": "completed", "finished_at": now},
-                    {"status": "failed", "finished_at": now},
-                    {"status": "cancelled", "finished_at": now},
-                ],
-                strict=False,
-            ):
+            for task_id, values in zip(waiting, changes, strict=False):
                 await session.execute(update(Task).where(Task.id == task_id).values(**values))
         # Left: 2 running + 3 queued and due; not counted: one not due, three finished.
         assert await keda_count(db_url, query) == 5

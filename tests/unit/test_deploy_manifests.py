@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,12 @@ def test_validators_catch_what_they_are_here_for() -> None:
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(misspelt, KUBERNETES_VERSIONS[0], strict=True)
     scaled = find(render("aks"), "ScaledObject", "genkeep-worker")
-    for mistake in (
+    mistakes: list[Callable[[dict[str, Any]], object]] = [
         lambda s: s["spec"]["triggers"][0]["metadata"].update(targetQueryValue=4),
         lambda s: s["spec"].update(minReplicas=1),
         lambda s: s["spec"]["triggers"][0].pop("metadata"),
-    ):
+    ]
+    for mistake in mistakes:
         broken = yaml.safe_load(yaml.safe_dump(scaled))
         mistake(broken)
         with pytest.raises(jsonschema.ValidationError):
