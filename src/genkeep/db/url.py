@@ -39,6 +39,16 @@ def async_url(raw: str) -> URL:
     return url.set(drivername=driver)
 
 
+def libpq_dsn(url: URL) -> str:
+    """``url`` as a plain libpq URL for asyncpg's own connect (password kept): asyncpg reads
+    ``sslmode`` there, and would send an ``ssl`` parameter to the server as a setting."""
+    plain = url.set(drivername="postgresql")
+    if "ssl" in plain.query:
+        mode = plain.query["ssl"]
+        plain = plain.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return plain.render_as_string(hide_password=False)
+
+
 def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
