@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
+
+from genkeep.cli import app as cli_app
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -98,7 +101,7 @@ class Image:
     healthcheck: list[str] = field(default_factory=list)
 
 
-def _instructions(text: str) -> Iterator[tuple[str, str]]:
+def instructions(text: str) -> Iterator[tuple[str, str]]:
     logical = ""
     for line in text.splitlines():
         if not logical and (not line.strip() or line.lstrip().startswith("#")):
@@ -119,7 +122,7 @@ def image() -> Image:
     """The final stage of the Dockerfile: its base, entry point, command, env and user."""
     stages: dict[str, Image] = {}
     current = Image()
-    for keyword, rest in _instructions(DOCKERFILE.read_text()):
+    for keyword, rest in instructions(DOCKERFILE.read_text()):
         if keyword == "FROM":
             words = rest.split()
             parent = stages.get(words[0])
@@ -171,3 +174,27 @@ def environment(
         assert "value" in variable, f"{variable['name']}: only literal values are expected"
         env[variable["name"]] = variable["value"]
     return env
+
+
+def reached(args: list[str]) -> str:
+    """The genkeep command ``args`` runs, parsed by the real CLI with every command's body
+    replaced by a recorder; a wrong command, flag or value raises UsageError."""
+    assert args[0] == "genkeep", args
+    root = typer.main.get_command(cli_app)
+    hits: list[str] = []
+    leaves: list[str] = []
+
+    def record(command: Any, path: str) -> None:
+        if hasattr(command, "commands"):  # a group (typer may bring its own click)
+            for name, sub in command.commands.items():
+                record(sub, f"{path} {name}")
+        else:
+            leaves.append(path)
+            command.callback = lambda **_: hits.append(path)
+
+    record(root, "genkeep")
+    # Nothing real may run here: every leaf must have been replaced.
+    assert {"genkeep serve", "genkeep worker", "genkeep db upgrade"} <= set(leaves), leaves
+    root.main(args[1:], prog_name="genkeep", standalone_mode=False)
+    assert len(hits) == 1, hits
+    return hits[0]
