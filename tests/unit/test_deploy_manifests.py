@@ -286,3 +286,15 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
         for name, value in env.items():
             scoped.setenv(name, value)
         return Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_guide_migration_step_selects_the_job_and_its_config_only(overlay: str) -> None:
+    """docs/deploy.md applies the migration Job (and the ConfigMap it reads) before the rest
+    with a label selector; it must select exactly those."""
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    selector = re.search(r"kubectl apply -k \$K -l '([\w./-]+) in \(([\w,]+)\)'", guide)
+    assert selector is not None
+    key, values = selector.group(1), set(selector.group(2).split(","))
+    chosen = [m for m in render(overlay) if m["metadata"].get("labels", {}).get(key) in values]
+    assert sorted(m["kind"] for m in chosen) == ["ConfigMap", "Job"]
