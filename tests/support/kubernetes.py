@@ -21,6 +21,11 @@ import yaml
 
 from genkeep.cli import app as cli_app
 
+try:  # typer 0.2x brings its own copy of click
+    from typer._click.exceptions import UsageError as UsageError
+except ImportError:  # pragma: no cover - an older typer uses click itself
+    from click.exceptions import UsageError as UsageError  # type: ignore[assignment]
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES = REPO / "deploy" / "kubernetes"

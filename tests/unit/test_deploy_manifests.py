@@ -1,10 +1,10 @@
 """The Kubernetes manifests, checked offline against the real tools.
 
-kustomize renders base and overlay; kubernetes-validate
-checks every resource against the API schemas of a pinned Kubernetes release, and the
-KEDA resources are checked against the schema in tests/support/keda_schema.yaml. Then
-what the manifests ask of genkeep is checked against genkeep itself: settings, commands
-and flags, probe paths, shutdown grace, where it writes.
+kustomize renders base and overlay; kubernetes-validate checks every resource against the
+API schemas of pinned Kubernetes releases, and the KEDA resources are checked against the
+schema in tests/support/keda_schema.yaml. Then what the manifests ask of genkeep is checked
+against genkeep itself: settings, commands and flags, probe paths, shutdown grace, where
+it writes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tests.support.kubernetes import (
     REPO,
     SECRET_EXAMPLES,
     SECRET_NAME,
+    UsageError,
     argv,
     environment,
     find,
@@ -38,11 +39,6 @@ from tests.support.kubernetes import (
     render,
     workloads,
 )
-
-try:  # typer 0.2x brings its own copy of click
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - an older typer uses click itself
-    from click.exceptions import UsageError  # type: ignore[assignment]
 
 # The oldest and the newest release the manifests are meant for: AKS's oldest supported
 # minor when this was written, and the newest the pinned kubernetes-validate knows.
