@@ -143,7 +143,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def db_current() -> None:
     """Show the schema revision of the database and of this genkeep."""
     from genkeep.db.database import Database
-    from genkeep.db.migrate import current_revision, head_revision
+    from genkeep.db.migrate import current_revision, head_revision, known_revisions
 
     settings = load_cli_settings()
 
@@ -155,7 +155,12 @@ def db_current() -> None:
             await database.dispose()
 
     current, head = run(main()), head_revision()
-    state = "up to date" if current == head else "behind: run `genkeep db upgrade`"
+    if current == head:
+        state = "up to date"
+    elif current is not None and current not in known_revisions():
+        state = "newer than this genkeep: migrated by a newer release"
+    else:
+        state = "behind: run `genkeep db upgrade`"
     console.print(f"database: {current or 'none'}  code: {head}  ({state})")
     if current != head:
         raise typer.Exit(1)

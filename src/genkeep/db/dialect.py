@@ -58,6 +58,22 @@ def wake_workers(backend: str) -> TextClause | None:
     return None
 
 
+# Any constant works; it only has to be the same in every genkeep process.
+_MIGRATION_LOCK_KEY = 0x67656E6B  # "genk"
+
+
+def migration_lock(backend: str) -> TextClause | None:
+    """The statement that makes concurrent ``db upgrade`` runs take turns, if one is needed.
+
+    Without it two migration Jobs on an empty PostgreSQL database both see no schema and
+    both create it; the slower one fails on a duplicate table. SQLite needs none: the
+    migration's write transaction (BEGIN IMMEDIATE) already makes the second one wait.
+    """
+    if backend == "postgresql":
+        return text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+    return None
+
+
 def upsert_unless(
     backend: str,
     table: Table,

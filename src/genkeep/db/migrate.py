@@ -25,6 +25,8 @@ from genkeep.errors import SchemaOutOfDate
 notices = logging.getLogger("genkeep.notice")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
+_newer_seen: set[str] = set()  # revisions already warned about (readiness asks often)
 
 
 def alembic_config(database: Database | None = None) -> Config:
@@ -43,6 +45,23 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every revision this genkeep ships, head and ancestors."""
+    return {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+
+
+def _is_newer(current: str | None) -> bool:
+    """Whether the database is at a revision this genkeep does not ship (a later one)."""
+    if current is None or current in known_revisions():
+        return False
+    if current not in _newer_seen:
+        _newer_seen.add(current)
+        log.warning("database schema %s is newer than this genkeep's %s", current, head_revision())
+    return True
+
+
 async def current_revision(database: Database) -> str | None:
     async with database.engine.connect() as connection:
 
@@ -58,14 +77,25 @@ async def current_revision(database: Database) -> str | None:
 
 
 async def upgrade(database: Database, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (runs Alembic in a thread: it drives its own loop)."""
+    """Apply migrations up to ``revision`` (runs Alembic in a thread: it drives its own loop).
+
+    A schema that a newer genkeep migrated is left as it is: rolling the code back (whose
+    migration Job runs again, e.g. as an Argo CD PreSync hook) must not fail on it.
+    """
+    if _is_newer(await current_revision(database)):
+        return
     config = alembic_config(database)
     await asyncio.to_thread(command.upgrade, config, revision)
 
 
 async def ensure_current(database: Database) -> None:
-    """Refuse to run on a schema that is behind, naming the command that fixes it."""
+    """Refuse to run on a schema that is behind, naming the command that fixes it; accept
+    one that a newer genkeep migrated."""
     current, head = await current_revision(database), head_revision()
+    if _is_newer(current):
+        # A newer genkeep's migration ran first (expand, then contract: see docs/deploy.md).
+        # Refusing here would take every old pod out of service before a new one is ready.
+        return
     if current != head:
         raise SchemaOutOfDate(
             f"database {database.describe()} is at schema revision {current or 'none'}, "

@@ -14,6 +14,7 @@ import asyncpg
 
 from genkeep.db.database import Database
 from genkeep.db.dialect import TASKS_CHANNEL
+from genkeep.db.url import libpq_dsn
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Wakeups:
     async def start(self) -> None:
         if self.db.backend != "postgresql":
             return
-        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = libpq_dsn(self.db.url)
         try:
             self._connection = await asyncpg.connect(dsn)
             await self._connection.add_listener(TASKS_CHANNEL, self._on_notify)

@@ -29,7 +29,24 @@ def async_url(raw: str) -> URL:
         raise ConfigurationError(
             f"unsupported database {url.drivername!r}: use sqlite:///path or postgresql://..."
         )
+    if driver == "postgresql+asyncpg" and "sslmode" in url.query:
+        # libpq's sslmode (Azure's and KEDA's connection strings carry it) is asyncpg's
+        # ssl, with the same values; passed through as is, asyncpg refuses the URL.
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"])
+        if "ssl" not in url.query:
+            url = url.update_query_dict({"ssl": mode})
     return url.set(drivername=driver)
+
+
+def libpq_dsn(url: URL) -> str:
+    """``url`` as a plain libpq URL for asyncpg's own connect (password kept): asyncpg reads
+    ``sslmode`` there, and would send an ``ssl`` parameter to the server as a setting."""
+    plain = url.set(drivername="postgresql")
+    if "ssl" in plain.query:
+        mode = plain.query["ssl"]
+        plain = plain.difference_update_query(["ssl"]).update_query_dict({"sslmode": mode})
+    return plain.render_as_string(hide_password=False)
 
 
 def is_sqlite(url: URL) -> bool:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from genkeep.db.database import Database
+from genkeep.db.dialect import migration_lock
 from genkeep.db.models import Base
 
 config = context.config
@@ -28,7 +29,12 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     database = Database(config.get_main_option("sqlalchemy.url") or "")
     try:
-        async with database.engine.begin() as connection:
+        # One write transaction around the lock and every migration: a second `db upgrade`
+        # waits, then reads the revision the first one committed and has nothing to do.
+        async with database.writing() as connection:
+            lock = migration_lock(database.backend)
+            if lock is not None:
+                await connection.execute(lock)
             await connection.run_sync(_run)
     finally:
         await database.dispose()
