@@ -114,6 +114,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class FakeOpenAI:
@@ -122,9 +123,13 @@ class FakeOpenAI:
     Planned answers are served in order, one per request; when none are left, ``ok()``.
     """
 
-    def __init__(self, *plans: Planned, answer: Answer | None = None) -> None:
-        # ``answer`` writes the content of an ``ok()`` without content (default: reply_for).
+    def __init__(
+        self, *plans: Planned, answer: Answer | None = None, default: Planned | None = None
+    ) -> None:
+        # ``answer`` writes the content of an ``ok()`` without content (default: reply_for);
+        # ``default`` is served once the planned answers run out (default: ``ok()``).
         self.answer = answer
+        self.default = default or ok()
         self._hold_after: int | None = None
         self._released = threading.Event()
         self._plans: deque[Planned] = deque(plans)
@@ -177,7 +182,7 @@ class FakeOpenAI:
 
     def start(self) -> Self:
         # Port 0: the OS picks a free port, so parallel test runs never collide.
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         httpd.daemon_threads = True
         # Keep-alive handler threads may outlive a test's client; stopping must not wait on them.
         httpd.block_on_close = False
@@ -215,8 +220,13 @@ class FakeOpenAI:
             self._requests.append(request)
             # Only chat requests consume a plan, so a stray request cannot shift the script.
             chat = request.path == CHAT_PATH
-            planned = self._plans.popleft() if chat and self._plans else ok()
+            planned = self._plans.popleft() if chat and self._plans else self.default
             return planned, len(self._requests)
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 refuses connections when hundreds of requests arrive at once.
+    request_queue_size = 512
 
 
 def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
@@ -232,7 +242,8 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             headers = {name.lower(): value for name, value in self.headers.items()}
-            planned, seq = server._record(RecordedRequest("POST", self.path, headers, body))
+            arrived = RecordedRequest("POST", self.path, headers, body, time.monotonic())
+            planned, seq = server._record(arrived)
             if self.path != CHAT_PATH:
                 self._send(404, _error_body(404, f"unknown path {self.path}"))
                 return
