@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -177,6 +178,9 @@ async def test_sigterm_leaves_nothing_running(
     _, gated = await submit_gated(server, gate)
     await running_on(db_url, gated)
     finisher.signal(signal.SIGTERM)  # the task is held at its gate: it cannot have finished yet
+    # Well into the grace period the worker still waits for its task instead of releasing it.
+    with pytest.raises(subprocess.TimeoutExpired):
+        await asyncio.to_thread(finisher.wait, 2)
     [(still,)] = await rows(db_url, select(Task.status).where(Task.id == gated))
     assert still == "running"
     gate.touch()  # within the grace period the task finishes
