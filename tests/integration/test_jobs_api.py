@@ -481,6 +481,7 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     }
     schema = (await api.client.get("/openapi.json")).json()
     checked = 0
+    tried: list[tuple[tuple[str, str], str, dict[str, Any]]] = []
     for path, operations in schema["paths"].items():
         for method in operations:
             route = (method.upper(), path)
@@ -500,6 +501,7 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
             )
             expected = 403 if route in SIGNED else 404
             assert response.status_code == expected, (route, response.text)
+            tried.append((route, url, request))
             checked += 1
     assert checked >= 15
     for body in ({"result_id": prompt["result_id"]}, {"prompt_id": prompt["prompt_id"]}):
@@ -516,3 +518,16 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     assert mine["title"] == "alice" and mine["version"] == 1 and mine["file"] is None
     versions = await api.client.get(f"/v1/prompts/{prompt['prompt_id']}", headers=api.alice)
     assert len(versions.json()["results"]) == 1
+    # Bob's 404s mean something only if the same requests find alice's data: a broken route
+    # answers 404 to everyone. (Last: alice's own writes would change what is checked above.)
+    for route, url, request in tried:
+        response = await api.client.request(
+            route[0],
+            url,
+            headers={**api.alice, **request.get("headers", {})},
+            **{k: v for k, v in request.items() if k != "headers"},
+        )
+        if route in SIGNED:  # the signature is the credential, for alice as for bob
+            assert response.status_code == 403, (route, response.text)
+        else:
+            assert response.status_code not in (404, 500), (route, response.text)
