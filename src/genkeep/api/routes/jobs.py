@@ -20,7 +20,6 @@ from genkeep.errors import BadInput, UploadTooLarge
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-
 def _etag(version: int) -> str:
     return f'"{version}"'
 
