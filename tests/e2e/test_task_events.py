@@ -151,9 +151,10 @@ async def test_a_client_that_reconnects_with_last_event_id_misses_nothing(
 
         async with asyncio.timeout(60):  # the stream ends by itself once the task finishes
             second = await read_until(client, task_id, open_gate_at_step_10, first[-1].id)
-        after_end = await client.get(
-            f"/v1/tasks/{task_id}/events", headers={"Last-Event-ID": str(second[-1].id)}
-        )
+        async with asyncio.timeout(30):  # a stream left open would wait for nothing, forever
+            after_end = await client.get(
+                f"/v1/tasks/{task_id}/events", headers={"Last-Event-ID": str(second[-1].id)}
+            )
         bad = await client.get(f"/v1/tasks/{task_id}/events", headers={"Last-Event-ID": "x1"})
     assert [e.state for e in first + second] == expected(steps)
     assert [e.id for e in first + second] == sorted({e.id for e in first + second})
