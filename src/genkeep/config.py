@@ -132,6 +132,7 @@ class Settings(BaseSettings):
 
     max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
     max_edit_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
 
     # Whether neither the database nor the data folder was chosen by a setting.

@@ -4,6 +4,7 @@ GenkeepError                      code                  status
 ├── BadInput                      bad-input             422
 │   ├── PromptEmpty               prompt-empty          422
 │   ├── PromptTooLarge            prompt-too-large      413
+│   ├── UploadTooLarge            upload-too-large      413
 │   ├── UnknownProfile            unknown-profile       422
 │   ├── IdempotencyMismatch       idempotency-mismatch  422
 │   ├── OntologyInvalid           ontology-invalid      422  (genkeep.extract.ontology)
@@ -65,6 +66,12 @@ class PromptTooLarge(BadInput):
     code = "prompt-too-large"
     status = 413
     title = "Prompt too large"
+
+
+class UploadTooLarge(BadInput):
+    code = "upload-too-large"
+    status = 413
+    title = "Upload too large"
 
 
 class UnknownProfile(BadInput):

@@ -14,6 +14,7 @@ from genkeep.db.migrate import prepare_schema
 from genkeep.db.notify import Wakeups
 from genkeep.db.prompts import PromptStore
 from genkeep.db.runs import DbLlmCache, RunStore
+from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
 from genkeep.extract.service import ExtractionService, default_extractors
 from genkeep.generate.backends import build_generators
@@ -30,6 +31,7 @@ class Services:
     keys: ApiKeyStore
     jobs: JobStore
     tasks: TaskStore
+    task_changes: TaskChanges
     artifacts: ArtifactStore
     runs: RunStore
     extraction: ExtractionService
@@ -61,6 +63,7 @@ async def open_services(settings: Settings) -> Services:
         keys=ApiKeyStore(database),
         jobs=JobStore(database),
         tasks=TaskStore(database, artifacts, on_submit=wakeups.notify_local),
+        task_changes=TaskChanges(database),
         artifacts=artifacts,
         runs=runs,
         extraction=ExtractionService(runs, blobs, extractors),
@@ -80,5 +83,6 @@ async def close_services(services: Services) -> None:
         if close is not None:
             await close()
     await services.wakeups.stop()
+    await services.task_changes.stop()
     await services.blobs.aclose()
     await services.database.dispose()

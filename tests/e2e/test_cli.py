@@ -38,9 +38,11 @@ def test_generate_twice_from_the_shell(db_url: str, tmp_path: Path) -> None:
     first = run_cli(["generate", "Plan a launch", "--json"], env)
     assert first.returncode == 0, first.stderr
     second = run_cli(["generate", "  PLAN a launch", "--json"], env)
+    assert second.returncode == 0, second.stderr
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert not one["cached"] and two["cached"] and one["result_id"] == two["result_id"]
     plain = run_cli(["generate", "plan a launch"], env)
+    assert plain.returncode == 0, plain.stderr
     assert plain.stdout == one["content"] and "cached" in plain.stderr
 
 
@@ -57,7 +59,7 @@ def test_db_current_and_duplicates(db_url: str, tmp_path: Path) -> None:
     env = env_for(db_url, tmp_path)
     current = run_cli(["db", "current"], env)
     assert current.returncode == 0 and "up to date" in current.stdout
-    run_cli(["generate", "one"], env)
+    assert run_cli(["generate", "one"], env).returncode == 0
     duplicates = run_cli(["ops", "duplicates"], env)
     assert duplicates.returncode == 0 and "no duplicate prompts" in duplicates.stdout
 
@@ -157,7 +159,9 @@ def test_keys_create_list_revoke(db_url: str, tmp_path: Path) -> None:
     assert revoked.returncode == 0 and f"revoked key {key_id}" in revoked.stdout
     assert authenticate(db_url, token) is None
     # A revoked key stays listed, with the time it was revoked.
-    [row] = table_rows(run_cli(["keys", "list"], env).stdout)
+    relisted = run_cli(["keys", "list"], env)
+    assert relisted.returncode == 0, relisted.stderr
+    [row] = table_rows(relisted.stdout)
     assert row[0] == key_id
     assert datetime.fromisoformat(row[4]) >= datetime.fromisoformat(row[3])
 
@@ -209,6 +213,7 @@ def test_ops_sweep_deletes_expired_non_latest_and_orphans(
     assert (blobs / latest).read_bytes() == b"v1"
     assert asyncio.run(versions(job_id)) == [2]
     again = run_cli(["ops", "sweep"], env)
+    assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "artifacts deleted: 0, blobs deleted: 0, orphan blobs deleted: 0"
 
 

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,11 +17,16 @@ import pytest
 from sqlalchemy import text
 
 from genkeep.db.database import Database
+from genkeep.extract.chunking import batches as make_batches
+from genkeep.extract.chunking import chunk_text
+from genkeep.extract.model import ChunkParams
+from tests.support.recording_genkeep import calls
 from tests.support.server import genkeep_command, run_cli
 
 pytestmark = pytest.mark.e2e
 
-SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "src" / "genkeep" / "extract" / "samples"
 
 
 def big_text(target_bytes: int) -> str:
@@ -88,9 +94,12 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
     assert whole.returncode == 0, whole.stderr
     first_run = progress(db_url)[2]
 
+    # The killed run and its resume record every extractor call (tests/support/recording_genkeep).
+    record = tmp_path / "calls.log"
+    recording = {**env, "RECORD_EXTRACT_CALLS": str(record), "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [*genkeep_command(), *args],
-        env={**os.environ, **env},
+        [sys.executable, "-m", "tests.support.recording_genkeep", *args],
+        env={**os.environ, **recording},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -108,14 +117,40 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
     process.wait(timeout=10)
     done_at_kill, total, run_id = progress(db_url)
     assert run_id is not None and 0 < done_at_kill < total
+    committed = {
+        int(str(index))
+        for (index,) in query(
+            db_url,
+            "SELECT batch_index FROM run_batches WHERE run_id = :r AND status = 'done'",
+            r=run_id,
+        )
+    }
+    assert len(committed) == done_at_kill
 
-    resumed = run_cli(
-        ["runs", "resume", run_id, "-o", str(tmp_path / "resumed.ttl")], env, timeout=600
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.recording_genkeep",
+            *["runs", "resume", run_id, "-o", str(tmp_path / "resumed.ttl")],
+        ],
+        env={**os.environ, **recording},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "resumed.ttl").read_bytes() == (tmp_path / "whole.ttl").read_bytes()
-    # The resume started from every batch committed before the kill and extracted only the
-    # rest: the work redone is at most what was in flight, never a committed batch.
+    # Counted at the extractor: the resume asked for each chunk of every batch not committed
+    # at the kill exactly once, and for no chunk of a committed batch.
+    plan = make_batches(
+        chunk_text(source.read_text(), ChunkParams(size=2000, overlap=100, batch_size=4)), 4
+    )
+    assert len(plan) == total
+    by_resume = [index for pid, index in calls(record) if pid != process.pid]
+    uncommitted = set(range(total)) - committed
+    assert sorted(by_resume) == sorted(c.index for i in uncommitted for c in plan[i])
     left = total - done_at_kill
     assert f"({done_at_kill} from its checkpoint, {left} extracted now)" in resumed.stderr
     [attempts] = query(

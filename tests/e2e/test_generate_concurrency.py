@@ -1,12 +1,16 @@
-"""The seed's concurrency test, done right: real servers, real parallel HTTP clients."""
+"""The seed's concurrency test, done right: real servers, real parallel HTTP clients, and the
+generator calls counted where they land, at the fake OpenAI-compatible server: a call that
+was killed or cancelled before it returned counts there too."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -15,6 +19,7 @@ from sqlalchemy import func, select
 
 from genkeep.db.database import Database
 from genkeep.db.models import Prompt, Result
+from tests.support.fake_openai import FakeOpenAI, slow
 from tests.support.server import Server, pid_of
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +43,23 @@ def metric(server: Server, name: str, **labels: str) -> float:
     return total
 
 
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    """The generator: every call takes 0.3 s, so concurrent requests overlap."""
+    with FakeOpenAI(default=slow(0.3)) as fake:
+        yield fake
+
+
+def openai_env(model: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return {
+        "GENKEEP_PROFILES": json.dumps({"default": {"backend": "openai", "model": "gpt-fake"}}),
+        "GENKEEP_OPENAI_BASE_URL": model.base_url,
+        "GENKEEP_OPENAI_API_KEY": "sk-fake-generate",
+        "GENKEEP_OPENAI_MAX_RETRIES": "0",
+        **extra,
+    }
+
+
 async def post_many(url: str, prompts: list[str]) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=len(prompts))
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
@@ -58,10 +80,10 @@ async def counts(db_url: str) -> tuple[int, int]:
 
 
 async def test_fifty_identical_requests_make_one_generation(
-    servers: Callable[..., Server], db_url: str, backend: str
+    servers: Callable[..., Server], db_url: str, backend: str, model: FakeOpenAI
 ) -> None:
     workers = 2 if backend == "postgresql" else 1
-    server = servers(workers=workers, GENKEEP_BUILTIN_LATENCY_MS="300")
+    server = servers(workers=workers, **openai_env(model))
     responses = await post_many(server.url, [VARIANTS[i % len(VARIANTS)] for i in range(50)])
     assert [r.status_code for r in responses] == [200] * 50, responses[0].text
     bodies = [r.json() for r in responses]
@@ -69,20 +91,23 @@ async def test_fifty_identical_requests_make_one_generation(
     assert len({b["content"] for b in bodies}) == 1
     assert sum(not b["cached"] and not b["coalesced"] for b in bodies) == 1
     assert await counts(db_url) == (1, 1)
+    assert model.calls == 1  # at the source
     assert metric(server, "genkeep_generator_calls_total") == 1
     assert metric(server, "genkeep_coalesced_waiters_total") >= 1
 
 
 async def test_two_hundred_different_prompts_none_lost(
-    servers: Callable[..., Server], db_url: str, backend: str
+    servers: Callable[..., Server], db_url: str, backend: str, model: FakeOpenAI
 ) -> None:
     workers = 2 if backend == "postgresql" else 1
-    server = servers(workers=workers, GENKEEP_BUILTIN_LATENCY_MS="300")
+    server = servers(workers=workers, **openai_env(model))
     prompts = [f"Distinct prompt number {i}" for i in range(200)]
     responses = await post_many(server.url, prompts)
     assert [r.status_code for r in responses] == [200] * 200
     assert len({r.json()["prompt_id"] for r in responses}) == 200
     assert await counts(db_url) == (200, 200)
+    asked = Counter(model.prompts())
+    assert len(asked) == 200 and set(asked.values()) == {1}  # each prompt generated once
     assert metric(server, "genkeep_generator_calls_total") == 200
 
 
@@ -101,14 +126,12 @@ async def claim_holder(db_url: str, deadline: float) -> str:
 
 
 async def test_killed_claim_holder_is_taken_over_after_its_lease(
-    servers: Callable[..., Server], db_url: str
+    servers: Callable[..., Server], db_url: str, model: FakeOpenAI
 ) -> None:
-    env = {
-        "GENKEEP_BUILTIN_LATENCY_MS": "2000",
-        "GENKEEP_CLAIM_LEASE_S": "1",
-        "GENKEEP_CLAIM_POLL_S": "0.05",
-    }
+    lease_s = 1.0
+    env = openai_env(model, GENKEEP_CLAIM_LEASE_S=str(lease_s), GENKEEP_CLAIM_POLL_S="0.05")
     doomed, survivor = servers(**env), servers(**env)
+    model.hold_after(0)  # the leader's call never returns: it is killed while generating
     async with httpx.AsyncClient(timeout=60) as client:
         first = asyncio.create_task(
             client.post(doomed.url + "/v1/generate", json={"prompt": VARIANTS[0]})
@@ -118,8 +141,14 @@ async def test_killed_claim_holder_is_taken_over_after_its_lease(
         waiting = asyncio.create_task(
             client.post(survivor.url + "/v1/generate", json={"prompt": VARIANTS[1]})
         )
-        await asyncio.sleep(0.3)
+        # While the leader lives and renews its lease (two lease lengths), nobody else calls
+        # the generator and the waiter gets no answer.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), 2 * lease_s)
+        assert model.calls == 1
         os.kill(doomed.worker_pids()[0], signal.SIGKILL)
+        killed_at = time.monotonic()
+        model.release()
         with pytest.raises(httpx.HTTPError):
             await first
         response = await waiting
@@ -127,7 +156,13 @@ async def test_killed_claim_holder_is_taken_over_after_its_lease(
     body = response.json()
     assert body["persisted"] and body["version"] == 1
     assert await counts(db_url) == (1, 1)
+    # Counted at the generator: the killed call and the takeover's, and the takeover came only
+    # once the dead leader's lease had run out (renewed every third of it, so >= 2/3 of it).
+    chats = [r for r in model.requests if r.path.endswith("/chat/completions")]
+    assert len(chats) == 2
+    assert chats[1].at - killed_at >= lease_s / 2
     assert metric(survivor, "genkeep_lease_takeovers_total") == 1
     async with httpx.AsyncClient(timeout=30) as client:
         later = await client.post(survivor.url + "/v1/generate", json={"prompt": VARIANTS[2]})
     assert later.json()["cached"] and later.json()["result_id"] == body["result_id"]
+    assert model.calls == 2

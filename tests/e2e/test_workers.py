@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,13 +56,10 @@ async def test_three_workers_run_each_of_300_tasks_once(
     servers: Callable[..., Server],
     workers: Callable[..., WorkerProcess],
     db_url: str,
-    backend: str,
 ) -> None:
-    separate = backend == "postgresql"
-    server = servers(GENKEEP_SERVE_WORKER="false" if separate else "true")
-    if separate:
-        for _ in range(3):
-            workers(concurrency=4)
+    # The server runs no worker: the three `genkeep worker` processes do all the work.
+    server = servers(GENKEEP_SERVE_WORKER="false")
+    started = [workers(concurrency=4) for _ in range(3)]
     async with httpx.AsyncClient(
         base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=40)
     ) as client:
@@ -98,6 +97,8 @@ async def test_three_workers_run_each_of_300_tasks_once(
         )
     )
     assert len(completed) == 300 and set(completed.values()) == {1}
+    ran_on = {str(w).rpartition(":")[2] for (w,) in await rows(db_url, select(Task.worker_id))}
+    assert ran_on == {str(w.pid) for w in started}  # every worker took part, and only they
     versions: dict[str, list[int]] = {}
     for job_id, version in await rows(db_url, select(Artifact.job_id, Artifact.version)):
         versions.setdefault(job_id, []).append(version)
@@ -155,7 +156,10 @@ async def test_killed_worker_task_completes_after_lease(
 
 
 async def test_sigterm_leaves_nothing_running(
-    servers: Callable[..., Server], workers: Callable[..., WorkerProcess], db_url: str
+    servers: Callable[..., Server],
+    workers: Callable[..., WorkerProcess],
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     server = servers(GENKEEP_SERVE_WORKER="false")
     worker = workers(GENKEEP_WORKER_SHUTDOWN_GRACE_S="0.5", **FAST_LEASE)
@@ -167,22 +171,32 @@ async def test_sigterm_leaves_nothing_running(
         db_url, select(Task.status, Task.attempts).where(Task.id == task_id)
     )
     assert status == "queued" and attempts == 0  # released, not stuck in running
-    finisher = workers(GENKEEP_WORKER_SHUTDOWN_GRACE_S="60", **FAST_LEASE)
-    _, quick = await submit_sleep_quick(server)
-    await running_on(db_url, quick)
-    finisher.signal(signal.SIGTERM)  # within the grace period the task finishes
-    assert finisher.wait(timeout=60) == 0
-    [(quick_status,)] = await rows(db_url, select(Task.status).where(Task.id == quick))
-    assert quick_status == "completed"
-
-
-async def submit_sleep_quick(server: Server) -> tuple[str, str]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        job = (await client.post("/v1/jobs", json={"title": "quick"})).json()["id"]
+        assert (await client.post(f"/v1/tasks/{task_id}/cancel")).status_code == 200
+    finisher = workers(GENKEEP_WORKER_SHUTDOWN_GRACE_S="60", **FAST_LEASE)
+    gate = tmp_path / "gate"
+    _, gated = await submit_gated(server, gate)
+    await running_on(db_url, gated)
+    finisher.signal(signal.SIGTERM)  # the task is held at its gate: it cannot have finished yet
+    # Well into the grace period the worker still waits for its task instead of releasing it.
+    with pytest.raises(subprocess.TimeoutExpired):
+        await asyncio.to_thread(finisher.wait, 2)
+    [(still,)] = await rows(db_url, select(Task.status).where(Task.id == gated))
+    assert still == "running"
+    gate.touch()  # within the grace period the task finishes
+    assert finisher.wait(timeout=60) == 0
+    [(gated_status,)] = await rows(db_url, select(Task.status).where(Task.id == gated))
+    assert gated_status == "completed"
+
+
+async def submit_gated(server: Server, gate: Path) -> tuple[str, str]:
+    """A task that runs until the test creates ``gate`` (tests/support/handlers.py)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await client.post("/v1/jobs", json={"title": "gated"})).json()["id"]
         task = await client.post(
             f"/v1/jobs/{job}/tasks",
-            json={"kind": "sleep", "payload": {"steps": 10}},
-            headers={"Idempotency-Key": "quick"},
+            json={"kind": "stages", "payload": {"steps": 3, "gate_at": 2, "gate": str(gate)}},
+            headers={"Idempotency-Key": "gated"},
         )
         return job, task.json()["id"]
 
@@ -203,7 +217,11 @@ async def test_paused_worker_cannot_commit_after_takeover(
         seconds=60,
     )
     paused.signal(signal.SIGCONT)
-    await asyncio.sleep(4)  # the paused worker wakes, finishes its steps, tries to commit
+    # The paused worker wakes, finishes its steps, tries to commit and is fenced out.
+    deadline = time.monotonic() + 60
+    while "taken over" not in paused.log() and "fenced" not in paused.log():
+        assert time.monotonic() < deadline, "the paused worker never tried to commit"
+        await asyncio.sleep(0.1)
     [(attempts, worker_id, result)] = await rows(
         db_url, select(Task.attempts, Task.worker_id, Task.status).where(Task.id == task_id)
     )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 
 from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.services import Services, close_services, open_services
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
@@ -41,13 +47,36 @@ async def test_development_default_owner_and_keys(settings: Settings) -> None:
         assert theirs.status_code == 404
 
 
-async def test_production_requires_a_key(settings: Settings) -> None:
-    assert settings.model_copy(update={"env": "production"}).auth_enforced
-    production = settings.model_copy(update={"auth_required": True})
-    async with client_for(production) as (client, _):
+@pytest.fixture
+def production(settings: Settings, backend: str) -> Iterator[Settings]:
+    """Production settings as an operator writes them: ``env`` only, on a durable database
+    (production refuses a SQLite file under /tmp, so the test's copy lives in the checkout)."""
+    if backend == "postgresql":
+        yield settings.model_copy(update={"env": "production"})
+        return
+    durable = REPO / "var" / f"test-production-{uuid.uuid4().hex[:10]}.db"
+    durable.parent.mkdir(exist_ok=True)
+    shutil.copyfile(settings.database_url.removeprefix("sqlite:///"), durable)
+    try:
+        yield settings.model_copy(
+            update={"env": "production", "database_url": f"sqlite:///{durable}"}
+        )
+    finally:
+        for leftover in durable.parent.glob(f"{durable.name}*"):  # with its -wal and -shm
+            leftover.unlink()
+
+
+async def test_production_requires_a_key(production: Settings) -> None:
+    assert production.auth_required is None  # nothing but env=production asks for keys
+    async with client_for(production) as (client, services):
         response = await client.post("/v1/generate", json={"prompt": "hi"})
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
+        _, key = await services.keys.create("alice", "test")
+        allowed = await client.post(
+            "/v1/generate", json={"prompt": "hi"}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert allowed.status_code == 200, allowed.text
 
 
 async def test_trusted_gateway_header(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from genkeep.api.app import attach, create_app
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
 from genkeep.db.models import Prompt, Result
-from genkeep.db.prompts import PromptStore
+from genkeep.db.prompts import PromptKey, PromptStore
 from genkeep.errors import (
     GenerationFailed,
     GenerationTimeout,
@@ -68,24 +69,59 @@ async def test_read_first_returns_stored_result_without_generator(
     assert await count(database, Prompt) == 1
 
 
+class WatchedStore(PromptStore):
+    """A PromptStore that counts its reads of a prompt (how the test sees a waiter poll) and
+    sets ``read`` after each."""
+
+    def __init__(self, database: Database, read: asyncio.Event) -> None:
+        super().__init__(database)
+        self.finds, self.read = 0, read
+
+    async def find(self, key: PromptKey) -> Any:
+        found = await super().find(key)
+        self.finds += 1
+        self.read.set()
+        return found
+
+
 async def test_concurrent_identical_requests_across_services_call_generator_once(
-    make_service: ServiceFactory, database: Database
+    database: Database, settings: Settings
 ) -> None:
     gate = asyncio.Event()
     generator = CountingGenerator(gate=gate)
     # Three services on one database stand for three processes: each has its own flights.
-    services = [make_service(generator) for _ in range(3)]
+    configured = settings.model_copy(update={"claim_poll_s": 0.005})
+    read = asyncio.Event()
+    stores = [WatchedStore(database, read) for _ in range(3)]
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            read.clear()
+            await read.wait()
+
+    services = [GenerateService(s, configured, {"builtin": generator}) for s in stores]
     variants = ["Summarize the report", "summarize the REPORT", " Summarize  the report\n"]
     tasks = [
         asyncio.create_task(services[i % 3].generate(OWNER, variants[i % 3])) for i in range(30)
     ]
-    await asyncio.sleep(0.2)
-    gate.set()
-    outcomes = await asyncio.gather(*tasks)
+    try:
+        await until(lambda: generator.calls == 1)  # one flight claimed and is generating
+        seen = [s.finds for s in stores]
+        # The other two flights read the prompt again after the claim: they are waiting on
+        # it, so none of the thirty can be a plain hit once the gate opens.
+        await until(lambda: sum(s.finds > n for s, n in zip(stores, seen, strict=True)) >= 2)
+        gate.set()
+        outcomes = await asyncio.gather(*tasks)
+    finally:
+        gate.set()
+        for service in services:
+            await service.aclose()
     assert generator.calls == 1
     assert {o.result_id for o in outcomes} == {outcomes[0].result_id}
     assert {o.content for o in outcomes} == {outcomes[0].content}
-    assert sum(not o.coalesced and not o.cached for o in outcomes) == 1
+    # Thirty requests: one generated, twenty-nine coalesced onto it, none a plain cache hit.
+    assert [o.coalesced for o in outcomes].count(True) == 29
+    assert not any(o.cached for o in outcomes)
     assert await count(database, Prompt) == 1
     assert await count(database, Result) == 1
 

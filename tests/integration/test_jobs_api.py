@@ -194,6 +194,17 @@ async def test_file_upload_and_pagination(api: Api) -> None:
     assert empty.status_code == 422
 
 
+async def test_an_upload_over_the_limit_is_413_upload_too_large(api: Api) -> None:
+    api.services.settings = api.services.settings.model_copy(update={"max_upload_bytes": 1000})
+    job = (await api.client.post("/v1/jobs", json={}, headers=api.alice)).json()
+    url = f"/v1/jobs/{job['id']}/file?filename=big.bin"
+    over = await api.client.put(url, content=b"x" * 1001, headers=api.alice)
+    assert over.status_code == 413 and over.json()["code"] == "upload-too-large", over.text
+    assert (await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)).json()["file"] is None
+    fits = await api.client.put(url, content=b"x" * 1000, headers=api.alice)
+    assert fits.status_code == 200 and fits.json()["file"]["size"] == 1000
+
+
 async def test_sse_streams_progress_until_done(api: Api) -> None:
     job = (await api.client.post("/v1/jobs", json={}, headers=api.alice)).json()
     prompt = (
@@ -481,6 +492,7 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     }
     schema = (await api.client.get("/openapi.json")).json()
     checked = 0
+    tried: list[tuple[tuple[str, str], str, dict[str, Any]]] = []
     for path, operations in schema["paths"].items():
         for method in operations:
             route = (method.upper(), path)
@@ -500,6 +512,7 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
             )
             expected = 403 if route in SIGNED else 404
             assert response.status_code == expected, (route, response.text)
+            tried.append((route, url, request))
             checked += 1
     assert checked >= 15
     for body in ({"result_id": prompt["result_id"]}, {"prompt_id": prompt["prompt_id"]}):
@@ -516,3 +529,16 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     assert mine["title"] == "alice" and mine["version"] == 1 and mine["file"] is None
     versions = await api.client.get(f"/v1/prompts/{prompt['prompt_id']}", headers=api.alice)
     assert len(versions.json()["results"]) == 1
+    # Bob's 404s mean something only if the same requests find alice's data: a broken route
+    # answers 404 to everyone. (Last: alice's own writes would change what is checked above.)
+    for route, url, request in tried:
+        response = await api.client.request(
+            route[0],
+            url,
+            headers={**api.alice, **request.get("headers", {})},
+            **{k: v for k, v in request.items() if k != "headers"},
+        )
+        if route in SIGNED:  # the signature is the credential, for alice as for bob
+            assert response.status_code == 403, (route, response.text)
+        else:
+            assert response.status_code not in (404, 500), (route, response.text)

@@ -18,6 +18,8 @@ from genkeep.db.models import Run, RunBatch, RunEntity
 from genkeep.db.runs import Checkpoint
 from genkeep.errors import LeaseLost
 from genkeep.extract.builtin import BuiltinExtractor
+from genkeep.extract.chunking import batches as make_batches
+from genkeep.extract.chunking import chunk_text
 from genkeep.extract.manager import RunActive, RunManager
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, OntologyIndexLike
 from genkeep.extract.runner import ExtractionRunner, RunProgress
@@ -95,6 +97,7 @@ async def test_run_completes_with_valid_grounded_graph(services: Services) -> No
     import json
 
     mentions = (await services.blobs.get(done.outputs["jsonl"]["key"])).decode().splitlines()
+    assert len(mentions) > 10  # the loop below checks something
     for line in mentions:
         mention = json.loads(line)
         assert TEXT[mention["start"] : mention["end"]] == mention["surface"]
@@ -129,6 +132,93 @@ async def test_resume_uses_stored_chunk_parameters(services: Services) -> None:
     fresh = await service.create(OWNER, RunRequest(TEXT, "t", ONTOLOGY, "o.ttl", params), "builtin")
     await run_to_end(services, service, fresh.id)
     assert await graph_of(services, run.id) == await graph_of(services, fresh.id)
+
+
+class CountingExtractor(BuiltinExtractor):
+    """The built-in extractor, recording the index of every chunk it is asked to extract;
+    with ``hang_after`` set, every call after that many never returns (a stuck model)."""
+
+    def __init__(self, hang_after: int | None = None) -> None:
+        self.calls: list[int] = []
+        self.hang_after = hang_after
+        self.two_stuck = asyncio.Event()
+
+    async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
+        self.calls.append(chunk.index)
+        if self.hang_after is not None and len(self.calls) > self.hang_after:
+            if len(self.calls) >= self.hang_after + 2:
+                self.two_stuck.set()
+            await asyncio.Event().wait()
+        return await super().extract(chunk, index)
+
+
+async def committed(services: Services, run_id: str) -> set[int]:
+    """The batches the database holds as done: the source of truth after an interruption."""
+    query = select(RunBatch.batch_index).where(RunBatch.run_id == run_id, RunBatch.status == "done")
+    async with services.database.reading() as session:
+        return set((await session.execute(query)).scalars())
+
+
+def chunks_of(batches: set[int], params: ChunkParams) -> list[int]:
+    """The chunk indexes of ``batches``, in order: the calls a resume must make, no more."""
+    chunks = chunk_text(TEXT, params)
+    plan = make_batches(chunks, params.batch_size)
+    return sorted(chunk.index for i in batches for chunk in plan[i])
+
+
+RESUME_PARAMS = ChunkParams(size=300, overlap=30, batch_size=3)
+
+
+async def resume_counting(services: Services, run_id: str) -> list[int]:
+    """Resume ``run_id`` to its end; the chunk indexes the extractor was called for."""
+    counting = CountingExtractor()
+    assert await run_to_end(services, service_for(services, counting), run_id) == "completed"
+    return counting.calls
+
+
+async def test_resume_after_cancel_extracts_exactly_the_uncommitted_batches(
+    services: Services,
+) -> None:
+    service = service_for(services)
+    run = await service.create(
+        OWNER, RunRequest(TEXT, "t", ONTOLOGY, "o.ttl", RESUME_PARAMS), "builtin"
+    )
+    assert await run_to_end(services, service, run.id, stop_after=2) == "cancelled"
+    total = (await services.runs.require(OWNER, run.id)).total_batches
+    done = await committed(services, run.id)
+    assert 2 <= len(done) < total
+    calls = await resume_counting(services, run.id)
+    # Counted at the extractor: each chunk of an uncommitted batch once, nothing else.
+    assert sorted(calls) == chunks_of(set(range(total)) - done, RESUME_PARAMS)
+    assert len(calls) == len(set(calls))
+
+
+async def test_resume_after_an_interrupted_execution_extracts_exactly_the_uncommitted_batches(
+    services: Services,
+) -> None:
+    # The execution is cancelled (shutdown, a killed task group) while a call hangs mid-batch:
+    # that batch and any other in flight were never committed, and only they are redone.
+    stuck = CountingExtractor(hang_after=7)
+    service = service_for(services, stuck)
+    run = await service.create(
+        OWNER, RunRequest(TEXT, "t", ONTOLOGY, "o.ttl", RESUME_PARAMS), "builtin"
+    )
+    found = await services.runs.require(OWNER, run.id)
+    runner = ExtractionRunner(services.runs, services.blobs, lease_s=5, concurrency=2)
+    execution = asyncio.create_task(
+        runner.execute(found, await service.inputs(found), asyncio.Event())
+    )
+    await stuck.two_stuck.wait()  # both workers (concurrency 2) are stuck inside a batch
+    execution.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await execution
+    interrupted = await services.runs.require(OWNER, run.id)
+    assert interrupted.status == "interrupted" and interrupted.lease_token is None
+    done = await committed(services, run.id)
+    assert 0 < len(done) < interrupted.total_batches
+    calls = await resume_counting(services, run.id)
+    assert sorted(calls) == chunks_of(set(range(interrupted.total_batches)) - done, RESUME_PARAMS)
+    assert len(calls) == len(set(calls))
 
 
 async def test_run_without_stored_parameters_resumes_on_defaults(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from rdflib import Graph
+from sqlalchemy import func, select
 
 from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
-from genkeep.db.models import Task
+from genkeep.db.models import RunBatch, Task
 from genkeep.db.runs import RunLease
 from genkeep.errors import LeaseLost
 from genkeep.extract.manager import RunManager
@@ -228,9 +230,21 @@ async def test_extract_task_waits_out_a_dead_owners_run_lease(
     )
     # A process on another host held the run and died; its lease runs out in a second.
     assert await services.runs.acquire(run.id, "elsewhere:1", lease_s=1.0) is not None
+    held = await services.runs.require(OWNER, run.id)
+    assert held.holder == "elsewhere:1" and held.lease_expires_at is not None
+    started = time.monotonic()
     done = await _work_until_finished(services, task_id)
     assert done.status == "completed" and done.attempts == 1, done.error
+    assert time.monotonic() - started >= 1.0 - 0.05  # it waited the lease out
     assert (await services.runs.require(OWNER, run.id)).status == "completed"
+    # Counted in the database: no batch was written while the dead owner's lease was live.
+    async with services.database.reading() as session:
+        first_write = (
+            await session.execute(
+                select(func.min(RunBatch.updated_at)).where(RunBatch.run_id == run.id)
+            )
+        ).scalar_one()
+    assert first_write is not None and first_write >= held.lease_expires_at
 
 
 async def test_resume_and_cancel_runs_whose_owner_died(

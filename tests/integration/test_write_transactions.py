@@ -26,10 +26,16 @@ async def test_read_then_write_transactions_do_not_fail_under_concurrency(db_url
                 seen = (await session.execute(select(Job.version).where(Job.id == job.id))).one()
                 await asyncio.sleep(0.005)  # let the others read the same snapshot
                 await session.execute(
-                    update(Job).where(Job.id == job.id).values(title=f"seen {seen.version}")
+                    update(Job)
+                    .where(Job.id == job.id)
+                    .values(title=f"seen {seen.version}", version=Job.version + 1)
                 )
 
         outcomes = await asyncio.gather(*(bump() for _ in range(20)), return_exceptions=True)
         assert [o for o in outcomes if o is not None] == []
+        # Counted in the database: every one of the twenty writes committed.
+        async with database.reading() as session:
+            version = (await session.execute(select(Job.version).where(Job.id == job.id))).one()
+        assert version.version == 1 + 20
     finally:
         await database.dispose()

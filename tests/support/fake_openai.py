@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -77,6 +79,28 @@ def reply_for(prompt: str, model: str) -> str:
     return f"# {' '.join(prompt.split())[:60]}\n\nAnswer {digest} from {model}.\n"
 
 
+Answer = Callable[[dict[str, Any]], str]
+
+_CLASS_LINE = re.compile(r"^- (\S+): (.+)$", re.MULTILINE)
+
+
+def extraction_answer(request: dict[str, Any]) -> str:
+    """A valid answer of the LLM extractor's schema: every class label found in the chunk
+    (the classes and labels are read from the system prompt), no relations."""
+    system = next(
+        (str(m.get("content")) for m in request.get("messages", []) if m.get("role") == "system"),
+        "",
+    )
+    text = user_prompt(request)
+    entities = []
+    for class_iri, labels in _CLASS_LINE.findall(system.split("Properties")[0]):
+        for label in labels.split(", "):
+            found = re.search(rf"(?<!\w){re.escape(label)}(?!\w)", text, re.IGNORECASE)
+            if found:
+                entities.append({"surface": found.group(0), "class": class_iri})
+    return json.dumps({"entities": entities, "relations": []})
+
+
 def count_tokens(text: str) -> int:
     """The fake's token count: whitespace-separated words."""
     return len(text.split())
@@ -90,6 +114,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class FakeOpenAI:
@@ -98,7 +123,15 @@ class FakeOpenAI:
     Planned answers are served in order, one per request; when none are left, ``ok()``.
     """
 
-    def __init__(self, *plans: Planned) -> None:
+    def __init__(
+        self, *plans: Planned, answer: Answer | None = None, default: Planned | None = None
+    ) -> None:
+        # ``answer`` writes the content of an ``ok()`` without content (default: reply_for);
+        # ``default`` is served once the planned answers run out (default: ``ok()``).
+        self.answer = answer
+        self.default = default or ok()
+        self._hold_after: int | None = None
+        self._released = threading.Event()
         self._plans: deque[Planned] = deque(plans)
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -123,6 +156,25 @@ class FakeOpenAI:
         with self._lock:
             return list(self._requests)
 
+    def hold_after(self, count: int) -> None:
+        """Answer the first ``count`` chat requests; hold every later one until ``release``."""
+        self._hold_after = count
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    @property
+    def held(self) -> int:
+        """How many chat requests arrived beyond the hold (each waiting, until released)."""
+        if self._hold_after is None:
+            return 0
+        return max(0, self.calls - self._hold_after)
+
+    def prompts(self) -> list[str]:
+        """The user message of every chat request, in arrival order."""
+        return [user_prompt(r.body) for r in self.requests if r.path == CHAT_PATH]
+
     @property
     def calls(self) -> int:
         """How many chat completion requests arrived."""
@@ -130,7 +182,7 @@ class FakeOpenAI:
 
     def start(self) -> Self:
         # Port 0: the OS picks a free port, so parallel test runs never collide.
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         httpd.daemon_threads = True
         # Keep-alive handler threads may outlive a test's client; stopping must not wait on them.
         httpd.block_on_close = False
@@ -144,6 +196,7 @@ class FakeOpenAI:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping in a slow() answer
+        self._released.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -167,8 +220,13 @@ class FakeOpenAI:
             self._requests.append(request)
             # Only chat requests consume a plan, so a stray request cannot shift the script.
             chat = request.path == CHAT_PATH
-            planned = self._plans.popleft() if chat and self._plans else ok()
+            planned = self._plans.popleft() if chat and self._plans else self.default
             return planned, len(self._requests)
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 refuses connections when hundreds of requests arrive at once.
+    request_queue_size = 512
 
 
 def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
@@ -184,13 +242,17 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             headers = {name.lower(): value for name, value in self.headers.items()}
-            planned, seq = server._record(RecordedRequest("POST", self.path, headers, body))
+            arrived = RecordedRequest("POST", self.path, headers, body, time.monotonic())
+            planned, seq = server._record(arrived)
             if self.path != CHAT_PATH:
                 self._send(404, _error_body(404, f"unknown path {self.path}"))
                 return
             if planned.delay_s and server._stopping.wait(planned.delay_s):
                 self.close_connection = True
                 return
+            chats = sum(1 for r in server.requests[:seq] if r.path == CHAT_PATH)
+            if server._hold_after is not None and chats > server._hold_after:
+                server._released.wait()
             self._answer(planned, seq, body if isinstance(body, dict) else {})
 
         def _answer(self, planned: Planned, seq: int, request: dict[str, Any]) -> None:
@@ -199,9 +261,10 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             elif planned.kind == "garbage":
                 self._send(200, planned.body, planned)
             else:
-                self._send(
-                    200, _completion_body(f"chatcmpl-fake{seq:06d}", planned, request), planned
+                completion = _completion_body(
+                    f"chatcmpl-fake{seq:06d}", planned, request, server.answer
                 )
+                self._send(200, completion, planned)
 
         def _send(self, code: int, body: bytes, planned: Planned | None = None) -> None:
             try:
@@ -224,15 +287,31 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _completion_body(completion_id: str, planned: Planned, request: dict[str, Any]) -> bytes:
+def user_prompt(request: Any) -> str:
+    """The last user message of a chat request body."""
+    messages = request.get("messages", []) if isinstance(request, dict) else []
+    return next(
+        (
+            str(m.get("content"))
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") == "user"
+        ),
+        "",
+    )
+
+
+def _completion_body(
+    completion_id: str, planned: Planned, request: dict[str, Any], answer: Answer | None
+) -> bytes:
     model = str(request.get("model", "unknown-model"))
     messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
-    prompt = next(
-        (str(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-    )
+    prompt = user_prompt(request)
     content: str | None = None
     if planned.kind == "ok":
-        content = planned.content if planned.content is not None else reply_for(prompt, model)
+        if planned.content is not None:
+            content = planned.content
+        else:
+            content = answer(request) if answer is not None else reply_for(prompt, model)
     prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
     completion_tokens = count_tokens(content or "")
     payload = {

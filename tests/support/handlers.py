@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from genkeep.db.artifacts import NewArtifact
@@ -42,3 +43,26 @@ async def flaky(context: TaskContext) -> TaskOutput:
 @register("noop", _any)
 async def noop(context: TaskContext) -> TaskOutput:
     return TaskOutput()
+
+
+@register("stages", _any)
+async def stages(context: TaskContext) -> TaskOutput:
+    """``steps`` stages back to back, each moving its progress twice and once not at all;
+    before stage ``gate_at`` it waits for the file ``gate``."""
+    steps = int(context.task.payload.get("steps", 20))
+    gate_at = int(context.task.payload.get("gate_at", 0))
+    gate = Path(str(context.task.payload.get("gate", "")))
+    for step in range(1, steps + 1):
+        if step == gate_at:
+            await _wait_for_file(gate)
+        # A stage, then a move of progress alone, then the same again (no change at all).
+        await context.progress(f"step {step}/{steps}", 0.9 * (step - 0.5) / steps)
+        await context.progress(f"step {step}/{steps}", 0.9 * step / steps)
+        await context.progress(f"step {step}/{steps}", 0.9 * step / steps)
+    return TaskOutput(result={"steps": steps})
+
+
+async def _wait_for_file(path: Path) -> None:
+    """Until the test creates ``path`` (a file, so another process can open the gate)."""
+    while not await asyncio.to_thread(path.exists):  # noqa: ASYNC110 - no event crosses processes
+        await asyncio.sleep(0.01)

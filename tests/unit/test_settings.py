@@ -23,6 +23,31 @@ def test_every_setting_is_documented() -> None:
         assert f"GENKEEP_{field.upper()}" in names, field
 
 
+DOCS = EXAMPLE.parent / "docs"
+_ROW = re.compile(r"^\| `(GENKEEP_[A-Z0-9_]+)`[^|]*\| ([^|]+) \|", re.MULTILINE)
+
+
+def test_every_setting_is_documented_in_docs_with_its_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/, not only .env.example: the settings table of operations.md names every setting,
+    and a default it gives as a literal (or as "unset") is the code's default."""
+    docs = "\n".join(page.read_text() for page in sorted(DOCS.glob("*.md")))
+    rows = dict(_ROW.findall(docs))
+    defaults = Settings(_env_file=None)
+    for field in Settings.model_fields:
+        name = f"GENKEEP_{field.upper()}"
+        assert name in rows, f"{name} is not in the settings table of docs/operations.md"
+        cell = rows[name].strip()
+        if cell.startswith("unset"):
+            assert getattr(defaults, field) is None, (name, cell)
+        elif re.fullmatch(r"`[^`]*`", cell):
+            monkeypatch.setenv(name, cell.strip("`"))
+            assert getattr(Settings(_env_file=None), field) == getattr(defaults, field), name
+            monkeypatch.delenv(name)
+    assert set(rows) <= {f"GENKEEP_{f.upper()}" for f in Settings.model_fields}, "stale rows"
+
+
 def test_documented_defaults_parse_to_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     uncommented = re.findall(r"^(GENKEEP_[A-Z0-9_]+)=(.*)$", EXAMPLE.read_text(), re.MULTILINE)
     for name, value in uncommented:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genkeep.db.models import Artifact, Job, JobEvent, Task
+from genkeep.db.models import Artifact, Job, JobEvent, Task, TaskChange
 
 
 class Section(BaseModel):
@@ -129,6 +129,34 @@ class TaskOut(BaseModel):
     @classmethod
     def of(cls, task: Task) -> TaskOut:
         return cls.model_validate(task, from_attributes=True)
+
+
+class TaskEventOut(BaseModel):
+    """One change of a task, as the event stream sends it (``seq`` is the SSE ``id``)."""
+
+    id: str
+    seq: int
+    status: str
+    stage: str | None
+    progress: float
+    attempts: int
+    cancel_requested: bool
+    error: str | None
+    changed_at: datetime
+
+    @classmethod
+    def of(cls, change: TaskChange) -> TaskEventOut:
+        return cls(
+            id=change.task_id,
+            seq=change.seq,
+            status=change.status,
+            stage=change.stage,
+            progress=change.progress,
+            attempts=change.attempts,
+            cancel_requested=change.cancel_requested,
+            error=change.error,
+            changed_at=change.changed_at,
+        )
 
 
 class ArtifactOut(BaseModel):

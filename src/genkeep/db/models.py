@@ -183,6 +183,30 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class TaskChange(Base):
+    """A task's status, stage and progress after each change, in commit order per task.
+
+    Written by database triggers on ``tasks`` (``db/dialect.py``), so no code path that
+    moves a task can skip it; the task event stream (SSE) replays it by ``seq``.
+    """
+
+    __tablename__ = "task_changes"
+    __table_args__ = (Index("ix_task_changes_task", "task_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Artifact(Base):
     """One version of a job's output of one kind, stored in the blob store (I5)."""
 

@@ -24,6 +24,7 @@ from genkeep.db.dialect import (
     checkpoint_statement,
     insert_each_ignoring_conflicts,
     insert_ignoring_conflicts,
+    upsert_if_newer,
     upsert_unless,
 )
 from genkeep.db.models import LlmAnswer, OntologyRecord, Run, RunBatch, RunEntity
@@ -457,7 +458,11 @@ class DbLlmCache:
 
     @completes_when_cancelled
     async def put(self, key: str, answer: str) -> None:
-        values = {"request_hash": key, "answer": answer, "created_at": utcnow()}
-        statement = insert_ignoring_conflicts(self.db.backend, LlmAnswer.__table__, values)  # type: ignore[arg-type]
+        """Store a valid answer; it replaces a stored one (which the extractor found invalid)."""
+        values = {"answer": answer, "created_at": utcnow()}
+        table: Table = LlmAnswer.__table__  # type: ignore[assignment]
+        statement = upsert_if_newer(
+            self.db.backend, table, {"request_hash": key}, values, "created_at"
+        )
         async with self.db.transaction() as session:
             await session.execute(statement)

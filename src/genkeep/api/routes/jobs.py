@@ -15,11 +15,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.job_schemas import EventOut, JobCreate, JobOut, JobPage, JobUpdate
 from genkeep.db.jobs import FileInfo
-from genkeep.errors import BadInput, PromptTooLarge
+from genkeep.errors import BadInput, UploadTooLarge
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
 def _etag(version: int) -> str:
@@ -113,12 +111,13 @@ async def upload_file(
     if not safe_name or safe_name in (".", ".."):
         raise BadInput("filename must name a file")
     media_type = request.headers.get("content-type", "application/octet-stream")
+    limit = services.settings.max_upload_bytes
     digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile() as spool:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise PromptTooLarge(f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+            if size > limit:
+                raise UploadTooLarge(f"uploads are limited to {limit} bytes")
             digest.update(chunk)
             spool.write(chunk)
         spool.flush()

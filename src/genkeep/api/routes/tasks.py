@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
-from genkeep.api.job_schemas import TaskCreate, TaskOut
+from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import BadInput, NotFound
 from genkeep.worker.export_task import check_gates
@@ -84,7 +85,10 @@ async def retry_task(
 @router.get(
     "/tasks/{task_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        204: {"description": "The task is finished and has no change after Last-Event-ID."},
+    },
 )
 async def task_events(
     task_id: str,
@@ -92,32 +96,57 @@ async def task_events(
     owner: OwnerDep,
     services: ServicesDep,
     interval: float = 0.25,
-) -> StreamingResponse:
-    """Server-Sent Events: one `task` event per change of status, stage or progress."""
+    last_event_id: Annotated[
+        str | None, Header(description="The `id` of the last event received; resume after it.")
+    ] = None,
+) -> Response:
+    """Server-Sent Events: every change of the task's status, stage or progress, in order,
+    once, each with its `id`; ends after the task finishes."""
     if not 0.05 <= interval <= 10:
         raise BadInput("interval must be between 0.05 and 10 seconds")
-    if await services.tasks.get(owner, task_id) is None:
+    after = _event_id(last_event_id)
+    task = await services.tasks.get(owner, task_id)
+    if task is None:
         raise NotFound(f"task {task_id} not found")
+    changes = services.task_changes
+    first = await changes.after(owner, task_id, after)
+    if not first and task.status in FINISHED:
+        return Response(status_code=204)  # tells an EventSource to stop reconnecting
 
     async def stream() -> AsyncIterator[str]:
-        last: tuple[object, ...] | None = None
-        idle = 0.0
-        while not await request.is_disconnected():
-            task = await services.tasks.get(owner, task_id)
-            if task is None:
-                return
-            state = (task.status, task.stage, task.progress, task.attempts)
-            if state != last:
-                last, idle = state, 0.0
-                body = TaskOut.of(task).model_dump_json()
-                yield f"event: task\nid: {task.updated_at.timestamp()}\ndata: {body}\n\n"
-                if task.status in FINISHED:
+        nonlocal after
+        page, idle = first, 0.0
+        async with changes.watch(task_id) as changed:
+            while True:
+                for change in page:
+                    body = TaskEventOut.of(change).model_dump_json()
+                    yield f"id: {change.seq}\nevent: task\ndata: {body}\n\n"
+                    after, idle = change.seq, 0.0
+                if page and page[-1].status in FINISHED:
+                    page = await changes.after(owner, task_id, after)
+                    if not page:
+                        return
+                    continue
+                if await request.is_disconnected():
                     return
-            elif idle >= 15:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(interval)
-            idle += interval
+                if idle >= 15:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                # Cleared before the read: a NOTIFY that arrives during it wakes the next wait.
+                changed.clear()
+                page = await changes.after(owner, task_id, after)
+                if not page:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), interval)
+                    idle += interval
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _event_id(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 0
+    if not value.strip().isdigit():
+        raise BadInput("Last-Event-ID must be the id of an event this stream sent")
+    return int(value)
