@@ -80,7 +80,9 @@ TASK_CHANGES_CHANNEL = "genkeep_task_changes"
 # claim, completion and submit statements above, the reaper and every fenced update would
 # each have to remember it, and the one that forgot would make the event stream skip a
 # change. A heartbeat (lease only) is no change. On PostgreSQL the trigger also NOTIFYs
-# the task id; per task, the row lock orders the writers, so ``seq`` is commit order.
+# the task id when a stream watches the task (``task_watchers``: a NOTIFY serializes
+# commits, too dear for every change of every task); per task, the row lock orders the
+# writers, so ``seq`` is commit order.
 _CHANGE_COLUMNS = "status, stage, progress, attempts, cancel_requested, error"
 _CHANGE_INSERT = (
     f"INSERT INTO task_changes (task_id, owner_id, {_CHANGE_COLUMNS}, changed_at) "
@@ -101,7 +103,9 @@ def task_change_triggers(backend: str) -> list[str]:
         return [
             "CREATE FUNCTION genkeep_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
             f"BEGIN {_CHANGE_INSERT}; "
-            f"PERFORM pg_notify('{TASK_CHANGES_CHANNEL}', NEW.id); RETURN NULL; END $$",
+            "IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = NEW.id) THEN "
+            f"PERFORM pg_notify('{TASK_CHANGES_CHANNEL}', NEW.id); END IF; "
+            "RETURN NULL; END $$",
             "CREATE TRIGGER task_created AFTER INSERT ON tasks FOR EACH ROW "
             "EXECUTE FUNCTION genkeep_task_changed()",
             "CREATE TRIGGER task_changed AFTER UPDATE ON tasks FOR EACH ROW "

@@ -207,6 +207,23 @@ class TaskChange(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TaskWatcher(Base):
+    """An open event stream of a task: the change trigger NOTIFYs only watched tasks.
+
+    A NOTIFY takes a lock that serializes every committing transaction that sent one, so
+    notifying each change of every task would halve the task queue's throughput for streams
+    nobody opened. A row left by a killed process costs only stray wake-ups of its task.
+    """
+
+    __tablename__ = "task_watchers"
+
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    watcher_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Artifact(Base):
     """One version of a job's output of one kind, stored in the blob store (I5)."""
 

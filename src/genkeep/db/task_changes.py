@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from genkeep.db.database import Database
 from genkeep.db.dialect import TASK_CHANGES_CHANNEL
-from genkeep.db.models import TaskChange
+from genkeep.db.models import TaskChange, TaskWatcher
+from genkeep.db.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,15 @@ class TaskChanges:
 
     @contextlib.asynccontextmanager
     async def watch(self, task_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event set whenever ``task_id`` changes (PostgreSQL); the caller clears it."""
+        """An event set whenever ``task_id`` changes (PostgreSQL); the caller clears it.
+
+        Listening starts before the watch is registered, and the caller reads the log after
+        both: a change committed later is notified; one committed earlier is in the log.
+        """
         await self._listen()
         changed = asyncio.Event()
         self._waiters.setdefault(task_id, set()).add(changed)
+        watcher = await self._register(task_id)
         try:
             yield changed
         finally:
@@ -60,6 +67,27 @@ class TaskChanges:
             waiting.discard(changed)
             if not waiting:
                 self._waiters.pop(task_id, None)
+            if watcher is not None:
+                await asyncio.shield(self._unregister(task_id, watcher))
+
+    async def _register(self, task_id: str) -> str | None:
+        if self._connection is None:  # not listening: nothing would hear a NOTIFY
+            return None
+        watcher = str(uuid.uuid4())
+        async with self.db.transaction() as session:
+            session.add(TaskWatcher(task_id=task_id, watcher_id=watcher, created_at=utcnow()))
+        return watcher
+
+    async def _unregister(self, task_id: str, watcher: str) -> None:
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    delete(TaskWatcher).where(
+                        TaskWatcher.task_id == task_id, TaskWatcher.watcher_id == watcher
+                    )
+                )
+        except Exception:  # the row only costs stray wake-ups of this task
+            log.warning("could not unregister the watch of task %s", task_id, exc_info=True)
 
     async def _listen(self) -> None:
         if self.db.backend != "postgresql":

@@ -1,4 +1,5 @@
-"""task_changes: every change of a task, written by triggers, for the task event stream
+"""task_changes: every change of a task, written by triggers, for the task event stream;
+task_watchers: the open streams, which the trigger notifies
 
 Revision ID: 0005
 Revises: 0004
@@ -47,6 +48,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("task_changes", schema=None) as batch_op:
         batch_op.create_index("ix_task_changes_task", ["task_id", "seq"], unique=False)
+    op.create_table(
+        "task_watchers",
+        sa.Column("task_id", sa.String(length=36), nullable=False),
+        sa.Column("watcher_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            ["tasks.id"],
+            name=op.f("fk_task_watchers_task_id_tasks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("task_id", "watcher_id", name=op.f("pk_task_watchers")),
+    )
     for statement in task_change_triggers(op.get_bind().dialect.name):
         op.execute(statement)
 
@@ -54,6 +68,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in drop_task_change_triggers(op.get_bind().dialect.name):
         op.execute(statement)
+    op.drop_table("task_watchers")
     with op.batch_alter_table("task_changes", schema=None) as batch_op:
         batch_op.drop_index("ix_task_changes_task")
     op.drop_table("task_changes")
