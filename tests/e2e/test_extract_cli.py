@@ -334,8 +334,9 @@ def test_resume_of_a_run_held_by_a_live_process_says_when_its_lease_ends(
         assert busy.returncode == 1, busy.stderr
         assert "Traceback" not in busy.stderr
         [line] = busy.stderr.strip().splitlines()
-        holder = f"{socket.gethostname()}:{process.pid}"
-        assert line.startswith(f"error: run {run_id} is being executed by {holder}; "), line
+        holder = f"{socket.gethostname()}:{process.pid}:"  # then the process's random id
+        assert line.startswith(f"error: run {run_id} is being executed by {holder}"), line
+        assert "; its lease ends at" in line and " ns=" not in line, line
         assert re.search(r"its lease ends at \S+ \(in \d+s\)", line), line
         assert not out.exists()
     finally:
