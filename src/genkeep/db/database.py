@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from genkeep.db.reader import Reader, open_reader
 from genkeep.db.url import async_url, is_sqlite, redacted
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -73,6 +74,10 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The cache-hit path's own connections (db/reader.py); opened on first use.
+        self.reader: Reader | None = open_reader(
+            self.url, self.engine.dialect, pool_size, SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -126,6 +131,8 @@ class Database:
         return redacted(self.url)
 
     async def dispose(self) -> None:
+        if self.reader is not None:
+            await self.reader.close()
         await self.engine.dispose()
 
 

@@ -202,10 +202,19 @@ class GenerateService:
     async def _join_flight(
         self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl
     ) -> Outcome:
+        arrived = time.monotonic()
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
         flight = self._flights.get(flight_key)
+        found: PromptState | None = None
+        if flight is None:
+            # The hot path: a hit is answered by its own read, without a flight task; only
+            # a miss opens a flight, which takes over what was read.
+            outcome, found = await self._read_first(key, cache)
+            if outcome is not None:
+                return outcome
+            flight = self._flights.get(flight_key)  # opened by another request meanwhile
         if flight is not None:
-            # Identical concurrent requests in this process share one read and one claim.
+            # Identical concurrent misses in this process share one claim and one generation.
             outcome = await asyncio.shield(flight)
             if outcome.cached:
                 CACHE_HITS.labels(key.profile_name).inc()
@@ -213,7 +222,7 @@ class GenerateService:
             COALESCED.labels("process").inc()
             return replace(outcome, cached=False, coalesced=True)
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self._fly(key, profile, cache, time.monotonic()))
+        flight = asyncio.create_task(self._fly(key, profile, cache, arrived, found))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return await asyncio.shield(flight)
@@ -224,11 +233,13 @@ class GenerateService:
             flight.exception()  # marks it retrieved when every waiter has gone
 
     async def _fly(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, arrived: float
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
     ) -> Outcome:
-        outcome, found = await self._read_first(key, cache)
-        if outcome is not None:
-            return outcome
         if cache.no_store or not self.settings.persistence_enabled:
             generation = await self._call_generator(key, profile)
             return _unstored(generation, None, None)
