@@ -100,7 +100,8 @@ def create_app() -> FastAPI:
         async with opened as fetch:
             yield
 
-    app = FastAPI(lifespan=lifespan)
+    # As lean as genkeep's app: no OpenTelemetry hooks (genkeep exports Prometheus).
+    app = FastAPI(lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
 
     @app.post("/v1/generate")
     async def generate(body: GenerateBody) -> JSONResponse:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from genkeep import __version__
 from genkeep.api import problems
@@ -30,6 +31,7 @@ from genkeep.worker.registry import load_handlers
 
 log = logging.getLogger(__name__)
 
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
 
 
@@ -72,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Generate once, keep it durable: read-first generation, jobs, tasks and artifacts.",
         lifespan=lifespan,
+        # genkeep exports Prometheus metrics (/metrics); FastAPI's native OpenTelemetry
+        # hooks would only ask the global providers, on every request, whether to record.
+        telemetry=NO_OPENTELEMETRY,
     )
     problems.install(app)
     for module in ROUTERS:
