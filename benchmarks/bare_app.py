@@ -2,7 +2,7 @@
 
 Parse the JSON body, normalize and sha256 the prompt, run one indexed SELECT on the
 (owner, profile, hash) unique key joined to the latest result, answer JSON with the same
-fields genkeep answers. PostgreSQL through an asyncpg pool of fixed size; SQLite through
+fields genkeep answers. PostgreSQL through an asyncpg pool of fixed size (no reset round trip on release); SQLite through
 one ``sqlite3`` connection on the event loop (a WAL read of one row is cheaper than a
 thread hop). No SQLAlchemy, no genkeep service, metrics or owner resolution.
 Served as ``uvicorn benchmarks.bare_app:create_app --factory`` with ``GENKEEP_*`` env.
@@ -61,10 +61,15 @@ def _database_url() -> str:
     return str(load_settings().database_url)
 
 
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    pass
+
+
 @asynccontextmanager
 async def _postgres(url: str, size: int) -> AsyncIterator[Callable[[list[str]], Awaitable[Any]]]:
     dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-    async with asyncpg.create_pool(dsn, min_size=size, max_size=size) as pool:
+    # Nothing to reset after a lone SELECT: asyncpg's default reset is a round trip per release.
+    async with asyncpg.create_pool(dsn, min_size=size, max_size=size, reset=_no_reset) as pool:
 
         async def fetch(params: list[str]) -> Any:
             return await pool.fetchrow(_PG_LATEST, *params)
