@@ -33,7 +33,7 @@ from genkeep.worker.registry import load_handlers
 log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+ROUTERS = (prompts, export, jobs, tasks, artifacts, runs, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=NO_OPENTELEMETRY,
     )
     problems.install(app)
+    generate.install(app)  # the hot path, first and outside the routers
     for module in ROUTERS:
         app.include_router(module.router)
     return app

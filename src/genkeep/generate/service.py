@@ -121,6 +121,7 @@ class GenerateService:
         self.settings = settings
         self.generators = generators
         self._flights: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
+        self._reads: dict[tuple[object, ...], asyncio.Future[Outcome | None]] = {}
         self._persisting: set[asyncio.Task[None]] = set()
         # Settings do not change during the service's life, so neither do profile keys.
         self._profile_keys: dict[str, str] = {}
@@ -231,27 +232,82 @@ class GenerateService:
         arrived = time.monotonic()
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
         flight = self._flights.get(flight_key)
-        found: PromptState | None = None
         if flight is None:
-            # The hot path: a hit is answered by its own read, without a flight task; only
-            # a miss opens a flight, which takes over what was read.
+            # The hot path: a hit is answered by one read and no task. Identical requests
+            # that arrive during that read wait for it (a future, cheaper than a task);
+            # only a miss opens a flight, which takes over what was read.
+            read = self._reads.get(flight_key)
+            if read is not None:
+                outcome = await asyncio.shield(read)
+                if outcome is not None:
+                    self._hits(key.profile_name).inc()
+                    return outcome
+                flight = self._flights.get(flight_key)
+            else:
+                return await self._read_or_fly(flight_key, key, profile, cache, arrived)
+        if flight is None:  # the read failed or was cancelled: this request flies itself
+            return await self._open_flight(flight_key, key, profile, cache, arrived, None)
+        # Identical concurrent misses in this process share one claim and one generation.
+        outcome = await asyncio.shield(flight)
+        if outcome.cached:
+            self._hits(key.profile_name).inc()
+            return outcome
+        COALESCED.labels("process").inc()
+        return replace(outcome, cached=False, coalesced=True)
+
+    async def _read_or_fly(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+    ) -> Outcome:
+        """Read first for every request of this key meanwhile; on a miss, open the flight."""
+        read: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._reads[flight_key] = read
+        outcome: Outcome | None = None
+        opened: asyncio.Task[Outcome] | None = None
+        try:
             outcome, found = await self._read_first(key, cache)
-            if outcome is not None:
-                return outcome
-            flight = self._flights.get(flight_key)  # opened by another request meanwhile
-        if flight is not None:
-            # Identical concurrent misses in this process share one claim and one generation.
-            outcome = await asyncio.shield(flight)
-            if outcome.cached:
-                self._hits(key.profile_name).inc()
-                return outcome
-            COALESCED.labels("process").inc()
-            return replace(outcome, cached=False, coalesced=True)
+            if outcome is None:
+                opened = self._start_flight(flight_key, key, profile, cache, arrived, found)
+        finally:
+            # Waiters wake after this: they find the hit, or the flight opened just now.
+            del self._reads[flight_key]
+            read.set_result(outcome)
+        if outcome is not None:
+            return outcome
+        assert opened is not None
+        return await asyncio.shield(opened)
+
+    async def _open_flight(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
+    ) -> Outcome:
+        return await asyncio.shield(
+            self._start_flight(flight_key, key, profile, cache, arrived, found)
+        )
+
+    def _start_flight(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
+    ) -> asyncio.Task[Outcome]:
         # The flight is its own task so that a cancelled request cannot cancel the others.
         flight = asyncio.create_task(self._fly(key, profile, cache, arrived, found))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
-        return await asyncio.shield(flight)
+        return flight
 
     def _land(self, flight_key: tuple[object, ...], flight: asyncio.Task[Outcome]) -> None:
         self._flights.pop(flight_key, None)
