@@ -2,9 +2,10 @@
 
 Parse the JSON body, normalize and sha256 the prompt, run one indexed SELECT on the
 (owner, profile, hash) unique key joined to the latest result, answer JSON with the same
-fields genkeep answers. PostgreSQL through an asyncpg pool of fixed size (no reset round trip on release); SQLite through
-one ``sqlite3`` connection on the event loop (a WAL read of one row is cheaper than a
-thread hop). No SQLAlchemy, no genkeep service, metrics or owner resolution.
+fields genkeep answers. PostgreSQL through an asyncpg pool of fixed size (no reset round
+trip on release); SQLite through one ``sqlite3`` connection on the event loop (a WAL read
+of one row is cheaper than a thread hop). No SQLAlchemy, no genkeep service, metrics or
+owner resolution.
 Served as ``uvicorn benchmarks.bare_app:create_app --factory`` with ``GENKEEP_*`` env.
 """
 

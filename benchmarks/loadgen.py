@@ -1,7 +1,8 @@
 """Closed-loop HTTP load from outside the server processes: ``wrk`` if installed, else Python.
 
-Both drivers keep ``connections`` keep-alive connections busy for ``seconds``, cycle through
-the given JSON bodies picked at random per request, and count every answer that is not a 200 containing ``marker``.
+Both drivers keep ``connections`` keep-alive connections busy for ``seconds``, send the given
+JSON bodies picked at random per request, and count every answer that is not a 200
+containing ``marker``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,11 @@ from sqlalchemy.engine import URL, Dialect
 
 Row = Mapping[str, Any]
 # URL query options SQLAlchemy's asyncpg dialect consumes itself; asyncpg.connect refuses them.
-_SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback")
+_SQLALCHEMY_ONLY = (
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "async_fallback",
+)
 
 
 class ReadStatement:

@@ -11,7 +11,6 @@ from genkeep.api.deps import current_owner
 from genkeep.api.schemas import GenerateRequest, GenerateResponse
 from genkeep.services import Services
 
-
 # Documented here, read from the request below: as a declared Header parameter FastAPI
 # spent more per request on it than the whole cache-hit read.
 _CACHE_CONTROL: dict[str, Any] = {
