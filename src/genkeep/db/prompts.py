@@ -349,7 +349,7 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-def _prompt_state(row: Mapping[str, Any], stamp: Callable[[Any], datetime]) -> PromptState:
+def _prompt_state(row: Mapping[Any, Any], stamp: Callable[[Any], datetime]) -> PromptState:
     """``_FIND``'s row; ``stamp`` turns the driver's timestamps into aware UTC datetimes."""
     result = None
     if row["r_id"] is not None:

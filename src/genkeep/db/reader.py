@@ -19,13 +19,14 @@ import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import asyncpg
-from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 Row = Mapping[str, Any]
 # URL query options SQLAlchemy's asyncpg dialect consumes itself; asyncpg.connect refuses them.
@@ -39,7 +40,7 @@ _SQLALCHEMY_ONLY = (
 class ReadStatement:
     """A SELECT compiled once per dialect, with its parameters in positional order."""
 
-    def __init__(self, query: Select[Any]) -> None:
+    def __init__(self, query: ClauseElement) -> None:
         self.query = query
         self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
 
@@ -49,7 +50,7 @@ class ReadStatement:
             dialect: Dialect = (
                 pg_asyncpg.dialect() if backend == "postgresql" else sqlite_dialect()  # type: ignore[no-untyped-call]
             )
-            compiled = self.query.compile(dialect=dialect)
+            compiled = cast(SQLCompiler, self.query.compile(dialect=dialect))
             found = self._compiled[backend] = (compiled.string, tuple(compiled.positiontup or ()))
         return found
 
