@@ -32,6 +32,7 @@ test: lint
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'
+	bash scripts/install-bench-tools.sh
 	$(BIN)/python benchmarks/generate_bench.py
 	$(BIN)/python benchmarks/task_bench.py
 	$(BIN)/python benchmarks/extract_bench.py

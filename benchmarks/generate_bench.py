@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.coalescing import CoalescingResult, measure_coalescing
 from benchmarks.databases import throwaway_database
 from benchmarks.loadgen import LoadResult, run_python, run_wrk, wrk_available
+from benchmarks.profiles import Profile, py_spy_available, start_recording, summarize
 from benchmarks.servers import ROOT, BareServer, process_cpu_seconds, server_env
 from tests.support.server import Server
 
@@ -68,6 +69,7 @@ class Options:
     wrk_threads: int
     log_level: str
     json_path: Path
+    profile_dir: Path | None
 
     @property
     def round_seconds(self) -> float:
@@ -123,6 +125,7 @@ class BackendRun:
     targets: dict[str, TargetRun]
     coalescing: CoalescingResult
     errors: list[str]
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -155,6 +158,7 @@ class BackendRun:
                 and not self.coalescing.problems(),
             },
             "errors": self.errors,
+            "profiles": {name: asdict(profile) for name, profile in self.profiles.items()},
         }
 
 
@@ -220,6 +224,7 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
                         f"server CPU {measured.cpu_us_per_request:5.0f} us/req",
                         highlight=False,
                     )
+            profiles = profile_servers(backend, options, pool, servers, bodies)
         except BaseException:
             for name, server in servers.items():
                 if server.log().strip():
@@ -237,7 +242,28 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
         if r.load.bad or r.load.socket_errors
     ]
     errors += [f"{backend}/coalescing: {problem}" for problem in coalescing.problems()]
-    return BackendRun(backend, workers, targets, coalescing, errors)
+    return BackendRun(backend, workers, targets, coalescing, errors, profiles)
+
+
+def profile_servers(
+    backend: str,
+    options: Options,
+    pool: Executor | None,
+    servers: dict[str, Server],
+    bodies: list[str],
+) -> dict[str, Profile]:
+    """One extra, unrecorded round per target with py-spy sampling its server processes."""
+    if options.profile_dir is None:
+        return {}
+    profiles = {}
+    for name, server in servers.items():
+        out = options.profile_dir / backend / name
+        recorders = start_recording(server.worker_pids(), options.round_seconds, out)
+        drive(options, pool, server.url, bodies, MARKERS[name], options.round_seconds)
+        for recorder in recorders:
+            recorder.wait(timeout=options.round_seconds + 60)
+        profiles[name] = summarize(out)
+    return profiles
 
 
 def coalesce(database_url: str, work: Path, workers: int, options: Options) -> CoalescingResult:
@@ -316,6 +342,17 @@ def report(runs: list[BackendRun], options: Options) -> None:
         )
     console.print(coalescing)
 
+    for run in runs:
+        for name, profile in run.profiles.items():
+            frames = Table(title=f"py-spy, {run.backend} / {name}: {profile.samples} busy samples")
+            for column in ("self", "share", "inclusive", "share "):
+                frames.add_column(column, justify="right" if "share" in column else "left")
+            for index in range(max(len(profile.self_share), len(profile.inclusive_share))):
+                own = profile.self_share[index] if index < len(profile.self_share) else ("", 0)
+                incl = profile.inclusive_share[index]
+                frames.add_row(own[0], f"{own[1]:.1%}", incl[0], f"{incl[1]:.1%}")
+            console.print(frames)
+
 
 def settings_of(options: Options) -> dict[str, Any]:
     return {
@@ -341,7 +378,7 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per target")
     parser.add_argument("--concurrency", type=int, default=32, help="open connections")
     parser.add_argument("--workers", type=int, help="server processes (default 1 sqlite, 2 pg)")
-    parser.add_argument("--prompts", type=int, default=100, help="distinct stored prompts")
+    parser.add_argument("--prompts", type=int, default=2000, help="distinct stored prompts")
     parser.add_argument("--burst", type=int, default=200, help="identical concurrent requests")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--client-processes", type=int, default=1, help="Python load processes")
@@ -350,7 +387,12 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks/results/generate_bench.json"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="after the rounds, sample each server with py-spy into DIR"
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None and not py_spy_available():
+        parser.error("py-spy is not installed (the bench extra installs it)")
     loadgen = args.loadgen
     if loadgen == "auto":
         loadgen = "wrk" if wrk_available() else "python"
@@ -369,6 +411,7 @@ def parse_options(argv: list[str] | None) -> Options:
         wrk_threads=args.wrk_threads,
         log_level=args.log_level,
         json_path=args.json,
+        profile_dir=args.profile,
     )
 
 

@@ -1,13 +1,15 @@
 """Closed-loop HTTP load from outside the server processes: ``wrk`` if installed, else Python.
 
-Both drivers keep ``connections`` keep-alive connections busy for ``seconds``, cycle through
-the given JSON bodies, and count every answer that is not a 200 containing ``marker``.
+Both drivers keep ``connections`` keep-alive connections busy for ``seconds``, send the given
+JSON bodies picked at random per request, and count every answer that is not a 200
+containing ``marker``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import shutil
 import statistics
 import subprocess
@@ -97,14 +99,12 @@ async def _drive(
     sample = ""
     stop_at = time.perf_counter() + seconds
 
-    async def connection(offset: int) -> None:
+    async def connection() -> None:
         nonlocal bad, socket_errors, sample
         reader, writer = await open_connection(url)
-        sent = offset
         try:
             while time.perf_counter() < stop_at:
-                payload = requests[sent % len(requests)]
-                sent += 1
+                payload = random.choice(requests)
                 started = time.perf_counter()
                 writer.write(payload)
                 status, body = await read_response(reader)
@@ -118,7 +118,7 @@ async def _drive(
             writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(connection(i * 7) for i in range(connections)))
+    await asyncio.gather(*(connection() for _ in range(connections)))
     return ClientReport(latencies, time.perf_counter() - began, bad, socket_errors, sample)
 
 
@@ -183,6 +183,9 @@ function setup(thread)
 end
 
 function init(args)
+  -- Each thread its own seed: bodies are picked at random per request, so concurrent
+  -- requests for one prompt are as rare as chance makes them.
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) %% 100000)
   prepared = {}
   for i, body in ipairs(bodies) do
     prepared[i] = wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, body)
@@ -192,7 +195,7 @@ end
 
 function request()
   sent = sent + 1
-  return prepared[(sent %% #prepared) + 1]
+  return prepared[math.random(#prepared)]
 end
 
 function response(status, headers, body)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from genkeep.db.reader import Reader, open_reader
 from genkeep.db.url import async_url, is_sqlite, redacted
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -51,6 +52,12 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def reader_size(pool_size: int) -> int:
+    """Connections of the cache-hit reader: one short SELECT each, so a few serve thousands
+    of hits a second; under a burst, reads wait for one instead of opening more."""
+    return min(pool_size, 4)
+
+
 class Database:
     """One engine and session factory; ``backend`` is 'sqlite' or 'postgresql'."""
 
@@ -67,12 +74,19 @@ class Database:
         else:
             # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).
             # Connections are recycled instead, and a dropped one fails one request.
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=300)
+            # The cache-hit reader's connections come out of the overflow allowance, so a
+            # process still holds at most three times pool_size connections.
+            overflow = pool_size * 2 - reader_size(pool_size)
+            kwargs.update(pool_size=pool_size, max_overflow=overflow, pool_recycle=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if is_sqlite(self.url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The cache-hit path's own connections (db/reader.py); opened on first use.
+        self.reader: Reader | None = open_reader(
+            self.url, self.engine.dialect, reader_size(pool_size), SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -126,6 +140,8 @@ class Database:
         return redacted(self.url)
 
     async def dispose(self) -> None:
+        if self.reader is not None:
+            await self.reader.close()
         await self.engine.dispose()
 
 

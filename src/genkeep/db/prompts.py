@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,7 +16,8 @@ from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import insert_ignoring_conflicts
 from genkeep.db.models import Prompt, Result
-from genkeep.db.types import utcnow
+from genkeep.db.reader import ReadStatement
+from genkeep.db.types import utc_from_driver, utcnow
 from genkeep.generate.generator import Generation
 from genkeep.generate.normalize import sha256_hex
 
@@ -61,7 +63,7 @@ class PromptState:
 
 
 # Built once: this is the query of every cache hit.
-_FIND = (
+_FIND_QUERY = (
     select(
         Prompt.id,
         Prompt.status,
@@ -86,6 +88,7 @@ _FIND = (
         Prompt.normalized_hash == bindparam("normalized_hash"),
     )
 )
+_FIND = ReadStatement(_FIND_QUERY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,32 +122,13 @@ class PromptStore:
             "profile_key": key.profile_key,
             "normalized_hash": key.normalized_hash,
         }
+        reader = self.db.reader
+        if reader is not None:  # the driver itself, in autocommit (db/reader.py)
+            found = await reader.fetch_one(_FIND, params)
+            return None if found is None else _prompt_state(found, utc_from_driver)
         async with self.db.engine.connect() as connection:
-            row = (await connection.execute(_FIND, params)).first()
-        if row is None:
-            return None
-        result = None
-        if row.r_id is not None:
-            result = StoredResult(
-                id=row.r_id,
-                version=row.r_version,
-                source=row.r_source,
-                content=row.r_content,
-                content_sha256=row.r_sha,
-                model=row.r_model,
-                created_at=row.r_created_at,
-            )
-        return PromptState(
-            id=row.id,
-            status=row.status,
-            claim_token=row.claim_token,
-            claim_holder=row.claim_holder,
-            lease_expires_at=row.lease_expires_at,
-            last_error=row.last_error,
-            latest_version=row.latest_version,
-            result=result,
-            now=row.db_now,
-        )
+            row = (await connection.execute(_FIND_QUERY, params)).first()
+        return None if row is None else _prompt_state(row._mapping, _as_is)
 
     @completes_when_cancelled
     async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
@@ -359,6 +343,37 @@ class PromptStore:
                 )
                 duplicates.append(Duplicate(owner_id, profile, hashed, count, list(ids.scalars())))
         return duplicates
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _prompt_state(row: Mapping[Any, Any], stamp: Callable[[Any], datetime]) -> PromptState:
+    """``_FIND``'s row; ``stamp`` turns the driver's timestamps into aware UTC datetimes."""
+    result = None
+    if row["r_id"] is not None:
+        result = StoredResult(
+            id=row["r_id"],
+            version=row["r_version"],
+            source=row["r_source"],
+            content=row["r_content"],
+            content_sha256=row["r_sha"],
+            model=row["r_model"],
+            created_at=stamp(row["r_created_at"]),
+        )
+    lease = row["lease_expires_at"]
+    return PromptState(
+        id=row["id"],
+        status=row["status"],
+        claim_token=row["claim_token"],
+        claim_holder=row["claim_holder"],
+        lease_expires_at=None if lease is None else stamp(lease),
+        last_error=row["last_error"],
+        latest_version=row["latest_version"],
+        result=result,
+        now=stamp(row["db_now"]),
+    )
 
 
 _Row = TypeVar("_Row", Prompt, Result)

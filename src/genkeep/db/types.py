@@ -31,5 +31,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_from_driver(value: datetime | str) -> datetime:
+    """A timestamp as a driver read it directly: asyncpg's aware datetime or SQLite's text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

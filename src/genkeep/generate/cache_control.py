@@ -19,6 +19,8 @@ class CacheControl:
     @classmethod
     def parse(cls, header: str | None) -> CacheControl:
         """Read the directives genkeep honours; unknown directives are ignored as RFC 9111 says."""
+        if not header:
+            return _NO_DIRECTIVES
         no_cache = no_store = False
         max_age: float | None = None
         for part in (header or "").split(","):
@@ -48,3 +50,6 @@ class CacheControl:
         """Whether a result produced after the request arrived may answer it: any, except
         that no-cache asked for a generation, which a person's edit is not."""
         return not (self.no_cache and source == "edited")
+
+
+_NO_DIRECTIVES = CacheControl()

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter
+
 from genkeep import identity, interleave
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore, StoredResult
@@ -44,6 +46,8 @@ from genkeep.metrics import (
 )
 
 log = logging.getLogger(__name__)
+# Labelled children looked up once: ``labels()`` takes a lock and builds a key each call.
+_LATENCY = {label: REQUEST_LATENCY.labels(label) for label in ("hit", "coalesced", "generated")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,21 @@ class Outcome:
     cached: bool
     coalesced: bool
     persisted: bool
+
+    def as_json(self) -> dict[str, object]:
+        """The response body (``dataclasses.asdict`` deep-copies: a tenth of a hit's cost)."""
+        return {
+            "prompt_id": self.prompt_id,
+            "result_id": self.result_id,
+            "version": self.version,
+            "content": self.content,
+            "content_sha256": self.content_sha256,
+            "model": self.model,
+            "source": self.source,
+            "cached": self.cached,
+            "coalesced": self.coalesced,
+            "persisted": self.persisted,
+        }
 
 
 def _stored(prompt: PromptState, result: StoredResult, *, cached: bool, coalesced: bool) -> Outcome:
@@ -102,9 +121,11 @@ class GenerateService:
         self.settings = settings
         self.generators = generators
         self._flights: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
+        self._reads: dict[tuple[object, ...], asyncio.Future[Outcome | None]] = {}
         self._persisting: set[asyncio.Task[None]] = set()
         # Settings do not change during the service's life, so neither do profile keys.
         self._profile_keys: dict[str, str] = {}
+        self._hit_counters: dict[str, Counter] = {}
 
     # -- public API ---------------------------------------------------------------------
 
@@ -119,7 +140,7 @@ class GenerateService:
         key, profile = self.key_for(owner_id, prompt, profile_name)
         outcome = await self._join_flight(key, profile, cache)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
-        REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
+        _LATENCY[label].observe(time.perf_counter() - started)
         return outcome
 
     async def regenerate(self, owner_id: str, prompt_id: str) -> Outcome:
@@ -165,6 +186,12 @@ class GenerateService:
         )
         return key, profile
 
+    def _hits(self, profile_name: str) -> Counter:
+        found = self._hit_counters.get(profile_name)
+        if found is None:
+            found = self._hit_counters[profile_name] = CACHE_HITS.labels(profile_name)
+        return found
+
     def _profile_key(self, name: str, profile: GeneratorProfile) -> str:
         found = self._profile_keys.get(name)
         if found is None:
@@ -196,27 +223,91 @@ class GenerateService:
             return None, found
         if not cache.accepts_stored(found.result.created_at, found.now):
             return None, found
-        CACHE_HITS.labels(key.profile_name).inc()
+        self._hits(key.profile_name).inc()
         return _stored(found, found.result, cached=True, coalesced=False), found
 
     async def _join_flight(
         self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl
     ) -> Outcome:
+        arrived = time.monotonic()
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
         flight = self._flights.get(flight_key)
-        if flight is not None:
-            # Identical concurrent requests in this process share one read and one claim.
-            outcome = await asyncio.shield(flight)
-            if outcome.cached:
-                CACHE_HITS.labels(key.profile_name).inc()
-                return outcome
-            COALESCED.labels("process").inc()
-            return replace(outcome, cached=False, coalesced=True)
+        if flight is None:
+            # The hot path: a hit is answered by one read and no task. Identical requests
+            # that arrive during that read wait for it (a future, cheaper than a task);
+            # only a miss opens a flight, which takes over what was read.
+            read = self._reads.get(flight_key)
+            if read is not None:
+                outcome = await asyncio.shield(read)
+                if outcome is not None:
+                    self._hits(key.profile_name).inc()
+                    return outcome
+                flight = self._flights.get(flight_key)
+            else:
+                return await self._read_or_fly(flight_key, key, profile, cache, arrived)
+        if flight is None:  # the read failed or was cancelled: this request flies itself
+            return await self._open_flight(flight_key, key, profile, cache, arrived, None)
+        # Identical concurrent misses in this process share one claim and one generation.
+        outcome = await asyncio.shield(flight)
+        if outcome.cached:
+            self._hits(key.profile_name).inc()
+            return outcome
+        COALESCED.labels("process").inc()
+        return replace(outcome, cached=False, coalesced=True)
+
+    async def _read_or_fly(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+    ) -> Outcome:
+        """Read first for every request of this key meanwhile; on a miss, open the flight."""
+        read: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._reads[flight_key] = read
+        outcome: Outcome | None = None
+        opened: asyncio.Task[Outcome] | None = None
+        try:
+            outcome, found = await self._read_first(key, cache)
+            if outcome is None:
+                opened = self._start_flight(flight_key, key, profile, cache, arrived, found)
+        finally:
+            # Waiters wake after this: they find the hit, or the flight opened just now.
+            del self._reads[flight_key]
+            read.set_result(outcome)
+        if outcome is not None:
+            return outcome
+        assert opened is not None
+        return await asyncio.shield(opened)
+
+    async def _open_flight(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
+    ) -> Outcome:
+        return await asyncio.shield(
+            self._start_flight(flight_key, key, profile, cache, arrived, found)
+        )
+
+    def _start_flight(
+        self,
+        flight_key: tuple[object, ...],
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
+    ) -> asyncio.Task[Outcome]:
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self._fly(key, profile, cache, time.monotonic()))
+        flight = asyncio.create_task(self._fly(key, profile, cache, arrived, found))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
-        return await asyncio.shield(flight)
+        return flight
 
     def _land(self, flight_key: tuple[object, ...], flight: asyncio.Task[Outcome]) -> None:
         self._flights.pop(flight_key, None)
@@ -224,11 +315,13 @@ class GenerateService:
             flight.exception()  # marks it retrieved when every waiter has gone
 
     async def _fly(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, arrived: float
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
     ) -> Outcome:
-        outcome, found = await self._read_first(key, cache)
-        if outcome is not None:
-            return outcome
         if cache.no_store or not self.settings.persistence_enabled:
             generation = await self._call_generator(key, profile)
             return _unstored(generation, None, None)
