@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,10 @@ async def test_a_released_attempt_and_the_next_write_under_different_keys(
 async def test_max_age_zero_from_three_processes_makes_one_call(services: Services) -> None:
     generator = CountingGenerator()
     first = await generate_service(services, generator).generate(OWNER, "fresh, please")
-    await asyncio.sleep(0.01)  # the stored result is now older than 0 s
+    async with services.database.transaction() as session:  # stored an hour ago
+        await session.execute(
+            update(Result).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
     gate = asyncio.Event()
     generator.gate = gate
     waits = Counter()

@@ -356,6 +356,9 @@ class GenerateService:
             if baseline is None:
                 baseline = 0 if found is None else found.latest_version
                 if found is not None:
+                    # Measured after the read returned: an early bound of the arrival, so a
+                    # result stamped during the read (committed after the request came) is
+                    # newer; paying twice for a simultaneous request is the worse error.
                     arrived_at = found.now - timedelta(seconds=time.monotonic() - arrived)
             await interleave.point("generate.before_claim")
             if found is None:
