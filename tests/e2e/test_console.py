@@ -1,0 +1,167 @@
+"""The web console in a real Chromium against a real ``genkeep serve`` (issue 10).
+
+Debian's /usr/bin/chromium is driven by Playwright; a missing browser fails the run.
+Screenshots go to ``GENKEEP_SCREENSHOTS`` (``make screenshots``: docs/console/) if set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.conftest import process_env
+from tests.support.server import Server, run_cli
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def page(db_url: str) -> Iterator[Page]:
+    """A fresh Chromium page. It asks for ``db_url`` so that the database exists before
+    Playwright's event loop runs: the PostgreSQL fixtures call asyncio.run themselves."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the console tests need Debian's Chromium "
+            "(run `bash scripts/install-test-tools.sh` as root, or apt-get install chromium)",
+            pytrace=False,
+        )
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1280, "height": 860}
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        opened = context.new_page()
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield opened
+        finally:
+            context.close()
+            browser.close()
+    assert not errors, f"JavaScript errors in the console: {errors}"
+
+
+def shot(page: Page, backend: str, name: str) -> None:
+    """Keep a full-page screenshot for the docs (once, from the SQLite run)."""
+    folder = os.environ.get("GENKEEP_SCREENSHOTS")
+    if folder and backend == "sqlite":
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_generate_cache_edit_export(
+    servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
+) -> None:
+    server = servers()
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/console")
+
+    page.get_by_label("Prompt").fill("Write a short note on durable generation")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    expect(page.locator("#answer-version")).to_have_text("1")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("cached")
+    shot(page, backend, "generate")
+
+    page.get_by_role("link", name="open the prompt page").click()
+    expect(page.locator("#versions tbody tr")).to_have_count(1)
+    page.get_by_label("Content (edit to save a new version)").fill("# Edited\n\nBy a person.")
+    page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    expect(page.locator('#versions tr[data-version="2"]')).to_contain_text("edited")
+    expect(page.frame_locator("#preview").locator("h1")).to_have_text("Edited")
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="PDF").click()
+    pdf = Path(info.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    expect(page.locator("#export-facts")).to_be_visible()
+    shown_id = page.locator("#export-result").inner_text()
+    shown_sha = page.locator("#export-sha").inner_text()
+
+    prompt_id = page.url.rsplit("/", 1)[1]
+    prompt = httpx.get(f"{server.url}/v1/prompts/{prompt_id}").json()
+    latest = httpx.get(f"{server.url}/v1/results/{prompt['latest_result_id']}").json()
+    assert (latest["version"], latest["source"]) == (2, "edited")
+    assert shown_id == latest["id"]
+    assert shown_sha == latest["content_sha256"]
+    assert shown_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
+
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff .add").first).to_contain_text("# Edited")
+    shot(page, backend, "prompt")
+
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("no such words")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
+    page.get_by_label("Search prompts").fill("DURABLE")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    shot(page, backend, "prompts")
+
+
+def test_bad_input_shows_the_problem_and_writes_nothing(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    page.goto(server.url + "/console")
+    page.get_by_label("Prompt").fill("   ")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("empty")
+    expect(page.locator("#answer")).to_be_hidden()
+
+    page.get_by_label("Prompt").fill("A fine prompt")
+    page.get_by_label("Cache control").select_option("max-age")
+    page.get_by_label("max-age (seconds)").fill("-5")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("max_age")
+    expect(page.locator("#answer")).to_be_hidden()
+
+    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+
+
+def test_auth_required_keeps_owners_apart(
+    servers: Callable[..., Server], page: Page, db_url: str, tmp_path: Path
+) -> None:
+    env = process_env(db_url, tmp_path)
+    tokens = {}
+    for owner in ("alice", "bob"):
+        made = run_cli(["keys", "create", "--owner", owner], env)
+        assert made.returncode == 0, made.stderr
+        tokens[owner] = made.stdout.strip().splitlines()[-1]
+    server = servers(GENKEEP_AUTH_REQUIRED="true")
+
+    page.goto(server.url + "/console")
+    expect(page).to_have_url(server.url + "/console/login?next=%2Fconsole")
+    page.get_by_label("API key").fill("gk_not_a_key")
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#login-error")).to_contain_text("invalid")
+
+    page.get_by_label("API key").fill(tokens["alice"])
+    page.get_by_role("button", name="Use this key").click()
+    expect(page).to_have_url(server.url + "/console")
+    page.get_by_label("Prompt").fill("Alice's private prompt")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+
+    page.get_by_role("button", name="Forget key").click()
+    page.get_by_label("API key").fill(tokens["bob"])
+    page.get_by_role("button", name="Use this key").click()
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-empty")).to_be_visible()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
