@@ -75,9 +75,11 @@ def test_generate_cache_edit_export(
     shot(page, backend, "generate")
 
     page.get_by_role("link", name="open the prompt page").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator("#versions tbody tr")).to_have_count(1)
     page.get_by_label("Content (edit to save a new version)").fill("# Edited\n\nBy a person.")
     page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator("#versions tbody tr")).to_have_count(2)
     expect(page.locator('#versions tr[data-version="2"]')).to_contain_text("edited")
     expect(page.frame_locator("#preview").locator("h1")).to_have_text("Edited")

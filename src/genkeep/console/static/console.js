@@ -200,7 +200,9 @@ function lineDiff(a, b) {
 pages.prompt = () => {
   let prompt = null;
   let latest = null;
+  // body[data-ready] tells a person's script (and the browser tests) the page is complete.
   async function load() {
+    delete body.dataset.ready;
     try {
       prompt = await api("GET", `/v1/prompts/${itemId}`);
     } catch (error) {
@@ -230,6 +232,7 @@ pages.prompt = () => {
       const page = await api("GET", `/v1/results/${latest.id}/preview`, { raw: true });
       $("#preview").srcdoc = await page.text();
     }
+    body.dataset.ready = "true";
   }
   $("#regenerate").addEventListener("click", async () => {
     showError("regenerate-error", null);
