@@ -167,3 +167,60 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_role("link", name="Prompts").click()
     expect(page.locator("#prompt-empty")).to_be_visible()
     expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
+
+
+def test_job_gates_conflict_and_live_export(
+    servers: Callable[..., Server], page: Page, backend: str
+) -> None:
+    server = servers()
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
+    page.goto(server.url + "/console/jobs")
+    expect(page.locator("#job-empty")).to_be_visible()
+    page.get_by_label("New job title").fill("Quarterly report")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-title")).to_have_text("Quarterly report")
+    job_id = page.url.rsplit("/", 1)[1]
+
+    page.get_by_role("button", name="Add section").click()
+    page.get_by_label("Content").fill("# Summary\n\nAll is well.")
+    page.get_by_role("button", name="Save sections").click()
+    expect(page.locator("#job-version")).to_have_text("2")
+    expect(page.locator("#gate-confirmed")).to_have_text("sections not confirmed")
+
+    # A gate that is closed: the API's refusal is shown next to the export form.
+    page.get_by_role("button", name="Submit export task").click()
+    expect(page.locator("#task-error")).to_contain_text("not confirmed")
+
+    # Someone else changes the job: the console's next change is refused and says so.
+    changed = httpx.patch(f"{server.url}/v1/jobs/{job_id}", json={"title": "Renamed elsewhere"})
+    assert changed.status_code == 200, changed.text
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#conflict")).to_be_visible()
+    assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["sections_confirmed"] is False
+    page.get_by_role("button", name="Reload").click()
+    expect(page.locator("#job-title")).to_have_text("Renamed elsewhere")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
+
+    page.evaluate("window.stayedOnPage = true")
+    page.get_by_role("button", name="Submit export task").click()
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_have_attribute("data-status", "completed")
+    assert page.locator("#tasks progress").first.evaluate("p => p.value") == 1
+    assert page.evaluate("window.stayedOnPage") is True  # progress came without a reload
+    assert any("/v1/tasks/" in url for url in streams)
+    expect(page.locator("#events li").first).to_be_visible()
+    expect(page.locator("#events")).to_contain_text("task.queued")
+
+    download = page.locator("button.download").first
+    expect(download).to_be_visible()
+    expect(page.locator(".artifact-kind li").first).to_contain_text("(latest)")
+    with page.expect_download() as info:
+        download.click()
+    data = Path(info.value.path()).read_bytes()
+    assert data.startswith(b"%PDF-") or data.startswith(b"PK\x03\x04")
+    shot(page, backend, "job")
+    page.goto(server.url + "/console/jobs")
+    expect(page.locator("#job-table tbody tr")).to_have_count(1)
+    shot(page, backend, "jobs")

@@ -327,7 +327,7 @@ async function follow(path, onEvent, signal) {
   }
 }
 
-const FINISHED = new Set(["succeeded", "failed", "cancelled", "dead"]);
+const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
 pages.job = () => {
   let job = null;
@@ -406,7 +406,7 @@ pages.job = () => {
       const cancel = el("button", { type: "button", text: "Cancel" });
       cancel.addEventListener("click", async () => { try { taskRow(await api("POST", `/v1/tasks/${task.id}/cancel`)); } catch (error) { showError("task-error", error); } });
       actions.append(cancel);
-    } else if (task.status !== "succeeded") {
+    } else if (task.status !== "completed") {
       const retry = el("button", { type: "button", text: "Retry" });
       retry.addEventListener("click", async () => {
         try { taskRow(await api("POST", `/v1/tasks/${task.id}/retry`)); watch(task.id, true); } catch (error) { showError("task-error", error); }
@@ -424,7 +424,7 @@ pages.job = () => {
       await follow(`/v1/tasks/${id}/events`, (_name, task) => {
         if (!task || task.id !== id) return;
         taskRow(task);
-        if (task.status === "succeeded") loadArtifacts();
+        if (task.status === "completed") loadArtifacts();
       });
     } catch (error) { showError("task-error", error); }
     followed.delete(id);
