@@ -512,18 +512,20 @@ pages.runs = () => {
     $(target).value = await file.text();
     if (nameTarget) $(nameTarget).value = file.name;
   }
-  $("#text-file").addEventListener("change", () => readFile($("#text-file"), "#run-text"));
+  let inputName = "input.txt";
+  $("#text-file").addEventListener("change", () => { inputName = ($("#text-file").files[0] || {}).name || inputName; readFile($("#text-file"), "#run-text"); });
   $("#ontology-file").addEventListener("change", () => readFile($("#ontology-file"), "#run-ontology", "#ontology-name"));
   $("#use-samples").addEventListener("click", async () => {
     const [text, ontology] = await Promise.all(["text", "ontology"].map(async (name) => (await fetch(`/console/samples/${name}`)).text()));
     $("#run-text").value = text;
     $("#run-ontology").value = ontology;
     $("#ontology-name").value = "ontology.ttl";
+    inputName = "text.md";
   });
   $("#run-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("run-error", null);
-    const request = { text: $("#run-text").value, ontology: $("#run-ontology").value, ontology_name: $("#ontology-name").value || "ontology.ttl" };
+    const request = { text: $("#run-text").value, ontology: $("#run-ontology").value, ontology_name: $("#ontology-name").value || "ontology.ttl", input_name: inputName };
     for (const [field, id] of [["chunk_size", "#chunk-size"], ["overlap", "#overlap"], ["batch_size", "#batch-size"]]) {
       if ($(id).value !== "") request[field] = Number($(id).value);
     }
