@@ -69,6 +69,19 @@ def test_generate_cache_edit_export(
     page.goto(server.url + "/")
     expect(page).to_have_url(server.url + "/console")
 
+    # Bad input: the API's problem is shown next to the prompt, and nothing is written.
+    page.get_by_label("Prompt").fill("   ")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("empty")
+    page.get_by_label("Prompt").fill("A fine prompt")
+    page.get_by_label("Cache control").select_option("max-age")
+    page.get_by_label("max-age (seconds)").fill("-5")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("max_age")
+    expect(page.locator("#answer")).to_be_hidden()
+    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+    page.get_by_label("Cache control").select_option("")
+
     page.get_by_label("Prompt").fill("Write a short note on durable generation")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#answer-outcome")).to_have_text("generated")
@@ -117,29 +130,15 @@ def test_generate_cache_edit_export(
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
     shot(page, backend, "prompts")
 
-
-def test_bad_input_shows_the_problem_and_writes_nothing(
-    servers: Callable[..., Server], page: Page
-) -> None:
-    server = servers()
-    page.goto(server.url + "/console")
-    page.get_by_label("Prompt").fill("   ")
-    page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#prompt-error")).to_contain_text("empty")
-    expect(page.locator("#answer")).to_be_hidden()
-
-    page.get_by_label("Prompt").fill("A fine prompt")
-    page.get_by_label("Cache control").select_option("max-age")
-    page.get_by_label("max-age (seconds)").fill("-5")
-    page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#prompt-error")).to_contain_text("max_age")
-    expect(page.locator("#answer")).to_be_hidden()
-
-    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+    page.get_by_role("link", name="Operations").click()
+    expect(page.locator("#readyz")).to_have_text("200 ready")
+    hits = page.locator('tr[data-metric="genkeep_cache_hits_total"] td').last
+    expect(hits).to_have_text("1")
+    shot(page, backend, "operations")
 
 
 def test_auth_required_keeps_owners_apart(
-    servers: Callable[..., Server], page: Page, db_url: str, tmp_path: Path
+    servers: Callable[..., Server], page: Page, db_url: str, backend: str, tmp_path: Path
 ) -> None:
     env = process_env(db_url, tmp_path)
     tokens = {}
@@ -154,6 +153,7 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_label("API key").fill("gk_not_a_key")
     page.get_by_role("button", name="Use this key").click()
     expect(page.locator("#login-error")).to_contain_text("invalid")
+    shot(page, backend, "login")
 
     page.get_by_label("API key").fill(tokens["alice"])
     page.get_by_role("button", name="Use this key").click()
