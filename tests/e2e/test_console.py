@@ -164,12 +164,30 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_role("link", name="Prompts").click()
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
 
+    alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
+    assert job.status_code == 201, job.text
+    run = httpx.post(
+        f"{server.url}/v1/runs",
+        json={"text": "A tram.", "ontology": (SAMPLES / "ontology.ttl").read_text()},
+        headers=alice,
+    )
+    assert run.status_code == 202, run.text
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.locator("#job-table tbody tr")).to_have_count(1)
+
     page.get_by_role("button", name="Forget key").click()
     page.get_by_label("API key").fill(tokens["bob"])
     page.get_by_role("button", name="Use this key").click()
     page.get_by_role("link", name="Prompts").click()
     expect(page.locator("#prompt-empty")).to_be_visible()
     expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.locator("#job-empty")).to_be_visible()
+    page.get_by_role("link", name="Extraction runs").click()
+    expect(page.locator("#run-empty")).to_be_visible()
+    page.goto(f"{server.url}/console/jobs/{job.json()['id']}")
+    expect(page.locator("#page-error")).to_contain_text("not found")
 
 
 def test_job_gates_conflict_and_live_export(
