@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-# (path, template, nav label): the pages reachable from the navigation bar.
+# (path, label): the pages reachable from the navigation bar.
 NAV = (
     ("/console", "Generate"),
     ("/console/prompts", "Prompts"),

@@ -421,10 +421,13 @@ pages.job = () => {
     if (followed.has(id) && !again) return;
     followed.add(id);
     try {
-      await follow(`/v1/tasks/${id}/events`, (_name, task) => {
-        if (!task || task.id !== id) return;
-        taskRow(task);
-        if (task.status === "completed") loadArtifacts();
+      await follow(`/v1/tasks/${id}/events`, async (_name, data) => {
+        // An event that is not the task itself (e.g. a job event) still means "it changed".
+        try {
+          const task = data && data.id === id && data.status ? data : await api("GET", `/v1/tasks/${id}`);
+          taskRow(task);
+          if (task.status === "completed") await loadArtifacts();
+        } catch (error) { showError("task-error", error); }
       });
     } catch (error) { showError("task-error", error); }
     followed.delete(id);
