@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 20_000
-TEXT_COPIES = 60  # about 200 kB: a few hundred one-chunk batches
+TEXT_COPIES = 120  # about 400 kB: several hundred one-chunk batches, still running at cancel
 
 
 @pytest.fixture
