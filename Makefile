@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(VENV)/.installed-test
 test: lint
 	bash scripts/install-test-tools.sh
 	$(BIN)/pytest
+
+# The console's browser tests (SQLite runs) save a screenshot of every page into docs/console/.
+screenshots: $(VENV)/.installed-test
+	bash scripts/install-test-tools.sh
+	GENKEEP_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/e2e/test_console.py -k sqlite -q -p no:randomly
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'

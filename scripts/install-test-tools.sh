@@ -2,6 +2,7 @@
 # Install the non-Python tools the test suite runs into ./.tools (idempotent, quiet).
 # Azurite: the Azure Blob Storage emulator behind tests/integration/test_blobs_azure.py.
 # faketime (Debian): runs a process on a shifted clock, for tests/e2e/test_clock_skew.py.
+# chromium (Debian): the browser Playwright drives in tests/e2e/test_console.py.
 set -euo pipefail
 
 if ! command -v faketime >/dev/null 2>&1; then
@@ -9,6 +10,15 @@ if ! command -v faketime >/dev/null 2>&1; then
         (apt-get update -qq && apt-get install -y -qq faketime) >/dev/null
     else
         echo "install-test-tools: faketime is required (apt-get install faketime, as root)" >&2
+        exit 1
+    fi
+fi
+
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
+    else
+        echo "install-test-tools: /usr/bin/chromium is required (apt-get install chromium, as root)" >&2
         exit 1
     fi
 fi

@@ -443,6 +443,7 @@ NO_OWNER_IDS = {
     ("POST", "/v1/export"),  # ids in the body: checked below
     ("POST", "/v1/runs"),
     ("GET", "/v1/runs"),  # listing: checked below
+    ("GET", "/v1/prompts"),  # listing: checked below
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -519,6 +520,7 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
         assert (await api.client.post("/v1/export", json=body, headers=api.bob)).status_code == 404
     assert (await api.client.get("/v1/jobs", headers=api.bob)).json()["items"] == []
     assert (await api.client.get("/v1/runs", headers=api.bob)).json() == []
+    assert (await api.client.get("/v1/prompts", headers=api.bob)).json() == []
     mine_run = await api.client.get(f"/v1/runs/{ids['run_id']}", headers=api.alice)
     assert mine_run.json()["status"] == "completed"
     same = await api.client.post("/v1/generate", json={"prompt": "alice's secret"}, headers=api.bob)

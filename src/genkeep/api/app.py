@@ -26,6 +26,7 @@ from genkeep.api.routes import (
     tasks,
 )
 from genkeep.config import Settings, load_settings
+from genkeep.console import install as install_console
 from genkeep.extract.manager import RunManager
 from genkeep.services import Services, close_services, open_services
 from genkeep.worker.registry import load_handlers
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     generate.install(app)  # the hot path, first and outside the routers
     for module in ROUTERS:
         app.include_router(module.router)
+    install_console(app)
     return app

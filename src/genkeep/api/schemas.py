@@ -87,6 +87,30 @@ class ResultOut(ResultSummary):
         return cls.model_validate(result, from_attributes=True)
 
 
+class PromptSummary(BaseModel):
+    """One line of the prompt list."""
+
+    id: str
+    prompt: str
+    profile: str
+    status: str
+    latest_result_id: str | None
+    latest_version: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, prompt: Prompt) -> PromptSummary:
+        return cls(
+            id=prompt.id,
+            prompt=prompt.prompt_text,
+            profile=prompt.profile_name,
+            status=prompt.status,
+            latest_result_id=prompt.latest_result_id,
+            latest_version=prompt.latest_version,
+            created_at=prompt.created_at,
+        )
+
+
 class PromptOut(BaseModel):
     id: str
     prompt: str

@@ -261,6 +261,18 @@ class PromptStore:
         async with self.db.reading() as session:
             return await _owned(session, Prompt, owner_id, prompt_id)
 
+    async def list_prompts(
+        self, owner_id: str, *, search: str = "", limit: int = 50, offset: int = 0
+    ) -> list[Prompt]:
+        """The owner's prompts, newest first; ``search`` matches the prompt text (any case)."""
+        query = select(Prompt).where(Prompt.owner_id == owner_id)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(Prompt.prompt_text.ilike(f"%{escaped}%", escape="\\"))
+        query = query.order_by(Prompt.created_at.desc(), Prompt.id).limit(limit).offset(offset)
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
+
     async def list_results(self, owner_id: str, prompt_id: str) -> list[Result]:
         query = (
             select(Result)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from genkeep.api.deps import OwnerDep, ServicesDep
-from genkeep.api.schemas import EditRequest, GenerateResponse, PromptOut, ResultOut
+from genkeep.api.schemas import (
+    EditRequest,
+    GenerateResponse,
+    PromptOut,
+    PromptSummary,
+    ResultOut,
+)
 from genkeep.errors import BadInput, NotFound
 
 router = APIRouter(prefix="/v1", tags=["prompts"])
+
+
+@router.get("/prompts", response_model=list[PromptSummary])
+async def list_prompts(
+    owner: OwnerDep,
+    services: ServicesDep,
+    q: Annotated[str, Query(max_length=500, description="Text the prompt contains")] = "",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[PromptSummary]:
+    """The owner's prompts, newest first, searchable and paged."""
+    found = await services.prompts.list_prompts(owner, search=q, limit=limit, offset=offset)
+    return [PromptSummary.of(p) for p in found]
 
 
 @router.get("/prompts/{prompt_id}", response_model=PromptOut)

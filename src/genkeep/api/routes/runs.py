@@ -181,3 +181,11 @@ async def run_graph(
     document = run.outputs[format]
     url = await services.blobs.signed_url(document["key"], filename=document["filename"])
     return RedirectResponse(url, status_code=302)
+
+
+@router.get("/runs/{run_id}/input", status_code=302, response_class=RedirectResponse)
+async def run_input(run_id: str, owner: OwnerDep, services: ServicesDep) -> RedirectResponse:
+    """302 to a signed URL of the text the run extracts from (mention offsets index it)."""
+    run = await services.runs.require(owner, run_id)
+    url = await services.blobs.signed_url(run.input_blob_key, filename=run.input_name)
+    return RedirectResponse(url, status_code=302)

@@ -1,0 +1,117 @@
+"""Console pages: Jinja2 shells whose plain JavaScript calls the public API with the same auth."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from genkeep import __version__
+from genkeep.errors import NotFound
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+# (path, label): the pages reachable from the navigation bar.
+NAV = (
+    ("/console", "Generate"),
+    ("/console/prompts", "Prompts"),
+    ("/console/jobs", "Jobs"),
+    ("/console/runs", "Extraction runs"),
+    ("/console/ops", "Operations"),
+)
+
+
+def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    settings = request.app.state.services.settings
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "nav": NAV,
+            "version": __version__,
+            # The page asks for an API key exactly when the API would refuse without one.
+            "auth_required": settings.auth_enforced,
+            "profiles": sorted(settings.profiles),
+            "default_profile": settings.default_profile,
+            **context,
+        },
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+async def generate_page(request: Request) -> HTMLResponse:
+    return _page(request, "generate.html", page="generate", title="Generate")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", page="login", title="API key")
+
+
+@router.get("/prompts", response_class=HTMLResponse)
+async def prompts_page(request: Request) -> HTMLResponse:
+    return _page(request, "prompts.html", page="prompts", title="Prompts")
+
+
+@router.get("/prompts/{prompt_id}", response_class=HTMLResponse)
+async def prompt_page(request: Request, prompt_id: str) -> HTMLResponse:
+    return _page(request, "prompt.html", page="prompt", title="Prompt", item_id=prompt_id)
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+async def jobs_page(request: Request) -> HTMLResponse:
+    return _page(request, "jobs.html", page="jobs", title="Jobs")
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(request: Request, job_id: str) -> HTMLResponse:
+    return _page(request, "job.html", page="job", title="Job", item_id=job_id)
+
+
+@router.get("/runs", response_class=HTMLResponse)
+async def runs_page(request: Request) -> HTMLResponse:
+    return _page(request, "runs.html", page="runs", title="Extraction runs")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, run_id: str) -> HTMLResponse:
+    return _page(request, "run.html", page="run", title="Extraction run", item_id=run_id)
+
+
+@router.get("/ops", response_class=HTMLResponse)
+async def ops_page(request: Request) -> HTMLResponse:
+    return _page(request, "ops.html", page="ops", title="Operations")
+
+
+SAMPLES = {"text": "text.md", "ontology": "ontology.ttl"}
+
+
+@router.get("/samples/{name}", response_class=PlainTextResponse)
+async def sample(name: str) -> PlainTextResponse:
+    """The shipped extraction samples (package data, not owner data), for the run form."""
+    if name not in SAMPLES:
+        raise NotFound(f"no sample {name!r}; there are: {', '.join(SAMPLES)}")
+    path = files("genkeep.extract") / "samples" / SAMPLES[name]
+    return PlainTextResponse(path.read_text(encoding="utf-8"))
+
+
+root = APIRouter(include_in_schema=False)
+
+
+@root.get("/")
+async def to_console() -> RedirectResponse:
+    return RedirectResponse("/console", status_code=307)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the console pages, its static files (from the package) and the / redirect."""
+    app.include_router(router)
+    app.include_router(root)
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

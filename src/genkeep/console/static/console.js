@@ -1,0 +1,715 @@
+// genkeep console: plain JavaScript over the public API. The API key (when the server
+// requires one) lives in sessionStorage, so it is forgotten when the tab closes.
+"use strict";
+
+const KEY = "genkeep-api-key";
+const $ = (sel, root = document) => root.querySelector(sel);
+const body = document.body;
+const authRequired = body.dataset.authRequired === "true";
+const itemId = body.dataset.itemId;
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+// Every call of the console goes through here: same endpoints, same auth as any client.
+async function api(method, path, { json, headers = {}, raw = false } = {}) {
+  const init = { method, headers: { ...authHeaders(), ...headers } };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  const response = await fetch(path, init);
+  if (!response.ok) {
+    let problem = {};
+    try { problem = await response.json(); } catch (e) { problem = { title: response.statusText }; }
+    if (response.status === 401 && authRequired && body.dataset.page !== "login") {
+      sessionStorage.removeItem(KEY);
+      location.assign(`/console/login?next=${encodeURIComponent(location.pathname)}`);
+    }
+    throw new ApiError(response.status, problem);
+  }
+  if (raw) return response;
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+// A problem shown as a sentence next to what caused it.
+function showError(id, error) {
+  const el = typeof id === "string" ? document.getElementById(id) : id;
+  if (!el) return;
+  if (!error) { el.hidden = true; el.textContent = ""; return; }
+  el.textContent = error instanceof ApiError ? problemSentence(error) : String(error.message || error);
+  el.hidden = false;
+}
+
+function problemSentence(error) {
+  const p = error.problem || {};
+  let text = p.detail || p.title || error.message;
+  if (Array.isArray(p.errors) && p.errors.length) {
+    text = p.errors.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
+  } else if (Array.isArray(p.detail)) {
+    text = p.detail.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
+  }
+  return text;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = value;
+    else if (value !== null && value !== undefined) node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// crypto.randomUUID needs a secure context; a console served over plain http has none.
+const randomKey = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+async function download(response, fallbackName) {
+  const blob = await response.blob();
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = /filename="([^"]+)"/.exec(disposition);
+  const name = match ? match[1] : fallbackName;
+  const url = URL.createObjectURL(blob);
+  const a = el("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
+}
+
+// ---- pages ----------------------------------------------------------------------------------
+
+const pages = {};
+
+pages.login = () => {
+  $("#login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = $("#api-key").value.trim();
+    sessionStorage.setItem(KEY, key);
+    try {
+      await api("GET", "/v1/prompts?limit=1");
+      const next = new URLSearchParams(location.search).get("next") || "/console";
+      location.assign(next.startsWith("/console") ? next : "/console");
+    } catch (error) {
+      sessionStorage.removeItem(KEY);
+      showError("login-error", error);
+    }
+  });
+};
+
+pages.generate = () => {
+  const form = $("#generate-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("prompt-error", null);
+    const prompt = $("#prompt").value;
+    const request = { prompt, profile: $("#profile").value || null };
+    const cache = $("#cache").value;
+    if (cache === "no-cache") request.cache = { no_cache: true };
+    if (cache === "no-store") request.cache = { no_store: true };
+    if (cache === "max-age") request.cache = { max_age: Number($("#max-age").value) };
+    const button = $("#generate");
+    button.disabled = true;
+    try {
+      const answer = await api("POST", "/v1/generate", { json: request });
+      const outcome = answer.cached ? "cached" : answer.coalesced ? "coalesced" : "generated";
+      $("#answer-outcome").textContent = outcome;
+      $("#answer-outcome").dataset.outcome = outcome;
+      $("#answer-version").textContent = answer.version ?? "not persisted";
+      $("#answer-sha").textContent = answer.content_sha256;
+      const link = $("#answer-prompt");
+      link.hidden = !answer.prompt_id;
+      if (answer.prompt_id) link.href = `/console/prompts/${answer.prompt_id}`;
+      $("#answer-content").textContent = answer.content;
+      $("#answer").hidden = false;
+    } catch (error) {
+      showError("prompt-error", error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+};
+
+pages.prompts = () => {
+  const size = 20;
+  let offset = 0;
+  const params = new URLSearchParams(location.search);
+  $("#search").value = params.get("q") || "";
+  async function load() {
+    showError("page-error", null);
+    const q = encodeURIComponent($("#search").value.trim());
+    try {
+      const rows = await api("GET", `/v1/prompts?q=${q}&limit=${size + 1}&offset=${offset}`);
+      const tbody = $("#prompt-table tbody");
+      tbody.replaceChildren(
+        ...rows.slice(0, size).map((p) =>
+          el("tr", {},
+            el("td", {}, el("a", { href: `/console/prompts/${p.id}`, text: p.prompt })),
+            el("td", { text: p.profile }),
+            el("td", { text: p.status }),
+            el("td", { text: String(p.latest_version) }),
+            el("td", { text: when(p.created_at) }))));
+      $("#prompt-empty").hidden = rows.length > 0;
+      $("#prev").disabled = offset === 0;
+      $("#next").disabled = rows.length <= size;
+    } catch (error) {
+      showError("page-error", error);
+    }
+  }
+  $("#search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; load(); });
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
+  $("#next").addEventListener("click", () => { offset += size; load(); });
+  load();
+};
+
+// A line diff (longest common subsequence): enough for prompt-sized documents.
+function lineDiff(a, b) {
+  const x = a.split("\n"), y = b.split("\n");
+  const n = x.length, m = y.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; }
+    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < n) out.push(["-", x[i++]]);
+  while (j < m) out.push(["+", y[j++]]);
+  return out;
+}
+
+pages.prompt = () => {
+  let prompt = null;
+  let latest = null;
+  // body[data-ready] tells a person's script (and the browser tests) the page is complete.
+  async function load() {
+    delete body.dataset.ready;
+    try {
+      prompt = await api("GET", `/v1/prompts/${itemId}`);
+    } catch (error) {
+      showError("page-error", error);
+      return;
+    }
+    $("#prompt-text").textContent = prompt.prompt;
+    $("#prompt-status").textContent = prompt.status;
+    $("#prompt-profile").textContent = prompt.profile;
+    $("#versions tbody").replaceChildren(
+      ...prompt.results.map((r) =>
+        el("tr", { "data-version": String(r.version) },
+          el("td", { text: String(r.version) + (r.id === prompt.latest_result_id ? " (latest)" : "") }),
+          el("td", { text: r.source }),
+          el("td", { text: r.model }),
+          el("td", { text: when(r.created_at) }),
+          el("td", {}, el("code", { text: r.content_sha256.slice(0, 16) + "…", title: r.content_sha256 })),
+          el("td", {}, el("code", { text: r.id })))));
+    for (const select of [$("#diff-a"), $("#diff-b")]) {
+      select.replaceChildren(...prompt.results.map((r) => el("option", { value: r.id, text: `v${r.version} (${r.source})` })));
+    }
+    if (prompt.results.length > 1) $("#diff-a").selectedIndex = prompt.results.length - 2;
+    $("#diff-b").selectedIndex = prompt.results.length - 1;
+    if (prompt.latest_result_id) {
+      latest = await api("GET", `/v1/results/${prompt.latest_result_id}`);
+      $("#edit-content").value = latest.content;
+      const page = await api("GET", `/v1/results/${latest.id}/preview`, { raw: true });
+      $("#preview").srcdoc = await page.text();
+    }
+    body.dataset.ready = "true";
+  }
+  $("#regenerate").addEventListener("click", async () => {
+    showError("regenerate-error", null);
+    try { await api("POST", `/v1/prompts/${itemId}/regenerate`); await load(); }
+    catch (error) { showError("regenerate-error", error); }
+  });
+  $("#edit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("edit-error", null);
+    if (!latest) return;
+    try {
+      await api("POST", `/v1/results/${latest.id}/edits`, { json: { content: $("#edit-content").value } });
+      await load();
+    } catch (error) { showError("edit-error", error); }
+  });
+  $("#diff-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [a, b] = await Promise.all([
+      api("GET", `/v1/results/${$("#diff-a").value}`),
+      api("GET", `/v1/results/${$("#diff-b").value}`),
+    ]);
+    $("#diff").replaceChildren(...lineDiff(a.content, b.content).map(([mark, line]) =>
+      el("span", { class: mark === "+" ? "add" : mark === "-" ? "del" : "same", text: `${mark} ${line}\n` })));
+  });
+  for (const button of document.querySelectorAll("button.export")) {
+    button.addEventListener("click", async () => {
+      showError("export-error", null);
+      if (!latest) return;
+      try {
+        const response = await api("POST", "/v1/export", { json: { result_id: latest.id, format: button.dataset.format }, raw: true });
+        $("#export-result").textContent = response.headers.get("X-Genkeep-Result-Id") || "";
+        $("#export-sha").textContent = response.headers.get("X-Genkeep-Content-Sha256") || "";
+        $("#export-file").textContent = await download(response, `export.${button.dataset.format}`);
+        $("#export-facts").hidden = false;
+      } catch (error) { showError("export-error", error); }
+    });
+  }
+  load();
+};
+
+pages.jobs = () => {
+  const size = 20;
+  let cursor = null;
+  async function load() {
+    try {
+      const page = await api("GET", `/v1/jobs?limit=${size}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+      $("#job-table tbody").replaceChildren(...page.items.map((j) =>
+        el("tr", {},
+          el("td", {}, el("a", { href: `/console/jobs/${j.id}`, text: j.title })),
+          el("td", { text: String(j.sections.length) }),
+          el("td", { text: `${j.sections_confirmed ? "confirmed" : "not confirmed"}${j.schema_dirty ? ", schema dirty" : ""}` }),
+          el("td", { text: String(j.version) }),
+          el("td", { text: when(j.created_at) }))));
+      $("#job-empty").hidden = page.items.length > 0 || cursor !== null;
+      $("#first").disabled = cursor === null;
+      $("#next").disabled = !page.next_cursor;
+      $("#next").dataset.cursor = page.next_cursor || "";
+    } catch (error) { showError("page-error", error); }
+  }
+  $("#job-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("job-error", null);
+    const title = $("#job-title").value.trim();
+    try {
+      const job = await api("POST", "/v1/jobs", { json: title ? { title } : {} });
+      location.assign(`/console/jobs/${job.id}`);
+    } catch (error) { showError("job-error", error); }
+  });
+  $("#first").addEventListener("click", () => { cursor = null; load(); });
+  $("#next").addEventListener("click", () => { cursor = $("#next").dataset.cursor || null; load(); });
+  load();
+};
+
+// Server-Sent Events read with fetch, so the stream carries the same Authorization header.
+async function follow(path, onEvent, signal) {
+  const response = await api("GET", path, { raw: true, headers: { Accept: "text/event-stream" } });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    if (signal && signal.aborted) { reader.cancel(); return; }
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+      const name = (block.split("\n").find((l) => l.startsWith("event:")) || "event: message").slice(6).trim();
+      if (data) { try { onEvent(name, JSON.parse(data)); } catch (e) { /* not JSON: ignore */ } }
+    }
+  }
+}
+
+const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+pages.job = () => {
+  let job = null;
+  const followed = new Set();
+
+  function sectionEditor(section, index) {
+    const box = el("fieldset", { class: "section" },
+      el("legend", { text: `Section ${index + 1}` }),
+      el("label", { for: `section-title-${index}`, text: "Title" }),
+      el("input", { id: `section-title-${index}`, class: "section-title", value: section.title, maxlength: "300" }),
+      el("label", { for: `section-content-${index}`, text: "Content" }),
+      el("textarea", { id: `section-content-${index}`, class: "section-content", rows: "4" }));
+    box.querySelector("textarea").value = section.content;
+    return box;
+  }
+
+  function render() {
+    $("#job-title").textContent = job.title;
+    $("#job-version").textContent = job.version;
+    $("#gate-confirmed").textContent = job.sections_confirmed ? "sections confirmed" : "sections not confirmed";
+    $("#gate-confirmed").dataset.state = job.sections_confirmed ? "ok" : "open";
+    $("#gate-schema").textContent = job.schema_dirty ? "schema dirty" : "schema clean";
+    $("#sections").replaceChildren(...job.sections.map(sectionEditor));
+    $("#schema").value = job.current_schema ? JSON.stringify(job.current_schema, null, 2) : "";
+  }
+
+  function sections() {
+    return [...document.querySelectorAll("#sections fieldset")].map((box) => ({
+      title: box.querySelector(".section-title").value,
+      content: box.querySelector(".section-content").value,
+    }));
+  }
+
+  // Every change names the version it was made on; a stale one is the API's 412.
+  async function change(fields, errorId) {
+    showError(errorId, null);
+    try {
+      job = await api("PATCH", `/v1/jobs/${itemId}`, { json: fields, headers: { "If-Match": `"${job.version}"` } });
+      render();
+      await loadEvents();
+    } catch (error) {
+      if (error.status === 412) $("#conflict").hidden = false;
+      else showError(errorId, error);
+    }
+  }
+
+  async function loadJob() {
+    job = await api("GET", `/v1/jobs/${itemId}`);
+    $("#conflict").hidden = true;
+    render();
+  }
+
+  async function loadEvents() {
+    const events = await api("GET", `/v1/jobs/${itemId}/events`);
+    $("#events").replaceChildren(...events.map((e) =>
+      el("li", {},
+        el("strong", { text: e.event_type }), ` · ${when(e.created_at)} · actor `,
+        el("code", { text: e.actor }), " · trace ", el("code", { text: e.trace_id }))));
+    const taskIds = [...new Set(events.filter((e) => e.event_type === "task.queued").map((e) => e.payload.task_id))];
+    for (const id of taskIds) if (!document.getElementById(`task-${id}`)) await addTask(id);
+  }
+
+  function taskRow(task) {
+    const row = document.getElementById(`task-${task.id}`) || el("tr", { id: `task-${task.id}` },
+      el("td", {}, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
+      el("td", { class: "status" }), el("td", { class: "stage" }),
+      el("td", {}, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
+      el("td", { class: "actions" }));
+    row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
+    row.querySelector(".stage").textContent = task.stage || "";
+    row.querySelector("progress").value = task.progress;
+    row.dataset.status = task.status;
+    const actions = row.querySelector(".actions");
+    actions.replaceChildren();
+    if (!FINISHED.has(task.status)) {
+      const cancel = el("button", { type: "button", text: "Cancel" });
+      cancel.addEventListener("click", async () => { try { taskRow(await api("POST", `/v1/tasks/${task.id}/cancel`)); } catch (error) { showError("task-error", error); } });
+      actions.append(cancel);
+    } else if (task.status !== "completed") {
+      const retry = el("button", { type: "button", text: "Retry" });
+      retry.addEventListener("click", async () => {
+        try { taskRow(await api("POST", `/v1/tasks/${task.id}/retry`)); watch(task.id, true); } catch (error) { showError("task-error", error); }
+      });
+      actions.append(retry);
+    }
+    return row;
+  }
+
+  // Live stage and progress: one SSE stream per unfinished task, no reload.
+  async function watch(id, again = false) {
+    if (followed.has(id) && !again) return;
+    followed.add(id);
+    try {
+      await follow(`/v1/tasks/${id}/events`, async (_name, data) => {
+        // An event that is not the task itself (e.g. a job event) still means "it changed".
+        try {
+          const task = data && data.id === id && data.status ? data : await api("GET", `/v1/tasks/${id}`);
+          taskRow(task);
+          if (task.status === "completed") await loadArtifacts();
+        } catch (error) { showError("task-error", error); }
+      });
+    } catch (error) { showError("task-error", error); }
+    followed.delete(id);
+  }
+
+  async function addTask(id) {
+    const task = await api("GET", `/v1/tasks/${id}`);
+    $("#tasks tbody").prepend(taskRow(task));
+    if (!FINISHED.has(task.status)) watch(id);
+  }
+
+  async function loadArtifacts() {
+    const artifacts = await api("GET", `/v1/jobs/${itemId}/artifacts`);
+    const kinds = [...new Set(artifacts.map((a) => a.kind))];
+    $("#artifacts").replaceChildren(...kinds.map((kind) => {
+      const versions = artifacts.filter((a) => a.kind === kind).sort((a, b) => b.version - a.version);
+      return el("section", { class: "artifact-kind" }, el("h3", { text: kind }),
+        el("ul", {}, ...versions.map((a, i) => {
+          const button = el("button", { type: "button", class: "download", "data-artifact": a.id, text: `Download ${a.filename}` });
+          button.addEventListener("click", async () => {
+            showError("artifact-error", null);
+            try { await download(await api("GET", `/v1/artifacts/${a.id}/download`, { raw: true }), a.filename); }
+            catch (error) { showError("artifact-error", error); }
+          });
+          return el("li", { "data-version": String(a.version) },
+            `v${a.version}${i === 0 ? " (latest)" : ""} · ${a.size} bytes · sha256 `,
+            el("code", { text: a.sha256.slice(0, 16) + "…", title: a.sha256 }), " ", button);
+        })));
+    }));
+  }
+
+  $("#reload").addEventListener("click", loadJob);
+  $("#add-section").addEventListener("click", () => {
+    const list = sections();
+    list.push({ title: `Section ${list.length + 1}`, content: "" });
+    $("#sections").replaceChildren(...list.map(sectionEditor));
+  });
+  $("#sections-form").addEventListener("submit", (event) => { event.preventDefault(); change({ sections: sections() }, "sections-error"); });
+  $("#confirm-sections").addEventListener("click", () => change({ sections_confirmed: true }, "sections-error"));
+  $("#clear-dirty").addEventListener("click", () => change({ schema_dirty: false }, "schema-error"));
+  $("#schema-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    let schema;
+    try { schema = $("#schema").value.trim() ? JSON.parse($("#schema").value) : null; }
+    catch (error) { showError("schema-error", `The schema is not valid JSON: ${error.message}`); return; }
+    change({ current_schema: schema }, "schema-error");
+  });
+  $("#task-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("task-error", null);
+    const formats = [...document.querySelectorAll('#task-form input[name="format"]:checked')].map((i) => i.value);
+    try {
+      const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
+        json: { kind: "export", payload: { formats } },
+        headers: { "Idempotency-Key": randomKey() },
+      });
+      $("#tasks tbody").prepend(taskRow(task));
+      watch(task.id);
+      loadEvents();
+    } catch (error) { showError("task-error", error); }
+  });
+
+  (async () => {
+    try { await loadJob(); await loadEvents(); await loadArtifacts(); }
+    catch (error) { showError("page-error", error); }
+  })();
+};
+
+function runFacts(run, started) {
+  const parts = [`${run.batches_done} of ${run.total_batches} batches`, `${run.entities_found} entities`];
+  if (run.batches_failed) parts.push(`${run.batches_failed} failed`);
+  if (started && run.status === "running" && run.batches_done > started.done) {
+    const seconds = (Date.now() - started.at) / 1000;
+    const rate = (run.batches_done - started.done) / seconds;
+    parts.push(`${rate.toFixed(2)} batches/s`);
+    if (rate > 0) parts.push(`about ${Math.ceil((run.total_batches - run.batches_done) / rate)} s left`);
+  }
+  return parts.join(" · ");
+}
+
+pages.runs = () => {
+  async function readFile(input, target, nameTarget) {
+    const file = input.files[0];
+    if (!file) return;
+    $(target).value = await file.text();
+    if (nameTarget) $(nameTarget).value = file.name;
+  }
+  let inputName = "input.txt";
+  $("#text-file").addEventListener("change", () => { inputName = ($("#text-file").files[0] || {}).name || inputName; readFile($("#text-file"), "#run-text"); });
+  $("#ontology-file").addEventListener("change", () => readFile($("#ontology-file"), "#run-ontology", "#ontology-name"));
+  $("#use-samples").addEventListener("click", async () => {
+    const [text, ontology] = await Promise.all(["text", "ontology"].map(async (name) => (await fetch(`/console/samples/${name}`)).text()));
+    $("#run-text").value = text;
+    $("#run-ontology").value = ontology;
+    $("#ontology-name").value = "ontology.ttl";
+    inputName = "text.md";
+  });
+  $("#run-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError("run-error", null);
+    const request = { text: $("#run-text").value, ontology: $("#run-ontology").value, ontology_name: $("#ontology-name").value || "ontology.ttl", input_name: inputName };
+    for (const [field, id] of [["chunk_size", "#chunk-size"], ["overlap", "#overlap"], ["batch_size", "#batch-size"]]) {
+      if ($(id).value !== "") request[field] = Number($(id).value);
+    }
+    try {
+      const run = await api("POST", "/v1/runs", { json: request });
+      location.assign(`/console/runs/${run.id}`);
+    } catch (error) { showError("run-error", error); }
+  });
+  (async () => {
+    try {
+      const runs = await api("GET", "/v1/runs?limit=100");
+      $("#run-table tbody").replaceChildren(...runs.map((r) =>
+        el("tr", {},
+          el("td", {}, el("a", { href: `/console/runs/${r.id}`, text: `${r.input_name} · ${r.id.slice(0, 8)}` })),
+          el("td", { text: r.status }),
+          el("td", {}, el("progress", { max: "1", value: String(r.progress), "aria-label": `progress of run ${r.id.slice(0, 8)}` })),
+          el("td", { text: String(r.entities_found) }),
+          el("td", { text: when(r.created_at) }))));
+      $("#run-empty").hidden = runs.length > 0;
+    } catch (error) { showError("page-error", error); }
+  })();
+};
+
+// A stable colour per class, so the legend and the marks agree.
+function classColour(iri) {
+  let hash = 0;
+  for (const ch of iri) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return `hsl(${hash % 360} 70% 82%)`;
+}
+const shortIri = (iri) => iri.replace(/^.*[#/]/, "");
+
+async function fetchDocument(path) {
+  return (await api("GET", path, { raw: true })).text();
+}
+
+pages.run = () => {
+  let started = null;
+  let timer = null;
+  let shown = false;
+
+  function render(run) {
+    $("#run-name").textContent = run.input_name;
+    $("#run-status").textContent = run.status;
+    body.dataset.runStatus = run.status;
+    $("#run-progress").value = run.progress;
+    $("#run-facts").textContent = runFacts(run, started);
+    $("#cancel-run").disabled = run.status !== "running" || run.cancel_requested;
+    $("#resume-run").disabled = run.status === "running" || run.status === "completed";
+  }
+
+  // Progress is polled: extraction runs have no event stream in the API.
+  async function poll() {
+    clearTimeout(timer);
+    try {
+      const run = await api("GET", `/v1/runs/${itemId}`);
+      if (!started || run.status !== "running") started = { at: Date.now(), done: run.batches_done };
+      render(run);
+      if (run.status === "completed" && !shown) { shown = true; await showResults(run); }
+      if (run.status === "running" || run.status === "pending") timer = setTimeout(poll, 400);
+    } catch (error) { showError("page-error", error); }
+  }
+
+  async function showResults(run) {
+    const validation = run.outputs.validation;
+    $("#validation").textContent = validation.conforms ? "The graph conforms to the ontology." : "The graph does not conform to the ontology:";
+    $("#validation-problems").replaceChildren(...validation.problems.map((p) => el("li", { text: typeof p === "string" ? p : JSON.stringify(p) })));
+    const [text, jsonl, jsonld] = await Promise.all([
+      fetchDocument(`/v1/runs/${itemId}/input`),
+      fetchDocument(`/v1/runs/${itemId}/graph?format=jsonl`),
+      fetchDocument(`/v1/runs/${itemId}/graph?format=jsonld`),
+    ]);
+    const mentions = jsonl.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    // Offsets count code points; Array.from splits the text the same way.
+    const chars = Array.from(text);
+    const sorted = [...mentions].sort((a, b) => a.start - b.start || b.end - a.end);
+    const parts = [];
+    let at = 0;
+    for (const m of sorted) {
+      if (m.start < at) continue; // overlapping mention: the outer one is shown
+      parts.push(chars.slice(at, m.start).join(""));
+      parts.push(el("mark", { "data-class": m.class, title: shortIri(m.class), style: `background:${classColour(m.class)}`, text: chars.slice(m.start, m.end).join("") }));
+      at = m.end;
+    }
+    parts.push(chars.slice(at).join(""));
+    $("#source").replaceChildren(...parts);
+    $("#source").dataset.mentions = String(mentions.length);
+    const classes = [...new Set(mentions.map((m) => m.class))];
+    $("#legend").replaceChildren(...classes.map((c) => el("mark", { "data-class": c, style: `background:${classColour(c)}`, text: shortIri(c) })));
+    const byEntity = new Map();
+    for (const m of mentions) {
+      const entry = byEntity.get(m.entity) || { surface: m.surface, class: m.class, count: 0 };
+      entry.count += 1;
+      byEntity.set(m.entity, entry);
+    }
+    $("#entities tbody").replaceChildren(...[...byEntity].map(([iri, e]) =>
+      el("tr", {}, el("td", { text: e.surface }), el("td", { text: shortIri(e.class) }), el("td", { text: String(e.count) }), el("td", {}, el("code", { text: iri })))));
+    const labels = new Map();
+    const relations = [];
+    for (const node of JSON.parse(jsonld)["@graph"] || []) {
+      if (node["rdfs:label"]) labels.set(node["@id"], node["rdfs:label"]);
+      for (const [key, value] of Object.entries(node)) {
+        if (!key.startsWith("@") && key !== "rdfs:label" && value && value["@id"]) relations.push([node["@id"], key, value["@id"]]);
+      }
+    }
+    $("#relations tbody").replaceChildren(...relations.map(([s, p, o]) =>
+      el("tr", {}, el("td", { text: labels.get(s) || s }), el("td", { text: shortIri(p) }), el("td", { text: labels.get(o) || o }))));
+    $("#run-results").hidden = false;
+  }
+
+  $("#cancel-run").addEventListener("click", async () => {
+    showError("run-action-error", null);
+    try { render(await api("POST", `/v1/runs/${itemId}/cancel`)); poll(); } catch (error) { showError("run-action-error", error); }
+  });
+  $("#resume-run").addEventListener("click", async () => {
+    showError("run-action-error", null);
+    try { render(await api("POST", `/v1/runs/${itemId}/resume`)); started = null; poll(); } catch (error) { showError("run-action-error", error); }
+  });
+  for (const button of document.querySelectorAll("button.graph")) {
+    button.addEventListener("click", async () => {
+      try {
+        const response = await api("GET", `/v1/runs/${itemId}/graph?format=${button.dataset.format}`, { raw: true });
+        await download(response, { turtle: "graph.ttl", jsonld: "graph.jsonld", jsonl: "extractions.jsonl" }[button.dataset.format]);
+      } catch (error) { showError("run-action-error", error); }
+    });
+  }
+  poll();
+};
+
+const COUNTERS = [
+  ["genkeep_generator_calls_total", "Generator calls"],
+  ["genkeep_cache_hits_total", "Cache hits"],
+  ["genkeep_coalesced_waiters_total", "Coalesced waiters"],
+  ["genkeep_lease_takeovers_total", "Lease takeovers"],
+  ["genkeep_persistence_failures_total", "Persistence failures"],
+];
+
+// The Prometheus text format: "name{labels} value" lines; comments start with #.
+function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (match) samples.push({ name: match[1], labels: match[2] || "", value: Number(match[3]) });
+  }
+  return samples;
+}
+
+pages.ops = () => {
+  async function probe(path, target) {
+    try {
+      const response = await fetch(path);
+      const answer = await response.json();
+      $(target).textContent = `${response.status} ${answer.status}${answer.reason ? `: ${answer.reason}` : ""}`;
+    } catch (error) { $(target).textContent = `unreachable (${error.message})`; }
+  }
+  async function load() {
+    await Promise.all([probe("/healthz", "#healthz"), probe("/readyz", "#readyz")]);
+    try {
+      const samples = parseMetrics(await (await fetch("/metrics")).text());
+      const rows = [];
+      for (const [name, label] of COUNTERS) {
+        const found = samples.filter((s) => s.name === name);
+        if (!found.length) rows.push(el("tr", {}, el("td", { text: label }), el("td"), el("td", { text: "0" })));
+        for (const s of found) rows.push(el("tr", { "data-metric": name }, el("td", { text: label }), el("td", {}, el("code", { text: s.labels })), el("td", { text: String(s.value) })));
+      }
+      $("#counters tbody").replaceChildren(...rows);
+    } catch (error) { showError("page-error", error); }
+  }
+  $("#refresh").addEventListener("click", load);
+  load();
+};
+
+// ---- start ----------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (authRequired && body.dataset.page !== "login" && !sessionStorage.getItem(KEY)) {
+    location.assign(`/console/login?next=${encodeURIComponent(location.pathname)}`);
+    return;
+  }
+  const signOut = $("#sign-out");
+  if (signOut) signOut.addEventListener("click", () => { sessionStorage.removeItem(KEY); location.assign("/console/login"); });
+  $("#who").textContent = authRequired ? (sessionStorage.getItem(KEY) ? "signed in with an API key" : "") : "default owner";
+  const start = pages[body.dataset.page];
+  if (start) start();
+});

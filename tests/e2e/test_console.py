@@ -1,0 +1,302 @@
+"""The web console in a real Chromium against a real ``genkeep serve`` (issue 10).
+
+Debian's /usr/bin/chromium is driven by Playwright; a missing browser fails the run.
+Screenshots go to ``GENKEEP_SCREENSHOTS`` (``make screenshots``: docs/console/) if set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from rdflib import Graph
+
+from tests.conftest import process_env
+from tests.support.server import Server, run_cli
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
+TIMEOUT_MS = 20_000
+TEXT_COPIES = 120  # about 400 kB: several hundred one-chunk batches, still running at cancel
+
+
+@pytest.fixture
+def page(db_url: str) -> Iterator[Page]:
+    """A fresh Chromium page. It asks for ``db_url`` so that the database exists before
+    Playwright's event loop runs: the PostgreSQL fixtures call asyncio.run themselves."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the console tests need Debian's Chromium "
+            "(run `bash scripts/install-test-tools.sh` as root, or apt-get install chromium)",
+            pytrace=False,
+        )
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1280, "height": 860}
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        opened = context.new_page()
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            yield opened
+        finally:
+            context.close()
+            browser.close()
+    assert not errors, f"JavaScript errors in the console: {errors}"
+
+
+def shot(page: Page, backend: str, name: str) -> None:
+    """Keep a full-page screenshot for the docs (once, from the SQLite run)."""
+    folder = os.environ.get("GENKEEP_SCREENSHOTS")
+    if folder and backend == "sqlite":
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_generate_cache_edit_export(
+    servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
+) -> None:
+    server = servers()
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/console")
+
+    # Bad input: the API's problem is shown next to the prompt, and nothing is written.
+    page.get_by_label("Prompt").fill("   ")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("empty")
+    page.get_by_label("Prompt").fill("A fine prompt")
+    page.get_by_label("Cache control").select_option("max-age")
+    page.get_by_label("max-age (seconds)").fill("-5")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("max_age")
+    expect(page.locator("#answer")).to_be_hidden()
+    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+    page.get_by_label("Cache control").select_option("")
+
+    page.get_by_label("Prompt").fill("Write a short note on durable generation")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    expect(page.locator("#answer-version")).to_have_text("1")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("cached")
+    shot(page, backend, "generate")
+
+    page.get_by_role("link", name="open the prompt page").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator("#versions tbody tr")).to_have_count(1)
+    page.get_by_label("Content (edit to save a new version)").fill("# Edited\n\nBy a person.")
+    page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    expect(page.locator('#versions tr[data-version="2"]')).to_contain_text("edited")
+    expect(page.frame_locator("#preview").locator("h1")).to_have_text("Edited")
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="PDF").click()
+    pdf = Path(info.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    expect(page.locator("#export-facts")).to_be_visible()
+    shown_id = page.locator("#export-result").inner_text()
+    shown_sha = page.locator("#export-sha").inner_text()
+
+    prompt_id = page.url.rsplit("/", 1)[1]
+    prompt = httpx.get(f"{server.url}/v1/prompts/{prompt_id}").json()
+    latest = httpx.get(f"{server.url}/v1/results/{prompt['latest_result_id']}").json()
+    assert (latest["version"], latest["source"]) == (2, "edited")
+    assert shown_id == latest["id"]
+    assert shown_sha == latest["content_sha256"]
+    assert shown_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
+
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff .add").first).to_contain_text("# Edited")
+    shot(page, backend, "prompt")
+
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("no such words")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
+    page.get_by_label("Search prompts").fill("DURABLE")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    shot(page, backend, "prompts")
+
+    page.get_by_role("link", name="Operations").click()
+    expect(page.locator("#readyz")).to_have_text("200 ready")
+    hits = page.locator('tr[data-metric="genkeep_cache_hits_total"] td').last
+    expect(hits).to_have_text("1")
+    shot(page, backend, "operations")
+
+
+def test_auth_required_keeps_owners_apart(
+    servers: Callable[..., Server], page: Page, db_url: str, backend: str, tmp_path: Path
+) -> None:
+    env = process_env(db_url, tmp_path)
+    tokens = {}
+    for owner in ("alice", "bob"):
+        made = run_cli(["keys", "create", "--owner", owner], env)
+        assert made.returncode == 0, made.stderr
+        tokens[owner] = made.stdout.strip().splitlines()[-1]
+    server = servers(GENKEEP_AUTH_REQUIRED="true")
+
+    page.goto(server.url + "/console")
+    expect(page).to_have_url(server.url + "/console/login?next=%2Fconsole")
+    page.get_by_label("API key").fill("gk_not_a_key")
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#login-error")).to_contain_text("invalid")
+    shot(page, backend, "login")
+
+    page.get_by_label("API key").fill(tokens["alice"])
+    page.get_by_role("button", name="Use this key").click()
+    expect(page).to_have_url(server.url + "/console")
+    page.get_by_label("Prompt").fill("Alice's private prompt")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+
+    alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
+    assert job.status_code == 201, job.text
+    run = httpx.post(
+        f"{server.url}/v1/runs",
+        json={"text": "A tram.", "ontology": (SAMPLES / "ontology.ttl").read_text()},
+        headers=alice,
+    )
+    assert run.status_code == 202, run.text
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.locator("#job-table tbody tr")).to_have_count(1)
+
+    page.get_by_role("button", name="Forget key").click()
+    page.get_by_label("API key").fill(tokens["bob"])
+    page.get_by_role("button", name="Use this key").click()
+    page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("#prompt-empty")).to_be_visible()
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(0)
+    page.get_by_role("link", name="Jobs").click()
+    expect(page.locator("#job-empty")).to_be_visible()
+    page.get_by_role("link", name="Extraction runs").click()
+    expect(page.locator("#run-empty")).to_be_visible()
+    page.goto(f"{server.url}/console/jobs/{job.json()['id']}")
+    expect(page.locator("#page-error")).to_contain_text("not found")
+
+
+def test_job_gates_conflict_and_live_export(
+    servers: Callable[..., Server], page: Page, backend: str
+) -> None:
+    server = servers()
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
+    page.goto(server.url + "/console/jobs")
+    expect(page.locator("#job-empty")).to_be_visible()
+    page.get_by_label("New job title").fill("Quarterly report")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-title")).to_have_text("Quarterly report")
+    job_id = page.url.rsplit("/", 1)[1]
+
+    page.get_by_role("button", name="Add section").click()
+    page.get_by_label("Content").fill("# Summary\n\nAll is well.")
+    page.get_by_role("button", name="Save sections").click()
+    expect(page.locator("#job-version")).to_have_text("2")
+    expect(page.locator("#gate-confirmed")).to_have_text("sections not confirmed")
+
+    # A gate that is closed: the API's refusal is shown next to the export form.
+    page.get_by_role("button", name="Submit export task").click()
+    expect(page.locator("#task-error")).to_contain_text("not confirmed")
+
+    # Someone else changes the job: the console's next change is refused and says so.
+    changed = httpx.patch(f"{server.url}/v1/jobs/{job_id}", json={"title": "Renamed elsewhere"})
+    assert changed.status_code == 200, changed.text
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#conflict")).to_be_visible()
+    assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["sections_confirmed"] is False
+    page.get_by_role("button", name="Reload").click()
+    expect(page.locator("#job-title")).to_have_text("Renamed elsewhere")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
+
+    page.evaluate("window.stayedOnPage = true")
+    page.get_by_role("button", name="Submit export task").click()
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_have_attribute("data-status", "completed")
+    assert page.locator("#tasks progress").first.evaluate("p => p.value") == 1
+    assert page.evaluate("window.stayedOnPage") is True  # progress came without a reload
+    assert any("/v1/tasks/" in url for url in streams)
+    expect(page.locator("#events li").first).to_be_visible()
+    expect(page.locator("#events")).to_contain_text("task.queued")
+
+    download = page.locator("button.download").first
+    expect(download).to_be_visible()
+    expect(page.locator(".artifact-kind li").first).to_contain_text("(latest)")
+    with page.expect_download() as info:
+        download.click()
+    data = Path(info.value.path()).read_bytes()
+    assert data.startswith(b"%PDF-") or data.startswith(b"PK\x03\x04")
+    shot(page, backend, "job")
+    page.goto(server.url + "/console/jobs")
+    expect(page.locator("#job-table tbody tr")).to_have_count(1)
+    shot(page, backend, "jobs")
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+
+
+def test_extraction_run_cancel_resume_and_highlights(
+    servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
+) -> None:
+    server = servers()
+    page.goto(server.url + "/console/runs")
+    # Bad input first: a malformed ontology is refused with the API's sentence, and no run exists.
+    page.get_by_label("Text", exact=True).fill("Some text.")
+    page.get_by_label("Ontology", exact=True).fill("@prefix : <broken")
+    page.get_by_role("button", name="Start extraction").click()
+    expect(page.locator("#run-error")).to_be_visible()
+    assert httpx.get(f"{server.url}/v1/runs").json() == []
+
+    page.get_by_role("button", name="Use the shipped samples").click()
+    expect(page.get_by_label("Ontology", exact=True)).to_have_value(re.compile("owl:Ontology"))
+    # Many small batches, so the run is still going when it is cancelled.
+    text = "\n\n".join([(SAMPLES / "text.md").read_text()] * TEXT_COPIES)
+    upload = tmp_path / "city.md"
+    upload.write_text(text)
+    page.get_by_label("Text file").set_input_files(upload)
+    expect(page.get_by_label("Text", exact=True)).to_have_value(re.compile("Varnholm"))
+    page.get_by_label("Chunk size (characters)").fill("1000")
+    page.get_by_label("Overlap").fill("0")
+    page.get_by_label("Chunks per batch").fill("1")
+    page.get_by_role("button", name="Start extraction").click()
+    expect(page.locator("#run-name")).to_have_text("city.md")
+    run_id = page.url.rsplit("/", 1)[1]
+
+    page.wait_for_function("document.querySelector('#run-progress').value > 0")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
+    stopped = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
+    assert 0 < stopped["batches_done"] < stopped["total_batches"]
+    shot(page, backend, "run-cancelled")
+
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=120_000)
+    expect(page.locator("#run-results")).to_be_visible()
+    run = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
+    mentions = run["outputs"]["counts"]["mentions"]
+    assert mentions > 0
+    expect(page.locator("#source mark")).to_have_count(mentions)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Turtle").click()
+    graph = Graph().parse(data=Path(info.value.path()).read_text(), format="turtle")
+    assert len(graph) > 0
+    shot(page, backend, "run")
+    page.goto(server.url + "/console/runs")
+    expect(page.locator("#run-table tbody tr")).to_have_count(1)
+    shot(page, backend, "runs")

@@ -1,0 +1,73 @@
+"""What the console reads: the prompt list (search, paging, owners) and the console's own routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from genkeep.api.app import attach, create_app
+from genkeep.config import Settings
+from genkeep.services import Services, close_services, open_services
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    app = create_app(settings)
+    services = await open_services(settings)
+    attach(app, services)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
+            yield client, services
+    finally:
+        await close_services(services)
+
+
+async def test_prompt_list_search_paging_and_owners(
+    app_client: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = app_client
+    for text in ("Rates of 100% growth", "A note on trams", "Another note on buses"):
+        assert (await client.post("/v1/generate", json={"prompt": text})).status_code == 200
+    listed = (await client.get("/v1/prompts")).json()
+    assert [p["prompt"] for p in listed] == [
+        "Another note on buses",
+        "A note on trams",
+        "Rates of 100% growth",
+    ]
+    assert [p["latest_version"] for p in listed] == [1, 1, 1]
+    note = (await client.get("/v1/prompts", params={"q": "NOTE"})).json()
+    assert {p["prompt"] for p in note} == {"A note on trams", "Another note on buses"}
+    # LIKE wildcards in the search are literal characters.
+    assert [p["prompt"] for p in (await client.get("/v1/prompts?q=%25")).json()] == [
+        "Rates of 100% growth"
+    ]
+    assert (await client.get("/v1/prompts", params={"q": "_"})).json() == []
+    page = (await client.get("/v1/prompts", params={"limit": 2, "offset": 2})).json()
+    assert [p["prompt"] for p in page] == ["Rates of 100% growth"]
+    assert (await client.get("/v1/prompts", params={"limit": 0})).status_code == 422
+
+    _, token = await services.keys.create("someone-else")
+    theirs = await client.get("/v1/prompts", headers={"Authorization": f"Bearer {token}"})
+    assert theirs.status_code == 200 and theirs.json() == []
+
+
+async def test_console_pages_and_assets_come_from_the_package(
+    app_client: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, _ = app_client
+    root = await client.get("/")
+    assert root.status_code == 307 and root.headers["location"] == "/console"
+    for path in ("/console", "/console/prompts", "/console/jobs", "/console/runs", "/console/ops"):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert 'src="/console/static/console.js"' in page.text
+        assert "http://" not in page.text.split("<footer>")[0]  # no CDN or other host
+    script = await client.get("/console/static/console.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    sample = await client.get("/console/samples/ontology")
+    assert sample.status_code == 200 and "owl:Ontology" in sample.text
+    assert (await client.get("/console/samples/secrets")).status_code == 404
+    assert "/console" not in (await client.get("/openapi.json")).json()["paths"]
