@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from genkeep.api.app import attach, create_app
 from genkeep.config import GeneratorProfile, Settings
@@ -263,6 +264,12 @@ async def test_no_cache_makes_one_new_version_for_concurrent_requests(
     generator = CountingGenerator()
     service, other = make_service(generator), make_service(generator)
     first = await service.generate(OWNER, "versioned")
+    # Stored an hour ago: a result made within a request's read latency of its arrival
+    # counts as simultaneous with it (docs/generate.md), which this test is not about.
+    async with database.transaction() as session:
+        await session.execute(
+            update(Result).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
     fresh = await asyncio.gather(
         *[
             (service if i % 2 else other).generate(
