@@ -42,7 +42,7 @@ from tests.support.kubernetes import (
     read_env_file,
     render,
 )
-from tests.support.server import free_port
+from tests.support.server import free_port, pid_of
 
 pytestmark = pytest.mark.e2e
 
@@ -237,8 +237,8 @@ async def test_manifest_processes_migrate_serve_and_run_a_generate_and_an_export
             ran_on = (await session.execute(select(Task.worker_id))).scalars().all()
     finally:
         await database.dispose()
-    pids = {str(worker.process.pid) for worker in workers}
-    assert len(ran_on) == 2 and all(str(w).rsplit(":", 1)[-1] in pids for w in ran_on)
+    pids = {worker.process.pid for worker in workers}
+    assert len(ran_on) == 2 and all(pid_of(str(w)) in pids for w in ran_on)
     # SIGTERM: idle workers exit 0 well within the Deployment's grace period.
     grace = pod_spec(find(render("base"), "Deployment", "genkeep-worker"))[
         "terminationGracePeriodSeconds"

@@ -97,8 +97,8 @@ async def test_three_workers_run_each_of_300_tasks_once(
         )
     )
     assert len(completed) == 300 and set(completed.values()) == {1}
-    ran_on = {str(w).rpartition(":")[2] for (w,) in await rows(db_url, select(Task.worker_id))}
-    assert ran_on == {str(w.pid) for w in started}  # every worker took part, and only they
+    ran_on = {pid_of(str(w)) for (w,) in await rows(db_url, select(Task.worker_id))}
+    assert ran_on == {w.pid for w in started}  # every worker took part, and only they
     versions: dict[str, list[int]] = {}
     for job_id, version in await rows(db_url, select(Artifact.job_id, Artifact.version)):
         versions.setdefault(job_id, []).append(version)
