@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -10,6 +12,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from genkeep.config import prometheus_multiproc_dir
 
@@ -44,10 +48,40 @@ GENERATOR_LATENCY = Histogram(
 )
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics page, merged across server processes in multi-process mode."""
+class _Snapshot(Collector):
+    """Gauges read from the database for one scrape: the same in every process, so they
+    are not per-process samples to add up like the counters above."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def tasks_by_status(counts: Mapping[str, int]) -> Metric:
+    """``genkeep_tasks{status}``: the task queue's depth by status, every owner's tasks."""
+    family = GaugeMetricFamily(
+        "genkeep_tasks",
+        "Tasks in the database by status, counted at scrape time.",
+        labels=["status"],
+    )
+    for status, count in counts.items():
+        family.add_metric([status], count)
+    return family
+
+
+def exposition(snapshot: list[Metric] | None = None) -> tuple[bytes, str]:
+    """The metrics page, merged across server processes in multi-process mode, followed by
+    the ``snapshot`` gauges read from the database for this scrape."""
     if prometheus_multiproc_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    if snapshot:
+        read = CollectorRegistry(auto_describe=False)
+        read.register(_Snapshot(snapshot))
+        body += generate_latest(read)
+    return body, CONTENT_TYPE_LATEST

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genkeep.db.models import Prompt, Result
+from genkeep.db.prompts import Duplicate
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.service import Outcome
 
@@ -164,3 +165,21 @@ class ExportRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of result_id, prompt_id or content")
         return self
+
+
+class DuplicateOut(BaseModel):
+    """Prompts of one owner stored twice or more for one (profile, normalized prompt)."""
+
+    profile_key: str
+    normalized_hash: str
+    count: int
+    prompt_ids: list[str] = Field(description="Oldest first.")
+
+    @classmethod
+    def of(cls, duplicate: Duplicate) -> DuplicateOut:
+        return cls(
+            profile_key=duplicate.profile_key,
+            normalized_hash=duplicate.normalized_hash,
+            count=duplicate.count,
+            prompt_ids=duplicate.prompt_ids,
+        )

@@ -329,8 +329,9 @@ class PromptStore:
             )
         return edited
 
-    async def find_duplicates(self) -> list[Duplicate]:
-        """Rows sharing a normalized key: the seed's duplicate-detection query."""
+    async def find_duplicates(self, owner_id: str | None = None) -> list[Duplicate]:
+        """Rows sharing a normalized key: the seed's duplicate-detection query, over
+        ``owner_id``'s prompts, or every owner's when None (the operator's CLI check)."""
         query = (
             select(
                 Prompt.owner_id,
@@ -340,7 +341,10 @@ class PromptStore:
             )
             .group_by(Prompt.owner_id, Prompt.profile_key, Prompt.normalized_hash)
             .having(func.count() > 1)
+            .order_by(Prompt.owner_id, Prompt.profile_key, Prompt.normalized_hash)
         )
+        if owner_id is not None:
+            query = query.where(Prompt.owner_id == owner_id)
         duplicates = []
         async with self.db.reading() as session:
             for owner_id, profile, hashed, count in (await session.execute(query)).all():

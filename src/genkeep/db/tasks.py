@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.artifacts import ArtifactStore, NewArtifact
@@ -34,6 +34,7 @@ from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound
 from genkeep.generate.normalize import sha256_hex
 
 FINISHED = ("completed", "failed", "cancelled")
+STATUSES = ("queued", "running", *FINISHED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,15 @@ class TaskStore:
             await append_event(session, job, "task.queued", payload, audit)
             await self._wake(session)
         return Task(**row._mapping)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Every owner's tasks by status (every status, zero included): the queue's depth."""
+        query = select(Task.status, func.count()).group_by(Task.status)
+        counts = dict.fromkeys(STATUSES, 0)
+        async with self.db.reading() as session:
+            for status, count in (await session.execute(query)).all():
+                counts[status] = count
+        return counts
 
     async def get(self, owner_id: str, task_id: str) -> Task | None:
         query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)

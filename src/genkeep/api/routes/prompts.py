@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.schemas import (
+    DuplicateOut,
     EditRequest,
     GenerateResponse,
     PromptOut,
@@ -30,6 +31,14 @@ async def list_prompts(
     """The owner's prompts, newest first, searchable and paged."""
     found = await services.prompts.list_prompts(owner, search=q, limit=limit, offset=offset)
     return [PromptSummary.of(p) for p in found]
+
+
+# Declared before /prompts/{prompt_id}, which would otherwise take "duplicates" for an id.
+@router.get("/prompts/duplicates", response_model=list[DuplicateOut])
+async def list_duplicates(owner: OwnerDep, services: ServicesDep) -> list[DuplicateOut]:
+    """The owner's own prompts stored more than once for one normalized key (I1 says none
+    should be: a non-empty answer means data written around the unique constraint)."""
+    return [DuplicateOut.of(d) for d in await services.prompts.find_duplicates(owner)]
 
 
 @router.get("/prompts/{prompt_id}", response_model=PromptOut)
