@@ -13,6 +13,7 @@ from genkeep.db.keys import ApiKeyStore
 from genkeep.db.migrate import prepare_schema
 from genkeep.db.notify import Wakeups
 from genkeep.db.prompts import PromptStore
+from genkeep.db.run_changes import RunChanges
 from genkeep.db.runs import DbLlmCache, RunStore
 from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
@@ -34,6 +35,7 @@ class Services:
     task_changes: TaskChanges
     artifacts: ArtifactStore
     runs: RunStore
+    run_changes: RunChanges
     extraction: ExtractionService
     blobs: BlobStore
     wakeups: Wakeups
@@ -66,6 +68,7 @@ async def open_services(settings: Settings) -> Services:
         task_changes=TaskChanges(database),
         artifacts=artifacts,
         runs=runs,
+        run_changes=RunChanges(database),
         extraction=ExtractionService(runs, blobs, extractors),
         blobs=blobs,
         wakeups=wakeups,
@@ -84,5 +87,6 @@ async def close_services(services: Services) -> None:
             await close()
     await services.wakeups.stop()
     await services.task_changes.stop()
+    await services.run_changes.stop()
     await services.blobs.aclose()
     await services.database.dispose()

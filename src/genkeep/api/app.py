@@ -22,6 +22,7 @@ from genkeep.api.routes import (
     health,
     jobs,
     prompts,
+    run_events,
     runs,
     tasks,
 )
@@ -34,7 +35,7 @@ from genkeep.worker.registry import load_handlers
 log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-ROUTERS = (prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+ROUTERS = (prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:

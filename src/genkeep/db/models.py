@@ -320,6 +320,43 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class RunChange(Base):
+    """A run's status and counts after each change, in commit order per run.
+
+    Written by database triggers on ``runs`` (``db/dialect.py``), whichever process moves
+    the run (the server's run manager or a worker's ``extract`` task); the run event
+    stream (SSE) replays it by ``seq``.
+    """
+
+    __tablename__ = "run_changes"
+    __table_args__ = (Index("ix_run_changes_run", "run_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    total_batches: Mapped[int] = mapped_column(Integer)
+    batches_done: Mapped[int] = mapped_column(Integer)
+    batches_failed: Mapped[int] = mapped_column(Integer)
+    entities_found: Mapped[int] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunWatcher(Base):
+    """An open event stream of a run: the change trigger NOTIFYs only watched runs (see
+    ``TaskWatcher`` for why)."""
+
+    __tablename__ = "run_watchers"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    watcher_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RunBatch(Base):
     """One batch's result, committed with the run's checkpoint; verified by its checksum."""
 

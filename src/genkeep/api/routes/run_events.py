@@ -1,0 +1,104 @@
+"""A run's live progress as Server-Sent Events, from the run's change log.
+
+The log is written by a trigger in whichever process moves the run (this server's run
+manager or a ``genkeep worker`` running an ``extract`` task), so the stream follows both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.sse import event_id, follow_log
+from genkeep.db.models import RunChange
+from genkeep.db.run_changes import RUN_STOPPED
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+class RunEventOut(BaseModel):
+    """One change of a run, as the event stream sends it (``seq`` is the SSE ``id``)."""
+
+    id: str
+    seq: int
+    status: str
+    total_batches: int
+    batches_done: int
+    batches_failed: int
+    entities_found: int
+    progress: float
+    cancel_requested: bool
+    error: str | None
+    changed_at: datetime
+
+    @classmethod
+    def of(cls, change: RunChange) -> RunEventOut:
+        total = change.total_batches
+        # As RunOut counts it: a completed run is whole, even one of zero batches (I8).
+        done = change.batches_done / total if total else 0.0
+        if change.status == "completed":
+            done = 1.0
+        return cls(
+            id=change.run_id,
+            seq=change.seq,
+            status=change.status,
+            total_batches=total,
+            batches_done=change.batches_done,
+            batches_failed=change.batches_failed,
+            entities_found=change.entities_found,
+            progress=round(done, 4),
+            cancel_requested=change.cancel_requested,
+            error=change.error,
+            changed_at=change.changed_at,
+        )
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        204: {"description": "The run is stopped and has no change after Last-Event-ID."},
+        404: {"description": "No such run of this owner."},
+    },
+)
+async def run_events(
+    run_id: str,
+    request: Request,
+    owner: OwnerDep,
+    services: ServicesDep,
+    interval: Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")] = 0.25,
+    last_event_id: Annotated[
+        str | None, Header(description="The `id` of the last event received; resume after it.")
+    ] = None,
+) -> Response:
+    """Server-Sent Events: one `run` event per change of status, batch counts, entities or
+    cancel request, in order, once; ends when the run stops (completed, failed, cancelled)."""
+    after = event_id(last_event_id)
+    run = await services.runs.require(owner, run_id)  # 404 for another owner's run (I3)
+    changes = services.run_changes
+    first = await changes.after(owner, run_id, after)
+    if not first and run.status in RUN_STOPPED:
+        return Response(status_code=204)  # tells an EventSource to stop reconnecting
+
+    async def read(seq: int) -> list[RunChange]:
+        return await changes.after(owner, run_id, seq)
+
+    stream = follow_log(
+        request,
+        event="run",
+        after=after,
+        first=first,
+        read=read,
+        watch=changes.watch(run_id),
+        encode=lambda change: RunEventOut.of(change).model_dump_json(),
+        ends=lambda change: change.status in RUN_STOPPED,
+        interval=interval,
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

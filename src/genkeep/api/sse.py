@@ -1,0 +1,72 @@
+"""Server-Sent Events over a change log: replay after ``Last-Event-ID``, then follow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
+
+from fastapi import Request
+
+from genkeep.errors import BadInput
+
+KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream
+
+
+class Change(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+C = TypeVar("C", bound=Change)
+
+
+def event_id(value: str | None) -> int:
+    """The ``Last-Event-ID`` header as a log position (0: from the start)."""
+    if value is None or not value.strip():
+        return 0
+    if not value.strip().isdigit():
+        raise BadInput("Last-Event-ID must be the id of an event this stream sent")
+    return int(value)
+
+
+async def follow_log(
+    request: Request,
+    *,
+    event: str,
+    after: int,
+    first: list[C],
+    read: Callable[[int], Awaitable[list[C]]],
+    watch: AbstractAsyncContextManager[asyncio.Event],
+    encode: Callable[[C], str],
+    ends: Callable[[C], bool],
+    interval: float,
+) -> AsyncIterator[str]:
+    """Every change after ``after`` (``first`` is the page read from there), in order, once;
+    ends after a change that ``ends`` when nothing follows it. ``watch`` wakes the next read
+    early (NOTIFY); without a wake-up it reads again every ``interval`` seconds."""
+    page, idle = first, 0.0
+    async with watch as changed:
+        while True:
+            for change in page:
+                yield f"id: {change.seq}\nevent: {event}\ndata: {encode(change)}\n\n"
+                after, idle = change.seq, 0.0
+            if page and ends(page[-1]):
+                page = await read(after)
+                if not page:
+                    return
+                continue
+            if await request.is_disconnected():
+                return
+            if idle >= KEEP_ALIVE_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            # Cleared before the read: a NOTIFY that arrives during it wakes the next wait.
+            changed.clear()
+            page = await read(after)
+            if not page:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), interval)
+                idle += interval

@@ -1,0 +1,111 @@
+"""A change log written by triggers (``task_changes``, ``run_changes``) and wake-ups when it grows.
+
+An event stream replays the log from a client's ``Last-Event-ID``, so a change made between
+two reads is never lost; on PostgreSQL the trigger's NOTIFY wakes the stream at once,
+elsewhere (and if LISTEN fails) the stream polls. The log is written by whichever process
+commits the change, so a stream follows work done in any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from sqlalchemy import delete
+
+from genkeep.db.database import Database
+from genkeep.db.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class ChangeFeed:
+    """Wake-ups for one change log: ``watcher`` is its table of open streams (keyed by
+    ``key``, the watched row's id), ``channel`` the NOTIFY channel its trigger sends on."""
+
+    watcher: Any
+    key: str
+    channel: str
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._connection: Any = None
+        self._listening: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def watch(self, item_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever ``item_id`` changes (PostgreSQL); the caller clears it.
+
+        Listening starts before the watch is registered, and the caller reads the log after
+        both: a change committed later is notified; one committed earlier is in the log.
+        """
+        await self._listen()
+        changed = asyncio.Event()
+        self._waiters.setdefault(item_id, set()).add(changed)
+        watcher = await self._register(item_id)
+        try:
+            yield changed
+        finally:
+            waiting = self._waiters.get(item_id, set())
+            waiting.discard(changed)
+            if not waiting:
+                self._waiters.pop(item_id, None)
+            if watcher is not None:
+                await asyncio.shield(self._unregister(item_id, watcher))
+
+    async def _register(self, item_id: str) -> str | None:
+        if self._connection is None:  # not listening: nothing would hear a NOTIFY
+            return None
+        watcher = str(uuid.uuid4())
+        row = {self.key: item_id, "watcher_id": watcher, "created_at": utcnow()}
+        async with self.db.transaction() as session:
+            session.add(self.watcher(**row))
+        return watcher
+
+    async def _unregister(self, item_id: str, watcher: str) -> None:
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    delete(self.watcher).where(
+                        getattr(self.watcher, self.key) == item_id,
+                        self.watcher.watcher_id == watcher,
+                    )
+                )
+        except Exception:  # the row only costs stray wake-ups of this item
+            log.warning("could not unregister the watch of %s", item_id, exc_info=True)
+
+    async def _listen(self) -> None:
+        if self.db.backend != "postgresql":
+            return
+        if self._listening is None:  # one LISTEN connection per feed and process, on first use
+            self._listening = asyncio.ensure_future(self._connect())
+        await asyncio.shield(self._listening)
+
+    async def _connect(self) -> None:
+        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._connection = await asyncpg.connect(dsn)
+            await self._connection.add_listener(self.channel, self._on_notify)
+        except Exception as exc:  # streams still poll; say why they are slower
+            log.warning("LISTEN %s failed (%s); streams poll", self.channel, exc)
+            self._connection = None
+
+    def _on_notify(self, _connection: object, _pid: int, _channel: str, item_id: str) -> None:
+        for changed in self._waiters.get(item_id, ()):
+            changed.set()
+
+    async def stop(self) -> None:
+        if self._listening is not None:
+            with contextlib.suppress(Exception):
+                await self._listening
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None
+        self._listening = None
