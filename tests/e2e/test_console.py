@@ -6,18 +6,26 @@ Screenshots go to ``GENKEEP_SCREENSHOTS`` (``make screenshots``: docs/console/) 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from rdflib import Graph
+from sqlalchemy import func, insert, select
 
+from genkeep.db.database import Database
+from genkeep.db.models import Prompt, Task
 from tests.conftest import process_env
+from tests.integration.test_duplicates import _drop_unique_key
+from tests.integration.test_ops_api import prompt_rows
 from tests.support.server import Server, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +33,22 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 20_000
 TEXT_COPIES = 120  # about 400 kB: several hundred one-chunk batches, still running at cancel
+T = TypeVar("T")
+
+
+def in_database(db_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` on the test's database, at the source, not through the API. In a thread:
+    Playwright's event loop runs in this one."""
+
+    async def main() -> T:
+        database = Database(db_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 @pytest.fixture
@@ -134,7 +158,17 @@ def test_generate_cache_edit_export(
     expect(page.locator("#readyz")).to_have_text("200 ready")
     hits = page.locator('tr[data-metric="genkeep_cache_hits_total"] td').last
     expect(hits).to_have_text("1")
-    shot(page, backend, "operations")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator('#queue tr[data-status="queued"] td').last).to_have_text("0")
+    expect(page.locator("#duplicates-none")).to_be_visible()
+
+
+async def alice_has_duplicates(database: Database) -> None:
+    """Rows written around the unique constraint (I1), as in tests/integration/test_duplicates."""
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_drop_unique_key)
+    async with database.transaction() as session:
+        await session.execute(insert(Prompt), prompt_rows("alice", "h" * 64, ["dup-1", "dup-2"]))
 
 
 def test_auth_required_keeps_owners_apart(
@@ -176,6 +210,15 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_role("link", name="Jobs").click()
     expect(page.locator("#job-table tbody tr")).to_have_count(1)
 
+    # The duplicate check is alice's own: her page lists her duplicate, bob's does not (I3).
+    in_database(db_url, alice_has_duplicates)
+    page.get_by_role("link", name="Operations").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator("#duplicates tbody tr")).to_have_count(1)
+    expect(page.locator("#duplicates tbody tr")).to_contain_text("dup-1")
+    expect(page.locator("#duplicates tbody tr td").nth(2)).to_have_text("2")
+    shot(page, backend, "operations")
+
     page.get_by_role("button", name="Forget key").click()
     page.get_by_label("API key").fill(tokens["bob"])
     page.get_by_role("button", name="Use this key").click()
@@ -186,6 +229,10 @@ def test_auth_required_keeps_owners_apart(
     expect(page.locator("#job-empty")).to_be_visible()
     page.get_by_role("link", name="Extraction runs").click()
     expect(page.locator("#run-empty")).to_be_visible()
+    page.get_by_role("link", name="Operations").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator("#duplicates-none")).to_be_visible()
+    expect(page.locator("#duplicates tbody tr")).to_have_count(0)
     page.goto(f"{server.url}/console/jobs/{job.json()['id']}")
     expect(page.locator("#page-error")).to_contain_text("not found")
 
@@ -210,7 +257,7 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections not confirmed")
 
     # A gate that is closed: the API's refusal is shown next to the export form.
-    page.get_by_role("button", name="Submit export task").click()
+    page.get_by_role("button", name="Submit task").click()
     expect(page.locator("#task-error")).to_contain_text("not confirmed")
 
     # Someone else changes the job: the console's next change is refused and says so.
@@ -225,7 +272,7 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
 
     page.evaluate("window.stayedOnPage = true")
-    page.get_by_role("button", name="Submit export task").click()
+    page.get_by_role("button", name="Submit task").click()
     row = page.locator("#tasks tbody tr").first
     expect(row).to_have_attribute("data-status", "completed")
     assert page.locator("#tasks progress").first.evaluate("p => p.value") == 1
@@ -254,6 +301,8 @@ def test_extraction_run_cancel_resume_and_highlights(
     servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
 ) -> None:
     server = servers()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
     page.goto(server.url + "/console/runs")
     # Bad input first: a malformed ontology is refused with the API's sentence, and no run exists.
     page.get_by_label("Text", exact=True).fill("Some text.")
@@ -277,7 +326,9 @@ def test_extraction_run_cancel_resume_and_highlights(
     expect(page.locator("#run-name")).to_have_text("city.md")
     run_id = page.url.rsplit("/", 1)[1]
 
+    # The bar moves by itself: each batch committed is pushed by the run's event stream.
     page.wait_for_function("document.querySelector('#run-progress').value > 0")
+    page.wait_for_function("Number(document.body.dataset.runEvents) >= 5")
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
     stopped = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
@@ -292,6 +343,14 @@ def test_extraction_run_cancel_resume_and_highlights(
     assert mentions > 0
     expect(page.locator("#source mark")).to_have_count(mentions)
 
+    # Hundreds of updates and no polling: the run was read once on load and once for its
+    # outputs; everything between came on two event streams (before cancel, after resume).
+    run_url = f"{server.url}/v1/runs/{run_id}"
+    assert requests.count(f"GET {run_url}") == 2, [r for r in requests if run_id in r]
+    assert requests.count(f"GET {run_url}/events") == 2
+    updates = int(page.evaluate("document.body.dataset.runEvents"))
+    assert updates >= run["total_batches"]  # one event per batch, at least
+
     with page.expect_download() as info:
         page.get_by_role("button", name="Turtle").click()
     graph = Graph().parse(data=Path(info.value.path()).read_text(), format="turtle")
@@ -300,3 +359,91 @@ def test_extraction_run_cancel_resume_and_highlights(
     page.goto(server.url + "/console/runs")
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
     shot(page, backend, "runs")
+
+
+async def tasks_by_status(database: Database) -> dict[str, int]:
+    async with database.reading() as session:
+        rows = await session.execute(select(Task.status, func.count()).group_by(Task.status))
+        return {status: count for status, count in rows.all()}
+
+
+def test_a_job_submits_every_task_kind(
+    servers: Callable[..., Server], page: Page, backend: str, db_url: str
+) -> None:
+    server = servers()
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Export me by prompt id"})
+    assert made.status_code == 200, made.text
+    page.goto(server.url + "/console/jobs")
+    page.get_by_label("New job title").fill("Every kind")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-title")).to_have_text("Every kind")
+    kinds = page.get_by_label("Task kind")
+    # The kinds are the server's: built-in, and the test handlers of GENKEEP_TASK_MODULES.
+    offered = kinds.locator("option").all_inner_texts()
+    assert {"export", "generate", "extract", "stages"} <= set(offered)
+    rows = page.locator("#tasks tbody tr")
+
+    # A payload the API refuses: its sentence is shown, and no task is written.
+    kinds.select_option("extract")
+    page.get_by_label("Text to extract from").fill("A tram.")
+    page.get_by_role("button", name="Submit task").click()
+    expect(page.locator("#task-error")).to_contain_text("ontology")
+    assert in_database(db_url, tasks_by_status) == {}
+
+    kinds.select_option("generate")
+    page.get_by_label("Prompt to generate").fill("A note written by a task")
+    page.get_by_role("button", name="Submit task").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    prompt_link = rows.first.get_by_role("link", name="prompt, version 1")
+    expect(prompt_link).to_be_visible()
+
+    kinds.select_option("export")
+    page.get_by_label("Source").select_option("prompt_id")
+    page.get_by_label("Prompt or result id").fill(made.json()["prompt_id"])
+    page.get_by_label("PDF").uncheck()
+    page.get_by_label("Markdown").check()
+    page.get_by_role("button", name="Submit task").click()
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    expect(page.locator(".artifact-kind h3")).to_have_text(["md"])
+
+    kinds.select_option("stages")
+    page.get_by_label("Payload (JSON)").fill('{"steps": 3}')
+    page.get_by_role("button", name="Submit task").click()
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    expect(rows.first.locator(".stage")).to_have_text("done")
+
+    kinds.select_option("extract")
+    page.get_by_role("button", name="Use the shipped samples").click()
+    expect(page.get_by_label("Ontology to extract with")).to_have_value(re.compile("owl:Ontology"))
+    page.get_by_label("Chunk size (characters)").fill("400")
+    page.get_by_label("Chunk overlap").fill("0")
+    page.get_by_label("Chunks per batch").fill("1")
+    page.get_by_role("button", name="Submit task").click()
+    expect(rows).to_have_count(4)
+    expect(rows.first).to_have_attribute("data-status", "completed", timeout=60_000)
+    expect(page.locator(".artifact-kind h3")).to_have_count(4)  # md, and the graph's three
+    shot(page, backend, "job-tasks")
+    task_id = rows.first.get_attribute("id").removeprefix("task-")  # type: ignore[union-attr]
+    task = httpx.get(f"{server.url}/v1/tasks/{task_id}").json()
+    assert (task["kind"], task["payload"]["chunk_size"], task["payload"]["batch_size"]) == (
+        "extract",
+        400,
+        1,
+    )
+
+    rows.first.get_by_role("link", name="extraction run").click()
+    expect(page.locator("#run-status")).to_have_text("completed")
+    run = httpx.get(f"{server.url}/v1/runs/{task_id}").json()
+    assert run["total_batches"] > 1
+    expect(page.locator("#source mark")).to_have_count(run["outputs"]["counts"]["mentions"])
+
+    page.get_by_role("link", name="Operations").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    counted = in_database(db_url, tasks_by_status)  # at the source: rows in the tasks table
+    assert counted == {"completed": 4}
+    for status in ("queued", "running", "completed", "failed", "cancelled"):
+        cell = page.locator(f'#queue tr[data-status="{status}"] td').last
+        expect(cell).to_have_text(str(counted.get(status, 0)))

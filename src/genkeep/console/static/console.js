@@ -307,8 +307,12 @@ pages.jobs = () => {
 };
 
 // Server-Sent Events read with fetch, so the stream carries the same Authorization header.
-async function follow(path, onEvent, signal) {
-  const response = await api("GET", path, { raw: true, headers: { Accept: "text/event-stream" } });
+// A 204 means the stream has nothing more to send (a finished task, a stopped run).
+async function follow(path, onEvent, { lastEventId = null, signal = null } = {}) {
+  const headers = { Accept: "text/event-stream" };
+  if (lastEventId !== null) headers["Last-Event-ID"] = String(lastEventId);
+  const response = await api("GET", path, { raw: true, headers });
+  if (response.status === 204 || !response.body) return;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -322,7 +326,12 @@ async function follow(path, onEvent, signal) {
       buffer = buffer.slice(end + 2);
       const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
       const name = (block.split("\n").find((l) => l.startsWith("event:")) || "event: message").slice(6).trim();
-      if (data) { try { onEvent(name, JSON.parse(data)); } catch (e) { /* not JSON: ignore */ } }
+      if (signal && signal.aborted) { reader.cancel(); return; }
+      if (data) {
+        let parsed;
+        try { parsed = JSON.parse(data); } catch (e) { continue; } // not JSON: ignore
+        await onEvent(name, parsed);
+      }
     }
   }
 }
@@ -395,7 +404,8 @@ pages.job = () => {
       el("td", {}, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
       el("td", { class: "status" }), el("td", { class: "stage" }),
       el("td", {}, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
-      el("td", { class: "actions" }));
+      el("td", { class: "actions" }), el("td", { class: "result" }));
+    if (task.kind) row.querySelector(".result").replaceChildren(...taskLinks(task)); // an event has none
     row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
     row.querySelector(".stage").textContent = task.stage || "";
     row.querySelector("progress").value = task.progress;
@@ -416,6 +426,15 @@ pages.job = () => {
     return row;
   }
 
+  // Where a task's work can be read: an extraction's run page, a generation's prompt page.
+  function taskLinks(task) {
+    if (task.kind === "extract") return [el("a", { href: `/console/runs/${task.id}`, text: "extraction run" })];
+    if (task.kind === "generate" && task.result && task.result.prompt_id) {
+      return [el("a", { href: `/console/prompts/${task.result.prompt_id}`, text: `prompt, version ${task.result.version}` })];
+    }
+    return [];
+  }
+
   // Live stage and progress: one SSE stream per unfinished task, no reload.
   async function watch(id, again = false) {
     if (followed.has(id) && !again) return;
@@ -424,7 +443,9 @@ pages.job = () => {
       await follow(`/v1/tasks/${id}/events`, async (_name, data) => {
         // An event that is not the task itself (e.g. a job event) still means "it changed".
         try {
-          const task = data && data.id === id && data.status ? data : await api("GET", `/v1/tasks/${id}`);
+          let task = data && data.id === id && data.status ? data : await api("GET", `/v1/tasks/${id}`);
+          // A change carries no kind or result: the finished task is read once, whole.
+          if (FINISHED.has(task.status) && !task.kind) task = await api("GET", `/v1/tasks/${id}`);
           taskRow(task);
           if (task.status === "completed") await loadArtifacts();
         } catch (error) { showError("task-error", error); }
@@ -475,13 +496,52 @@ pages.job = () => {
     catch (error) { showError("schema-error", `The schema is not valid JSON: ${error.message}`); return; }
     change({ current_schema: schema }, "schema-error");
   });
+  // One form per kind the API accepts; a kind without a form takes its payload as JSON.
+  function showKind() {
+    const kind = $("#task-kind").value;
+    const known = [...document.querySelectorAll("#task-form fieldset.kind")].map((f) => f.dataset.kind);
+    for (const box of document.querySelectorAll("#task-form fieldset.kind")) {
+      box.hidden = box.dataset.kind !== (known.includes(kind) ? kind : "other");
+    }
+  }
+  function number(id) { return $(id).value === "" ? undefined : Number($(id).value); }
+  function payloadOf(kind) {
+    if (kind === "export") {
+      const payload = { formats: [...document.querySelectorAll('#task-form input[name="format"]:checked')].map((i) => i.value) };
+      const source = $("#export-source").value;
+      if (source !== "sections") payload[source] = $("#export-source-id").value.trim();
+      if ($("#export-title").value.trim()) payload.title = $("#export-title").value.trim();
+      return payload;
+    }
+    if (kind === "generate") {
+      return { prompt: $("#task-prompt").value, profile: $("#task-profile").value || undefined };
+    }
+    if (kind === "extract") {
+      return {
+        text: $("#task-text").value, ontology: $("#task-ontology").value,
+        ontology_name: $("#task-ontology-name").value || undefined, input_name: $("#task-input-name").value || undefined,
+        chunk_size: number("#task-chunk-size"), overlap: number("#task-overlap"), batch_size: number("#task-batch-size"),
+      };
+    }
+    try { return JSON.parse($("#task-payload").value || "{}"); }
+    catch (error) { throw new Error(`The payload is not valid JSON: ${error.message}`); }
+  }
+  $("#task-kind").addEventListener("change", showKind);
+  $("#export-source").addEventListener("change", () => { $("#export-source-id").disabled = $("#export-source").value === "sections"; });
+  $("#task-samples").addEventListener("click", async () => {
+    const [text, ontology] = await Promise.all(["text", "ontology"].map(async (name) => (await fetch(`/console/samples/${name}`)).text()));
+    $("#task-text").value = text;
+    $("#task-ontology").value = ontology;
+    $("#task-ontology-name").value = "ontology.ttl";
+    $("#task-input-name").value = "text.md";
+  });
   $("#task-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("task-error", null);
-    const formats = [...document.querySelectorAll('#task-form input[name="format"]:checked')].map((i) => i.value);
+    const kind = $("#task-kind").value;
     try {
       const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
-        json: { kind: "export", payload: { formats } },
+        json: { kind, payload: payloadOf(kind) },
         headers: { "Idempotency-Key": randomKey() },
       });
       $("#tasks tbody").prepend(taskRow(task));
@@ -489,6 +549,7 @@ pages.job = () => {
       loadEvents();
     } catch (error) { showError("task-error", error); }
   });
+  showKind();
 
   (async () => {
     try { await loadJob(); await loadEvents(); await loadArtifacts(); }
@@ -566,11 +627,14 @@ async function fetchDocument(path) {
 
 pages.run = () => {
   let started = null;
-  let timer = null;
   let shown = false;
+  let lastSeq = null;
+  let stream = null; // the AbortController of the open event stream
 
+  // ``run`` is the run (GET) or one of its change events: both carry status and counts.
   function render(run) {
-    $("#run-name").textContent = run.input_name;
+    if (run.input_name) $("#run-name").textContent = run.input_name;
+    if (!started || run.status !== "running") started = { at: Date.now(), done: run.batches_done };
     $("#run-status").textContent = run.status;
     body.dataset.runStatus = run.status;
     $("#run-progress").value = run.progress;
@@ -579,15 +643,35 @@ pages.run = () => {
     $("#resume-run").disabled = run.status === "running" || run.status === "completed";
   }
 
-  // Progress is polled: extraction runs have no event stream in the API.
-  async function poll() {
-    clearTimeout(timer);
+  async function completed() {
+    if (shown) return;
+    shown = true;
+    await showResults(await api("GET", `/v1/runs/${itemId}`)); // the outputs: read once
+  }
+
+  // Progress is pushed: the run's event stream (SSE), from the change log in the database,
+  // so a run that a worker process executes shows here too. No polling; the stream ends
+  // when the run stops, and Resume opens a new one after the last event seen.
+  async function live() {
+    if (stream) stream.abort();
+    const controller = new AbortController();
+    stream = controller;
+    try {
+      await follow(`/v1/runs/${itemId}/events`, async (_name, change) => {
+        lastSeq = change.seq;
+        body.dataset.runEvents = String(Number(body.dataset.runEvents || "0") + 1);
+        render(change);
+        if (change.status === "completed") await completed();
+      }, { lastEventId: lastSeq, signal: controller.signal });
+    } catch (error) { showError("page-error", error); }
+  }
+
+  async function load() {
     try {
       const run = await api("GET", `/v1/runs/${itemId}`);
-      if (!started || run.status !== "running") started = { at: Date.now(), done: run.batches_done };
       render(run);
-      if (run.status === "completed" && !shown) { shown = true; await showResults(run); }
-      if (run.status === "running" || run.status === "pending") timer = setTimeout(poll, 400);
+      if (run.status === "completed") { shown = true; await showResults(run); return; }
+      if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
     } catch (error) { showError("page-error", error); }
   }
 
@@ -640,11 +724,11 @@ pages.run = () => {
 
   $("#cancel-run").addEventListener("click", async () => {
     showError("run-action-error", null);
-    try { render(await api("POST", `/v1/runs/${itemId}/cancel`)); poll(); } catch (error) { showError("run-action-error", error); }
+    try { render(await api("POST", `/v1/runs/${itemId}/cancel`)); } catch (error) { showError("run-action-error", error); }
   });
   $("#resume-run").addEventListener("click", async () => {
     showError("run-action-error", null);
-    try { render(await api("POST", `/v1/runs/${itemId}/resume`)); started = null; poll(); } catch (error) { showError("run-action-error", error); }
+    try { started = null; render(await api("POST", `/v1/runs/${itemId}/resume`)); live(); } catch (error) { showError("run-action-error", error); }
   });
   for (const button of document.querySelectorAll("button.graph")) {
     button.addEventListener("click", async () => {
@@ -654,7 +738,7 @@ pages.run = () => {
       } catch (error) { showError("run-action-error", error); }
     });
   }
-  poll();
+  load();
 };
 
 const COUNTERS = [
@@ -675,6 +759,8 @@ function parseMetrics(text) {
   return samples;
 }
 
+const TASK_STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
+
 pages.ops = () => {
   async function probe(path, target) {
     try {
@@ -683,18 +769,40 @@ pages.ops = () => {
       $(target).textContent = `${response.status} ${answer.status}${answer.reason ? `: ${answer.reason}` : ""}`;
     } catch (error) { $(target).textContent = `unreachable (${error.message})`; }
   }
+  async function metrics() {
+    const samples = parseMetrics(await (await fetch("/metrics")).text());
+    const rows = [];
+    for (const [name, label] of COUNTERS) {
+      const found = samples.filter((s) => s.name === name);
+      if (!found.length) rows.push(el("tr", {}, el("td", { text: label }), el("td"), el("td", { text: "0" })));
+      for (const s of found) rows.push(el("tr", { "data-metric": name }, el("td", { text: label }), el("td", {}, el("code", { text: s.labels })), el("td", { text: String(s.value) })));
+    }
+    $("#counters tbody").replaceChildren(...rows);
+    // genkeep_tasks{status="..."}: read from the database at this scrape, every owner's tasks.
+    const depth = new Map(samples.filter((s) => s.name === "genkeep_tasks").map((s) => [/status="([^"]*)"/.exec(s.labels)[1], s.value]));
+    $("#queue tbody").replaceChildren(...TASK_STATUSES.map((status) =>
+      el("tr", { "data-status": status }, el("td", { text: status }), el("td", { text: depth.has(status) ? String(depth.get(status)) : "unknown" }))));
+    $("#queue-unknown").hidden = depth.size > 0;
+  }
+  // The owner's own duplicate prompts, through the API with the same key as every call.
+  async function duplicates() {
+    showError("duplicates-error", null);
+    const found = await api("GET", "/v1/prompts/duplicates");
+    $("#duplicates-none").hidden = found.length > 0;
+    $("#duplicates").hidden = found.length === 0;
+    $("#duplicates tbody").replaceChildren(...found.map((d) =>
+      el("tr", { "data-hash": d.normalized_hash },
+        el("td", {}, el("code", { text: d.normalized_hash.slice(0, 12) + "…", title: d.normalized_hash })),
+        el("td", {}, el("code", { text: d.profile_key.slice(0, 12), title: d.profile_key })),
+        el("td", { text: String(d.count) }),
+        el("td", {}, ...d.prompt_ids.flatMap((id, i) => [i ? ", " : "", el("a", { href: `/console/prompts/${id}`, text: id.slice(0, 8) })])))));
+  }
   async function load() {
+    delete body.dataset.ready;
     await Promise.all([probe("/healthz", "#healthz"), probe("/readyz", "#readyz")]);
-    try {
-      const samples = parseMetrics(await (await fetch("/metrics")).text());
-      const rows = [];
-      for (const [name, label] of COUNTERS) {
-        const found = samples.filter((s) => s.name === name);
-        if (!found.length) rows.push(el("tr", {}, el("td", { text: label }), el("td"), el("td", { text: "0" })));
-        for (const s of found) rows.push(el("tr", { "data-metric": name }, el("td", { text: label }), el("td", {}, el("code", { text: s.labels })), el("td", { text: String(s.value) })));
-      }
-      $("#counters tbody").replaceChildren(...rows);
-    } catch (error) { showError("page-error", error); }
+    try { await metrics(); } catch (error) { showError("page-error", error); }
+    try { await duplicates(); } catch (error) { showError("duplicates-error", error); }
+    body.dataset.ready = "true";
   }
   $("#refresh").addEventListener("click", load);
   load();
