@@ -104,7 +104,7 @@ class EventOut(BaseModel):
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="export | generate (and extensions).")
+    kind: str = Field(description="export | generate | extract (and extensions).")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
