@@ -405,7 +405,8 @@ pages.job = () => {
       el("td", { class: "status" }), el("td", { class: "stage" }),
       el("td", {}, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
       el("td", { class: "actions" }), el("td", { class: "result" }));
-    if (task.kind) row.querySelector(".result").replaceChildren(...taskLinks(task)); // an event has none
+    if (task.kind) row.dataset.kind = task.kind; // a change event carries no kind
+    row.querySelector(".result").replaceChildren(...taskLinks({ ...task, kind: row.dataset.kind }));
     row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
     row.querySelector(".stage").textContent = task.stage || "";
     row.querySelector("progress").value = task.progress;
@@ -428,7 +429,8 @@ pages.job = () => {
 
   // Where a task's work can be read: an extraction's run page, a generation's prompt page.
   function taskLinks(task) {
-    if (task.kind === "extract") return [el("a", { href: `/console/runs/${task.id}`, text: "extraction run" })];
+    // The worker creates the run when it starts the task; until then there is no run page.
+    if (task.kind === "extract" && task.status !== "queued") return [el("a", { href: `/console/runs/${task.id}`, text: "extraction run" })];
     if (task.kind === "generate" && task.result && task.result.prompt_id) {
       return [el("a", { href: `/console/prompts/${task.result.prompt_id}`, text: `prompt, version ${task.result.version}` })];
     }
