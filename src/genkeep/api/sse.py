@@ -12,6 +12,7 @@ from fastapi import Request
 
 from genkeep.errors import BadInput
 
+INT64_MAX = 2**63 - 1  # the log's seq column (BIGINT)
 KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream
 
 
@@ -27,9 +28,11 @@ def event_id(value: str | None) -> int:
     """The ``Last-Event-ID`` header as a log position (0: from the start)."""
     if value is None or not value.strip():
         return 0
-    if not value.strip().isdigit():
+    text = value.strip()
+    # ASCII digits only ("²" is a digit to str.isdigit), and within the column's range.
+    if not (text.isascii() and text.isdigit()) or int(text) > INT64_MAX:
         raise BadInput("Last-Event-ID must be the id of an event this stream sent")
-    return int(value)
+    return int(text)
 
 
 async def follow_log(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
@@ -13,6 +10,8 @@ from fastapi.responses import StreamingResponse
 
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
+from genkeep.api.sse import event_id, follow_log
+from genkeep.db.models import TaskChange
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import BadInput, NotFound
 from genkeep.worker.export_task import check_gates
@@ -104,7 +103,7 @@ async def task_events(
     once, each with its `id`; ends after the task finishes."""
     if not 0.05 <= interval <= 10:
         raise BadInput("interval must be between 0.05 and 10 seconds")
-    after = _event_id(last_event_id)
+    after = event_id(last_event_id)
     task = await services.tasks.get(owner, task_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
@@ -113,40 +112,19 @@ async def task_events(
     if not first and task.status in FINISHED:
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
 
-    async def stream() -> AsyncIterator[str]:
-        nonlocal after
-        page, idle = first, 0.0
-        async with changes.watch(task_id) as changed:
-            while True:
-                for change in page:
-                    body = TaskEventOut.of(change).model_dump_json()
-                    yield f"id: {change.seq}\nevent: task\ndata: {body}\n\n"
-                    after, idle = change.seq, 0.0
-                if page and page[-1].status in FINISHED:
-                    page = await changes.after(owner, task_id, after)
-                    if not page:
-                        return
-                    continue
-                if await request.is_disconnected():
-                    return
-                if idle >= 15:
-                    idle = 0.0
-                    yield ": keep-alive\n\n"
-                # Cleared before the read: a NOTIFY that arrives during it wakes the next wait.
-                changed.clear()
-                page = await changes.after(owner, task_id, after)
-                if not page:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), interval)
-                    idle += interval
+    async def read(seq: int) -> list[TaskChange]:
+        return await changes.after(owner, task_id, seq)
 
+    stream = follow_log(
+        request,
+        event="task",
+        after=after,
+        first=first,
+        read=read,
+        watch=changes.watch(task_id),
+        encode=lambda change: TaskEventOut.of(change).model_dump_json(),
+        ends=lambda change: change.status in FINISHED,
+        interval=interval,
+    )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-
-def _event_id(value: str | None) -> int:
-    if value is None or not value.strip():
-        return 0
-    if not value.strip().isdigit():
-        raise BadInput("Last-Event-ID must be the id of an event this stream sent")
-    return int(value)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
