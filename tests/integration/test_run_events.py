@@ -134,6 +134,6 @@ async def test_another_owners_run_and_bad_ids(api: Api) -> None:
     assert theirs.status_code == 404  # exactly like a run that does not exist (I3)
     assert (await client.get("/v1/runs/no-such-run/events")).status_code == 404
     for bad_id in (b"x1", "\u00b2".encode("latin-1"), str(2**63).encode()):  # not a seq
-        bad = await client.get(f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": bad_id})
+        bad = await client.get(f"/v1/runs/{run_id}/events", headers={b"Last-Event-ID": bad_id})
         assert bad.status_code == 422 and bad.json()["code"] == "bad-input", bad_id
     assert (await client.get(f"/v1/runs/{run_id}/events?interval=0")).status_code == 422
