@@ -444,6 +444,7 @@ NO_OWNER_IDS = {
     ("POST", "/v1/runs"),
     ("GET", "/v1/runs"),  # listing: checked below
     ("GET", "/v1/prompts"),  # listing: checked below
+    ("GET", "/v1/prompts/duplicates"),  # the owner's own: tested in test_ops_api
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
