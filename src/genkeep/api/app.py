@@ -12,6 +12,9 @@ from fastapi import FastAPI
 
 from genkeep import __version__
 from genkeep.api import problems
+from genkeep.api.failures import FailureBoundary
+from genkeep.api.guard import BodyLimit
+from genkeep.api.openapi import install_docs
 from genkeep.api.routes import (
     artifacts,
     blobs,
@@ -72,8 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Generate once, keep it durable: read-first generation, jobs, tasks and artifacts.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
-    problems.install(app)
+    problems.install(app, retry_after_s=settings.retry_after_s)
+    # Added last runs first: the boundary sees every failure, the cap every body.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
     for module in ROUTERS:
         app.include_router(module.router)
+    install_docs(app, settings)
     return app

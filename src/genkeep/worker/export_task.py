@@ -22,7 +22,7 @@ from genkeep.worker.registry import register
 class ExportPayload(BaseModel):
     """Formats to render and the source: a result, a prompt's latest result, or the sections."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     formats: list[ExportFormat] = Field(min_length=1, max_length=4)
     result_id: str | None = None
@@ -68,7 +68,7 @@ def sections_markdown(job: Job) -> str:
     return "\n".join(parts)
 
 
-@register("export", validate)
+@register("export", validate, ExportPayload)
 async def export(context: TaskContext) -> TaskOutput:
     payload = ExportPayload.model_validate(context.task.payload)
     services, task = context.services, context.task

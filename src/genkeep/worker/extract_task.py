@@ -31,7 +31,7 @@ ARTIFACT_KINDS = {"turtle": "ttl", "jsonld": "jsonld", "jsonl": "jsonl"}
 
 
 class ExtractPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str
     ontology: str = Field(min_length=1)
@@ -39,9 +39,9 @@ class ExtractPayload(BaseModel):
     input_name: str = "input.txt"
     extractor: str = "builtin"
     # Unset: the GENKEEP_EXTRACT_* settings of the worker that starts the run.
-    chunk_size: int | None = Field(None, ge=1)
-    overlap: int | None = Field(None, ge=0)
-    batch_size: int | None = Field(None, ge=1)
+    chunk_size: int | None = Field(None, ge=1, le=2**31 - 1)
+    overlap: int | None = Field(None, ge=0, le=2**31 - 1)
+    batch_size: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 def validate(payload: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def validate(payload: dict[str, Any]) -> dict[str, Any]:
     return checked.model_dump(exclude_none=True)
 
 
-@register("extract", validate)
+@register("extract", validate, ExtractPayload)
 async def extract(context: TaskContext) -> TaskOutput:
     payload = ExtractPayload.model_validate(context.task.payload)
     services, task = context.services, context.task

@@ -7,16 +7,18 @@ import mimetypes
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.blobs import LocalBlobStore, content_disposition, validate_key
 from genkeep.errors import NotFound
 
-router = APIRouter(prefix="/v1", tags=["blobs"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["blobs"])
 
 
 @router.get(
     "/blobs/{key:path}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}} | documented(403, 404, 422),
 )
 async def download(
     key: str,

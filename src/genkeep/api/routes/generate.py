@@ -9,12 +9,14 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.api.schemas import GenerateRequest, GenerateResponse
 
-router = APIRouter(prefix="/v1", tags=["generate"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["generate"])
 
 
-@router.post("/generate", response_model=GenerateResponse)
+@router.post("/generate", response_model=GenerateResponse, responses=documented(413, 502, 504))
 async def generate(
     body: GenerateRequest,
     owner: OwnerDep,

@@ -7,11 +7,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from genkeep.api.deps import ServicesDep
+from genkeep.api.guard import GuardedRoute
 from genkeep.db.migrate import ensure_current
 from genkeep.errors import GenkeepError
 from genkeep.metrics import exposition
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 
 
 @router.get("/healthz")
