@@ -31,6 +31,7 @@ from genkeep.worker.registry import payload_models
 
 # ECMA-262 and Python agree on this: any string without U+0000.
 NO_NUL = "^[^\\u0000]*$"
+NO_NUL_KEY = {"type": "string", "pattern": NO_NUL}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
 ASSETS = "/docs-assets"
@@ -154,7 +155,7 @@ def _json_value() -> dict[str, Any]:
             {"type": "boolean"},
             {"type": "null"},
             {"type": "array", "items": JSON_VALUE_REF},
-            {"type": "object", "additionalProperties": JSON_VALUE_REF},
+            {"type": "object", "additionalProperties": JSON_VALUE_REF, "propertyNames": NO_NUL_KEY},
         ],
     }
 
@@ -185,14 +186,22 @@ def _task_kinds(schemas: dict[str, Any]) -> None:
         return
     variants = []
     for kind, model in payload_models().items():
-        payload: dict[str, Any] = {"type": "object", "additionalProperties": JSON_VALUE_REF}
+        payload: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": NO_NUL_KEY,
+        }
+        required = ["kind"]
         if model is not None:
             _add_models(schemas, model)
             payload = {"$ref": f"#/components/schemas/{model.__name__}"}
+            # The payload defaults to {}: where the model needs fields, it must be sent.
+            if model.model_json_schema().get("required"):
+                required.append("payload")
         variants.append(
             {
                 "type": "object",
-                "required": ["kind"],
+                "required": required,
                 "properties": {"kind": {"const": kind}, "payload": payload},
             }
         )
@@ -210,6 +219,7 @@ def _strings(node: Any, *, inside_problem: bool = False) -> None:
         return
     if node.get("additionalProperties") is True:
         node["additionalProperties"] = JSON_VALUE_REF
+        node["propertyNames"] = NO_NUL_KEY
     if (
         node.get("type") == "string"
         and not inside_problem

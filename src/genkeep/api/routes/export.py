@@ -16,6 +16,13 @@ from genkeep.export import ExportMeta, preview_page, render
 from genkeep.generate.canonical import persisted_content, title_of
 from genkeep.generate.normalize import sha256_hex
 
+EXPORT_MEDIA_TYPES = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "text/markdown",
+    "text/html",
+)
+
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["export"])
 
 
@@ -37,7 +44,12 @@ async def preview(result_id: str, owner: OwnerDep, services: ServicesDep) -> HTM
 @router.post(
     "/export",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}, "application/octet-stream": {}}}}
+    responses={
+        200: {
+            "description": "The rendered file, of the requested format's media type.",
+            "content": {media_type: {} for media_type in EXPORT_MEDIA_TYPES},
+        }
+    }
     | documented(404),
 )
 async def export(body: ExportRequest, owner: OwnerDep, services: ServicesDep) -> Response:

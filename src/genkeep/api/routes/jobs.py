@@ -96,12 +96,27 @@ async def update_job(
 def _version_of(if_match: str) -> int:
     """The version an If-Match names; one no job can have answers 412 (RFC 9110 §13.1.1)."""
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if tag.isascii() and tag.isdigit() and 1 <= int(tag[:12]) <= INT32_MAX:
+    if tag.isascii() and tag.isdigit() and len(tag) <= 10 and 1 <= int(tag) <= INT32_MAX:
         return int(tag)
     raise PreconditionFailed(f"If-Match {truncate(if_match, 40)} names no version of this job")
 
 
-@router.put("/jobs/{job_id}/file", response_model=JobOut, responses=documented(404, 413))
+@router.put(
+    "/jobs/{job_id}/file",
+    response_model=JobOut,
+    responses=documented(404, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes (not empty); Content-Type is kept as its type.",
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary", "minLength": 1}
+                }
+            },
+        }
+    },
+)
 async def upload_file(
     job_id: str,
     request: Request,
