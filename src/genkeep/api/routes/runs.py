@@ -142,7 +142,7 @@ async def get_run(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunOut
     return RunOut.of(await services.runs.require(owner, run_id))
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=documented(404))
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=documented(404, 409))
 async def cancel_run(
     run_id: str, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
