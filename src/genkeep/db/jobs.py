@@ -199,3 +199,12 @@ async def existing_job_ids(database: Database, job_ids: list[str]) -> set[str]:
         return set()
     async with database.reading() as session:
         return set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())
+
+
+async def referenced_file_keys(database: Database, keys: list[str]) -> set[str]:
+    """Which of ``keys`` a job's file still names, for the blob sweep."""
+    if not keys:
+        return set()
+    query = select(Job.file_blob_key).where(Job.file_blob_key.in_(keys))
+    async with database.reading() as session:
+        return {key for key in (await session.execute(query)).scalars() if key is not None}

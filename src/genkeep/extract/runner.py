@@ -28,6 +28,7 @@ from genkeep.extract.dedupe import merge_chunk_results
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
 from genkeep.extract.outputs import write_outputs
+from genkeep.redact import client_message
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class ExtractionRunner:
             raise
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await self.runs.finish(lease, "failed", error=f"{type(exc).__name__}: {exc}")
+                await self.runs.finish(lease, "failed", error=client_message(exc))
             raise
         finally:
             heartbeat.cancel()
@@ -251,7 +252,7 @@ class ExtractionRunner:
                     raise
                 except Exception as exc:
                     log.warning("run %s batch %d failed: %s", run.id, index, exc)
-                    await self.runs.fail_batch(lease, index, f"{type(exc).__name__}: {exc}")
+                    await self.runs.fail_batch(lease, index, client_message(exc))
                     state["failed"] += 1
                 report()
 
