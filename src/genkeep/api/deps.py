@@ -40,11 +40,10 @@ def bearer_token(request: Request) -> str | None:
         return None
     if len(values) > 1:
         raise MalformedRequest("send one Authorization header, not several")
-    scheme, _, token = values[0].strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+    parts = values[0].split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
         raise Unauthorized("use `Authorization: Bearer <api key>`")
-    return token
+    return parts[1]
 
 
 async def current_owner(
