@@ -127,11 +127,11 @@ async def test_integers_and_durations_the_database_cannot_hold_are_refused(
         "after",
     )
     for field in ("chunk_size", "batch_size", "overlap"):
-        body = {"text": "t", "ontology": ONTOLOGY, field: 2**31}
-        _refused(await api.client.post("/v1/runs", json=body, headers=api.alice), 422, field)
+        run = {"text": "t", "ontology": ONTOLOGY, field: 2**31}
+        _refused(await api.client.post("/v1/runs", json=run, headers=api.alice), 422, field)
     for max_age in (100_000_000_000_000, False, -1):
-        body = {"prompt": "p", "cache": {"max_age": max_age}}
-        response = await api.client.post("/v1/generate", json=body, headers=api.alice)
+        generate = {"prompt": "p", "cache": {"max_age": max_age}}
+        response = await api.client.post("/v1/generate", json=generate, headers=api.alice)
         _refused(response, 422, "max_age")
     assert await snapshot(api.services) == before
     # A max-age header beyond any date is taken as 2^31 s (RFC 9111), not a 500.

@@ -117,7 +117,7 @@ async def test_a_replaced_upload_is_deleted_and_the_sweep_takes_unreferenced_fil
         assert response.status_code == 200
     files = [k async for k in api.services.blobs.list_keys(prefix)]
     current = (await api.services.jobs.require("alice", job["id"])).file_blob_key
-    assert files == [current], "each replaced upload went with its request"
+    assert current is not None and files == [current], "each replaced upload went with its request"
 
     hour = 3600
     old = f"{prefix}{int(time.time()) - 2 * hour}-abcdef012345-{'0' * 64}"

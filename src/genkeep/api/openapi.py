@@ -57,9 +57,11 @@ class Problem(BaseModel):
     errors: list[ProblemError] | None = Field(None, description="Per-field errors (4xx).")
 
 
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route: these statuses answer problem+json."""
-    return {status: _problem_response(status) for status in statuses}
+def documented(
+    *statuses: int, extra: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: these statuses answer problem+json (plus ``extra``)."""
+    return {**(extra or {}), **{status: _problem_response(status) for status in statuses}}
 
 
 def _problem_response(status: int) -> dict[str, Any]:
@@ -184,7 +186,7 @@ def _task_kinds(schemas: dict[str, Any]) -> None:
     create = schemas.get("TaskCreate")
     if create is None:
         return
-    variants = []
+    variants: list[dict[str, Any]] = []
     for kind, model in payload_models().items():
         payload: dict[str, Any] = {
             "type": "object",

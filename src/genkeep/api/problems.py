@@ -113,7 +113,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install(app: FastAPI, *, retry_after_s: int) -> None:
+def install(app: FastAPI, *, retry_after_s: int = 5) -> None:
     """Map errors to problem+json; unexpected ones are answered by ``failures.FailureBoundary``."""
     app.state.retry_after_s = retry_after_s
     app.add_exception_handler(GenkeepError, _genkeep_error)

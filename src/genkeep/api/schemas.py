@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -125,7 +125,7 @@ class EditRequest(RequestModel):
 
 # Rendering raw content costs CPU in proportion to its size (a PDF of 1 MB took 22 s).
 MAX_EXPORT_CONTENT_CHARS = 200_000
-_ONE_SOURCE = {
+_ONE_SOURCE: dict[str, Any] = {
     "oneOf": [
         {"required": [name], "properties": {name: {"type": "string"}}}
         for name in ("result_id", "prompt_id", "content")

@@ -22,7 +22,17 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["blobs"])
 @router.get(
     "/blobs/{key:path}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}} | documented(403, 404, 422),
+    responses=documented(
+        403,
+        404,
+        422,
+        extra={
+            200: {
+                "description": "The blob; its media type follows the signed file name.",
+                "content": {"*/*": {}},
+            }
+        },
+    ),
 )
 async def download(
     key: Annotated[str, Path(max_length=512, json_schema_extra={"pattern": KEY_PATTERN})],

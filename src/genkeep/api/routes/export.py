@@ -44,13 +44,15 @@ async def preview(result_id: str, owner: OwnerDep, services: ServicesDep) -> HTM
 @router.post(
     "/export",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The rendered file, of the requested format's media type.",
-            "content": {media_type: {} for media_type in EXPORT_MEDIA_TYPES},
-        }
-    }
-    | documented(404),
+    responses=documented(
+        404,
+        extra={
+            200: {
+                "description": "The rendered file, of the requested format's media type.",
+                "content": {media_type: {} for media_type in EXPORT_MEDIA_TYPES},
+            }
+        },
+    ),
 )
 async def export(body: ExportRequest, owner: OwnerDep, services: ServicesDep) -> Response:
     """Render a stored result (by id, or a prompt's latest) or raw legacy content to a file."""

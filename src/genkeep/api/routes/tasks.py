@@ -26,8 +26,12 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["tasks"])
     "/jobs/{job_id}/tasks",
     response_model=TaskOut,
     status_code=201,
-    responses={200: {"description": "The task this Idempotency-Key already created."}}
-    | documented(404, 409, 413),
+    responses=documented(
+        404,
+        409,
+        413,
+        extra={200: {"description": "The task this Idempotency-Key already created."}},
+    ),
 )
 async def submit_task(
     job_id: str,
@@ -87,7 +91,7 @@ async def retry_task(
 @router.get(
     "/tasks/{task_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}} | documented(404),
+    responses=documented(404, extra={200: {"content": {"text/event-stream": {}}}}),
 )
 async def task_events(
     task_id: str,
