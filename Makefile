@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(VENV)/.installed-test
 test: lint
 	bash scripts/install-test-tools.sh
 	$(BIN)/pytest
+
+# The contract test of `make test`, with thousands of cases per operation (about an hour).
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.installed-test
+	GENKEEP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -p no:randomly -s -q
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'
