@@ -207,6 +207,11 @@ async def test_oversized_bodies_answer_413_before_anything_is_written(api: EdgeA
         "/v1/jobs", content=chunked(), headers={**api.alice, "content-type": "application/json"}
     )
     _refused(response, 413)
+    for content_type in ("text/plain", "application/octet-stream"):
+        response = await api.client.post(
+            "/v1/jobs", content=b"x" * 300_000, headers={**api.alice, "content-type": content_type}
+        )
+        _refused(response, 413)
     schema = {"k": "y" * 200_000}
     roomy_settings = api.services.settings.model_copy(update={"max_body_bytes": 32 * 2**20})
     async with edge_api(roomy_settings, Path(str(api.services.settings.blob_dir)).parent) as roomy:

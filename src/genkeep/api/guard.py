@@ -90,10 +90,11 @@ class GuardedRoute(APIRoute):
             for name, value in request.query_params.multi_items():
                 check_text(name, ("query",))
                 check_text(value, ("query", name))
-            if has_body and _is_json(request.headers.get("content-type")):
+            if has_body:
+                # Read here, whatever the type: FastAPI would turn a 413 met while it reads
+                # into a 400. Starlette keeps the body (and the parsed JSON) for FastAPI.
                 body = await request.body()
-                if body:
-                    # Starlette keeps the parsed body here, so FastAPI does not parse it again.
+                if body and _is_json(request.headers.get("content-type")):
                     request._json = parse_json(body)
             return await handler(request)
 
