@@ -144,7 +144,10 @@ def run_schemathesis(
     ]
     started = time.monotonic()
     with (workdir / "schemathesis.log").open("w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        # In workdir: schemathesis keeps a cache of crashes in its working directory.
+        done = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, check=False, cwd=workdir
+        )
     data = json.loads(report.read_text())
     figures = Figures(
         seed=int(data["seed"]),

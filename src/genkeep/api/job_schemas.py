@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -50,15 +50,16 @@ class JobUpdate(RequestModel):
 
     not_null = ("title", "sections", "sections_confirmed", "schema_dirty", "version")
 
-    title: str | SkipJsonSchema[None] = Field(None, min_length=1, max_length=300)
-    sections: list[Section] | SkipJsonSchema[None] = Field(None, max_length=500)
+    # Constraints sit on the inner type: on the union pydantic would not translate them.
+    title: Annotated[str, Field(min_length=1, max_length=300)] | SkipJsonSchema[None] = None
+    sections: Annotated[list[Section], Field(max_length=500)] | SkipJsonSchema[None] = None
     current_schema: dict[str, Any] | None = Field(
         None, description=f"Any JSON object up to {MAX_SCHEMA_BYTES} bytes; null clears it."
     )
     sections_confirmed: bool | SkipJsonSchema[None] = None
     schema_dirty: bool | SkipJsonSchema[None] = None
-    version: int | SkipJsonSchema[None] = Field(
-        None, ge=1, le=INT32_MAX, description="Expected version (or send If-Match)."
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)] | SkipJsonSchema[None] = Field(
+        None, description="Expected version (or send If-Match)."
     )
 
     @field_validator("current_schema")
