@@ -324,9 +324,9 @@ def ops_sweep() -> None:
     report = run(main())
     console.print(
         f"artifacts deleted: {report.artifacts_deleted}, blobs deleted: "
-        f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}, "
-        f"unreferenced job files deleted: {report.files_deleted}"
+        f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}"
     )
+    console.print(f"unreferenced job files deleted: {report.files_deleted}")
 
 
 register_runs(app)
