@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from genkeep.api.types import INT32_MAX, RequestModel
+from genkeep.api.types import PositiveInt32, RequestModel
 from genkeep.db.models import Artifact, Job, JobEvent, Task
 from genkeep.errors import PayloadTooLarge
 
@@ -58,7 +58,7 @@ class JobUpdate(RequestModel):
     )
     sections_confirmed: bool | SkipJsonSchema[None] = None
     schema_dirty: bool | SkipJsonSchema[None] = None
-    version: Annotated[int, Field(ge=1, le=INT32_MAX)] | SkipJsonSchema[None] = Field(
+    version: PositiveInt32 | SkipJsonSchema[None] = Field(
         None, description="Expected version (or send If-Match)."
     )
 

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 # A duration in seconds that still gives a date when taken from now (68 years).
 MAX_SECONDS = INT32_MAX
 
-Int32 = Annotated[int, Field(le=INT32_MAX, ge=-INT32_MAX - 1)]
-Int64 = Annotated[int, Field(le=INT64_MAX, ge=-INT64_MAX - 1)]
-Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
+
+def json_integer(value: Any) -> Any:
+    """JSON Schema's integer: ``3`` and ``3.0`` are one, ``true`` and ``"3"`` are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The validator goes last: wrapped inside it, the bounds would leave the JSON Schema.
+PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(json_integer)]
+NonNegativeInt32 = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(json_integer)]
+NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(json_integer)]
+Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS), BeforeValidator(json_integer)]
 
 
 class RequestModel(BaseModel):

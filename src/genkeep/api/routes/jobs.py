@@ -19,7 +19,7 @@ from genkeep.api.guard import GuardedRoute, allow_body
 from genkeep.api.job_schemas import EventOut, JobCreate, JobOut, JobPage, JobUpdate
 from genkeep.api.openapi import documented
 from genkeep.api.problems import truncate
-from genkeep.api.types import INT32_MAX, Int64
+from genkeep.api.types import INT32_MAX, NonNegativeInt64
 from genkeep.db.jobs import FileInfo
 from genkeep.errors import BadInput, PreconditionFailed
 
@@ -173,7 +173,7 @@ async def job_events(
     job_id: str,
     owner: OwnerDep,
     services: ServicesDep,
-    after: Annotated[Int64, Query(ge=0, description="Return events after this id")] = 0,
+    after: Annotated[NonNegativeInt64, Query(description="Return events after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[EventOut]:
     """The job's audit log, oldest first."""

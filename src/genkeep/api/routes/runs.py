@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
-from genkeep.api.types import Int32, RequestModel
+from genkeep.api.types import NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.db.runs import is_held
 from genkeep.errors import Conflict, NotFound
@@ -33,9 +33,9 @@ class RunCreate(RequestModel):
     )
     input_name: str = Field("input.txt", max_length=255)
     extractor: str = "builtin"
-    chunk_size: Int32 | None = Field(None, ge=1)
-    overlap: Int32 | None = Field(None, ge=0, description="Smaller than chunk_size.")
-    batch_size: Int32 | None = Field(None, ge=1)
+    chunk_size: PositiveInt32 | None = Field(None)
+    overlap: NonNegativeInt32 | None = Field(None, description="Smaller than chunk_size.")
+    batch_size: PositiveInt32 | None = Field(None)
 
 
 class RunOut(BaseModel):
