@@ -230,7 +230,8 @@ WITH input AS (
 ), done AS (
     UPDATE tasks AS t
     SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(i.result AS JSONB),
-        lease_token = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now
+        error = NULL, lease_token = NULL, lease_expires_at = NULL, finished_at = :now,
+        updated_at = :now
     FROM input AS i
     WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
     RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
