@@ -15,10 +15,12 @@ from genkeep.api import problems
 from genkeep.api.routes import (
     artifacts,
     blobs,
+    chat,
     export,
     generate,
     health,
     jobs,
+    models,
     prompts,
     runs,
     tasks,
@@ -30,7 +32,7 @@ from genkeep.worker.registry import load_handlers
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health, chat, models)
 
 
 def attach(app: FastAPI, services: Services) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -60,6 +60,13 @@ class Outcome:
     cached: bool
     coalesced: bool
     persisted: bool
+    # The generator's usage as stored with the result; None when it reported none.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+# A generator call made elsewhere (chat completions); None means the profile's prompt call.
+Produce = Callable[[], Awaitable[Generation]]
 
 
 def _stored(prompt: PromptState, result: StoredResult, *, cached: bool, coalesced: bool) -> Outcome:
@@ -74,6 +81,8 @@ def _stored(prompt: PromptState, result: StoredResult, *, cached: bool, coalesce
         cached=cached,
         coalesced=coalesced,
         persisted=True,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
     )
 
 
@@ -89,6 +98,8 @@ def _unstored(generation: Generation, prompt_id: str | None, result_id: str | No
         cached=False,
         coalesced=False,
         persisted=False,
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
     )
 
 
@@ -117,7 +128,17 @@ class GenerateService:
     ) -> Outcome:
         started = time.perf_counter()
         key, profile = self.key_for(owner_id, prompt, profile_name)
-        outcome = await self._join_flight(key, profile, cache)
+        outcome = await self._join_flight(key, profile, cache, None)
+        label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
+        REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
+        return outcome
+
+    async def generate_key(
+        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, produce: Produce
+    ) -> Outcome:
+        """Generate once for a key made elsewhere, calling ``produce`` if this one leads."""
+        started = time.perf_counter()
+        outcome = await self._join_flight(key, profile, cache, produce)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
         return outcome
@@ -200,7 +221,11 @@ class GenerateService:
         return _stored(found, found.result, cached=True, coalesced=False), found
 
     async def _join_flight(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        produce: Produce | None,
     ) -> Outcome:
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
         flight = self._flights.get(flight_key)
@@ -213,7 +238,7 @@ class GenerateService:
             COALESCED.labels("process").inc()
             return replace(outcome, cached=False, coalesced=True)
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self._fly(key, profile, cache, time.monotonic()))
+        flight = asyncio.create_task(self._fly(key, profile, cache, time.monotonic(), produce))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return await asyncio.shield(flight)
@@ -224,15 +249,20 @@ class GenerateService:
             flight.exception()  # marks it retrieved when every waiter has gone
 
     async def _fly(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, arrived: float
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        produce: Produce | None,
     ) -> Outcome:
         outcome, found = await self._read_first(key, cache)
         if outcome is not None:
             return outcome
         if cache.no_store or not self.settings.persistence_enabled:
-            generation = await self._call_generator(key, profile)
+            generation = await self._call_generator(key, profile, produce)
             return _unstored(generation, None, None)
-        return await self._claim_or_wait(key, profile, cache, found, arrived)
+        return await self._claim_or_wait(key, profile, cache, found, arrived, produce)
 
     # -- the database claim protocol ----------------------------------------------------
 
@@ -243,6 +273,7 @@ class GenerateService:
         cache: CacheControl,
         first: PromptState | None,
         arrived: float,
+        produce: Produce | None,
     ) -> Outcome:
         """Claim the prompt and generate, or wait for the claimant's result.
 
@@ -268,7 +299,7 @@ class GenerateService:
             if found is None:
                 claim = await self.store.claim_new(key, holder, lease_s)
                 if claim is not None:
-                    return await self._lead(claim, key, profile)
+                    return await self._lead(claim, key, profile, produce)
                 continue
             prompt, result = found, found.result
             newer = result is not None and (
@@ -303,7 +334,7 @@ class GenerateService:
                             prompt.id,
                             prompt.claim_holder,
                         )
-                    return await self._lead(claim, key, profile)
+                    return await self._lead(claim, key, profile, produce)
                 continue
             waited = True
             if time.monotonic() >= deadline:
@@ -312,12 +343,14 @@ class GenerateService:
                 )
             await asyncio.sleep(self.settings.claim_poll_s)
 
-    async def _lead(self, claim: Claim, key: PromptKey, profile: GeneratorProfile) -> Outcome:
+    async def _lead(
+        self, claim: Claim, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Outcome:
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         handed_off = False
         try:
             try:
-                generation = await self._call_generator(key, profile)
+                generation = await self._call_generator(key, profile, produce)
             except BaseException as exc:
                 await asyncio.shield(self._release(claim, exc))
                 raise
@@ -351,6 +384,8 @@ class GenerateService:
                 cached=False,
                 coalesced=False,
                 persisted=True,
+                prompt_tokens=stored.prompt_tokens,
+                completion_tokens=stored.completion_tokens,
             )
         finally:
             if not handed_off:
@@ -389,11 +424,17 @@ class GenerateService:
             except Exception:
                 log.exception("heartbeat for prompt %s failed; retrying", claim.prompt_id)
 
-    async def _call_generator(self, key: PromptKey, profile: GeneratorProfile) -> Generation:
-        generator = self.generators[profile.backend]
+    async def _call_generator(
+        self, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Generation:
         started = time.perf_counter()
         try:
-            generation = await generator.generate(key.prompt_text, profile)
+            if produce is None:
+                generation = await self.generators[profile.backend].generate(
+                    key.prompt_text, profile
+                )
+            else:
+                generation = await produce()
         except GenkeepError:
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise

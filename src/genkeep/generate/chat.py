@@ -1,0 +1,158 @@
+"""Chat completions through generate once: one key per answer-changing request, one flight.
+
+A streamed miss hands the generator's pieces to a feed while the flight persists the result;
+requests of this process that join the flight read the same feed, and the others (a hit, a
+wait on another process's claim) get the stored content once the flight lands. The flight is
+its own task, so a client that goes away ends only its own reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from genkeep.config import GeneratorProfile
+from genkeep.db.prompts import PromptKey
+from genkeep.errors import UnknownModel, UnknownProfile
+from genkeep.generate.cache_control import CacheControl
+from genkeep.generate.chat_key import ChatCall, chat_key, chat_profile_key
+from genkeep.generate.feed import Feed
+from genkeep.generate.generator import ChatGenerator, Generation
+from genkeep.generate.service import GenerateService, Outcome
+
+FlightKey = tuple[str, str, str, CacheControl]
+# Stored content is streamed line by line: pieces a client renders as they come.
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+class ChatStream:
+    """A streamed answer: stored content known at once, or a live feed and then the result."""
+
+    def __init__(self, task: asyncio.Task[Outcome], model: str) -> None:
+        self.task = task
+        self.model = model
+        self.feed: Feed | None = None
+        self.led = False  # this request's own generator call is the one being streamed
+
+    @property
+    def known(self) -> Outcome | None:
+        """The outcome, when it was there before the first piece (a hit or a waited result)."""
+        return self.task.result() if self.feed is None else None
+
+    async def pieces(self) -> AsyncIterator[str]:
+        if self.feed is None:
+            for piece in _LINE.findall(self.task.result().content):
+                yield piece
+            return
+        async for piece in self.feed.read():
+            yield piece
+
+    async def outcome(self) -> Outcome:
+        """The result, once persisted (or not, by the request's choice); raises its error."""
+        return await asyncio.shield(self.task)
+
+
+class ChatService:
+    """Resolves models to profiles and answers chats, whole or streamed, through generate once."""
+
+    def __init__(self, generate: GenerateService) -> None:
+        self.generate = generate
+        self.settings = generate.settings
+        self._feeds: dict[FlightKey, Feed] = {}
+        self._announced = asyncio.Event()
+        self._profile_keys: dict[str, str] = {}
+
+    def models(self) -> list[str]:
+        """The profiles a client may name as ``model``."""
+        return sorted(self.settings.profiles)
+
+    def has_model(self, model: str) -> bool:
+        return model in self.settings.profiles
+
+    async def complete(
+        self, owner_id: str, model: str, call: ChatCall, cache: CacheControl
+    ) -> Outcome:
+        key, profile, backend, call = self._prepare(owner_id, model, call)
+
+        async def produce() -> Generation:
+            return await backend.chat(call, profile)
+
+        return await self.generate.generate_key(key, profile, cache, produce)
+
+    async def stream(
+        self, owner_id: str, model: str, call: ChatCall, cache: CacheControl
+    ) -> ChatStream:
+        """Start answering; returns at the first piece or the outcome, raising its error."""
+        key, profile, backend, call = self._prepare(owner_id, model, call)
+        flight: FlightKey = (key.owner_id, key.profile_key, key.normalized_hash, cache)
+
+        async def produce() -> Generation:
+            stream.led = True
+            feed = self._feeds[flight] = Feed()
+            self._announce()
+            try:
+                return await backend.chat(call, profile, feed.push)
+            finally:
+                feed.close()
+                if self._feeds.get(flight) is feed:
+                    del self._feeds[flight]
+
+        task = asyncio.create_task(self.generate.generate_key(key, profile, cache, produce))
+        task.add_done_callback(_retrieved)
+        stream = ChatStream(task, profile.model)
+        stream.feed = await self._feed_or_outcome(flight, task)
+        if stream.feed is None:
+            task.result()  # the error, before any byte of the answer is sent
+        return stream
+
+    def _prepare(
+        self, owner_id: str, model: str, call: ChatCall
+    ) -> tuple[PromptKey, GeneratorProfile, ChatGenerator, ChatCall]:
+        found = self.settings.profile(model) if model else None
+        if found is None:
+            raise UnknownModel(
+                f"The model '{model}' does not exist or you do not have access to it."
+            )
+        name, profile = found
+        backend = self.generate.generators.get(profile.backend)
+        if backend is None or not hasattr(backend, "chat"):
+            raise UnknownProfile(f"model {name!r} uses backend {profile.backend!r}, not set up")
+        call = call.with_profile_defaults(profile)
+        profile_key = self._profile_keys.get(name)
+        if profile_key is None:
+            profile_key = self._profile_keys[name] = chat_profile_key(profile)
+        key = chat_key(
+            owner_id,
+            name,
+            profile,
+            call,
+            max_bytes=self.settings.max_prompt_bytes,
+            profile_key=profile_key,
+        )
+        chat: ChatGenerator = backend  # type: ignore[assignment]
+        return key, profile, chat, call
+
+    def _announce(self) -> None:
+        announced, self._announced = self._announced, asyncio.Event()
+        announced.set()
+
+    async def _feed_or_outcome(self, flight: FlightKey, task: asyncio.Task[Outcome]) -> Feed | None:
+        """The feed of this flight's generation once it starts, or None when it ends first."""
+        while True:
+            feed = self._feeds.get(flight)
+            if feed is not None:
+                return feed
+            if task.done():
+                return None
+            announced = asyncio.ensure_future(self._announced.wait())
+            try:
+                await asyncio.wait({task, announced}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                announced.cancel()
+
+
+def _retrieved(task: asyncio.Task[Outcome]) -> None:
+    # A reader that went away leaves the outcome unread; its error is the flight's to log.
+    if not task.cancelled():
+        task.exception()
