@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.routing import APIRoute
 from genkeep.api.openai_schemas import ErrorBody
 from genkeep.errors import GenkeepError, UnknownModel
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
 # The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
@@ -56,9 +58,11 @@ def error_object(exc: BaseException) -> dict[str, Any]:
 
 def _validation(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    first = errors[0] if errors else {}
+    # A refusal we wrote names the problem best; a union's type mismatches come second.
+    first = next((e for e in errors if e.get("type") == "value_error"), errors[0] if errors else {})
     loc = [str(part) for part in first.get("loc", ())][1:]  # drop "body"
-    param = ".".join(loc) or None
+    # Union members tag the path (messages.0.content.str); the parameter is without them.
+    param = ".".join(part for part in loc if not _UNION_TAG.match(part)) or None
     kind, message = first.get("type", ""), str(first.get("msg", "invalid request"))
     if kind == "json_invalid":
         return error_response(400, "We could not parse the JSON body of your request.")
@@ -66,8 +70,10 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
         message = f"Unrecognized request argument supplied: {param}"
     elif kind == "missing":
         message = f"Missing required parameter: '{param}'."
-    else:
+    elif kind == "value_error":
         message = message.removeprefix("Value error, ")
+        message = f"{message} (in '{param}')" if param and f"'{param}'" not in message else message
+    else:
         message = f"Invalid value for '{param}': {message}" if param else message
     return error_response(400, message, param=param, code="invalid_value")
 

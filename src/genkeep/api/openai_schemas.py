@@ -11,7 +11,14 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from genkeep.generate.chat_key import ChatCall, ChatMessage
 from genkeep.generate.service import Outcome
@@ -49,9 +56,9 @@ class MessageIn(BaseModel):
 
     @field_validator("tool_calls", "function_call", "audio")
     @classmethod
-    def _refused(cls, value: Any) -> Any:
+    def _refused(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
-            raise ValueError(_UNSUPPORTED)
+            raise ValueError(f"'{info.field_name}' {_UNSUPPORTED}")
         return value
 
     @model_validator(mode="after")
@@ -124,18 +131,25 @@ class ChatCompletionRequest(BaseModel):
     prediction: Any = Field(None, description="Refused.")
     web_search_options: Any = Field(None, description="Refused.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        """Text that PostgreSQL and UTF-8 can keep: no NUL, no lone surrogate, anywhere."""
+        _check_text(data)
+        return data
+
     @field_validator("n")
     @classmethod
     def _one_choice(cls, value: int | None) -> int | None:
         if value is not None and value != 1:
-            raise ValueError(f"n > 1 {_UNSUPPORTED}; ask once per choice")
+            raise ValueError(f"'n' > 1 {_UNSUPPORTED}: one stored answer per request")
         return value
 
     @field_validator("logprobs")
     @classmethod
     def _no_logprobs(cls, value: bool | None) -> bool | None:
         if value:
-            raise ValueError(f"logprobs {_UNSUPPORTED}")
+            raise ValueError(f"'logprobs' {_UNSUPPORTED}")
         return value
 
     @field_validator(
@@ -149,23 +163,23 @@ class ChatCompletionRequest(BaseModel):
         "web_search_options",
     )
     @classmethod
-    def _refused(cls, value: Any) -> Any:
+    def _refused(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
-            raise ValueError(_UNSUPPORTED)
+            raise ValueError(f"'{info.field_name}' {_UNSUPPORTED}")
         return value
 
     @field_validator("logit_bias")
     @classmethod
     def _no_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         if value:
-            raise ValueError(_UNSUPPORTED)
+            raise ValueError(f"'logit_bias' {_UNSUPPORTED}")
         return value
 
     @field_validator("modalities")
     @classmethod
     def _text_only(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and value != ["text"]:
-            raise ValueError(f"modalities other than ['text'] are {_UNSUPPORTED.split(' ', 1)[1]}")
+            raise ValueError(f"'modalities' other than ['text'] {_UNSUPPORTED}")
         return value
 
     @field_validator("stop")
@@ -193,6 +207,23 @@ class ChatCompletionRequest(BaseModel):
             ),
             max_tokens_param=limit_name,
         )
+
+
+def _check_text(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def completion_id(result_id: str | None) -> str:
