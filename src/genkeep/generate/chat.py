@@ -101,9 +101,12 @@ class ChatService:
         task = asyncio.create_task(self.generate.generate_key(key, profile, cache, produce))
         task.add_done_callback(_retrieved)
         stream = ChatStream(task, profile.model)
-        stream.feed = await self._feed_or_outcome(flight, task)
-        if stream.feed is None:
-            task.result()  # the error, before any byte of the answer is sent
+        feed = await self._feed_or_outcome(flight, task)
+        # Until a first piece, a failure can still be an error status rather than an event.
+        if feed is not None and await feed.started():
+            stream.feed = feed
+        else:
+            await asyncio.shield(task)  # raises the error, or the outcome to stream whole
         return stream
 
     def _prepare(

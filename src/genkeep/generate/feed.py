@@ -27,6 +27,12 @@ class Feed:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    async def started(self) -> bool:
+        """Wait for the first piece; False when the feed closed without one (a failure)."""
+        while not self._pieces and not self._closed:
+            await self._changed.wait()
+        return bool(self._pieces)
+
     async def read(self) -> AsyncIterator[str]:
         """Every piece in order, waiting for new ones until the feed is closed."""
         index = 0
