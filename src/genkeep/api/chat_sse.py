@@ -16,6 +16,7 @@ from genkeep.generate.chat import ChatStream
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def event(data: dict[str, Any]) -> bytes:

@@ -24,6 +24,8 @@ from genkeep.generate.chat_key import ChatCall, ChatMessage
 from genkeep.generate.service import Outcome
 
 _UNSUPPORTED = "is not supported by genkeep"
+# One encoder: json.dumps with options builds a new one per call, on every cache hit.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class TextPart(BaseModel):
@@ -65,6 +67,11 @@ class MessageIn(BaseModel):
     def _has_content(self) -> MessageIn:
         if self.content is None:
             raise ValueError("a message needs 'content'")
+        texts = [self.content] if isinstance(self.content, str) else [p.text for p in self.content]
+        # Stored as text: PostgreSQL keeps no NUL, and UTF-8 no lone surrogate.
+        for text in texts:
+            if text and "\x00" in text:
+                raise ValueError("message text must not contain NUL characters")
         return self
 
     def to_message(self) -> ChatMessage:
@@ -131,13 +138,6 @@ class ChatCompletionRequest(BaseModel):
     prediction: Any = Field(None, description="Refused.")
     web_search_options: Any = Field(None, description="Refused.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        """Text that PostgreSQL and UTF-8 can keep: no NUL, no lone surrogate, anywhere."""
-        _check_text(data)
-        return data
-
     @field_validator("n")
     @classmethod
     def _one_choice(cls, value: int | None) -> int | None:
@@ -202,28 +202,17 @@ class ChatCompletionRequest(BaseModel):
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
             reasoning_effort=self.reasoning_effort,
-            response_format=(
-                self.response_format.model_dump(exclude_none=True) if self.response_format else None
-            ),
+            response_format=_sorted(self.response_format.model_dump(exclude_none=True))
+            if self.response_format
+            else None,
             max_tokens_param=limit_name,
         )
 
 
-def _check_text(value: Any) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("text must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key)
-            _check_text(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_text(item)
+def _sorted(value: dict[str, Any]) -> dict[str, Any]:
+    """The same object with every key sorted: a schema's key order does not change answers."""
+    found: dict[str, Any] = json.loads(json.dumps(value, sort_keys=True))
+    return found
 
 
 def completion_id(result_id: str | None) -> str:
@@ -260,7 +249,7 @@ def completion_body(outcome: Outcome) -> bytes:
         ],
         "usage": usage_of(outcome),
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def genkeep_headers(outcome: Outcome) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from genkeep.config import GeneratorProfile
 from genkeep.db.prompts import PromptKey
-from genkeep.errors import PromptTooLarge
+from genkeep.errors import BadInput, PromptTooLarge
 from genkeep.generate.normalize import normalize_prompt, sha256_hex
 from genkeep.generate.normalize import profile_key as hash_profile
 
@@ -65,28 +65,45 @@ class ChatCall:
             max_tokens=self.max_tokens if self.max_tokens is not None else profile.max_tokens,
         )
 
-    def canonical(self, normalization: Normalization) -> str:
-        """One JSON text per distinct answer-changing request, under ``normalization``."""
-        messages = [_message(m, normalization) for m in self.messages]
-        body: dict[str, Any] = {"v": _CANONICAL_VERSION, "messages": messages}
-        for name in (
-            "temperature",
-            "top_p",
-            "max_tokens",
-            "seed",
-            "presence_penalty",
-            "frequency_penalty",
-            "reasoning_effort",
-        ):
+    def canonical(self, normalization: Normalization) -> tuple[str, str]:
+        """The request as sent and under ``normalization``: one JSON text per distinct answer.
+
+        Built in a fixed key order (response_format was sorted when the call was made), so
+        no sorting is needed on the hot path.
+        """
+        params: dict[str, Any] = {}
+        for name in _PARAMETERS:
             value = getattr(self, name)
             if value is not None:
-                body[name] = value
+                params[name] = value
         if self.stop:
             # Stop sequences are a set: order and repeats do not change the answer.
-            body["stop"] = sorted(set(self.stop))
+            params["stop"] = sorted(set(self.stop))
         if self.response_format is not None and self.response_format.get("type") != "text":
-            body["response_format"] = self.response_format
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            params["response_format"] = self.response_format
+        exact = _dumps([_message(m, "exact") for m in self.messages], params)
+        if normalization == "exact":
+            return exact, exact
+        return exact, _dumps([_message(m, normalization) for m in self.messages], params)
+
+
+_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+)
+
+
+# One encoder: json.dumps with options builds a new one per call, on every cache hit.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _dumps(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    return _ENCODER.encode({"v": _CANONICAL_VERSION, "messages": messages, **params})
 
 
 def normalize_text(text: str, normalization: Normalization) -> str:
@@ -99,7 +116,9 @@ def normalize_text(text: str, normalization: Normalization) -> str:
 
 def _message(message: ChatMessage, normalization: Normalization) -> dict[str, Any]:
     content: str | list[str]
-    if isinstance(message.content, str):
+    if normalization == "exact" and isinstance(message.content, str):
+        content = message.content
+    elif isinstance(message.content, str):
         content = normalize_text(message.content, normalization)
     elif len(message.content) == 1:
         # One text part says exactly what the same string says.
@@ -133,10 +152,15 @@ def chat_key(
     profile_key: str,
 ) -> PromptKey:
     """The prompt row key of ``call`` (``profile_key`` from ``chat_profile_key``)."""
-    prompt_text = call.canonical("exact")
-    if len(prompt_text.encode("utf-8")) > max_bytes:
+    prompt_text, normalized = call.canonical(profile.chat_normalization)
+    try:
+        size = len(prompt_text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadInput(
+            "the request holds text that is not valid Unicode (a lone surrogate)"
+        ) from None
+    if size > max_bytes:
         raise PromptTooLarge(f"the messages are larger than the limit of {max_bytes} bytes")
-    normalized = call.canonical(profile.chat_normalization)
     return PromptKey(
         owner_id=owner_id,
         profile_name=profile_name,
