@@ -32,7 +32,8 @@ from genkeep.worker.registry import load_handlers
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (generate, prompts, export, jobs, tasks, artifacts, runs, blobs, health, chat, models)
+# Routes are matched in this order, one by one: the hot paths (cache hits) come first.
+ROUTERS = (generate, chat, models, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:
