@@ -143,11 +143,12 @@ class ChatService:
     async def _feed_or_outcome(self, flight: FlightKey, task: asyncio.Task[Outcome]) -> Feed | None:
         """The feed of this flight's generation once it starts, or None when it ends first."""
         while True:
+            # A flight removes its feed before it lands: once ours has, any feed is another's.
+            if task.done():
+                return None
             feed = self._feeds.get(flight)
             if feed is not None:
                 return feed
-            if task.done():
-                return None
             announced = asyncio.ensure_future(self._announced.wait())
             try:
                 await asyncio.wait({task, announced}, return_when=asyncio.FIRST_COMPLETED)
