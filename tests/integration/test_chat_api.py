@@ -86,3 +86,33 @@ async def test_openapi_lists_what_the_chat_routes_send(client: httpx.AsyncClient
         assert content["schema"]["$ref"].endswith("/ErrorBody")
     assert "n" in schema["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert "/v1/models" in schema["paths"]
+
+
+async def test_a_stored_chat_is_versioned_like_any_prompt(client: httpx.AsyncClient) -> None:
+    chat = {
+        **CHAT,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Say hi"}]},
+        ],
+        "stop": ["b", "a"],
+        "max_completion_tokens": 50,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+    }
+    first = await client.post("/v1/chat/completions", json=chat)
+    prompt_id = first.headers["x-genkeep-prompt-id"]
+    stored = (await client.get(f"/v1/results/{first.headers['x-genkeep-result-id']}")).json()
+    assert stored["content"] == first.json()["choices"][0]["message"]["content"]
+    assert stored["prompt_tokens"] == first.json()["usage"]["prompt_tokens"] == 4
+
+    regenerated = await client.post(f"/v1/prompts/{prompt_id}/regenerate")
+    assert regenerated.status_code == 200, regenerated.text
+    assert regenerated.json()["version"] == 2
+    assert regenerated.json()["source"] == "regenerated"
+    assert regenerated.json()["prompt_id"] == prompt_id
+
+    again = await client.post("/v1/chat/completions", json={**chat, "stream": True})
+    assert again.headers["x-genkeep-version"] == "2"
+    assert again.headers["x-genkeep-result-id"] == regenerated.json()["result_id"]
+    prompt = (await client.get(f"/v1/prompts/{prompt_id}")).json()
+    assert [r["version"] for r in prompt["results"]] == [1, 2]

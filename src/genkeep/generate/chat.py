@@ -16,7 +16,7 @@ from genkeep.config import GeneratorProfile
 from genkeep.db.prompts import PromptKey
 from genkeep.errors import UnknownModel, UnknownProfile
 from genkeep.generate.cache_control import CacheControl
-from genkeep.generate.chat_key import ChatCall, chat_key, chat_profile_key
+from genkeep.generate.chat_key import ChatCall, chat_key, chat_profile_key, stored_call
 from genkeep.generate.feed import Feed
 from genkeep.generate.generator import ChatGenerator, Generation
 from genkeep.generate.service import GenerateService, Outcome
@@ -70,6 +70,16 @@ class ChatService:
     def has_model(self, model: str) -> bool:
         return model in self.settings.profiles
 
+    def made_by_chat(self, profile_name: str, profile_key: str) -> bool:
+        """Whether a prompt row is a chat under its profile as configured now."""
+        found = self.settings.profile(profile_name)
+        return found is not None and self._profile_key(*found) == profile_key
+
+    async def regenerate(self, owner_id: str, profile_name: str, prompt_text: str) -> Outcome:
+        """A new version of a stored chat, as a request with ``Cache-Control: no-cache``."""
+        call = stored_call(prompt_text)
+        return await self.complete(owner_id, profile_name, call, CacheControl(no_cache=True))
+
     async def complete(
         self, owner_id: str, model: str, call: ChatCall, cache: CacheControl
     ) -> Outcome:
@@ -122,19 +132,23 @@ class ChatService:
         if backend is None or not hasattr(backend, "chat"):
             raise UnknownProfile(f"model {name!r} uses backend {profile.backend!r}, not set up")
         call = call.with_profile_defaults(profile)
-        profile_key = self._profile_keys.get(name)
-        if profile_key is None:
-            profile_key = self._profile_keys[name] = chat_profile_key(profile)
         key = chat_key(
             owner_id,
             name,
             profile,
             call,
             max_bytes=self.settings.max_prompt_bytes,
-            profile_key=profile_key,
+            profile_key=self._profile_key(name, profile),
         )
         chat: ChatGenerator = backend  # type: ignore[assignment]
         return key, profile, chat, call
+
+    def _profile_key(self, name: str, profile: GeneratorProfile) -> str:
+        # Settings do not change during the service's life, so neither do profile keys.
+        found = self._profile_keys.get(name)
+        if found is None:
+            found = self._profile_keys[name] = chat_profile_key(profile)
+        return found
 
     def _announce(self) -> None:
         announced, self._announced = self._announced, asyncio.Event()
