@@ -106,6 +106,26 @@ def _dumps(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
     return _ENCODER.encode({"v": _CANONICAL_VERSION, "messages": messages, **params})
 
 
+def stored_call(prompt_text: str) -> ChatCall:
+    """The call a chat prompt row was made from (its prompt text is the exact canonical form)."""
+    body = json.loads(prompt_text)
+    messages = tuple(
+        ChatMessage(
+            role=m["role"],
+            content=m["content"] if isinstance(m["content"], str) else tuple(m["content"]),
+            name=m.get("name"),
+        )
+        for m in body["messages"]
+    )
+    params = {name: body[name] for name in _PARAMETERS if name in body}
+    return ChatCall(
+        messages=messages,
+        stop=tuple(body.get("stop", ())),
+        response_format=body.get("response_format"),
+        **params,
+    )
+
+
 def normalize_text(text: str, normalization: Normalization) -> str:
     if normalization == "exact":
         return text
