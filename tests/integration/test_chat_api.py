@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -53,6 +54,28 @@ async def test_errors_are_openai_shaped_on_chat_routes_only(client: httpx.AsyncC
     # The rest of the API keeps problem+json.
     other = await client.post("/v1/generate", json={"prompt": " "})
     assert other.headers["content-type"] == "application/problem+json"
+
+
+async def test_text_that_cannot_be_stored_or_echoed_is_a_400_never_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    lone = "\ud800"
+
+    async def post(body: dict[str, object]) -> httpx.Response:
+        # json.dumps escapes the lone surrogate (\\ud800), as a client's JSON may.
+        return await client.post(
+            "/v1/chat/completions",
+            content=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+
+    assert_openai_error(await post({**CHAT, "model": f"m{lone}"}), 400, "invalid_value")
+    assert_openai_error(await post({**CHAT, lone: 1}), 400, "invalid_value")
+    for message in ({"role": "user", "content": f"a{lone}"}, {"role": "user", "content": "a\x00"}):
+        answer = await post({**CHAT, "messages": [message]})
+        assert answer.status_code == 400, answer.text
+    stop = await post({**CHAT, "stop": [lone]})
+    assert stop.status_code == 400, stop.text
 
 
 async def test_an_unexpected_error_is_a_logged_openai_500(

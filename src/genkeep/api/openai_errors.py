@@ -38,8 +38,13 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error = {"message": message, "type": kind, "param": param, "code": code}
+    error = {"message": shown(message), "type": kind, "param": param and shown(param), "code": code}
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def shown(text: str) -> str:
+    """Client text fit to echo: a lone surrogate cannot be encoded, so it is escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:

@@ -124,9 +124,7 @@ class ChatService:
     ) -> tuple[PromptKey, GeneratorProfile, ChatGenerator, ChatCall]:
         found = self.settings.profile(model) if model else None
         if found is None:
-            raise UnknownModel(
-                f"The model '{model}' does not exist or you do not have access to it."
-            )
+            raise UnknownModel(unknown_model(model))
         name, profile = found
         backend = self.generate.generators.get(profile.backend)
         if backend is None or not hasattr(backend, "chat"):
@@ -168,6 +166,12 @@ class ChatService:
                 await asyncio.wait({task, announced}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 announced.cancel()
+
+
+def unknown_model(model: str) -> str:
+    """OpenAI's message for an unknown model; the name escaped, as a client may send anything."""
+    name = model.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"The model '{name}' does not exist or you do not have access to it."
 
 
 def _retrieved(task: asyncio.Task[Outcome]) -> None:

@@ -10,6 +10,7 @@ from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_schemas import ModelList, ModelOut
 from genkeep.errors import UnknownModel
+from genkeep.generate.chat import unknown_model
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -26,5 +27,5 @@ async def list_models(owner: OwnerDep, services: ServicesDep) -> ModelList:
 @router.get("/models/{model}", response_model=ModelOut, responses=_ERRORS)
 async def get_model(model: str, owner: OwnerDep, services: ServicesDep) -> ModelOut:
     if not services.chat.has_model(model):
-        raise UnknownModel(f"The model '{model}' does not exist or you do not have access to it.")
+        raise UnknownModel(unknown_model(model))
     return ModelOut(id=model)
