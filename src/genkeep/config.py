@@ -40,10 +40,13 @@ class GeneratorProfile(BaseModel):
     system_prompt: str | None = None
     # Simulated latency of the built-in generator (tests, benchmarks); never part of the key.
     latency_ms: int = Field(default=0, ge=0)
+    # How /v1/chat/completions normalizes message text for its cache key (docs/chat.md);
+    # it keys chat only, so it stays out of the key material of /v1/generate.
+    chat_normalization: Literal["whitespace", "seed", "exact"] = "whitespace"
 
     def key_material(self) -> dict[str, Any]:
         """The parameters that change output, so one model never serves another's answer."""
-        return self.model_dump(exclude={"latency_ms"})
+        return self.model_dump(exclude={"latency_ms", "chat_normalization"})
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ GenkeepError                      code                  status
 │   └── InvalidJson               invalid-json          400
 ├── Unauthorized                  unauthorized          401
 ├── NotFound                      not-found             404
+│   ├── UnknownModel              model-not-found       404  (chat completions' model)
 │   └── BlobNotFound              blob-not-found        404  (genkeep.blobs.store)
 ├── Conflict                      conflict              409
 │   ├── GateClosed                gate-closed           409
@@ -114,6 +115,11 @@ class NotFound(GenkeepError):
     code = "not-found"
     status = 404
     title = "Not found"
+
+
+class UnknownModel(NotFound):
+    code = "model-not-found"
+    title = "Unknown model"
 
 
 class Conflict(GenkeepError):

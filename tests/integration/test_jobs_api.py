@@ -444,6 +444,9 @@ NO_OWNER_IDS = {
     ("POST", "/v1/runs"),
     ("GET", "/v1/runs"),  # listing: checked below
     ("GET", "/v1/prompts"),  # listing: checked below
+    ("POST", "/v1/chat/completions"),  # keys are per owner: tested in e2e/test_chat_completions
+    ("GET", "/v1/models"),  # generator profiles: configuration, not owner data
+    ("GET", "/v1/models/{model}"),  # a profile name, not an owner's id
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {

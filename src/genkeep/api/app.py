@@ -20,10 +20,12 @@ from genkeep.api.openapi import install_docs
 from genkeep.api.routes import (
     artifacts,
     blobs,
+    chat,
     export,
     generate,
     health,
     jobs,
+    models,
     prompts,
     runs,
     tasks,
@@ -37,7 +39,9 @@ from genkeep.worker.registry import load_handlers
 log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-ROUTERS = (prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+# Routes are matched in this order, one by one: the hot paths (cache hits) come first, and
+# /v1/generate before them all (``generate.install``).
+ROUTERS = (chat, models, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:

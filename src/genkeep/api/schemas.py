@@ -60,6 +60,8 @@ class GenerateResponse(BaseModel):
     cached: bool = Field(description="Answered from a stored result without a generator call.")
     coalesced: bool = Field(description="Waited for a concurrent identical request's generation.")
     persisted: bool = Field(description="The result was committed before this response.")
+    prompt_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
+    completion_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
 
     @classmethod
     def of(cls, outcome: Outcome) -> GenerateResponse:

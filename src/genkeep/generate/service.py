@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -64,6 +64,9 @@ class Outcome:
     cached: bool
     coalesced: bool
     persisted: bool
+    # The generator's usage as stored with the result; None when it reported none.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
     def as_json(self) -> dict[str, object]:
         """The response body (``dataclasses.asdict`` deep-copies: a tenth of a hit's cost)."""
@@ -78,7 +81,13 @@ class Outcome:
             "cached": self.cached,
             "coalesced": self.coalesced,
             "persisted": self.persisted,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
         }
+
+
+# A generator call made elsewhere (chat completions); None means the profile's prompt call.
+Produce = Callable[[], Awaitable[Generation]]
 
 
 def _stored(prompt: PromptState, result: StoredResult, *, cached: bool, coalesced: bool) -> Outcome:
@@ -93,6 +102,8 @@ def _stored(prompt: PromptState, result: StoredResult, *, cached: bool, coalesce
         cached=cached,
         coalesced=coalesced,
         persisted=True,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
     )
 
 
@@ -108,6 +119,8 @@ def _unstored(generation: Generation, prompt_id: str | None, result_id: str | No
         cached=False,
         coalesced=False,
         persisted=False,
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
     )
 
 
@@ -138,7 +151,17 @@ class GenerateService:
     ) -> Outcome:
         started = time.perf_counter()
         key, profile = self.key_for(owner_id, prompt, profile_name)
-        outcome = await self._join_flight(key, profile, cache)
+        outcome = await self._join_flight(key, profile, cache, None)
+        label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
+        REQUEST_LATENCY.labels(label).observe(time.perf_counter() - started)
+        return outcome
+
+    async def generate_key(
+        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl, produce: Produce
+    ) -> Outcome:
+        """Generate once for a key made elsewhere, calling ``produce`` if this one leads."""
+        started = time.perf_counter()
+        outcome = await self._join_flight(key, profile, cache, produce)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         _LATENCY[label].observe(time.perf_counter() - started)
         return outcome
@@ -227,7 +250,11 @@ class GenerateService:
         return _stored(found, found.result, cached=True, coalesced=False), found
 
     async def _join_flight(
-        self, key: PromptKey, profile: GeneratorProfile, cache: CacheControl
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        produce: Produce | None,
     ) -> Outcome:
         arrived = time.monotonic()
         flight_key = (key.owner_id, key.profile_key, key.normalized_hash, cache)
@@ -244,9 +271,9 @@ class GenerateService:
                     return outcome
                 flight = self._flights.get(flight_key)
             else:
-                return await self._read_or_fly(flight_key, key, profile, cache, arrived)
+                return await self._read_or_fly(flight_key, key, profile, cache, arrived, produce)
         if flight is None:  # the read failed or was cancelled: this request flies itself
-            return await self._open_flight(flight_key, key, profile, cache, arrived, None)
+            return await self._open_flight(flight_key, key, profile, cache, arrived, None, produce)
         # Identical concurrent misses in this process share one claim and one generation.
         outcome = await asyncio.shield(flight)
         if outcome.cached:
@@ -262,6 +289,7 @@ class GenerateService:
         profile: GeneratorProfile,
         cache: CacheControl,
         arrived: float,
+        produce: Produce | None,
     ) -> Outcome:
         """Read first for every request of this key meanwhile; on a miss, open the flight."""
         read: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
@@ -271,7 +299,9 @@ class GenerateService:
         try:
             outcome, found = await self._read_first(key, cache)
             if outcome is None:
-                opened = self._start_flight(flight_key, key, profile, cache, arrived, found)
+                opened = self._start_flight(
+                    flight_key, key, profile, cache, arrived, found, produce
+                )
         finally:
             # Waiters wake after this: they find the hit, or the flight opened just now.
             del self._reads[flight_key]
@@ -289,9 +319,10 @@ class GenerateService:
         cache: CacheControl,
         arrived: float,
         found: PromptState | None,
+        produce: Produce | None,
     ) -> Outcome:
         return await asyncio.shield(
-            self._start_flight(flight_key, key, profile, cache, arrived, found)
+            self._start_flight(flight_key, key, profile, cache, arrived, found, produce)
         )
 
     def _start_flight(
@@ -302,9 +333,10 @@ class GenerateService:
         cache: CacheControl,
         arrived: float,
         found: PromptState | None,
+        produce: Produce | None,
     ) -> asyncio.Task[Outcome]:
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self._fly(key, profile, cache, arrived, found))
+        flight = asyncio.create_task(self._fly(key, profile, cache, arrived, found, produce))
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return flight
@@ -321,11 +353,12 @@ class GenerateService:
         cache: CacheControl,
         arrived: float,
         found: PromptState | None,
+        produce: Produce | None,
     ) -> Outcome:
         if cache.no_store or not self.settings.persistence_enabled:
-            generation = await self._call_generator(key, profile)
+            generation = await self._call_generator(key, profile, produce)
             return _unstored(generation, None, None)
-        return await self._claim_or_wait(key, profile, cache, found, arrived)
+        return await self._claim_or_wait(key, profile, cache, found, arrived, produce)
 
     # -- the database claim protocol ----------------------------------------------------
 
@@ -336,6 +369,7 @@ class GenerateService:
         cache: CacheControl,
         first: PromptState | None,
         arrived: float,
+        produce: Produce | None,
     ) -> Outcome:
         """Claim the prompt and generate, or wait for the claimant's result.
 
@@ -364,7 +398,7 @@ class GenerateService:
             if found is None:
                 claim = await self.store.claim_new(key, holder, lease_s)
                 if claim is not None:
-                    return await self._lead(claim, key, profile)
+                    return await self._lead(claim, key, profile, produce)
                 continue
             prompt, result = found, found.result
             newer = result is not None and (
@@ -399,7 +433,7 @@ class GenerateService:
                             prompt.id,
                             prompt.claim_holder,
                         )
-                    return await self._lead(claim, key, profile)
+                    return await self._lead(claim, key, profile, produce)
                 continue
             waited = True
             if time.monotonic() >= deadline:
@@ -408,12 +442,14 @@ class GenerateService:
                 )
             await asyncio.sleep(self.settings.claim_poll_s)
 
-    async def _lead(self, claim: Claim, key: PromptKey, profile: GeneratorProfile) -> Outcome:
+    async def _lead(
+        self, claim: Claim, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Outcome:
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         handed_off = False
         try:
             try:
-                generation = await self._call_generator(key, profile)
+                generation = await self._call_generator(key, profile, produce)
             except BaseException as exc:
                 await asyncio.shield(self._release(claim, exc))
                 raise
@@ -447,6 +483,8 @@ class GenerateService:
                 cached=False,
                 coalesced=False,
                 persisted=True,
+                prompt_tokens=stored.prompt_tokens,
+                completion_tokens=stored.completion_tokens,
             )
         finally:
             if not handed_off:
@@ -485,11 +523,17 @@ class GenerateService:
             except Exception:
                 log.exception("heartbeat for prompt %s failed; retrying", claim.prompt_id)
 
-    async def _call_generator(self, key: PromptKey, profile: GeneratorProfile) -> Generation:
-        generator = self.generators[profile.backend]
+    async def _call_generator(
+        self, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Generation:
         started = time.perf_counter()
         try:
-            generation = await generator.generate(key.prompt_text, profile)
+            if produce is None:
+                generation = await self.generators[profile.backend].generate(
+                    key.prompt_text, profile
+                )
+            else:
+                generation = await produce()
         except GenkeepError:
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise

@@ -51,6 +51,10 @@ async def get_prompt(prompt_id: str, owner: OwnerDep, services: ServicesDep) -> 
 )
 async def regenerate(prompt_id: str, owner: OwnerDep, services: ServicesDep) -> GenerateResponse:
     """Generate a new result version (source=regenerated); concurrent calls share one."""
+    prompt = await services.prompts.get_prompt(owner, prompt_id)
+    if prompt is not None and services.chat.made_by_chat(prompt.profile_name, prompt.profile_key):
+        outcome = await services.chat.regenerate(owner, prompt.profile_name, prompt.prompt_text)
+        return GenerateResponse.of(outcome)
     return GenerateResponse.of(await services.generate.regenerate(owner, prompt_id))
 
 
