@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from genkeep.generate.chat_key import ChatCall, ChatMessage
-from genkeep.generate.service import Outcome
+from genkeep.generate.outcome import Outcome
 
 _UNSUPPORTED = "is not supported by genkeep"
 # One encoder: json.dumps with options builds a new one per call, on every cache hit.

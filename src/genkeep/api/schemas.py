@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from genkeep.api.types import RequestModel, Seconds
 from genkeep.db.models import Prompt, Result
 from genkeep.generate.cache_control import CacheControl
-from genkeep.generate.service import Outcome
+from genkeep.generate.outcome import Outcome
 
 
 class CacheDirectives(RequestModel):

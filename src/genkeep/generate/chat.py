@@ -19,7 +19,8 @@ from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.chat_key import ChatCall, chat_key, chat_profile_key, stored_call
 from genkeep.generate.feed import Feed
 from genkeep.generate.generator import ChatGenerator, Generation
-from genkeep.generate.service import GenerateService, Outcome
+from genkeep.generate.outcome import Outcome
+from genkeep.generate.service import GenerateService
 
 FlightKey = tuple[str, str, str, CacheControl]
 # Stored content is streamed line by line: pieces a client renders as they come.
