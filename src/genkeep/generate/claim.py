@@ -117,7 +117,7 @@ class ClaimProtocol:
             ):
                 if waited:
                     COALESCED.labels("database").inc()
-                return stored_outcome(prompt, result, cached=not waited, coalesced=waited)
+                return stored_outcome(prompt.id, result, cached=not waited, coalesced=waited)
             claimed = prompt.claim_token is not None
             lease_live = (
                 claimed
@@ -177,20 +177,7 @@ class ClaimProtocol:
             if stored is None:
                 log.error("lease on prompt %s was lost before commit", claim.prompt_id)
                 return unstored_outcome(generation, claim.prompt_id, None)
-            return Outcome(
-                prompt_id=claim.prompt_id,
-                result_id=stored.id,
-                version=stored.version,
-                content=stored.content,
-                content_sha256=stored.content_sha256,
-                model=stored.model,
-                source=stored.source,
-                cached=False,
-                coalesced=False,
-                persisted=True,
-                prompt_tokens=stored.prompt_tokens,
-                completion_tokens=stored.completion_tokens,
-            )
+            return stored_outcome(claim.prompt_id, stored, cached=False, coalesced=False)
         finally:
             if not handed_off:
                 heartbeat.cancel()

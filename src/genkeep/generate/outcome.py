@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from genkeep.db.prompts import PromptState, StoredResult
+from genkeep.db.models import Result
+from genkeep.db.prompts import StoredResult
 from genkeep.generate.generator import Generation
 from genkeep.generate.normalize import sha256_hex
 
@@ -51,10 +52,11 @@ Produce = Callable[[], Awaitable[Generation]]
 
 
 def stored_outcome(
-    prompt: PromptState, result: StoredResult, *, cached: bool, coalesced: bool
+    prompt_id: str, result: StoredResult | Result, *, cached: bool, coalesced: bool
 ) -> Outcome:
+    """A stored result (as read first, or as just committed) as an answer."""
     return Outcome(
-        prompt_id=prompt.id,
+        prompt_id=prompt_id,
         result_id=result.id,
         version=result.version,
         content=result.content,

@@ -150,7 +150,7 @@ class GenerateService:
         if not cache.accepts_stored(found.result.created_at, found.now):
             return None, found
         self._hits(key.profile_name).inc()
-        return stored_outcome(found, found.result, cached=True, coalesced=False), found
+        return stored_outcome(found.id, found.result, cached=True, coalesced=False), found
 
     async def _join_flight(
         self,
