@@ -10,9 +10,9 @@ from typing import Protocol, TypeVar
 
 from fastapi import Request
 
+from genkeep.api.types import INT64_MAX
 from genkeep.errors import BadInput
 
-INT64_MAX = 2**63 - 1  # the log's seq column (BIGINT)
 KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream
 
 

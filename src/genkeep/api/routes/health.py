@@ -10,12 +10,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from genkeep.api.deps import ServicesDep
+from genkeep.api.guard import GuardedRoute
 from genkeep.db.migrate import ensure_current
 from genkeep.errors import GenkeepError
 from genkeep.metrics import exposition, tasks_by_status
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 
 
 @router.get("/healthz")
@@ -24,7 +25,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+_READINESS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"enum": ["ready", "unready"]}, "reason": {"type": "string"}},
+}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"content": {"application/json": {"schema": _READINESS}}},
+        503: {
+            "description": "The database does not answer or its schema is not current.",
+            "content": {"application/json": {"schema": _READINESS}},
+        },
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and its schema is current."""
     try:
@@ -38,7 +55,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}}},
+)
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus text: this server's counters, and the task queue's depth by status read
     from the database now (left out while the database is unreachable)."""

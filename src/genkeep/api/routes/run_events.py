@@ -14,11 +14,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.api.sse import event_id, follow_log
 from genkeep.db.models import RunChange
 from genkeep.db.run_changes import RUN_STOPPED
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["runs"])
 
 
 class RunEventOut(BaseModel):
@@ -61,11 +63,14 @@ class RunEventOut(BaseModel):
 @router.get(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}},
-        204: {"description": "The run is stopped and has no change after Last-Event-ID."},
-        404: {"description": "No such run of this owner."},
-    },
+    responses=documented(
+        404,
+        422,
+        extra={
+            200: {"content": {"text/event-stream": {}}},
+            204: {"description": "The run is stopped and has no change after Last-Event-ID."},
+        },
+    ),
 )
 async def run_events(
     run_id: str,
