@@ -92,6 +92,12 @@ def test_a_database_outage_answers_503_and_keeps_the_connection(
     listed = connection.getresponse()
     listed.read()
     assert listed.status == 503 and connection.sock is socket_before
+    # /metrics still serves the counters; the queue depth, read from the database, is left out.
+    connection.request("GET", "/metrics")
+    metrics = connection.getresponse()
+    page = metrics.read().decode()
+    assert metrics.status == 200 and "genkeep_lease_takeovers_total" in page
+    assert "genkeep_tasks{" not in page
 
     proxy.start()
     deadline = time.monotonic() + 30
@@ -102,6 +108,8 @@ def test_a_database_outage_answers_503_and_keeps_the_connection(
         time.sleep(0.2)
     assert status == 200, answer
     assert connection.sock is socket_before
+    connection.request("GET", "/metrics")
+    assert 'genkeep_tasks{status="queued"}' in connection.getresponse().read().decode()
     assert "unhandled error" not in server.log()
 
 
