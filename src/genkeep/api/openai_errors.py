@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from genkeep.api.openai_schemas import ErrorBody
+from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
@@ -88,6 +89,15 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     handlers = request.app.exception_handlers
     handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
     if handler is None:
+        if is_unavailable(exc):
+            # The failure boundary would answer problem+json; an SDK shows only its own shape.
+            retry_after = str(request.app.state.services.settings.retry_after_s)
+            return error_response(
+                503,
+                "The database is unavailable; retry shortly",
+                code="database_unavailable",
+                headers={"Retry-After": retry_after},
+            )
         raise exc
     answer = handler(request, exc)
     problem: Response = await answer if inspect.isawaitable(answer) else answer
