@@ -260,7 +260,7 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
         ),
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages.0.role"),
         ({"extra_body": {"frobnicate": True}}, "frobnicate"),
-        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.0"),
+        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.0.content"),
     ]
     for arguments, param in refusals:
         with pytest.raises(openai.BadRequestError) as refused:
