@@ -260,7 +260,7 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
         ),
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages.0.role"),
         ({"extra_body": {"frobnicate": True}}, "frobnicate"),
-        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.0"),
+        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.0.content"),
     ]
     for arguments, param in refusals:
         with pytest.raises(openai.BadRequestError) as refused:
@@ -271,9 +271,6 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
     with pytest.raises(openai.BadRequestError) as stream_refused:
         await streamed(sdk, n=3)
     assert stream_refused.value.param == "n"
-    with pytest.raises(openai.BadRequestError) as bad_header:
-        await create(sdk, extra_headers={"Cache-Control": "max-age=soon"})
-    assert "max-age" in bad_header.value.message
 
     with pytest.raises(openai.AuthenticationError) as bad_key:
         await create(client(server, "gk_0123456789abcdef_not-a-secret"))

@@ -88,6 +88,17 @@ def test_a_database_outage_answers_503_and_keeps_the_connection(
         **{"Idempotency-Key": "outage"},
     )
     assert (status, problem["code"]) == (503, "database-unavailable")
+    # The OpenAI-compatible route answers in OpenAI's shape, so an SDK shows the message.
+    chat = {"model": "default", "messages": [{"role": "user", "content": "outage"}]}
+    status, headers, error = _post(connection, "/v1/chat/completions", chat)
+    assert status == 503 and headers["retry-after"] == "7", error
+    assert error["error"] == {
+        "message": "The database is unavailable; retry shortly",
+        "type": "server_error",
+        "param": None,
+        "code": "database_unavailable",
+    }, error
+    assert connection.sock is socket_before
     connection.request("GET", "/v1/jobs")
     listed = connection.getresponse()
     listed.read()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -17,10 +18,14 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
+from genkeep.api.failures import scrubbed_traceback
+from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_schemas import ErrorBody
+from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel
+
+log = logging.getLogger(__name__)
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
 # The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
@@ -88,7 +93,20 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     handlers = request.app.exception_handlers
     handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
     if handler is None:
-        raise exc
+        # What the failure boundary decides (genkeep.api.failures), in the shape an SDK shows.
+        if is_unavailable(exc):
+            retry_after = str(request.app.state.services.settings.retry_after_s)
+            return error_response(
+                503,
+                "The database is unavailable; retry shortly",
+                code="database_unavailable",
+                headers={"Retry-After": retry_after},
+            )
+        route = getattr(request.scope.get("route"), "path", "(no route)")  # never client text
+        log.error("unhandled error on %s\n%s", route, scrubbed_traceback(exc))
+        return error_response(
+            500, "an unexpected error occurred; it has been logged", code="internal"
+        )
     answer = handler(request, exc)
     problem: Response = await answer if inspect.isawaitable(answer) else answer
     try:
@@ -99,12 +117,13 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     headers = {k: v for k, v in problem.headers.items() if k.lower() in _FORWARDED_HEADERS}
     code = str(body.get("code", "error")).replace("-", "_")
     message = str(body.get("detail") or body.get("title") or "error")
-    param = "model" if isinstance(exc, UnknownModel) else None
+    param = "model" if isinstance(exc, UnknownModel) else _field_of(exc)
     return error_response(status, message, param=param, code=code, headers=headers)
 
 
-class OpenAIRoute(APIRoute):
-    """A route whose errors, its dependencies' (auth) included, answer in OpenAI's shape."""
+class OpenAIRoute(GuardedRoute):
+    """A guarded route whose errors, its dependencies' (auth) included, answer in OpenAI's
+    shape."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -134,3 +153,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "Timed out waiting for another request's generation.",
     }.items()
 }
+
+
+def _field_of(exc: Exception) -> str | None:
+    """The parameter an input error names (``errors[0].loc`` without ``body``), as OpenAI's
+    ``param``; None where it names none."""
+    errors = exc.extra.get("errors") if isinstance(exc, GenkeepError) else None
+    if not errors or not isinstance(errors[0], dict):
+        return None
+    loc = [str(part) for part in errors[0].get("loc", ())]
+    return ".".join(loc[1:]) if loc[:1] == ["body"] and len(loc) > 1 else None

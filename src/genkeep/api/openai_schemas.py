@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import (
@@ -28,10 +29,36 @@ _UNSUPPORTED = "is not supported by genkeep"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def _published(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` that publishes exactly what the validators accept.
+
+    The validators refuse by name (an SDK shows the message); the document must not offer
+    what they refuse, or a schema-valid request would be refused (issue 7's contract).
+    """
+
+    def publish(field: dict[str, Any]) -> None:
+        description = field.get("description")
+        field.clear()
+        field.update(schema)
+        if description:
+            field["description"] = description
+
+    return publish
+
+
+_NULL_ONLY = _published({"type": "null"})
+
+
+def _text_part_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["type"] = {"const": "text", "title": "Type"}
+    schema["properties"]["text"] = {"type": "string", "title": "Text"}
+    schema["required"] = ["type", "text"]
+
+
 class TextPart(BaseModel):
     """A content part; only text parts can be keyed and stored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_text_part_schema)
 
     type: str
     text: str | None = None
@@ -45,16 +72,34 @@ class TextPart(BaseModel):
         return self
 
 
+def _message_schema(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", ()), "content"]
+
+
+TEXT_PART_REF = {"$ref": "#/components/schemas/TextPart"}
+
+
 class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_message_schema)
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: str | list[TextPart] | None = Field(
+        None,
+        json_schema_extra=_published(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART_REF}]}
+        ),
+    )
     name: str | None = None
     refusal: str | None = None
-    tool_calls: Any = Field(None, description=f"Refused: tool calls {_UNSUPPORTED}.")
-    function_call: Any = Field(None, description=f"Refused: function calls {_UNSUPPORTED}.")
-    audio: Any = Field(None, description=f"Refused: audio {_UNSUPPORTED}.")
+    tool_calls: Any = Field(
+        None, description=f"Refused: tool calls {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
+    )
+    function_call: Any = Field(
+        None, description=f"Refused: function calls {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
+    )
+    audio: Any = Field(
+        None, description=f"Refused: audio {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
+    )
 
     @field_validator("tool_calls", "function_call", "audio")
     @classmethod
@@ -80,8 +125,37 @@ class MessageIn(BaseModel):
         return ChatMessage(role=self.role, content=text, name=self.name)
 
 
+_RESPONSE_FORMAT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "properties": {
+                "type": {"enum": ["text", "json_object"]},
+                "json_schema": {"type": "null"},
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "json_schema"],
+            "properties": {
+                "type": {"const": "json_schema"},
+                "json_schema": {"type": "object"},
+            },
+        },
+    ]
+}
+
+
+def _response_format_schema(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema.update(_RESPONSE_FORMAT_SCHEMA)
+
+
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_response_format_schema)
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
@@ -110,7 +184,18 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(
+        None,
+        json_schema_extra=_published(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    )
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -125,18 +210,43 @@ class ChatCompletionRequest(BaseModel):
     service_tier: str | None = None
     parallel_tool_calls: bool | None = None
     # Refused unless they ask for nothing beyond one plain-text answer.
-    n: int | None = Field(None, description="Only 1: one stored answer per request.")
-    logprobs: bool | None = Field(None, description="Refused when true.")
-    top_logprobs: int | None = Field(None, description="Refused.")
-    tools: Any = Field(None, description="Refused.")
-    tool_choice: Any = Field(None, description="Refused.")
-    functions: Any = Field(None, description="Refused.")
-    function_call: Any = Field(None, description="Refused.")
-    logit_bias: dict[str, float] | None = Field(None, description="Refused unless empty.")
-    modalities: list[str] | None = Field(None, description="Only ['text'].")
-    audio: Any = Field(None, description="Refused.")
-    prediction: Any = Field(None, description="Refused.")
-    web_search_options: Any = Field(None, description="Refused.")
+    n: int | None = Field(
+        None,
+        description="Only 1: one stored answer per request.",
+        json_schema_extra=_published({"anyOf": [{"const": 1}, {"type": "null"}]}),
+    )
+    logprobs: bool | None = Field(
+        None,
+        description="Refused when true.",
+        json_schema_extra=_published({"anyOf": [{"const": False}, {"type": "null"}]}),
+    )
+    top_logprobs: int | None = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    tools: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    tool_choice: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    functions: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    function_call: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    logit_bias: dict[str, float] | None = Field(
+        None,
+        description="Refused unless empty.",
+        json_schema_extra=_published(
+            {"anyOf": [{"type": "object", "maxProperties": 0}, {"type": "null"}]}
+        ),
+    )
+    modalities: list[str] | None = Field(
+        None,
+        description="Only ['text'].",
+        json_schema_extra=_published(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"const": "text"}, "minItems": 1, "maxItems": 1},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    )
+    audio: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    prediction: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    web_search_options: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
 
     @field_validator("n")
     @classmethod

@@ -33,6 +33,9 @@ from genkeep.worker.registry import payload_models
 NO_NUL = "^[^\\u0000]*$"
 NO_NUL_KEY = {"type": "string", "pattern": NO_NUL}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Operations with this tag speak the OpenAI API (genkeep.api.openai_errors).
+OPENAI_TAG = "openai"
+OPENAI_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
 ASSETS = "/docs-assets"
 # Operations that touch no database (so never answer 503) and need no credentials.
@@ -143,8 +146,20 @@ def _responses(path: str, operation: dict[str, Any], settings: Settings) -> None
         statuses.add(422)
     if "requestBody" in operation:
         statuses |= {400, 413}
+    if OPENAI_TAG in operation.get("tags", ()):
+        # These routes answer OpenAI's error object, and a validation error as 400.
+        for status in statuses - {422}:
+            responses[str(status)] = _openai_error_response(status)
+        return
     for status in statuses:
         responses[str(status)] = _problem_response(status)
+
+
+def _openai_error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {"application/json": {"schema": OPENAI_ERROR_REF}},
+    }
 
 
 def _json_value() -> dict[str, Any]:

@@ -11,9 +11,10 @@ from genkeep.api.chat_sse import chat_events, stream_headers
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_schemas import ChatCompletionRequest, completion_body, genkeep_headers
+from genkeep.api.openapi import OPENAI_TAG
 from genkeep.generate.cache_control import CacheControl
 
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(prefix="/v1", tags=[OPENAI_TAG], route_class=OpenAIRoute)
 
 
 @router.post(

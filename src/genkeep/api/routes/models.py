@@ -9,10 +9,11 @@ from fastapi import APIRouter
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_schemas import ModelList, ModelOut
+from genkeep.api.openapi import OPENAI_TAG
 from genkeep.errors import UnknownModel
 from genkeep.generate.chat import unknown_model
 
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(prefix="/v1", tags=[OPENAI_TAG], route_class=OpenAIRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: ERROR_RESPONSES[status] for status in (401, 404, 500, 503)
 }
