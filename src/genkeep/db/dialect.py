@@ -77,51 +77,8 @@ def migration_lock(backend: str) -> TextClause | None:
 TASK_CHANGES_CHANNEL = "genkeep_task_changes"
 
 
+# Sent by migration 0006's trigger when a stream watches the run (``run_watchers``).
 RUN_CHANGES_CHANNEL = "genkeep_run_changes"
-
-# A run's change log, for the same reasons as a task's: the run manager, a worker's
-# ``extract`` task, a cancel and the checkpoint statement all move a run. A heartbeat (lease
-# only) or a new plan's parameters are no change; a batch done is one.
-_RUN_COLUMNS = (
-    "status, total_batches, batches_done, batches_failed, entities_found, cancel_requested, error"
-)
-_RUN_INSERT = (
-    f"INSERT INTO run_changes (run_id, owner_id, {_RUN_COLUMNS}, changed_at) "
-    "VALUES (NEW.id, NEW.owner_id, NEW.status, NEW.total_batches, NEW.batches_done, "
-    "NEW.batches_failed, NEW.entities_found, NEW.cancel_requested, NEW.error, NEW.updated_at)"
-)
-
-
-def _run_changed(distinct: str) -> str:
-    return " OR ".join(f"OLD.{c} {distinct} NEW.{c}" for c in _RUN_COLUMNS.split(", "))
-
-
-def run_change_triggers(backend: str) -> list[str]:
-    """DDL of the triggers that append every change of a run to ``run_changes``."""
-    if backend == "postgresql":
-        return [
-            "CREATE FUNCTION genkeep_run_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {_RUN_INSERT}; "
-            "IF EXISTS (SELECT 1 FROM run_watchers WHERE run_id = NEW.id) THEN "
-            f"PERFORM pg_notify('{RUN_CHANGES_CHANNEL}', NEW.id); END IF; "
-            "RETURN NULL; END $$",
-            "CREATE TRIGGER run_created AFTER INSERT ON runs FOR EACH ROW "
-            "EXECUTE FUNCTION genkeep_run_changed()",
-            "CREATE TRIGGER run_changed AFTER UPDATE ON runs FOR EACH ROW "
-            f"WHEN ({_run_changed('IS DISTINCT FROM')}) EXECUTE FUNCTION genkeep_run_changed()",
-        ]
-    return [
-        f"CREATE TRIGGER run_created AFTER INSERT ON runs FOR EACH ROW BEGIN {_RUN_INSERT}; END",
-        "CREATE TRIGGER run_changed AFTER UPDATE ON runs FOR EACH ROW "
-        f"WHEN {_run_changed('IS NOT')} BEGIN {_RUN_INSERT}; END",
-    ]
-
-
-def drop_run_change_triggers(backend: str) -> list[str]:
-    statements = ["DROP TRIGGER IF EXISTS run_created", "DROP TRIGGER IF EXISTS run_changed"]
-    if backend == "postgresql":
-        return [f"{s} ON runs" for s in statements] + ["DROP FUNCTION genkeep_run_changed()"]
-    return statements
 
 
 def upsert_unless(
