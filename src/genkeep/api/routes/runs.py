@@ -111,7 +111,7 @@ async def _start(services: Services, manager: RunManager, run: Run) -> None:
 async def create_run(
     body: RunCreate, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
-    """Start an extraction; poll `GET /v1/runs/{id}` for progress."""
+    """Start an extraction; progress: `GET /v1/runs/{id}`, live: `GET /v1/runs/{id}/events`."""
     check_input_size(services.settings, body.text)
     run_request = RunRequest.with_defaults(
         services.settings,
