@@ -255,33 +255,46 @@ def complete_statement(backend: str) -> DriverStatement | None:
     return DriverStatement(_PG_COMPLETE) if backend == "postgresql" else None
 
 
-_PG_SUBMIT = """
-WITH created AS (
+# Many submissions in one statement (a group commit, see db/group_commit.py): each row is
+# inserted unless its (owner, idempotency key) exists, even earlier in the same batch; one
+# commit and one NOTIFY serve the whole batch.
+_PG_SUBMIT_MANY = """
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS VARCHAR[]), CAST(:owner_ids AS VARCHAR[]), CAST(:job_ids AS VARCHAR[]),
+        CAST(:kinds AS VARCHAR[]), CAST(:keys AS VARCHAR[]), CAST(:hashes AS VARCHAR[]),
+        CAST(:payloads AS TEXT[]), CAST(:max_attempts AS INTEGER[]),
+        CAST(:timeouts AS FLOAT8[]), CAST(:trace_ids AS VARCHAR[]), CAST(:actors AS TEXT[]),
+        CAST(:nows AS TIMESTAMPTZ[])
+    ) WITH ORDINALITY AS i(id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
+                           max_attempts, timeout_s, trace_id, actor, now, n)
+), created AS (
     INSERT INTO tasks (id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
                        status, stage, progress, attempts, max_attempts, run_after, timeout_at,
                        cancel_requested, trace_id, created_at, updated_at)
-    VALUES (:id, :owner_id, :job_id, :kind, :idempotency_key, :request_hash,
-            CAST(:payload AS JSONB), 'queued', 'queued', 0.0, 0, :max_attempts,
-            statement_timestamp(),
-            statement_timestamp() + CAST(:timeout_s AS FLOAT8) * INTERVAL '1 second',
-            false, :trace_id, :now, :now)
+    SELECT id, owner_id, job_id, kind, idempotency_key, request_hash, CAST(payload AS JSONB),
+           'queued', 'queued', 0.0, 0, max_attempts, statement_timestamp(),
+           statement_timestamp() + timeout_s * INTERVAL '1 second', false, trace_id, now, now
+    FROM input ORDER BY n
     ON CONFLICT (owner_id, idempotency_key) DO NOTHING
     RETURNING *
 ), events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
-    SELECT job_id, owner_id, 'task.queued', jsonb_build_object('task_id', id, 'kind', kind),
-           trace_id, :actor, :now
-    FROM created
+    SELECT c.job_id, c.owner_id, 'task.queued',
+           jsonb_build_object('task_id', c.id, 'kind', c.kind), c.trace_id, i.actor, i.now
+    FROM created AS c JOIN input AS i ON i.id = c.id
+    ORDER BY i.n
 ), woken AS (
-    SELECT pg_notify('genkeep_tasks', '') FROM created
+    SELECT pg_notify('genkeep_tasks', '') WHERE EXISTS (SELECT 1 FROM created)
 )
 SELECT created.* FROM created LEFT JOIN woken ON true
 """
 
 
-def submit_statement(backend: str) -> DriverStatement | None:
-    """PostgreSQL's one-statement submit (insert unless the key exists, event, NOTIFY)."""
-    return DriverStatement(_PG_SUBMIT) if backend == "postgresql" else None
+def submit_many_statement(backend: str) -> DriverStatement | None:
+    """PostgreSQL's one-statement submit of many tasks (insert unless the key exists, events,
+    one NOTIFY), or None elsewhere."""
+    return DriverStatement(_PG_SUBMIT_MANY) if backend == "postgresql" else None
 
 
 class DriverStatement:

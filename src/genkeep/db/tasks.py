@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
 
 from genkeep.db.artifacts import ArtifactStore, NewArtifact
 from genkeep.db.clock import db_now, db_now_plus
@@ -24,9 +26,10 @@ from genkeep.db.dialect import (
     claim_statement,
     complete_statement,
     insert_ignoring_conflicts,
-    submit_statement,
+    submit_many_statement,
     wake_workers,
 )
+from genkeep.db.group_commit import GroupCommit
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Artifact, Job, Task
 from genkeep.db.types import utcnow
@@ -34,6 +37,18 @@ from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost, NotFound
 from genkeep.generate.normalize import sha256_hex
 
 FINISHED = ("completed", "failed", "cancelled")
+
+
+def task_from_row(row: Any) -> Task:
+    """A detached Task from a driver row: 1.5 µs instead of the ORM constructor's 30 µs
+    (the constructor fires an attribute event per column; a claim builds one per task)."""
+    task: Task = _TASKS.new_instance()
+    task.__dict__.update(row.items())
+    return task
+
+
+configure_mappers()  # the instance manager below needs the mappers configured
+_TASKS = Task.__mapper__.class_manager
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +85,9 @@ class TaskStore:
         # Wakes in-process workers; PostgreSQL workers elsewhere hear NOTIFY.
         self.on_submit = on_submit
         self._claim = claim_statement(database.backend)
-        self._submit = submit_statement(database.backend)
+        self._submit_many = submit_many_statement(database.backend)
+        # Concurrent submissions share one statement on PostgreSQL (db/group_commit.py).
+        self._submits: GroupCommit[dict[str, Any], Task | None] = GroupCommit(self._insert_many)
         self._complete = complete_statement(database.backend)
 
     # -- clients --------------------------------------------------------------------------
@@ -113,16 +130,9 @@ class TaskStore:
         It is due now and times out by the database's clock: a submitter whose clock runs
         ahead must not postpone its own task.
         """
-        if self._submit is not None:
-            params = {
-                **values,
-                "payload": json.dumps(values["payload"]),
-                "now": now,
-                "timeout_s": timeout_s,
-                "actor": audit.actor,
-            }
-            rows = await self._submit.fetch(self.db, params)
-            return Task(**rows[0]) if rows else None
+        if self._submit_many is not None:
+            new = {**values, "now": now, "timeout_s": timeout_s, "actor": audit.actor}
+            return await self._submits.write(new)
         queued = {
             "status": "queued",
             "stage": "queued",
@@ -143,6 +153,43 @@ class TaskStore:
             await append_event(session, job, "task.queued", payload, audit)
             await self._wake(session)
         return Task(**row._mapping)
+
+    async def _insert_many(self, batch: list[dict[str, Any]]) -> list[Task | Exception | None]:
+        """Insert a batch of submissions (PostgreSQL); a row the server refuses (say, its job
+        was just deleted) fails the batch, so then each is tried alone for its own outcome."""
+        try:
+            return list(await self._insert_batch(batch))
+        except asyncpg.PostgresError as exc:
+            if len(batch) == 1:
+                return [exc]
+        outcomes: list[Task | Exception | None] = []
+        for new in batch:
+            try:
+                outcomes.extend(await self._insert_batch([new]))
+            except asyncpg.PostgresError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _insert_batch(self, batch: list[dict[str, Any]]) -> list[Task | None]:
+        assert self._submit_many is not None
+        params = {
+            "ids": [new["id"] for new in batch],
+            "owner_ids": [new["owner_id"] for new in batch],
+            "job_ids": [new["job_id"] for new in batch],
+            "kinds": [new["kind"] for new in batch],
+            "keys": [new["idempotency_key"] for new in batch],
+            "hashes": [new["request_hash"] for new in batch],
+            "payloads": [json.dumps(new["payload"]) for new in batch],
+            "max_attempts": [new["max_attempts"] for new in batch],
+            "timeouts": [new["timeout_s"] for new in batch],
+            "trace_ids": [new["trace_id"] for new in batch],
+            "actors": [new["actor"] for new in batch],
+            "nows": [new["now"] for new in batch],
+        }
+        created = {row["id"]: row for row in await self._submit_many.fetch(self.db, params)}
+        return [
+            task_from_row(created[new["id"]]) if new["id"] in created else None for new in batch
+        ]
 
     async def get(self, owner_id: str, task_id: str) -> Task | None:
         query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)
@@ -202,7 +249,7 @@ class TaskStore:
                 "lease_s": lease_s,
                 "actor": f"worker:{worker_id}",
             }
-            tasks = [Task(**row) for row in await self._claim.fetch(self.db, params)]
+            tasks = [task_from_row(row) for row in await self._claim.fetch(self.db, params)]
             return [(task, Lease(task.id, token, worker_id)) for task in tasks]
         async with self.db.transaction() as session:
             candidates = (
