@@ -39,6 +39,10 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency or self.settings.worker_concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Slots held by handlers; a task whose handler returned frees its slot while its
+        # completion is being committed (the completer batches those), so the next claim
+        # does not wait for that commit.
+        self._busy: set[str] = set()
         self._leases: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._stopping = asyncio.Event()
@@ -62,7 +66,7 @@ class Worker:
                         await self.services.tasks.reap_expired()
                     except Exception:
                         log.exception("reaping expired leases failed; retrying")
-                free = self.concurrency - len(self._running)
+                free = self.concurrency - len(self._busy)
                 claimed = []
                 if free > 0:
                     try:
@@ -83,6 +87,7 @@ class Worker:
 
     def _start(self, task: Task, lease: Lease) -> None:
         self._leases[task.id] = lease
+        self._busy.add(task.id)
         runner = asyncio.create_task(self._run(task, lease), name=f"task:{task.id}")
         self._running[task.id] = runner
 
@@ -90,9 +95,14 @@ class Worker:
             self._running.pop(task.id, None)
             self._leases.pop(task.id, None)
             self._lost.discard(task.id)
-            self.services.wakeups.notify_local()  # a slot is free
+            self._free_slot(task.id)
 
         runner.add_done_callback(done)
+
+    def _free_slot(self, task_id: str) -> None:
+        if task_id in self._busy:
+            self._busy.discard(task_id)
+            self.services.wakeups.notify_local()
 
     async def _drain(self) -> None:
         if self._running:
@@ -137,6 +147,7 @@ class Worker:
             if output.artifacts:
                 await tasks.complete(lease, output.result, output.artifacts)
             else:
+                self._free_slot(task.id)
                 await self._completer.complete(lease, output.result)
         except TaskCancelled:
             await self._quietly(tasks.mark_cancelled(lease))
