@@ -197,8 +197,8 @@ def checkpoint_statement(backend: str) -> DriverStatement | None:
 # Claim and complete on PostgreSQL in one statement each, with their events (Python time
 # per task is what bounds a queue on a small machine: every round trip costs some). Due
 # times and leases are stamped and compared by the database's clock (see db/clock.py).
-_PG_CLAIM = """
-WITH picked AS (
+_CLAIM_CTES = """
+picked AS (
     SELECT id FROM tasks
     WHERE status = 'queued' AND run_after <= statement_timestamp()
     ORDER BY run_after
@@ -212,18 +212,16 @@ WITH picked AS (
         started_at = statement_timestamp(), updated_at = statement_timestamp()
     FROM picked WHERE t.id = picked.id
     RETURNING t.*
-), events AS (
+), claim_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.started',
            jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
            trace_id, :actor, statement_timestamp()
     FROM claimed
-)
-SELECT * FROM claimed ORDER BY run_after
-"""
+)"""
 
-_PG_COMPLETE = """
-WITH input AS (
+_COMPLETE_CTES = """
+input AS (
     SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:tokens AS VARCHAR[]),
                          CAST(:results AS TEXT[]), CAST(:actors AS TEXT[]))
         AS i(id, token, result, actor)
@@ -234,14 +232,24 @@ WITH input AS (
     FROM input AS i
     WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
     RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
-), events AS (
+), done_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.completed',
            jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
            trace_id, actor, :now
     FROM done
-)
-SELECT id FROM done
+)"""
+
+_PG_CLAIM = f"WITH {_CLAIM_CTES}\nSELECT * FROM claimed ORDER BY run_after"
+_PG_COMPLETE = f"WITH {_COMPLETE_CTES}\nSELECT id FROM done"
+# A worker's completions and its next claim in one round trip (the tasks it completes are
+# running, so the claim cannot pick them): one commit where there were two. The first
+# column lists the completed ids; the claimed tasks follow, one per row (none: one row of
+# NULLs).
+_PG_COMPLETE_AND_CLAIM = f"""WITH {_COMPLETE_CTES}, {_CLAIM_CTES}
+SELECT (SELECT array_agg(id) FROM done) AS done_ids, c.*
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
+ORDER BY c.run_after
 """
 
 
@@ -253,6 +261,11 @@ def claim_statement(backend: str) -> DriverStatement | None:
 def complete_statement(backend: str) -> DriverStatement | None:
     """PostgreSQL's one-statement completion of tasks without artifacts (many at once)."""
     return DriverStatement(_PG_COMPLETE) if backend == "postgresql" else None
+
+
+def complete_and_claim_statement(backend: str) -> DriverStatement | None:
+    """PostgreSQL's completion of many tasks and claim of the next ones in one statement."""
+    return DriverStatement(_PG_COMPLETE_AND_CLAIM) if backend == "postgresql" else None
 
 
 # Many submissions in one statement (a group commit, see db/group_commit.py): each row is

@@ -24,6 +24,7 @@ from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (
     claim_statement,
+    complete_and_claim_statement,
     complete_statement,
     insert_ignoring_conflicts,
     submit_many_statement,
@@ -45,6 +46,12 @@ def task_from_row(row: Any) -> Task:
     task: Task = _TASKS.new_instance()
     task.__dict__.update(row.items())
     return task
+
+
+def _without_done_ids(row: Any) -> dict[str, Any]:
+    found = dict(row.items())
+    del found["done_ids"]
+    return found
 
 
 configure_mappers()  # the instance manager below needs the mappers configured
@@ -89,6 +96,7 @@ class TaskStore:
         # Concurrent submissions share one statement on PostgreSQL (db/group_commit.py).
         self._submits: GroupCommit[dict[str, Any], Task | None] = GroupCommit(self._insert_many)
         self._complete = complete_statement(database.backend)
+        self._complete_and_claim = complete_and_claim_statement(database.backend)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -242,13 +250,7 @@ class TaskStore:
         """Claim up to ``limit`` queued tasks that are due by the database's clock."""
         token = str(uuid.uuid4())
         if self._claim is not None:
-            params = {
-                "limit": limit,
-                "token": token,
-                "worker": worker_id,
-                "lease_s": lease_s,
-                "actor": f"worker:{worker_id}",
-            }
+            params = self._claim_params(worker_id, lease_s, limit, token)
             tasks = [task_from_row(row) for row in await self._claim.fetch(self.db, params)]
             return [(task, Lease(task.id, token, worker_id)) for task in tasks]
         async with self.db.transaction() as session:
@@ -288,6 +290,16 @@ class TaskStore:
                     session, (task.job_id, task.owner_id), "task.started", payload, audit
                 )
         return [(task, Lease(task.id, token, worker_id)) for task in claimed]
+
+    @staticmethod
+    def _claim_params(worker_id: str, lease_s: float, limit: int, token: str) -> dict[str, Any]:
+        return {
+            "limit": limit,
+            "token": token,
+            "worker": worker_id,
+            "lease_s": lease_s,
+            "actor": f"worker:{worker_id}",
+        }
 
     async def reap_expired(self) -> int:
         """Queue again (or fail, after the last attempt) tasks whose worker stopped renewing
@@ -388,15 +400,43 @@ class TaskStore:
             return [
                 await self._commit_unless_fenced(lease, result) for lease, result in completions
             ]
-        params = {
+        params = self._complete_params(completions)
+        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
+        return [lease.task_id in done for lease, _ in completions]
+
+    async def complete_and_claim(
+        self,
+        completions: list[tuple[Lease, dict[str, Any]]],
+        worker_id: str,
+        lease_s: float,
+        limit: int,
+    ) -> tuple[list[bool], list[tuple[Task, Lease]]]:
+        """``complete_many``, then ``claim`` up to ``limit`` tasks: one statement on PostgreSQL
+        (a busy worker's cycle is one round trip and one commit), two steps elsewhere."""
+        if self._complete_and_claim is None or limit <= 0:
+            committed = await self.complete_many(completions)
+            return committed, await self.claim(worker_id, lease_s, limit) if limit > 0 else []
+        token = str(uuid.uuid4())
+        params = self._complete_params(completions) | self._claim_params(
+            worker_id, lease_s, limit, token
+        )
+        rows = await self._complete_and_claim.fetch(self.db, params)
+        done = set(rows[0]["done_ids"] or ())
+        tasks = [task_from_row(_without_done_ids(row)) for row in rows if row["id"] is not None]
+        return (
+            [lease.task_id in done for lease, _ in completions],
+            [(task, Lease(task.id, token, worker_id)) for task in tasks],
+        )
+
+    @staticmethod
+    def _complete_params(completions: list[tuple[Lease, dict[str, Any]]]) -> dict[str, Any]:
+        return {
             "ids": [lease.task_id for lease, _ in completions],
             "tokens": [lease.token for lease, _ in completions],
             "results": [json.dumps(result) for _, result in completions],
             "actors": [f"worker:{lease.worker_id}" for lease, _ in completions],
             "now": utcnow(),
         }
-        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
-        return [lease.task_id in done for lease, _ in completions]
 
     async def _commit_unless_fenced(self, lease: Lease, result: dict[str, Any]) -> bool:
         try:

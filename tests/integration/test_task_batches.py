@@ -1,5 +1,7 @@
-"""Concurrent submissions share one statement on PostgreSQL (a group commit): each keeps its
-own idempotency (I4), owner and outcome, on SQLite and PostgreSQL alike."""
+"""Batched statements of the task queue keep each task's guarantees, on SQLite and PostgreSQL:
+concurrent submissions share one statement on PostgreSQL (a group commit) yet keep their own
+idempotency (I4), owner and outcome; a worker's completions and next claim share one, each
+completion fenced by its own lease."""
 
 from __future__ import annotations
 
@@ -127,3 +129,34 @@ async def test_a_worker_runs_at_most_concurrency_handlers_at_once(
         worker.stop()
         await running
     assert GAUGE["most"] == 3
+
+
+async def test_complete_and_claim_fences_each_completion_and_claims_within_limit(
+    services: Services,
+) -> None:
+    job = await services.jobs.create("alice", {"title": "A"}, AUDIT)
+    for n in range(6):
+        await services.tasks.submit(job, submission(f"c{n}"), AUDIT)
+    (first, a), (second, b), (third, c) = await services.tasks.claim("worker-a", 30, 3)
+    await services.tasks.release(b)  # b is fenced out; its task is queued again
+    committed, claimed = await services.tasks.complete_and_claim(
+        [(a, {"n": 1}), (b, {"n": 2}), (c, {"n": 3})], "worker-a", 30, 2
+    )
+    assert committed == [True, False, True]
+    assert len(claimed) == 2 and {t.id for t, _ in claimed}.isdisjoint({first.id, third.id})
+    for task, lease in claimed:
+        assert lease.token not in (a.token, b.token, c.token)
+        stored = await services.tasks.get("alice", task.id)
+        assert stored is not None and stored.status == "running"
+        assert stored.lease_token == lease.token
+    for task, result in ((first, {"n": 1}), (third, {"n": 3})):
+        stored = await services.tasks.get("alice", task.id)
+        assert stored is not None and stored.status == "completed" and stored.result == result
+    again = await services.tasks.get("alice", second.id)
+    assert again is not None and again.result is None and again.lease_token != b.token
+    assert await services.tasks.complete_many([(b, {"n": 2})]) == [False]
+    events = await services.jobs.events("alice", job.id)
+    started = [e.payload["task_id"] for e in events if e.event_type == "task.started"]
+    assert sorted(started) == sorted([first.id, second.id, third.id] + [t.id for t, _ in claimed])
+    completed = [e.payload["task_id"] for e in events if e.event_type == "task.completed"]
+    assert sorted(completed) == sorted([first.id, third.id])
