@@ -55,6 +55,9 @@ class Completer:
             raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
 
     async def _flush(self) -> None:
+        # Handlers that return in the same turn of the event loop (a claim's tasks started
+        # together) join this first batch: one round trip for them, not one for the first.
+        await asyncio.sleep(0)
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             completions = [(lease, result) for lease, result, _ in batch]
