@@ -31,6 +31,12 @@ async def _json_codecs(connection: asyncpg.Connection) -> None:
         )
 
 
+def refuses_a_row(error: BaseException) -> bool:
+    """Whether the server refused the statement for its data (a constraint, a bad value),
+    not for want of a connection: retried row by row, only the offending row fails."""
+    return isinstance(error, (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError))
+
+
 class DriverPool:
     """At most ``size`` asyncpg connections, opened on first use."""
 

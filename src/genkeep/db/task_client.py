@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +16,7 @@ from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database
 from genkeep.db.dialect import insert_ignoring_conflicts, submit_many_statement
+from genkeep.db.driver import refuses_a_row
 from genkeep.db.group_commit import GroupCommit
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Job, Task
@@ -104,14 +104,16 @@ class TaskClientOps(TaskRepository):
         was just deleted) fails the batch, so then each is tried alone for its own outcome."""
         try:
             return list(await self._insert_batch(batch))
-        except asyncpg.PostgresError as exc:
-            if len(batch) == 1:
-                return [exc]
+        except Exception as exc:
+            if len(batch) == 1 or not refuses_a_row(exc):
+                raise  # a lost connection fails them all: the database is unavailable
         outcomes: list[Task | Exception | None] = []
         for new in batch:
             try:
                 outcomes.extend(await self._insert_batch([new]))
-            except asyncpg.PostgresError as exc:
+            except Exception as exc:
+                if not refuses_a_row(exc):
+                    raise
                 outcomes.append(exc)
         return outcomes
 
