@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean screenshots
+.PHONY: run test lint bench fuzz clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: lint
 screenshots: $(VENV)/.installed-test
 	bash scripts/install-test-tools.sh
 	GENKEEP_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/pytest tests/e2e/test_console.py -k sqlite -q -p no:randomly
+
+# The contract test of `make test`, with thousands of cases per operation (about an hour).
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.installed-test
+	GENKEEP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -p no:randomly -s -q
 
 bench: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'

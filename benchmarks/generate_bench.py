@@ -7,6 +7,8 @@ Each backend gets a throwaway, migrated database. genkeep and the bare app (benc
 serve it side by side with the same worker count while a separate load-generator process
 (wrk, else Python) drives them in alternating rounds; medians are reported. Then a fresh
 genkeep with a 300 ms generator times one new prompt against a burst of identical ones.
+A chat-completions hit (``POST /v1/chat/completions``) is measured on the same genkeep server
+in the same alternating rounds, and compared with the ``/v1/generate`` hit.
 """
 
 from __future__ import annotations
@@ -38,14 +40,23 @@ from benchmarks.coalescing import CoalescingResult, measure_coalescing
 from benchmarks.databases import throwaway_database
 from benchmarks.loadgen import LoadResult, run_python, run_wrk, wrk_available
 from benchmarks.profiles import Profile, py_spy_available, start_recording, summarize
-from benchmarks.servers import ROOT, BareServer, process_cpu_seconds, server_env
+from benchmarks.servers import (
+    ROOT,
+    BareServer,
+    generator_calls,
+    process_cpu_seconds,
+    server_env,
+)
 from tests.support.server import Server
 
 BACKENDS = ("sqlite", "postgresql")
 # Two cores: one server process for SQLite (one writer anyway), two for PostgreSQL.
 DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 2}
 PATH = "/v1/generate"
-MARKERS = {"genkeep": '"cached":true', "bare": '"content":"'}
+CHAT_PATH = "/v1/chat/completions"
+MARKERS = {"genkeep": '"cached":true', "bare": '"content":"', "chat": '"object":"chat.completion"'}
+# A chat hit may cost at most this much server CPU per request over a /v1/generate hit.
+GOAL_CHAT_COST = 1.2
 GOAL_RATIO = 0.8
 GOAL_COALESCING = 1.3
 COALESCING_LATENCY_MS = 300
@@ -143,9 +154,26 @@ class BackendRun:
         genkeep = self.targets["genkeep"].cpu_us_per_request
         return self.targets["bare"].cpu_us_per_request / genkeep if genkeep else 0.0
 
+    @property
+    def chat_cost(self) -> float:
+        """Median over rounds of a chat hit's server CPU per request over a generate hit's."""
+        pairs = zip(self.targets["chat"].rounds, self.targets["genkeep"].rounds, strict=True)
+        return statistics.median(
+            c.cpu_us_per_request / g.cpu_us_per_request for c, g in pairs if g.cpu_us_per_request
+        )
+
+    @property
+    def chat_rps_ratio(self) -> float:
+        """Median over rounds of generate hits per second over chat hits per second."""
+        pairs = zip(self.targets["chat"].rounds, self.targets["genkeep"].rounds, strict=True)
+        return statistics.median(g.load.rps / c.load.rps for c, g in pairs if c.load.rps)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "workers": self.workers,
+            "chat_cpu_cost_over_generate": self.chat_cost,
+            "generate_rps_over_chat_rps": self.chat_rps_ratio,
+            "chat_cost_goal_met": self.chat_cost <= GOAL_CHAT_COST,
             **{name: run.summary() for name, run in self.targets.items()},
             "ratio_genkeep_over_bare": self.ratio,
             "ratio_of_median_rps": self.ratio_of_medians,
@@ -169,6 +197,34 @@ def prompt_bodies(count: int) -> list[str]:
     ]
 
 
+def chat_bodies(count: int) -> list[str]:
+    """Chat requests as an application sends them: a system and a user message, one model."""
+    return [
+        json.dumps(
+            {
+                "model": "default",
+                "messages": [
+                    {"role": "system", "content": "You answer in short markdown."},
+                    {"role": "user", "content": f"Benchmark chat {i:04d}: how are results kept?"},
+                ],
+                "temperature": 0.2,
+            }
+        )
+        for i in range(count)
+    ]
+
+
+def store_chats(url: str, bodies: list[str]) -> None:
+    """Answer each chat once so the measured requests are all hits."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for body in bodies:
+            answer = client.post(
+                CHAT_PATH, content=body, headers={"Content-Type": "application/json"}
+            )
+            if answer.status_code != 200 or answer.headers.get("x-genkeep-persisted") != "true":
+                raise RuntimeError(f"storing a chat failed: {answer.status_code} {answer.text}")
+
+
 def store_prompts(url: str, bodies: list[str]) -> None:
     """Generate each prompt once so the measured requests are all cache hits."""
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -179,12 +235,18 @@ def store_prompts(url: str, bodies: list[str]) -> None:
 
 
 def drive(
-    options: Options, pool: Executor | None, url: str, bodies: list[str], marker: str, secs: float
+    options: Options,
+    pool: Executor | None,
+    url: str,
+    bodies: list[str],
+    marker: str,
+    secs: float,
+    path: str = PATH,
 ) -> LoadResult:
     if pool is None:
-        return run_wrk(url, PATH, bodies, marker, options.concurrency, secs, options.wrk_threads)
+        return run_wrk(url, path, bodies, marker, options.concurrency, secs, options.wrk_threads)
     return run_python(
-        pool, options.client_processes, url, PATH, bodies, marker, options.concurrency, secs
+        pool, options.client_processes, url, path, bodies, marker, options.concurrency, secs
     )
 
 
@@ -201,20 +263,35 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
             "genkeep": Server(env, work / "genkeep.log", workers=workers),
             "bare": BareServer(env, work / "bare.log", workers=workers),
         }
-        targets = {name: TargetRun() for name in servers}
         bodies = prompt_bodies(options.prompts)
+        # name -> the server, path and bodies it is driven with; chat shares genkeep's server.
+        plan = {
+            "genkeep": (servers["genkeep"], PATH, bodies),
+            "bare": (servers["bare"], PATH, bodies),
+            "chat": (servers["genkeep"], CHAT_PATH, chat_bodies(options.prompts)),
+        }
+        targets = {name: TargetRun() for name in plan}
+        hit_errors: list[str] = []
         try:
             for server in servers.values():
                 server.start()
             store_prompts(servers["genkeep"].url, bodies)
-            for name, server in servers.items():  # warm-up: pools, caches; not recorded
-                drive(options, pool, server.url, bodies, MARKERS[name], WARM_UP_SECONDS)
+            store_chats(servers["genkeep"].url, plan["chat"][2])
+            stored_calls = generator_calls(servers["genkeep"].url)
+            for name, (server, path, sent) in plan.items():  # warm-up: pools, caches; not recorded
+                drive(options, pool, server.url, sent, MARKERS[name], WARM_UP_SECONDS, path)
             for index in range(options.rounds):
-                for name, server in servers.items():
+                for name, (server, path, sent) in plan.items():
                     pids = server.worker_pids()
                     cpu_before = process_cpu_seconds(pids)
                     result = drive(
-                        options, pool, server.url, bodies, MARKERS[name], options.round_seconds
+                        options,
+                        pool,
+                        server.url,
+                        sent,
+                        MARKERS[name],
+                        options.round_seconds,
+                        path,
                     )
                     measured = Round(result, process_cpu_seconds(pids) - cpu_before)
                     targets[name].rounds.append(measured)
@@ -224,6 +301,9 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
                         f"server CPU {measured.cpu_us_per_request:5.0f} us/req",
                         highlight=False,
                     )
+            # Every measured request must have been a hit: no generator call since storing.
+            if generator_calls(servers["genkeep"].url) != stored_calls:
+                hit_errors.append(f"{backend}: the measured rounds made generator calls")
             profiles = profile_servers(backend, options, pool, servers, bodies)
         except BaseException:
             for name, server in servers.items():
@@ -242,6 +322,7 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
         if r.load.bad or r.load.socket_errors
     ]
     errors += [f"{backend}/coalescing: {problem}" for problem in coalescing.problems()]
+    errors += hit_errors
     return BackendRun(backend, workers, targets, coalescing, errors, profiles)
 
 
@@ -312,6 +393,28 @@ def report(runs: list[BackendRun], options: Options) -> None:
                 f"{run.cpu_ratio:.2f}" if is_genkeep else "",
             )
     console.print(throughput)
+
+    chat = Table(
+        title="Chat-completions hit beside the /v1/generate hit (same server, same rounds); "
+        f"cost = chat/generate server CPU per request (goal <= {GOAL_CHAT_COST})"
+    )
+    for column in ("backend", "generate req/s", "chat req/s", "generate us/req", "chat us/req"):
+        chat.add_column(column, justify="right")
+    chat.add_column("rps generate/chat", justify="right")
+    chat.add_column("CPU cost chat/generate", justify="right")
+    for run in runs:
+        generate, chatted = run.targets["genkeep"], run.targets["chat"]
+        verdict = "ok" if run.chat_cost <= GOAL_CHAT_COST else "[red]high[/]"
+        chat.add_row(
+            run.backend,
+            f"{generate.rps:.0f}",
+            f"{chatted.rps:.0f}",
+            f"{generate.cpu_us_per_request:.0f}",
+            f"{chatted.cpu_us_per_request:.0f}",
+            f"{run.chat_rps_ratio:.2f}",
+            f"{run.chat_cost:.2f} {verdict}",
+        )
+    console.print(chat)
 
     coalescing = Table(
         title=f"Coalescing, generator latency {COALESCING_LATENCY_MS} ms (fresh server)"

@@ -388,6 +388,7 @@ def ops_sweep() -> None:
         f"artifacts deleted: {report.artifacts_deleted}, blobs deleted: "
         f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}"
     )
+    console.print(f"unreferenced job files deleted: {report.files_deleted}")
 
 
 register_runs(app)

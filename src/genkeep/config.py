@@ -40,10 +40,13 @@ class GeneratorProfile(BaseModel):
     system_prompt: str | None = None
     # Simulated latency of the built-in generator (tests, benchmarks); never part of the key.
     latency_ms: int = Field(default=0, ge=0)
+    # How /v1/chat/completions normalizes message text for its cache key (docs/chat.md);
+    # it keys chat only, so it stays out of the key material of /v1/generate.
+    chat_normalization: Literal["whitespace", "seed", "exact"] = "whitespace"
 
     def key_material(self) -> dict[str, Any]:
         """The parameters that change output, so one model never serves another's answer."""
-        return self.model_dump(exclude={"latency_ms"})
+        return self.model_dump(exclude={"latency_ms", "chat_normalization"})
 
 
 class Settings(BaseSettings):
@@ -132,7 +135,14 @@ class Settings(BaseSettings):
 
     max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
     max_edit_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Every request body, checked before it is read (413); room for a default-sized run input.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # The raw body of a job file upload, which alone may exceed max_body_bytes.
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    # Seconds a client is told to wait (Retry-After) when the database is unavailable.
+    retry_after_s: int = Field(default=5, ge=1)
+    # Blobs no row references are swept only once older than this (an upload in flight).
+    orphan_grace_s: float = Field(default=3600.0, ge=0)
     db_pool_size: int = Field(default=10, gt=0)
 
     # Whether neither the database nor the data folder was chosen by a setting.

@@ -4,13 +4,17 @@ GenkeepError                      code                  status
 ├── BadInput                      bad-input             422
 │   ├── PromptEmpty               prompt-empty          422
 │   ├── PromptTooLarge            prompt-too-large      413
-│   ├── UploadTooLarge            upload-too-large      413
+│   ├── PayloadTooLarge           payload-too-large     413  (genkeep.api.guard)
+│   ├── InvalidText               invalid-text          422  (NUL, lone surrogate; api.guard)
 │   ├── UnknownProfile            unknown-profile       422
 │   ├── IdempotencyMismatch       idempotency-mismatch  422
 │   ├── OntologyInvalid           ontology-invalid      422  (genkeep.extract.ontology)
 │   └── InvalidBlobKey            invalid-blob-key      422  (genkeep.blobs.store)
+├── MalformedRequest              malformed-request     400  (JSON too deep, two credentials)
+│   └── InvalidJson               invalid-json          400
 ├── Unauthorized                  unauthorized          401
 ├── NotFound                      not-found             404
+│   ├── UnknownModel              model-not-found       404  (chat completions' model)
 │   └── BlobNotFound              blob-not-found        404  (genkeep.blobs.store)
 ├── Conflict                      conflict              409
 │   ├── GateClosed                gate-closed           409
@@ -24,6 +28,7 @@ GenkeepError                      code                  status
 ├── GenerationFailed              generation-failed     502
 ├── GenerationTimeout             generation-timeout    504
 ├── PersistenceFailed             persistence-failed    503
+├── DatabaseUnavailable           database-unavailable  503  (api.failures: down, unreachable)
 ├── ConfigurationError            configuration         500  (start-up only)
 └── SchemaOutOfDate               schema-out-of-date    503  (start-up only)
 
@@ -68,12 +73,6 @@ class PromptTooLarge(BadInput):
     title = "Prompt too large"
 
 
-class UploadTooLarge(BadInput):
-    code = "upload-too-large"
-    status = 413
-    title = "Upload too large"
-
-
 class UnknownProfile(BadInput):
     code = "unknown-profile"
     title = "Unknown generator profile"
@@ -82,6 +81,28 @@ class UnknownProfile(BadInput):
 class IdempotencyMismatch(BadInput):
     code = "idempotency-mismatch"
     title = "Idempotency key reused with a different request"
+
+
+class PayloadTooLarge(BadInput):
+    code = "payload-too-large"
+    status = 413
+    title = "Request body too large"
+
+
+class InvalidText(BadInput):
+    code = "invalid-text"
+    title = "Text the database cannot store"
+
+
+class MalformedRequest(GenkeepError):
+    code = "malformed-request"
+    status = 400
+    title = "Malformed request"
+
+
+class InvalidJson(MalformedRequest):
+    code = "invalid-json"
+    title = "Malformed JSON"
 
 
 class Unauthorized(GenkeepError):
@@ -94,6 +115,11 @@ class NotFound(GenkeepError):
     code = "not-found"
     status = 404
     title = "Not found"
+
+
+class UnknownModel(NotFound):
+    code = "model-not-found"
+    title = "Unknown model"
 
 
 class Conflict(GenkeepError):
@@ -135,6 +161,13 @@ class PersistenceFailed(GenkeepError):
     code = "persistence-failed"
     status = 503
     title = "Could not persist the result"
+
+
+class DatabaseUnavailable(GenkeepError):
+    code = "database-unavailable"
+    status = 503
+    title = "The database is unavailable; retry shortly"
+    retryable = True
 
 
 class ConfigurationError(GenkeepError):

@@ -5,6 +5,8 @@ messages never carry a key."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from openai import (
@@ -51,9 +53,22 @@ class ChatClient:
 
     async def complete(self, **request: Any) -> Any:
         """``chat.completions.create(**request)``, with every failure as one clear error."""
+        with self._mapped_errors():
+            return await self._client.chat.completions.create(**request)
+
+    async def stream(self, **request: Any) -> AsyncIterator[Any]:
+        """The chunks of a streamed ``chat.completions.create``; failures as in ``complete``."""
+        with self._mapped_errors():
+            chunks = await self._client.chat.completions.create(stream=True, **request)
+            async with chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
         who, error = self._who, self._error
         try:
-            return await self._client.chat.completions.create(**request)
+            yield
         except APITimeoutError as exc:
             raise error(
                 f"{who} timed out ({self._timeout_s:g}s per attempt, {self._max_retries} retries)",

@@ -18,6 +18,7 @@ from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
 from genkeep.extract.service import ExtractionService, default_extractors
 from genkeep.generate.backends import build_generators
+from genkeep.generate.chat import ChatService
 from genkeep.generate.service import GenerateService
 from genkeep.runtime import check_durable
 
@@ -28,6 +29,7 @@ class Services:
     database: Database
     prompts: PromptStore
     generate: GenerateService
+    chat: ChatService
     keys: ApiKeyStore
     jobs: JobStore
     tasks: TaskStore
@@ -55,11 +57,13 @@ async def open_services(settings: Settings) -> Services:
     wakeups = Wakeups(database)
     runs = RunStore(database)
     extractors = default_extractors(settings, DbLlmCache(database))
+    generate = GenerateService(prompts, settings, generators)
     return Services(
         settings=settings,
         database=database,
         prompts=prompts,
-        generate=GenerateService(prompts, settings, generators),
+        generate=generate,
+        chat=ChatService(generate),
         keys=ApiKeyStore(database),
         jobs=JobStore(database),
         tasks=TaskStore(database, artifacts, on_submit=wakeups.notify_local),

@@ -16,6 +16,7 @@ from genkeep.db.blob_refs import read_references
 from genkeep.db.tasks import FINISHED
 from genkeep.db.types import utcnow
 from genkeep.services import Services
+from genkeep.sweep_files import collect_unreferenced_files
 
 _TASK_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/tasks/(?P<task>[^/]+)/")
 _FILE_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/files/")
@@ -26,6 +27,7 @@ class SweepReport:
     artifacts_deleted: int = 0
     blobs_deleted: int = 0
     orphans_deleted: int = 0
+    files_deleted: int = 0
 
 
 async def sweep(services: Services, *, batch: int = 500) -> SweepReport:
@@ -39,6 +41,8 @@ async def sweep(services: Services, *, batch: int = 500) -> SweepReport:
         if len(keys) < batch:
             break
     report.orphans_deleted = await collect_orphans(services, batch=batch)
+    grace_s = services.settings.orphan_grace_s
+    report.files_deleted = await collect_unreferenced_files(services, grace_s=grace_s, batch=batch)
     return report
 
 

@@ -208,13 +208,18 @@ def test_ops_sweep_deletes_expired_non_latest_and_orphans(
     env = env_for(db_url, tmp_path)
     swept = run_cli(["ops", "sweep"], env)
     assert swept.returncode == 0, swept.stderr
-    assert swept.stdout.strip() == "artifacts deleted: 1, blobs deleted: 1, orphan blobs deleted: 1"
+    assert swept.stdout.splitlines() == [
+        "artifacts deleted: 1, blobs deleted: 1, orphan blobs deleted: 1",
+        "unreferenced job files deleted: 0",
+    ]
     assert not (blobs / old).exists() and not (blobs / orphan).exists()
     assert (blobs / latest).read_bytes() == b"v1"
     assert asyncio.run(versions(job_id)) == [2]
     again = run_cli(["ops", "sweep"], env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == "artifacts deleted: 0, blobs deleted: 0, orphan blobs deleted: 0"
+    assert again.stdout.splitlines()[0] == (
+        "artifacts deleted: 0, blobs deleted: 0, orphan blobs deleted: 0"
+    )
 
 
 def test_runs_list_and_cancel(db_url: str, tmp_path: Path) -> None:

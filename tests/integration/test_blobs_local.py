@@ -324,7 +324,8 @@ async def test_traversal_never_reaches_the_filesystem(
     )
     status, body = await raw_get(make_app(store), raw_path, query.encode())
     assert status == 422, body
-    assert body["code"] == "invalid-blob-key"
+    # A NUL is refused by the API's input guard before the key rules look at it.
+    assert body["code"] == ("invalid-text" if b"%00" in raw_path else "invalid-blob-key")
     assert "TOP-SECRET-CONTENT" not in json.dumps(body)
     assert calls == []
 

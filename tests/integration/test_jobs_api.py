@@ -194,12 +194,12 @@ async def test_file_upload_and_pagination(api: Api) -> None:
     assert empty.status_code == 422
 
 
-async def test_an_upload_over_the_limit_is_413_upload_too_large(api: Api) -> None:
+async def test_an_upload_over_the_limit_is_413_payload_too_large(api: Api) -> None:
     api.services.settings = api.services.settings.model_copy(update={"max_upload_bytes": 1000})
     job = (await api.client.post("/v1/jobs", json={}, headers=api.alice)).json()
     url = f"/v1/jobs/{job['id']}/file?filename=big.bin"
     over = await api.client.put(url, content=b"x" * 1001, headers=api.alice)
-    assert over.status_code == 413 and over.json()["code"] == "upload-too-large", over.text
+    assert over.status_code == 413 and over.json()["code"] == "payload-too-large", over.text
     assert (await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)).json()["file"] is None
     fits = await api.client.put(url, content=b"x" * 1000, headers=api.alice)
     assert fits.status_code == 200 and fits.json()["file"]["size"] == 1000
@@ -444,6 +444,9 @@ NO_OWNER_IDS = {
     ("POST", "/v1/runs"),
     ("GET", "/v1/runs"),  # listing: checked below
     ("GET", "/v1/prompts"),  # listing: checked below
+    ("POST", "/v1/chat/completions"),  # keys are per owner: tested in e2e/test_chat_completions
+    ("GET", "/v1/models"),  # generator profiles: configuration, not owner data
+    ("GET", "/v1/models/{model}"),  # a profile name, not an owner's id
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {

@@ -27,7 +27,8 @@ from genkeep.extract.model import ChunkParams
 from genkeep.extract.runner import ExtractionRunner, RunInputs
 from genkeep.extract.service import RunRequest
 from genkeep.generate.cache_control import CacheControl
-from genkeep.generate.service import GenerateService, Outcome
+from genkeep.generate.outcome import Outcome
+from genkeep.generate.service import GenerateService
 from genkeep.services import Services
 from genkeep.sweep import sweep
 from genkeep.worker.context import TaskContext

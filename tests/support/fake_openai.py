@@ -31,11 +31,15 @@ class Planned:
     message: str = ""
     body: bytes = b""
     content_type: str = "application/json"
+    # A streamed answer (the request asked stream=true) pauses this long before each piece.
+    piece_delay_s: float = 0.0
 
 
-def ok(content: str | None = None, *, model: str | None = None) -> Planned:
+def ok(
+    content: str | None = None, *, model: str | None = None, piece_delay_s: float = 0.0
+) -> Planned:
     """A normal completion; content defaults to ``reply_for(prompt, model)``."""
-    return Planned("ok", content=content, model=model)
+    return Planned("ok", content=content, model=model, piece_delay_s=piece_delay_s)
 
 
 def empty() -> Planned:
@@ -260,11 +264,47 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send(planned.status, _error_body(planned.status, planned.message), planned)
             elif planned.kind == "garbage":
                 self._send(200, planned.body, planned)
+            elif request.get("stream"):
+                self._stream(f"chatcmpl-fake{seq:06d}", planned, request)
             else:
                 completion = _completion_body(
                     f"chatcmpl-fake{seq:06d}", planned, request, server.answer
                 )
                 self._send(200, completion, planned)
+
+        def _stream(self, completion_id: str, planned: Planned, request: dict[str, Any]) -> None:
+            """Server-Sent Events as OpenAI sends them, one word per chunk, then [DONE]."""
+            completion = json.loads(
+                _completion_body(completion_id, planned, request, server.answer)
+            )
+            content = completion["choices"][0]["message"]["content"] or ""
+            base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+            base["object"] = "chat.completion.chunk"
+
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                return {**base, "choices": [choice]}
+
+            events = [chunk({"role": "assistant", "content": ""})]
+            events += [chunk({"content": piece}) for piece in re.findall(r"\S+\s*|\s+", content)]
+            events.append(chunk({}, "stop"))
+            if (request.get("stream_options") or {}).get("include_usage"):
+                events.append({**base, "choices": [], "usage": completion["usage"]})
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")  # the body ends when the socket does
+                self.end_headers()
+                for index, data in enumerate(events):
+                    pause = planned.piece_delay_s if 0 < index < len(events) - 1 else 0
+                    if pause and server._stopping.wait(pause):
+                        break
+                    self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
 
         def _send(self, code: int, body: bytes, planned: Planned | None = None) -> None:
             try:
@@ -292,7 +332,7 @@ def user_prompt(request: Any) -> str:
     messages = request.get("messages", []) if isinstance(request, dict) else []
     return next(
         (
-            str(m.get("content"))
+            _text(m.get("content"))
             for m in reversed(messages)
             if isinstance(m, dict) and m.get("role") == "user"
         ),
@@ -312,7 +352,7 @@ def _completion_body(
             content = planned.content
         else:
             content = answer(request) if answer is not None else reply_for(prompt, model)
-    prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
+    prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
     completion_tokens = count_tokens(content or "")
     payload = {
         "id": completion_id,
@@ -335,6 +375,13 @@ def _completion_body(
         },
     }
     return json.dumps(payload).encode()
+
+
+def _text(content: Any) -> str:
+    """A message's text: the string, or its text parts joined by newlines."""
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
 
 
 def _error_body(code: int, message: str) -> bytes:

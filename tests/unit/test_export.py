@@ -237,3 +237,13 @@ def test_export_meta_is_frozen() -> None:
     with pytest.raises(AttributeError):
         META.source = "other"  # type: ignore[misc]
     assert re.fullmatch(r"[0-9a-f]{64}", META.content_sha256)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_control_characters_render_in_every_format(fmt: ExportFormat) -> None:
+    """XML refuses C0 controls; a docx export of "a\\x14b" once answered 500."""
+    rendered = render("# a\x14b\n\nc\x01d\x0be\tf", fmt, title="t\x02", meta=META)
+    assert rendered.data
+    if fmt == "docx":
+        text = "\n".join(p.text for p in read_docx(rendered.data).paragraphs)
+        assert "a\ufffdb" in text and "c\ufffdd\ufffde" in text

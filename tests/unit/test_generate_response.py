@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from genkeep.api.schemas import GenerateResponse
-from genkeep.generate.service import Outcome
+from genkeep.generate.outcome import Outcome
 
 
 def test_outcome_fields_are_the_response_fields() -> None:

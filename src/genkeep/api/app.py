@@ -14,13 +14,18 @@ from fastapi.telemetry import TelemetryConfig
 
 from genkeep import __version__
 from genkeep.api import problems
+from genkeep.api.failures import FailureBoundary
+from genkeep.api.guard import BodyLimit
+from genkeep.api.openapi import install_docs
 from genkeep.api.routes import (
     artifacts,
     blobs,
+    chat,
     export,
     generate,
     health,
     jobs,
+    models,
     prompts,
     runs,
     tasks,
@@ -34,7 +39,9 @@ from genkeep.worker.registry import load_handlers
 log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-ROUTERS = (prompts, export, jobs, tasks, artifacts, runs, blobs, health)
+# Routes are matched in this order, one by one: the hot paths (cache hits) come first, and
+# /v1/generate before them all (``generate.install``).
+ROUTERS = (chat, models, prompts, export, jobs, tasks, artifacts, runs, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:
@@ -79,13 +86,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Generate once, keep it durable: read-first generation, jobs, tasks and artifacts.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         # genkeep exports Prometheus metrics (/metrics); FastAPI's native OpenTelemetry
         # hooks would only ask the global providers, on every request, whether to record.
         telemetry=NO_OPENTELEMETRY,
     )
-    problems.install(app)
+    problems.install(app, retry_after_s=settings.retry_after_s)
+    # Added last runs first: the boundary sees every failure, the cap every body.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
     generate.install(app)  # the hot path, first and outside the routers
     for module in ROUTERS:
         app.include_router(module.router)
+    install_docs(app, settings)
     install_console(app)
     return app

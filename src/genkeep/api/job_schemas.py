@@ -2,42 +2,71 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from genkeep.api.types import PositiveInt32, RequestModel
 from genkeep.db.models import Artifact, Job, JobEvent, Task, TaskChange
+from genkeep.errors import PayloadTooLarge
+
+# Stored as one JSON value per row; larger ones answer 413 (the body cap is far above).
+MAX_SCHEMA_BYTES = 1024 * 1024
+MAX_PAYLOAD_BYTES = 256 * 1024
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def check_json_size(value: dict[str, Any] | None, limit: int, name: str) -> None:
+    """PayloadTooLarge when ``value`` serializes to more than ``limit`` bytes."""
+    if value is not None and len(json.dumps(value).encode("utf-8")) > limit:
+        raise PayloadTooLarge(f"{name} is larger than {limit} bytes as JSON")
 
+
+class Section(RequestModel):
     title: str = Field(min_length=1, max_length=300)
     content: str = Field(max_length=1_000_000, description="Markdown.")
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class JobCreate(RequestModel):
     title: str = Field("Untitled job", min_length=1, max_length=300)
     sections: list[Section] = Field(default_factory=list, max_length=500)
-    current_schema: dict[str, Any] | None = None
+    current_schema: dict[str, Any] | None = Field(
+        None, description=f"Any JSON object up to {MAX_SCHEMA_BYTES} bytes (413 above)."
+    )
     sections_confirmed: bool = False
     schema_dirty: bool = False
 
+    @field_validator("current_schema")
+    @classmethod
+    def _schema_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_json_size(value, MAX_SCHEMA_BYTES, "current_schema")
+        return value
 
-class JobUpdate(BaseModel):
+
+class JobUpdate(RequestModel):
     """Fields to change. Changing sections unconfirms them; changing the schema marks it dirty."""
 
-    model_config = ConfigDict(extra="forbid")
+    not_null = ("title", "sections", "sections_confirmed", "schema_dirty", "version")
 
-    title: str | None = Field(None, min_length=1, max_length=300)
-    sections: list[Section] | None = Field(None, max_length=500)
-    current_schema: dict[str, Any] | None = None
-    sections_confirmed: bool | None = None
-    schema_dirty: bool | None = None
-    version: int | None = Field(None, ge=1, description="Expected version (or send If-Match).")
+    # Constraints sit on the inner type: on the union pydantic would not translate them.
+    title: Annotated[str, Field(min_length=1, max_length=300)] | SkipJsonSchema[None] = None
+    sections: Annotated[list[Section], Field(max_length=500)] | SkipJsonSchema[None] = None
+    current_schema: dict[str, Any] | None = Field(
+        None, description=f"Any JSON object up to {MAX_SCHEMA_BYTES} bytes; null clears it."
+    )
+    sections_confirmed: bool | SkipJsonSchema[None] = None
+    schema_dirty: bool | SkipJsonSchema[None] = None
+    version: PositiveInt32 | SkipJsonSchema[None] = Field(
+        None, description="Expected version (or send If-Match)."
+    )
+
+    @field_validator("current_schema")
+    @classmethod
+    def _schema_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_json_size(value, MAX_SCHEMA_BYTES, "current_schema")
+        return value
 
 
 class FileOut(BaseModel):
@@ -101,11 +130,17 @@ class EventOut(BaseModel):
         return cls.model_validate(event, from_attributes=True)
 
 
-class TaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TaskCreate(RequestModel):
+    kind: str = Field(description="export | generate | extract (and extensions).")
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description=f"Per kind; up to {MAX_PAYLOAD_BYTES} bytes as JSON."
+    )
 
-    kind: str = Field(description="export | generate (and extensions).")
-    payload: dict[str, Any] = Field(default_factory=dict)
+    @field_validator("payload")
+    @classmethod
+    def _payload_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_size(value, MAX_PAYLOAD_BYTES, "payload")
+        return value
 
 
 class TaskOut(BaseModel):

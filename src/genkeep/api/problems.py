@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,30 +11,68 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.errors import GenkeepError
 
-log = logging.getLogger(__name__)
-
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://genkeep.dev/problems/"
+# Echoed client input is cut here, so a 60 KB profile name is not sent back whole.
+MAX_ECHO = 200
+MAX_DETAIL = 1000
+# RFC 6750: a 401 names the scheme the client should use.
+_WWW_AUTHENTICATE = 'Bearer realm="genkeep"'
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, instance: str, **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": _TYPE_BASE + code,
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": truncate(detail, MAX_DETAIL),
+        "instance": truncate(instance, MAX_ECHO),
         "code": code,
-        **extra,
+        **{name: _bounded(value) for name, value in extra.items()},
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", _WWW_AUTHENTICATE)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def truncate(text: str, limit: int = MAX_ECHO) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more)"
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return truncate(value)
+    if isinstance(value, list):
+        return [_bounded(v) for v in value[:50]]
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    return value
 
 
 async def _genkeep_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GenkeepError)
-    return problem(exc.status, exc.code, exc.title, exc.detail, request.url.path, **exc.extra)
+    headers = {}
+    if exc.status == 503:
+        headers["Retry-After"] = str(request.app.state.retry_after_s)
+    return problem(
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        request.url.path,
+        headers=headers,
+        **exc.extra,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -59,23 +96,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    code = {
+        400: "bad-request",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",
+    }.get(exc.status_code, "http-error")
+    # 405 keeps the router's Allow header (RFC 9110 requires it).
     return problem(
-        500,
-        "internal",
-        "Internal server error",
-        "an unexpected error occurred; it has been logged",
+        exc.status_code,
+        code,
+        str(exc.detail),
+        str(exc.detail),
         request.url.path,
+        headers=dict(exc.headers or {}),
     )
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, retry_after_s: int = 5) -> None:
+    """Map errors to problem+json; unexpected ones are answered by ``failures.FailureBoundary``."""
+    app.state.retry_after_s = retry_after_s
     app.add_exception_handler(GenkeepError, _genkeep_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

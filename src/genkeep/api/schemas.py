@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genkeep.api.types import RequestModel, Seconds
 from genkeep.db.models import Prompt, Result
 from genkeep.generate.cache_control import CacheControl
-from genkeep.generate.service import Outcome
+from genkeep.generate.outcome import Outcome
 
 
-class CacheDirectives(BaseModel):
+class CacheDirectives(RequestModel):
     """Cache control in the body; the ``Cache-Control`` request header does the same."""
-
-    model_config = ConfigDict(extra="forbid")
 
     no_cache: bool = Field(False, description="Generate anew as a new result version.")
     no_store: bool = Field(False, description="Do not persist this generation.")
-    max_age: int | None = Field(
-        None, ge=0, description="Accept a stored result only if younger than this (seconds)."
+    max_age: Seconds | None = Field(
+        None, description="Accept a stored result only if younger than this (seconds)."
     )
 
 
-class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# At least one character that is not whitespace (a blank prompt normalizes to nothing).
+PROMPT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
+
+class GenerateRequest(RequestModel):
     prompt: str = Field(
+        min_length=1,
         description="The prompt; normalized (NFKC, case-folded, whitespace "
-        "collapsed) to find a stored result."
+        "collapsed) to find a stored result. At most GENKEEP_MAX_PROMPT_BYTES bytes "
+        "of UTF-8 (413 above).",
+        json_schema_extra={"pattern": PROMPT_PATTERN},
     )
     profile: str | None = Field(None, description="Generator profile; the default if omitted.")
     cache: CacheDirectives | None = None
@@ -56,6 +60,8 @@ class GenerateResponse(BaseModel):
     cached: bool = Field(description="Answered from a stored result without a generator call.")
     coalesced: bool = Field(description="Waited for a concurrent identical request's generation.")
     persisted: bool = Field(description="The result was committed before this response.")
+    prompt_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
+    completion_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
 
     @classmethod
     def of(cls, outcome: Outcome) -> GenerateResponse:
@@ -139,21 +145,32 @@ class PromptOut(BaseModel):
         )
 
 
-class EditRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EditRequest(RequestModel):
     content: str = Field(min_length=1, description="The edited content (markdown).")
 
 
-class ExportRequest(BaseModel):
+# Rendering raw content costs CPU in proportion to its size (a PDF of 1 MB took 22 s).
+MAX_EXPORT_CONTENT_CHARS = 200_000
+_ONE_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}}
+        for name in ("result_id", "prompt_id", "content")
+    ]
+}
+
+
+class ExportRequest(RequestModel):
     """Exactly one of result_id, prompt_id (its latest result) or raw content (legacy)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_ONE_SOURCE)
 
     result_id: str | None = None
     prompt_id: str | None = None
     content: str | None = Field(
-        None, min_length=1, description="Raw content; the export is marked unpersisted."
+        None,
+        min_length=1,
+        max_length=MAX_EXPORT_CONTENT_CHARS,
+        description="Raw content; the export is marked unpersisted.",
     )
     format: Literal["pdf", "docx", "md", "html"] = "pdf"
     title: str | None = Field(None, max_length=300)

@@ -64,7 +64,8 @@ class Database:
     def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = async_url(str(url)) if isinstance(url, str) else url
         self.backend = self.url.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Parameters are user content: an error's message (and so a log) must not carry them.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if is_sqlite(self.url):
             if self.url.database and self.url.database != ":memory:":
                 from pathlib import Path

@@ -76,55 +76,6 @@ def migration_lock(backend: str) -> TextClause | None:
 
 TASK_CHANGES_CHANNEL = "genkeep_task_changes"
 
-# A task's change log is written by triggers, not by each code path that moves a task: the
-# claim, completion and submit statements above, the reaper and every fenced update would
-# each have to remember it, and the one that forgot would make the event stream skip a
-# change. A heartbeat (lease only) is no change. On PostgreSQL the trigger also NOTIFYs
-# the task id when a stream watches the task (``task_watchers``: a NOTIFY serializes
-# commits, too dear for every change of every task); per task, the row lock orders the
-# writers, so ``seq`` is commit order.
-_CHANGE_COLUMNS = "status, stage, progress, attempts, cancel_requested, error"
-_CHANGE_INSERT = (
-    f"INSERT INTO task_changes (task_id, owner_id, {_CHANGE_COLUMNS}, changed_at) "
-    "VALUES (NEW.id, NEW.owner_id, NEW.status, NEW.stage, NEW.progress, NEW.attempts, "
-    "NEW.cancel_requested, NEW.error, NEW.updated_at)"
-)
-
-
-def _changed(distinct: str) -> str:
-    return " OR ".join(
-        f"OLD.{column} {distinct} NEW.{column}" for column in _CHANGE_COLUMNS.split(", ")[:-1]
-    )
-
-
-def task_change_triggers(backend: str) -> list[str]:
-    """DDL of the triggers that append every change of a task to ``task_changes``."""
-    if backend == "postgresql":
-        return [
-            "CREATE FUNCTION genkeep_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN {_CHANGE_INSERT}; "
-            "IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = NEW.id) THEN "
-            f"PERFORM pg_notify('{TASK_CHANGES_CHANNEL}', NEW.id); END IF; "
-            "RETURN NULL; END $$",
-            "CREATE TRIGGER task_created AFTER INSERT ON tasks FOR EACH ROW "
-            "EXECUTE FUNCTION genkeep_task_changed()",
-            "CREATE TRIGGER task_changed AFTER UPDATE ON tasks FOR EACH ROW "
-            f"WHEN ({_changed('IS DISTINCT FROM')}) EXECUTE FUNCTION genkeep_task_changed()",
-        ]
-    return [
-        "CREATE TRIGGER task_created AFTER INSERT ON tasks FOR EACH ROW "
-        f"BEGIN {_CHANGE_INSERT}; END",
-        "CREATE TRIGGER task_changed AFTER UPDATE ON tasks FOR EACH ROW "
-        f"WHEN {_changed('IS NOT')} BEGIN {_CHANGE_INSERT}; END",
-    ]
-
-
-def drop_task_change_triggers(backend: str) -> list[str]:
-    statements = ["DROP TRIGGER IF EXISTS task_created", "DROP TRIGGER IF EXISTS task_changed"]
-    if backend == "postgresql":
-        return [f"{s} ON tasks" for s in statements] + ["DROP FUNCTION genkeep_task_changed()"]
-    return statements
-
 
 def upsert_unless(
     backend: str,
@@ -228,7 +179,8 @@ input AS (
 ), done AS (
     UPDATE tasks AS t
     SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(i.result AS JSONB),
-        lease_token = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now
+        error = NULL, lease_token = NULL, lease_expires_at = NULL, finished_at = :now,
+        updated_at = :now
     FROM input AS i
     WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
     RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor

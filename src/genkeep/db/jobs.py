@@ -191,3 +191,20 @@ class JobStore:
     async def _owned(session: AsyncSession, owner_id: str, job_id: str) -> Job | None:
         query = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
         return (await session.execute(query)).scalars().first()
+
+
+async def existing_job_ids(database: Database, job_ids: list[str]) -> set[str]:
+    """Which of ``job_ids`` still exist, for the blob sweep."""
+    if not job_ids:
+        return set()
+    async with database.reading() as session:
+        return set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())
+
+
+async def referenced_file_keys(database: Database, keys: list[str]) -> set[str]:
+    """Which of ``keys`` a job's file still names, for the blob sweep."""
+    if not keys:
+        return set()
+    query = select(Job.file_blob_key).where(Job.file_blob_key.in_(keys))
+    async with database.reading() as session:
+        return {key for key in (await session.execute(query)).scalars() if key is not None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from sqlalchemy import select, update
@@ -13,6 +14,15 @@ from genkeep.db.models import ApiKey
 from genkeep.db.types import utcnow
 
 TOKEN_PREFIX = "gk_"
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def key_id_of(token: str) -> str | None:
+    """The key id of a well-formed token (``gk_<id>_<secret>``), else None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    key_id, _, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    return key_id if _KEY_ID.match(key_id) and secret else None
 
 
 def _hash(secret: str) -> str:
@@ -41,11 +51,10 @@ class ApiKeyStore:
 
     async def authenticate(self, token: str) -> str | None:
         """The owner a valid, unrevoked token belongs to, else None."""
-        if not token.startswith(TOKEN_PREFIX):
+        key_id = key_id_of(token)
+        if key_id is None:
             return None
-        key_id, _, secret = token[len(TOKEN_PREFIX) :].partition("_")
-        if not key_id or not secret:
-            return None
+        secret = token.split("_", 2)[2]
         async with self.db.reading() as session:
             key = await session.get(ApiKey, key_id)
         if key is None or key.revoked_at is not None:

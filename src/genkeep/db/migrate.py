@@ -119,7 +119,7 @@ async def prepare_schema(database: Database) -> None:
                 f"database {database.describe()} has tables but no schema revision: not made "
                 "by genkeep, or its alembic_version was lost; it is not migrated automatically"
             )
-        if current is not None and not _is_known(current):
+        if current is not None and current not in known_revisions():
             raise SchemaOutOfDate(
                 f"database {database.describe()} is at schema revision {current}, which this "
                 f"genkeep does not know (made by a newer genkeep?); upgrade genkeep"
@@ -135,13 +135,6 @@ async def _has_tables(database: Database) -> bool:
     async with database.engine.connect() as connection:
         names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
     return bool(names)
-
-
-def _is_known(revision: str) -> bool:
-    try:
-        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
-    except Exception:  # alembic raises a different error per kind of unknown revision
-        return False
 
 
 @contextlib.asynccontextmanager

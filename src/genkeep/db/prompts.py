@@ -45,6 +45,8 @@ class StoredResult:
     content_sha256: str
     model: str
     created_at: datetime
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ _FIND_QUERY = (
         Result.content_sha256.label("r_sha"),
         Result.model.label("r_model"),
         Result.created_at.label("r_created_at"),
+        Result.prompt_tokens.label("r_prompt_tokens"),
+        Result.completion_tokens.label("r_completion_tokens"),
         db_now().label("db_now"),
     )
     .outerjoin(Result, Result.id == Prompt.latest_result_id)
@@ -373,6 +377,8 @@ def _prompt_state(row: Mapping[Any, Any], stamp: Callable[[Any], datetime]) -> P
             content_sha256=row["r_sha"],
             model=row["r_model"],
             created_at=stamp(row["r_created_at"]),
+            prompt_tokens=row["r_prompt_tokens"],
+            completion_tokens=row["r_completion_tokens"],
         )
     lease = row["lease_expires_at"]
     return PromptState(

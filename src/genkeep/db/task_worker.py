@@ -129,7 +129,7 @@ class TaskWorkerOps(TaskRepository):
                         finished_at=case((Task.attempts >= Task.max_attempts, now), else_=None),
                         lease_token=None,
                         lease_expires_at=None,
-                        run_after=now,
+                        # run_after stays: a reaped task keeps its place in the queue.
                         updated_at=now,
                     )
                     .returning(
@@ -251,7 +251,10 @@ class TaskWorkerOps(TaskRepository):
         self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
     ) -> list[Artifact]:
         async with self.db.transaction() as session:
-            task = await self._finish(session, lease, "completed", result=result, progress=1.0)
+            # A completed task shows no error; earlier attempts' errors stay in its events.
+            task = await self._finish(
+                session, lease, "completed", result=result, progress=1.0, error=None
+            )
             job = (task.job_id, task.owner_id)
             artifacts = [await self.artifacts.add(session, job, task.id, new) for new in outputs]
             payload = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from io import BytesIO
@@ -40,8 +41,13 @@ _ALIGNMENTS = {
 _AFTER_PBDR = ("w:shd", "w:tabs", "w:suppressAutoHyphens", "w:spacing", "w:ind", "w:jc")
 
 
+# XML 1.0 cannot hold these (python-docx refuses them): C0 controls but tab, LF and CR.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def render_docx(content: str, *, title: str, meta: ExportMeta) -> bytes:
     """Render markdown ``content`` to a Word document titled ``title``."""
+    content, title = _NOT_XML.sub("\ufffd", content), _NOT_XML.sub("\ufffd", title)
     document = new_document()
     _set_properties(document, title, meta)
     _add_code_style(document)

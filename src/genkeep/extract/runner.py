@@ -27,6 +27,7 @@ from genkeep.extract.dedupe import merge_chunk_results
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
 from genkeep.extract.outputs import write_outputs
+from genkeep.redact import client_message
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class ExtractionRunner:
             raise
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await self.runs.finish(lease, "failed", error=f"{type(exc).__name__}: {exc}")
+                await self.runs.finish(lease, "failed", error=client_message(exc))
             raise
         finally:
             heartbeat.cancel()
@@ -269,8 +270,7 @@ class ExtractionRunner:
                     raise
                 except Exception as exc:
                     log.warning("run %s batch %d failed: %s", run.id, index, exc)
-                    error = f"{type(exc).__name__}: {exc}"
-                    if await self.runs.fail_batch(lease, index, error):
+                    if await self.runs.fail_batch(lease, index, client_message(exc)):
                         state["failed"] += 1
                     else:  # its commit landed before the error (a dropped connection)
                         state["done"] += 1

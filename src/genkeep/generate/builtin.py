@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 
 from genkeep.config import GeneratorProfile
-from genkeep.generate.generator import Generation
+from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.generator import Generation, OnDelta
 from genkeep.generate.normalize import normalize_prompt
+
+# A streamed piece: a word with the whitespace after it (or leading whitespace alone).
+_PIECE = re.compile(r"\S+\s*|\s+")
 
 _WORDS = [
     "durable",
@@ -65,6 +70,29 @@ class BuiltinGenerator:
         if profile.latency_ms:
             await asyncio.sleep(profile.latency_ms / 1000)
         return Generation(content=render(prompt, profile.model), model=profile.model)
+
+    async def chat(
+        self, call: ChatCall, profile: GeneratorProfile, on_delta: OnDelta | None = None
+    ) -> Generation:
+        """The content ``generate`` gives the last user message; streamed word by word."""
+        asked = next((m.text for m in reversed(call.messages) if m.role == "user"), "")
+        content = render(asked, profile.model)
+        pieces = _PIECE.findall(content)
+        if on_delta is None:
+            if profile.latency_ms:
+                await asyncio.sleep(profile.latency_ms / 1000)
+        else:
+            # The latency is spread over the pieces, as a model's tokens arrive over time.
+            pause = profile.latency_ms / 1000 / max(len(pieces), 1)
+            for piece in pieces:
+                await asyncio.sleep(pause)
+                on_delta(piece)
+        return Generation(
+            content=content,
+            model=profile.model,
+            prompt_tokens=sum(len(m.text.split()) for m in call.messages),
+            completion_tokens=len(content.split()),
+        )
 
 
 def render(prompt: str, model: str) -> str:

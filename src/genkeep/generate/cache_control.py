@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from genkeep.errors import BadInput
+# RFC 9111 §1.2.2: a delta-seconds too large to hold is taken as 2^31; it still gives a date.
+MAX_DELTA_SECONDS = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +33,9 @@ class CacheControl:
                 no_store = True
             elif name == "max-age":
                 value = value.strip().strip('"')
-                if not value.isdigit():
-                    raise BadInput(f"Cache-Control max-age must be whole seconds, got {value!r}")
-                max_age = float(value)
+                # RFC 9111 §4.2.1: an invalid max-age is ignored, like an unknown directive.
+                if value.isascii() and value.isdigit():
+                    max_age = float(min(int(value[:20]), MAX_DELTA_SECONDS))
         return cls(no_cache=no_cache, no_store=no_store, max_age=max_age)
 
     def accepts_stored(self, created_at: datetime, now: datetime) -> bool:
@@ -44,7 +45,9 @@ class CacheControl:
         """
         if self.no_cache:
             return False
-        return self.max_age is None or now - created_at <= timedelta(seconds=self.max_age)
+        if self.max_age is None:
+            return True
+        return now - created_at <= timedelta(seconds=min(self.max_age, MAX_DELTA_SECONDS))
 
     def accepts_new(self, source: str) -> bool:
         """Whether a result produced after the request arrived may answer it: any, except

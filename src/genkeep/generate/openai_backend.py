@@ -9,7 +9,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.errors import GenerationFailed
-from genkeep.generate.generator import Generation
+from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.generator import Generation, OnDelta
 from genkeep.openai_client import ChatClient
 
 
@@ -61,9 +62,68 @@ class OpenAIGenerator:
         )
         return _to_generation(completion, profile)
 
+    async def chat(
+        self, call: ChatCall, profile: GeneratorProfile, on_delta: OnDelta | None = None
+    ) -> Generation:
+        """Forward a chat with the parameters it sets; streamed when ``on_delta`` is given."""
+        request = _chat_request(call, profile)
+        if on_delta is None:
+            return _to_generation(await self._chat.complete(**request), profile)
+        parts: list[str] = []
+        model: object = None
+        usage: object = None
+        # include_usage: the last chunk carries the usage, so streamed results record it too.
+        chunks = self._chat.stream(**request, stream_options={"include_usage": True})
+        async for chunk in chunks:
+            model = getattr(chunk, "model", None) or model
+            usage = getattr(chunk, "usage", None) or usage
+            for choice in getattr(chunk, "choices", None) or ():
+                piece = getattr(getattr(choice, "delta", None), "content", None)
+                if isinstance(piece, str) and piece:
+                    parts.append(piece)
+                    on_delta(piece)
+        content = "".join(parts)
+        if not content.strip():
+            raise GenerationFailed("generator streamed empty content", reason="empty")
+        return Generation(
+            content=content,
+            model=model if isinstance(model, str) and model else profile.model,
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
+        )
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._chat.aclose()
+
+
+def _chat_request(call: ChatCall, profile: GeneratorProfile) -> dict[str, Any]:
+    """The SDK arguments of ``call``; parameters it leaves unset are not sent."""
+    messages: list[dict[str, Any]] = []
+    for message in call.messages:
+        content: Any = (
+            message.content
+            if isinstance(message.content, str)
+            else [{"type": "text", "text": part} for part in message.content]
+        )
+        sent: dict[str, Any] = {"role": message.role, "content": content}
+        if message.name is not None:
+            sent["name"] = message.name
+        messages.append(sent)
+    request: dict[str, Any] = {"model": profile.model, "messages": messages}
+    optional = {
+        "temperature": call.temperature,
+        "top_p": call.top_p,
+        call.max_tokens_param: call.max_tokens,
+        "seed": call.seed,
+        "presence_penalty": call.presence_penalty,
+        "frequency_penalty": call.frequency_penalty,
+        "reasoning_effort": call.reasoning_effort,
+        "response_format": call.response_format,
+        "stop": list(call.stop) or None,
+    }
+    request.update({name: value for name, value in optional.items() if value is not None})
+    return request
 
 
 def _to_generation(completion: Any, profile: GeneratorProfile) -> Generation:

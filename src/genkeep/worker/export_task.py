@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import unicodedata
 import zipfile
 from typing import Any
 
@@ -22,7 +23,7 @@ from genkeep.worker.registry import register
 class ExportPayload(BaseModel):
     """Formats to render and the source: a result, a prompt's latest result, or the sections."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     formats: list[ExportFormat] = Field(min_length=1, max_length=4)
     result_id: str | None = None
@@ -68,7 +69,7 @@ def sections_markdown(job: Job) -> str:
     return "\n".join(parts)
 
 
-@register("export", validate)
+@register("export", validate, ExportPayload)
 async def export(context: TaskContext) -> TaskOutput:
     payload = ExportPayload.model_validate(context.task.payload)
     services, task = context.services, context.task
@@ -101,7 +102,10 @@ async def export(context: TaskContext) -> TaskOutput:
     else:
         name, data, media_type = f"{_slug(title)}.zip", _zip(files), "application/zip"
         kind = "zip"
-    info = await services.blobs.put(context.blob_key(name), data, content_type=media_type)
+    # Blob keys keep to ASCII; the artifact keeps the title's own letters for downloads.
+    info = await services.blobs.put(
+        context.blob_key(ascii_name(name)), data, content_type=media_type
+    )
     artifact = NewArtifact(
         kind=kind,
         blob_key=info.key,
@@ -126,6 +130,13 @@ def _zip(files: list[tuple[str, bytes, str]]) -> bytes:
             # A fixed timestamp keeps bundles of the same content byte-identical.
             bundle.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     return buffer.getvalue()
+
+
+def ascii_name(filename: str) -> str:
+    """A blob-key-safe form of ``filename``: "Café report.pdf" → "cafe-report.pdf"."""
+    stem, dot, extension = filename.rpartition(".")
+    folded = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    return f"{_slug(folded)}{dot}{extension}"
 
 
 def _slug(title: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from genkeep.api.types import NonNegativeInt32, PositiveInt32
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
 from genkeep.errors import BadInput, TaskCancelled
@@ -31,7 +32,7 @@ ARTIFACT_KINDS = {"turtle": "ttl", "jsonld": "jsonld", "jsonl": "jsonl"}
 
 
 class ExtractPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str
     ontology: str = Field(min_length=1)
@@ -39,9 +40,9 @@ class ExtractPayload(BaseModel):
     input_name: str = "input.txt"
     extractor: str = "builtin"
     # Unset: the GENKEEP_EXTRACT_* settings of the worker that starts the run.
-    chunk_size: int | None = Field(None, ge=1)
-    overlap: int | None = Field(None, ge=0)
-    batch_size: int | None = Field(None, ge=1)
+    chunk_size: PositiveInt32 | None = Field(None)
+    overlap: NonNegativeInt32 | None = Field(None)
+    batch_size: PositiveInt32 | None = Field(None)
 
 
 def validate(payload: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def validate(payload: dict[str, Any]) -> dict[str, Any]:
     return checked.model_dump(exclude_none=True)
 
 
-@register("extract", validate)
+@register("extract", validate, ExtractPayload)
 async def extract(context: TaskContext) -> TaskOutput:
     payload = ExtractPayload.model_validate(context.task.payload)
     services, task = context.services, context.task

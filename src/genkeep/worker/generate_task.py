@@ -12,7 +12,7 @@ from genkeep.worker.registry import register
 
 
 class GeneratePayload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str
     profile: str | None = None
@@ -25,7 +25,7 @@ def validate(payload: dict[str, Any]) -> dict[str, Any]:
         raise BadInput(f"invalid generate payload: {exc}".replace("\n", " ")) from None
 
 
-@register("generate", validate)
+@register("generate", validate, GeneratePayload)
 async def generate(context: TaskContext) -> TaskOutput:
     payload = GeneratePayload.model_validate(context.task.payload)
     await context.progress("generating", 0.1)

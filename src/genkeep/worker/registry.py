@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from genkeep.errors import BadInput
 from genkeep.worker.context import TaskContext, TaskOutput
 
@@ -13,13 +15,20 @@ Handler = Callable[[TaskContext], Awaitable[TaskOutput]]
 Validator = Callable[[dict[str, Any]], dict[str, Any]]
 
 _handlers: dict[str, tuple[Handler, Validator]] = {}
+_payload_models: dict[str, type[BaseModel] | None] = {}
 
 
-def register(kind: str, validator: Validator) -> Callable[[Handler], Handler]:
-    """Register ``handler`` for tasks of ``kind``; ``validator`` checks payloads at submit."""
+def register(
+    kind: str, validator: Validator, payload_model: type[BaseModel] | None = None
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` for tasks of ``kind``; ``validator`` checks payloads at submit.
+
+    ``payload_model`` documents the payload in the OpenAPI document (else: any object).
+    """
 
     def decorate(handler: Handler) -> Handler:
         _handlers[kind] = (handler, validator)
+        _payload_models[kind] = payload_model
         return handler
 
     return decorate
@@ -49,3 +58,8 @@ def load_handlers(extra_modules: list[str]) -> None:
 
 def known_kinds() -> list[str]:
     return sorted(_handlers)
+
+
+def payload_models() -> dict[str, type[BaseModel] | None]:
+    """Each registered kind with the model its payload is documented by, if any."""
+    return {kind: _payload_models.get(kind) for kind in sorted(_handlers)}

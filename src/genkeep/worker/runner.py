@@ -18,6 +18,7 @@ from genkeep import identity
 from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
 from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
+from genkeep.redact import client_message
 from genkeep.services import Services
 from genkeep.worker.completer import Completer
 from genkeep.worker.context import TaskContext, TaskOutput
@@ -192,9 +193,7 @@ class Worker:
             await self._quietly(tasks.fail(lease, str(exc), None))
         except Exception as exc:
             log.exception("task %s attempt %d failed", task.id, task.attempts)
-            await self._quietly(
-                tasks.fail(lease, f"{type(exc).__name__}: {exc}", self._retry_in(task))
-            )
+            await self._quietly(tasks.fail(lease, client_message(exc), self._retry_in(task)))
 
     async def _handle(
         self,

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import ArtifactOut
+from genkeep.api.openapi import documented
 from genkeep.errors import NotFound
 
-router = APIRouter(prefix="/v1", tags=["artifacts"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["artifacts"])
 
 
-@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
+@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut], responses=documented(404))
 async def list_artifacts(
     job_id: str,
     owner: OwnerDep,
@@ -26,7 +28,7 @@ async def list_artifacts(
     return [ArtifactOut.of(a) for a in await services.artifacts.list_visible(owner, job_id, kind)]
 
 
-@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut)
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut, responses=documented(404))
 async def get_artifact(artifact_id: str, owner: OwnerDep, services: ServicesDep) -> ArtifactOut:
     artifact = await services.artifacts.get(owner, artifact_id)
     if artifact is None:
@@ -34,7 +36,12 @@ async def get_artifact(artifact_id: str, owner: OwnerDep, services: ServicesDep)
     return ArtifactOut.of(artifact)
 
 
-@router.get("/artifacts/{artifact_id}/download", status_code=302, response_class=RedirectResponse)
+@router.get(
+    "/artifacts/{artifact_id}/download",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=documented(404),
+)
 async def download_artifact(
     artifact_id: str, owner: OwnerDep, services: ServicesDep
 ) -> RedirectResponse:

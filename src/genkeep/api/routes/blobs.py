@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import mimetypes
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.blobs import LocalBlobStore, content_disposition, validate_key
 from genkeep.errors import NotFound
 
-router = APIRouter(prefix="/v1", tags=["blobs"])
+# What validate_key accepts, less keys with a segment starting with "." (never made).
+KEY_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})*$"
+
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["blobs"])
 
 
 @router.get(
     "/blobs/{key:path}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses=documented(
+        403,
+        404,
+        422,
+        extra={
+            200: {
+                "description": "The blob; its media type follows the signed file name.",
+                "content": {"*/*": {}},
+            }
+        },
+    ),
 )
 async def download(
-    key: str,
+    key: Annotated[str, Path(max_length=512, json_schema_extra={"pattern": KEY_PATTERN})],
     request: Request,
     expires: str | None = None,
     filename: str | None = None,

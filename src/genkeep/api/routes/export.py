@@ -8,15 +8,25 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.api.schemas import ExportRequest
+from genkeep.blobs import content_disposition
 from genkeep.export import ExportMeta, preview_page, render
 from genkeep.generate.canonical import persisted_content, title_of
 from genkeep.generate.normalize import sha256_hex
 
-router = APIRouter(prefix="/v1", tags=["export"])
+EXPORT_MEDIA_TYPES = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "text/markdown",
+    "text/html",
+)
+
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["export"])
 
 
-@router.get("/results/{result_id}/preview", response_class=HTMLResponse)
+@router.get("/results/{result_id}/preview", response_class=HTMLResponse, responses=documented(404))
 async def preview(result_id: str, owner: OwnerDep, services: ServicesDep) -> HTMLResponse:
     """The stored result as an HTML page (the same page the PDF export prints)."""
     result = await persisted_content(services.prompts, owner, result_id=result_id)
@@ -34,7 +44,15 @@ async def preview(result_id: str, owner: OwnerDep, services: ServicesDep) -> HTM
 @router.post(
     "/export",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}, "application/octet-stream": {}}}},
+    responses=documented(
+        404,
+        extra={
+            200: {
+                "description": "The rendered file, of the requested format's media type.",
+                "content": {media_type: {} for media_type in EXPORT_MEDIA_TYPES},
+            }
+        },
+    ),
 )
 async def export(body: ExportRequest, owner: OwnerDep, services: ServicesDep) -> Response:
     """Render a stored result (by id, or a prompt's latest) or raw legacy content to a file."""
@@ -51,7 +69,7 @@ async def export(body: ExportRequest, owner: OwnerDep, services: ServicesDep) ->
     # Rendering (WeasyPrint especially) is CPU-bound: keep it off the event loop.
     rendered = await asyncio.to_thread(render, content, body.format, title=title, meta=meta)
     filename = f"{meta.result_id or 'export'}.{rendered.extension}"
-    headers = _headers(meta) | {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = _headers(meta) | {"Content-Disposition": content_disposition(filename)}
     return Response(rendered.data, media_type=rendered.media_type, headers=headers)
 
 

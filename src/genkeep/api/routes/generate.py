@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from genkeep.api.deps import current_owner
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.api.schemas import GenerateRequest, GenerateResponse
 from genkeep.services import Services
 
@@ -26,13 +28,15 @@ _CACHE_CONTROL: dict[str, Any] = {
 def install(app: FastAPI) -> None:
     """Add the route to the app itself: under an included router, FastAPI's nested
     matching cost a cache hit more than its read."""
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/generate",
         generate,
         methods=["POST"],
         tags=["generate"],
         response_model=GenerateResponse,
+        responses=documented(413, 502, 504),
         openapi_extra={"parameters": [_CACHE_CONTROL]},
+        route_class_override=GuardedRoute,
     )
 
 
@@ -40,7 +44,7 @@ async def generate(body: GenerateRequest, request: Request) -> JSONResponse:
     """Return the stored result for this prompt, or generate it exactly once."""
     # The hot path of cache hits. The owner is decided by the dependency every route uses,
     # called directly: FastAPI's dependency solving cost more than the read.
-    owner = await current_owner(request)
+    owner = await current_owner(request, None)
     services: Services = request.app.state.services
     cache = body.cache_control(request.headers.get("cache-control"))
     outcome = await services.generate.generate(owner, body.prompt, body.profile, cache)

@@ -7,11 +7,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from genkeep.api.deps import ServicesDep
+from genkeep.api.guard import GuardedRoute
 from genkeep.db.migrate import ensure_current
 from genkeep.errors import GenkeepError
 from genkeep.metrics import exposition
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=GuardedRoute, tags=["operations"])
 
 
 @router.get("/healthz")
@@ -20,7 +21,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+_READINESS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"enum": ["ready", "unready"]}, "reason": {"type": "string"}},
+}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"content": {"application/json": {"schema": _READINESS}}},
+        503: {
+            "description": "The database does not answer or its schema is not current.",
+            "content": {"application/json": {"schema": _READINESS}},
+        },
+    },
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and its schema is current."""
     try:
@@ -34,7 +51,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text exposition.", "content": {"text/plain": {}}}},
+)
 async def metrics() -> Response:
     body, content_type = exposition()
     return Response(body, media_type=content_type)

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import logging
 import os
 import tempfile
-from datetime import datetime
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from genkeep.api.cursor import decode_cursor, encode_cursor
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute, allow_body
 from genkeep.api.job_schemas import EventOut, JobCreate, JobOut, JobPage, JobUpdate
+from genkeep.api.openapi import documented
+from genkeep.api.problems import truncate
+from genkeep.api.types import INT32_MAX, NonNegativeInt64
 from genkeep.db.jobs import FileInfo
-from genkeep.errors import BadInput, UploadTooLarge
+from genkeep.errors import BadInput, PreconditionFailed
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+log = logging.getLogger(__name__)
+
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["jobs"])
+
+# The media_type column's width; a longer Content-Type is refused, not truncated.
+MAX_MEDIA_TYPE = 128
 
 
 def _etag(version: int) -> str:
@@ -40,27 +51,19 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> JobPage:
-    after = _decode_cursor(cursor) if cursor else None
+    after = None
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        after = (created.isoformat(), job_id)
     jobs = await services.jobs.list_page(owner, limit=limit + 1, after=after)
     next_cursor = None
     if len(jobs) > limit:
         jobs = jobs[:limit]
-        last = jobs[-1]
-        raw = f"{last.created_at.isoformat()}|{last.id}".encode()
-        next_cursor = base64.urlsafe_b64encode(raw).decode()
+        next_cursor = encode_cursor(jobs[-1].created_at, jobs[-1].id)
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        datetime.fromisoformat(created)
-    except ValueError:
-        raise BadInput("invalid cursor") from None
-    return created, job_id
-
-
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=documented(404))
 async def get_job(
     job_id: str, owner: OwnerDep, services: ServicesDep, response: Response
 ) -> JobOut:
@@ -69,7 +72,7 @@ async def get_job(
     return JobOut.of(job)
 
 
-@router.patch("/jobs/{job_id}", response_model=JobOut)
+@router.patch("/jobs/{job_id}", response_model=JobOut, responses=documented(404, 412))
 async def update_job(
     job_id: str,
     body: JobUpdate,
@@ -81,22 +84,39 @@ async def update_job(
 ) -> JobOut:
     """Change a job; a stale If-Match (or body version) answers 412 and changes nothing."""
     expected = body.version
-    if if_match is not None:
-        try:
-            expected = int(if_match.strip().removeprefix("W/").strip('"'))
-        except ValueError:
-            raise BadInput(f"If-Match must be a version number, got {if_match!r}") from None
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"version"})
-    for name in ("title", "sections", "sections_confirmed", "schema_dirty"):
-        if name in changes and changes[name] is None:
-            raise BadInput(f"{name} cannot be null")
     await services.jobs.require(owner, job_id)
+    if if_match is not None:
+        expected = _version_of(if_match)
     job = await services.jobs.update(owner, job_id, changes, audit, expected_version=expected)
     response.headers["ETag"] = _etag(job.version)
     return JobOut.of(job)
 
 
-@router.put("/jobs/{job_id}/file", response_model=JobOut)
+def _version_of(if_match: str) -> int:
+    """The version an If-Match names; one no job can have answers 412 (RFC 9110 §13.1.1)."""
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if tag.isascii() and tag.isdigit() and len(tag) <= 10 and 1 <= int(tag) <= INT32_MAX:
+        return int(tag)
+    raise PreconditionFailed(f"If-Match {truncate(if_match, 40)} names no version of this job")
+
+
+@router.put(
+    "/jobs/{job_id}/file",
+    response_model=JobOut,
+    responses=documented(404, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes (not empty); Content-Type is kept as its type.",
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary", "minLength": 1}
+                }
+            },
+        }
+    },
+)
 async def upload_file(
     job_id: str,
     request: Request,
@@ -106,35 +126,54 @@ async def upload_file(
     filename: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> JobOut:
     """Upload the job's file as the raw request body; its metadata is kept on the job."""
-    await services.jobs.require(owner, job_id)
+    settings = services.settings
+    allow_body(request, settings.max_upload_bytes)
+    job = await services.jobs.require(owner, job_id)
+    # A name with no last segment ("a/", "..") still uploads; it is stored as "upload".
     safe_name = os.path.basename(filename.replace("\\", "/"))
-    if not safe_name or safe_name in (".", ".."):
-        raise BadInput("filename must name a file")
+    if safe_name in ("", ".", ".."):
+        safe_name = "upload"
     media_type = request.headers.get("content-type", "application/octet-stream")
-    limit = services.settings.max_upload_bytes
+    if len(media_type) > MAX_MEDIA_TYPE:
+        raise BadInput(f"Content-Type is longer than {MAX_MEDIA_TYPE} characters")
     digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile() as spool:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise UploadTooLarge(f"uploads are limited to {limit} bytes")
             digest.update(chunk)
             spool.write(chunk)
         spool.flush()
         if size == 0:
             raise BadInput("the uploaded file is empty")
-        key = f"owners/{owner}/jobs/{job_id}/files/{digest.hexdigest()}"
+        key = file_blob_key(owner, job_id, digest.hexdigest())
         await services.blobs.put_file(key, Path(spool.name), content_type=media_type)
     info = FileInfo(safe_name, size, digest.hexdigest(), media_type, key)
-    return JobOut.of(await services.jobs.attach_file(owner, job_id, info, audit))
+    try:
+        updated = await services.jobs.attach_file(owner, job_id, info, audit)
+    except BaseException:
+        # Nothing refers to this upload's key but this request: it goes with the request.
+        await services.blobs.delete(key)
+        raise
+    if job.file_blob_key and job.file_blob_key != key:
+        # The replaced file; one a concurrent upload replaced is left to `genkeep ops sweep`.
+        try:
+            await services.blobs.delete(job.file_blob_key)
+        except Exception:
+            log.warning("could not delete a replaced job file; the sweep will", exc_info=True)
+    return JobOut.of(updated)
 
 
-@router.get("/jobs/{job_id}/events", response_model=list[EventOut])
+def file_blob_key(owner: str, job_id: str, sha256: str) -> str:
+    """A key of its own per upload; it starts with the upload time, the sweep's grace clock."""
+    return f"owners/{owner}/jobs/{job_id}/files/{int(time.time())}-{uuid.uuid4().hex[:12]}-{sha256}"
+
+
+@router.get("/jobs/{job_id}/events", response_model=list[EventOut], responses=documented(404))
 async def job_events(
     job_id: str,
     owner: OwnerDep,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0, description="Return events after this id")] = 0,
+    after: Annotated[NonNegativeInt64, Query(description="Return events after this id")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[EventOut]:
     """The job's audit log, oldest first."""

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
 from genkeep.api.schemas import (
     EditRequest,
     GenerateResponse,
@@ -14,9 +16,10 @@ from genkeep.api.schemas import (
     PromptSummary,
     ResultOut,
 )
-from genkeep.errors import BadInput, NotFound
+from genkeep.api.types import INT64_MAX
+from genkeep.errors import NotFound, PayloadTooLarge
 
-router = APIRouter(prefix="/v1", tags=["prompts"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["prompts"])
 
 
 @router.get("/prompts", response_model=list[PromptSummary])
@@ -25,14 +28,14 @@ async def list_prompts(
     services: ServicesDep,
     q: Annotated[str, Query(max_length=500, description="Text the prompt contains")] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> list[PromptSummary]:
     """The owner's prompts, newest first, searchable and paged."""
     found = await services.prompts.list_prompts(owner, search=q, limit=limit, offset=offset)
     return [PromptSummary.of(p) for p in found]
 
 
-@router.get("/prompts/{prompt_id}", response_model=PromptOut)
+@router.get("/prompts/{prompt_id}", response_model=PromptOut, responses=documented(404))
 async def get_prompt(prompt_id: str, owner: OwnerDep, services: ServicesDep) -> PromptOut:
     """A prompt with every result version."""
     prompt = await services.prompts.get_prompt(owner, prompt_id)
@@ -41,13 +44,21 @@ async def get_prompt(prompt_id: str, owner: OwnerDep, services: ServicesDep) -> 
     return PromptOut.of(prompt, await services.prompts.list_results(owner, prompt_id))
 
 
-@router.post("/prompts/{prompt_id}/regenerate", response_model=GenerateResponse)
+@router.post(
+    "/prompts/{prompt_id}/regenerate",
+    response_model=GenerateResponse,
+    responses=documented(404, 502, 504),
+)
 async def regenerate(prompt_id: str, owner: OwnerDep, services: ServicesDep) -> GenerateResponse:
     """Generate a new result version (source=regenerated); concurrent calls share one."""
+    prompt = await services.prompts.get_prompt(owner, prompt_id)
+    if prompt is not None and services.chat.made_by_chat(prompt.profile_name, prompt.profile_key):
+        outcome = await services.chat.regenerate(owner, prompt.profile_name, prompt.prompt_text)
+        return GenerateResponse.of(outcome)
     return GenerateResponse.of(await services.generate.regenerate(owner, prompt_id))
 
 
-@router.get("/results/{result_id}", response_model=ResultOut)
+@router.get("/results/{result_id}", response_model=ResultOut, responses=documented(404))
 async def get_result(result_id: str, owner: OwnerDep, services: ServicesDep) -> ResultOut:
     result = await services.prompts.get_result(owner, result_id)
     if result is None:
@@ -55,13 +66,20 @@ async def get_result(result_id: str, owner: OwnerDep, services: ServicesDep) -> 
     return ResultOut.of(result)
 
 
-@router.post("/results/{result_id}/edits", response_model=ResultOut, status_code=201)
+@router.post(
+    "/results/{result_id}/edits",
+    response_model=ResultOut,
+    status_code=201,
+    responses=documented(404, 413),
+)
 async def edit_result(
     result_id: str, body: EditRequest, owner: OwnerDep, services: ServicesDep
 ) -> ResultOut:
     """Store edited content as the prompt's next version (source=edited)."""
     if len(body.content.encode("utf-8")) > services.settings.max_edit_bytes:
-        raise BadInput(f"edited content is larger than {services.settings.max_edit_bytes} bytes")
+        raise PayloadTooLarge(
+            f"edited content is larger than {services.settings.max_edit_bytes} bytes"
+        )
     edited = await services.prompts.add_edit(owner, result_id, body.content)
     if edited is None:
         raise NotFound(f"result {result_id} not found")

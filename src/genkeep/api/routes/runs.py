@@ -8,9 +8,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import documented
+from genkeep.api.types import NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
@@ -18,22 +21,20 @@ from genkeep.extract.runner import ExtractionRunner
 from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.services import Services
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["runs"])
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(description="The text to extract from.")
+class RunCreate(RequestModel):
+    text: str = Field(description="The text to extract from (GENKEEP_MAX_RUN_INPUT_BYTES).")
     ontology: str = Field(min_length=1, description="OWL/RDFS: Turtle, RDF/XML or JSON-LD.")
     ontology_name: str = Field(
         "ontology.ttl", max_length=255, description="Its file name; the suffix tells the format."
     )
     input_name: str = Field("input.txt", max_length=255)
     extractor: str = "builtin"
-    chunk_size: int | None = Field(None, ge=1)
-    overlap: int | None = Field(None, ge=0)
-    batch_size: int | None = Field(None, ge=1)
+    chunk_size: PositiveInt32 | None = Field(None)
+    overlap: NonNegativeInt32 | None = Field(None, description="Smaller than chunk_size.")
+    batch_size: PositiveInt32 | None = Field(None)
 
 
 class RunOut(BaseModel):
@@ -106,7 +107,7 @@ async def _start(services: Services, manager: RunManager, run: Run) -> None:
     await asyncio.sleep(0)  # let it take its lease before answering
 
 
-@router.post("/runs", response_model=RunOut, status_code=202)
+@router.post("/runs", response_model=RunOut, status_code=202, responses=documented(409))
 async def create_run(
     body: RunCreate, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
@@ -135,12 +136,12 @@ async def list_runs(
     return [RunOut.of(r) for r in await services.runs.list_runs(owner, limit)]
 
 
-@router.get("/runs/{run_id}", response_model=RunOut)
+@router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))
 async def get_run(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunOut:
     return RunOut.of(await services.runs.require(owner, run_id))
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=documented(404, 409))
 async def cancel_run(
     run_id: str, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
@@ -152,7 +153,9 @@ async def cancel_run(
     return RunOut.of(run)
 
 
-@router.post("/runs/{run_id}/resume", response_model=RunOut, status_code=202)
+@router.post(
+    "/runs/{run_id}/resume", response_model=RunOut, status_code=202, responses=documented(404, 409)
+)
 async def resume_run(
     run_id: str, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
@@ -167,7 +170,12 @@ async def resume_run(
     return RunOut.of(await services.runs.require(owner, run_id))
 
 
-@router.get("/runs/{run_id}/graph", status_code=302, response_class=RedirectResponse)
+@router.get(
+    "/runs/{run_id}/graph",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=documented(404),
+)
 async def run_graph(
     run_id: str,
     owner: OwnerDep,

@@ -8,24 +8,32 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
+from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
+from genkeep.api.openapi import documented
+from genkeep.api.types import INT64_MAX
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import BadInput, NotFound
 from genkeep.worker.export_task import check_gates
 from genkeep.worker.registry import validate_payload
 
-router = APIRouter(prefix="/v1", tags=["tasks"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["tasks"])
 
 
 @router.post(
     "/jobs/{job_id}/tasks",
     response_model=TaskOut,
     status_code=201,
-    responses={200: {"description": "The task this Idempotency-Key already created."}},
+    responses=documented(
+        404,
+        409,
+        413,
+        extra={200: {"description": "The task this Idempotency-Key already created."}},
+    ),
 )
 async def submit_task(
     job_id: str,
@@ -57,7 +65,7 @@ async def submit_task(
     return TaskOut.of(task)
 
 
-@router.get("/tasks/{task_id}", response_model=TaskOut)
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses=documented(404))
 async def get_task(task_id: str, owner: OwnerDep, services: ServicesDep) -> TaskOut:
     task = await services.tasks.get(owner, task_id)
     if task is None:
@@ -65,7 +73,7 @@ async def get_task(task_id: str, owner: OwnerDep, services: ServicesDep) -> Task
     return TaskOut.of(task)
 
 
-@router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut, responses=documented(404, 409))
 async def cancel_task(
     task_id: str, owner: OwnerDep, audit: AuditDep, services: ServicesDep
 ) -> TaskOut:
@@ -73,7 +81,7 @@ async def cancel_task(
     return TaskOut.of(await services.tasks.request_cancel(owner, task_id, audit))
 
 
-@router.post("/tasks/{task_id}/retry", response_model=TaskOut)
+@router.post("/tasks/{task_id}/retry", response_model=TaskOut, responses=documented(404, 409))
 async def retry_task(
     task_id: str, owner: OwnerDep, audit: AuditDep, services: ServicesDep
 ) -> TaskOut:
@@ -85,25 +93,27 @@ async def retry_task(
 @router.get(
     "/tasks/{task_id}/events",
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}},
-        204: {"description": "The task is finished and has no change after Last-Event-ID."},
-    },
+    responses=documented(
+        404,
+        422,
+        extra={
+            200: {"content": {"text/event-stream": {}}},
+            204: {"description": "The task is finished and has no change after Last-Event-ID."},
+        },
+    ),
 )
 async def task_events(
     task_id: str,
     request: Request,
     owner: OwnerDep,
     services: ServicesDep,
-    interval: float = 0.25,
+    interval: Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")] = 0.25,
     last_event_id: Annotated[
         str | None, Header(description="The `id` of the last event received; resume after it.")
     ] = None,
 ) -> Response:
     """Server-Sent Events: every change of the task's status, stage or progress, in order,
     once, each with its `id`; ends after the task finishes."""
-    if not 0.05 <= interval <= 10:
-        raise BadInput("interval must be between 0.05 and 10 seconds")
     after = _event_id(last_event_id)
     task = await services.tasks.get(owner, task_id)
     if task is None:
@@ -147,6 +157,8 @@ async def task_events(
 def _event_id(value: str | None) -> int:
     if value is None or not value.strip():
         return 0
-    if not value.strip().isdigit():
+    text = value.strip()
+    # ASCII digits only ("²" is a digit to str.isdigit), and within the column's range.
+    if not (text.isascii() and text.isdigit()) or int(text) > INT64_MAX:
         raise BadInput("Last-Event-ID must be the id of an event this stream sent")
-    return int(value)
+    return int(text)

@@ -11,13 +11,63 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from genkeep.db.dialect import drop_task_change_triggers, task_change_triggers
 from genkeep.db.types import UTCDateTime
 
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# Frozen here, not imported: a migration must create what it created when it shipped,
+# whatever later code says. A task's change log is written by triggers, not by each code
+# path that moves a task: the claim, completion and submit statements, the reaper and
+# every fenced update would each have to remember it, and the one that forgot would make
+# the event stream skip a change. A heartbeat (lease only) is no change. On PostgreSQL the
+# trigger also NOTIFYs the task id when a stream watches the task (``task_watchers``: a
+# NOTIFY serializes commits, too dear for every change of every task); per task, the row
+# lock orders the writers, so ``seq`` is commit order.
+_CHANGE_COLUMNS = "status, stage, progress, attempts, cancel_requested, error"
+_CHANGE_INSERT = (
+    f"INSERT INTO task_changes (task_id, owner_id, {_CHANGE_COLUMNS}, changed_at) "
+    "VALUES (NEW.id, NEW.owner_id, NEW.status, NEW.stage, NEW.progress, NEW.attempts, "
+    "NEW.cancel_requested, NEW.error, NEW.updated_at)"
+)
+
+
+def _changed(distinct: str) -> str:
+    return " OR ".join(
+        f"OLD.{column} {distinct} NEW.{column}" for column in _CHANGE_COLUMNS.split(", ")[:-1]
+    )
+
+
+def task_change_triggers(backend: str) -> list[str]:
+    """DDL of the triggers that append every change of a task to ``task_changes``."""
+    if backend == "postgresql":
+        return [
+            "CREATE FUNCTION genkeep_task_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {_CHANGE_INSERT}; "
+            "IF EXISTS (SELECT 1 FROM task_watchers WHERE task_id = NEW.id) THEN "
+            "PERFORM pg_notify('genkeep_task_changes', NEW.id); END IF; "
+            "RETURN NULL; END $$",
+            "CREATE TRIGGER task_created AFTER INSERT ON tasks FOR EACH ROW "
+            "EXECUTE FUNCTION genkeep_task_changed()",
+            "CREATE TRIGGER task_changed AFTER UPDATE ON tasks FOR EACH ROW "
+            f"WHEN ({_changed('IS DISTINCT FROM')}) EXECUTE FUNCTION genkeep_task_changed()",
+        ]
+    return [
+        "CREATE TRIGGER task_created AFTER INSERT ON tasks FOR EACH ROW "
+        f"BEGIN {_CHANGE_INSERT}; END",
+        "CREATE TRIGGER task_changed AFTER UPDATE ON tasks FOR EACH ROW "
+        f"WHEN {_changed('IS NOT')} BEGIN {_CHANGE_INSERT}; END",
+    ]
+
+
+def drop_task_change_triggers(backend: str) -> list[str]:
+    statements = ["DROP TRIGGER IF EXISTS task_created", "DROP TRIGGER IF EXISTS task_changed"]
+    if backend == "postgresql":
+        return [f"{s} ON tasks" for s in statements] + ["DROP FUNCTION genkeep_task_changed()"]
+    return statements
 
 
 def upgrade() -> None:

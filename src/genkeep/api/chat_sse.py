@@ -1,0 +1,67 @@
+"""A chat answer as OpenAI's Server-Sent Events: ``chat.completion.chunk`` objects, then [DONE]."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from genkeep.api.openai_errors import error_object
+from genkeep.api.openai_schemas import completion_id, genkeep_fields, genkeep_headers, usage_of
+from genkeep.errors import GenkeepError
+from genkeep.generate.chat import ChatStream
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def event(data: dict[str, Any]) -> bytes:
+    return (
+        b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    )
+
+
+def stream_headers(stream: ChatStream) -> dict[str, str]:
+    """Stored answers name their result now; a live one names it in its last chunk."""
+    known = stream.known
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if known is not None:
+        return headers | genkeep_headers(known)
+    coalesced = "false" if stream.led else "true"
+    return headers | {"X-Genkeep-Cached": "false", "X-Genkeep-Coalesced": coalesced}
+
+
+async def chat_events(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
+    known = stream.known
+    base = {
+        "id": completion_id(known.result_id if known else None),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": known.model if known else stream.model,
+        "system_fingerprint": None,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return event({**base, "choices": [choice], **extra})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for piece in stream.pieces():
+            yield chunk({"content": piece})
+        outcome = await stream.outcome()
+    except Exception as exc:
+        # The status line went out with the first byte: the error travels as an event.
+        if not isinstance(exc, GenkeepError):
+            log.exception("chat stream failed", exc_info=exc)
+        yield event({"error": error_object(exc)})
+        return
+    base["model"] = outcome.model
+    yield chunk({}, "stop", genkeep=genkeep_fields(outcome))
+    if include_usage:
+        yield event({**base, "choices": [], "usage": usage_of(outcome)})
+    yield DONE

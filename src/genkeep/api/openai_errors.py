@@ -1,0 +1,165 @@
+"""OpenAI's error object on the OpenAI-compatible routes, so SDKs raise their own classes.
+
+Every other route answers problem+json. These routes reuse the app's own handlers (so a
+status, a Retry-After, a logged 500 are decided in one place) and reshape what they answer
+into ``{"error": {"message", "type", "param", "code"}}``; validation errors name the
+parameter, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from genkeep.api.failures import scrubbed_traceback
+from genkeep.api.guard import GuardedRoute
+from genkeep.api.openai_schemas import ErrorBody
+from genkeep.db.outage import is_unavailable
+from genkeep.errors import GenkeepError, UnknownModel
+
+log = logging.getLogger(__name__)
+
+_UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
+# The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
+_STATUS = {422: 400}
+_TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
+_FORWARDED_HEADERS = ("retry-after",)
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"message": shown(message), "type": kind, "param": param and shown(param), "code": code}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def shown(text: str) -> str:
+    """Client text fit to echo: a lone surrogate cannot be encoded, so it is escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """The error event of a stream that fails after its headers went out."""
+    if isinstance(exc, GenkeepError):
+        code = exc.code.replace("-", "_")
+        kind = "server_error" if exc.status >= 500 else "invalid_request_error"
+        return {"message": exc.detail, "type": kind, "param": None, "code": code}
+    return {
+        "message": "an unexpected error occurred; it has been logged",
+        "type": "server_error",
+        "param": None,
+        "code": "internal",
+    }
+
+
+def _validation(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    # A refusal we wrote names the problem best; a union's type mismatches come second.
+    first = next((e for e in errors if e.get("type") == "value_error"), errors[0] if errors else {})
+    loc = [str(part) for part in first.get("loc", ())][1:]  # drop "body"
+    # Union members tag the path (messages.0.content.str); the parameter is without them.
+    param = ".".join(part for part in loc if not _UNION_TAG.match(part)) or None
+    kind, message = first.get("type", ""), str(first.get("msg", "invalid request"))
+    if kind == "json_invalid":
+        return error_response(400, "We could not parse the JSON body of your request.")
+    if kind == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}"
+    elif kind == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        message = f"{message} (in '{param}')" if param and f"'{param}'" not in message else message
+    else:
+        message = f"Invalid value for '{param}': {message}" if param else message
+    return error_response(400, message, param=param, code="invalid_value")
+
+
+async def _from_app_handler(request: Request, exc: Exception) -> Response:
+    """The app's answer to ``exc``, as an OpenAI error with the same status and Retry-After."""
+    handlers = request.app.exception_handlers
+    handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
+    if handler is None:
+        # What the failure boundary decides (genkeep.api.failures), in the shape an SDK shows.
+        if is_unavailable(exc):
+            retry_after = str(request.app.state.services.settings.retry_after_s)
+            return error_response(
+                503,
+                "The database is unavailable; retry shortly",
+                code="database_unavailable",
+                headers={"Retry-After": retry_after},
+            )
+        route = getattr(request.scope.get("route"), "path", "(no route)")  # never client text
+        log.error("unhandled error on %s\n%s", route, scrubbed_traceback(exc))
+        return error_response(
+            500, "an unexpected error occurred; it has been logged", code="internal"
+        )
+    answer = handler(request, exc)
+    problem: Response = await answer if inspect.isawaitable(answer) else answer
+    try:
+        body = json.loads(bytes(problem.body))
+    except ValueError:
+        body = {}
+    status = _STATUS.get(problem.status_code, problem.status_code)
+    headers = {k: v for k, v in problem.headers.items() if k.lower() in _FORWARDED_HEADERS}
+    code = str(body.get("code", "error")).replace("-", "_")
+    message = str(body.get("detail") or body.get("title") or "error")
+    param = "model" if isinstance(exc, UnknownModel) else _field_of(exc)
+    return error_response(status, message, param=param, code=code, headers=headers)
+
+
+class OpenAIRoute(GuardedRoute):
+    """A guarded route whose errors, its dependencies' (auth) included, answer in OpenAI's
+    shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                return _validation(exc)
+            except Exception as exc:
+                return await _from_app_handler(request, exc)
+
+        return route
+
+
+# OpenAPI: what these routes answer when they fail.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Invalid or unsupported parameter (named in error.param).",
+        401: "Missing or invalid genkeep API key.",
+        404: "Unknown model (a generator profile).",
+        413: "The messages are larger than GENKEEP_MAX_PROMPT_BYTES.",
+        500: "An unexpected error (logged).",
+        502: "The generator failed.",
+        503: "The result could not be stored, or the database is unavailable.",
+        504: "Timed out waiting for another request's generation.",
+    }.items()
+}
+
+
+def _field_of(exc: Exception) -> str | None:
+    """The parameter an input error names (``errors[0].loc`` without ``body``), as OpenAI's
+    ``param``; None where it names none."""
+    errors = exc.extra.get("errors") if isinstance(exc, GenkeepError) else None
+    if not errors or not isinstance(errors[0], dict):
+        return None
+    loc = [str(part) for part in errors[0].get("loc", ())]
+    return ".".join(loc[1:]) if loc[:1] == ["body"] and len(loc) > 1 else None

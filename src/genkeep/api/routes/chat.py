@@ -1,0 +1,57 @@
+"""``POST /v1/chat/completions``: the OpenAI Chat Completions API through generate once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import StreamingResponse
+
+from genkeep.api.chat_sse import chat_events, stream_headers
+from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
+from genkeep.api.openai_schemas import ChatCompletionRequest, completion_body, genkeep_headers
+from genkeep.api.openapi import OPENAI_TAG
+from genkeep.generate.cache_control import CacheControl
+
+router = APIRouter(prefix="/v1", tags=[OPENAI_TAG], route_class=OpenAIRoute)
+
+
+@router.post(
+    "/chat/completions",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A chat.completion object, or with stream=true chat.completion.chunk "
+            "events ending with `data: [DONE]`. X-Genkeep-* headers name the stored result.",
+            "content": {"application/json": {}, "text/event-stream": {}},
+        },
+        **ERROR_RESPONSES,
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    owner: OwnerDep,
+    services: ServicesDep,
+    cache_control: Annotated[
+        str | None,
+        Header(description="no-cache (new version), no-store (persist nothing), max-age=N."),
+    ] = None,
+) -> Response:
+    """Answer from the stored result of this chat, or generate it exactly once."""
+    cache = CacheControl.parse(cache_control)
+    call = body.to_call()
+    if not body.stream:
+        outcome = await services.chat.complete(owner, body.model, call, cache)
+        return Response(
+            completion_body(outcome),
+            media_type="application/json",
+            headers=genkeep_headers(outcome),
+        )
+    stream = await services.chat.stream(owner, body.model, call, cache)
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return StreamingResponse(
+        chat_events(stream, include_usage),
+        media_type="text/event-stream",
+        headers=stream_headers(stream),
+    )

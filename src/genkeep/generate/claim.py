@@ -1,0 +1,237 @@
+"""The claim protocol of single flight across processes (I1).
+
+A flight claims the prompt row (insert, or compare-and-set with a lease) so that exactly one
+claimant calls the generator while the others poll for its result. A claimant that dies
+stops renewing its lease, and the first waiter to see it expired takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from genkeep import identity, interleave
+from genkeep.config import GeneratorProfile, Settings
+from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore
+from genkeep.errors import GenerationFailed, GenerationTimeout, GenkeepError, PersistenceFailed
+from genkeep.generate.cache_control import CacheControl
+from genkeep.generate.generator import Generation, Generator
+from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
+from genkeep.metrics import (
+    COALESCED,
+    GENERATOR_CALLS,
+    GENERATOR_LATENCY,
+    LEASE_TAKEOVERS,
+    PERSISTENCE_FAILURES,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ClaimProtocol:
+    """Claim and generate, or wait for the claimant: one generator call per prompt version."""
+
+    def __init__(
+        self, store: PromptStore, settings: Settings, generators: Mapping[str, Generator]
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.generators = generators
+        self._persisting: set[asyncio.Task[None]] = set()
+
+    async def wait_for_persistence(self) -> None:
+        """Wait until every best-effort (await off) commit has finished."""
+        while self._persisting:
+            await asyncio.gather(*self._persisting, return_exceptions=True)
+
+    @property
+    def pending_persistence(self) -> int:
+        return len(self._persisting)
+
+    async def fly(
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        arrived: float,
+        found: PromptState | None,
+        produce: Produce | None,
+    ) -> Outcome:
+        """One flight: generate without storing, or claim the prompt (``found`` read first)."""
+        if cache.no_store or not self.settings.persistence_enabled:
+            generation = await self._call_generator(key, profile, produce)
+            return unstored_outcome(generation, None, None)
+        return await self._claim_or_wait(key, profile, cache, found, arrived, produce)
+
+    async def _claim_or_wait(
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        cache: CacheControl,
+        first: PromptState | None,
+        arrived: float,
+        produce: Produce | None,
+    ) -> Outcome:
+        """Claim the prompt and generate, or wait for the claimant's result.
+
+        A result "newer than this request" (all that max-age=0 and no-cache accept) is one
+        above the version read first, or one the database stamped after the request arrived:
+        so simultaneous requests share one generator call whatever their directives. The
+        arrival is placed on the database's clock by this process's monotonic clock (a
+        duration, which skew cannot shift); leases are judged by the database's clock alone.
+        """
+        deadline = time.monotonic() + self.settings.claim_wait_s
+        lease_s, holder = self.settings.claim_lease_s, identity.process_id()
+        baseline: int | None = None
+        arrived_at: datetime | None = None
+        waited = False
+        while True:
+            found = first if first is not None else await self.store.find(key)
+            first = None
+            if baseline is None:
+                baseline = 0 if found is None else found.latest_version
+                if found is not None:
+                    # Measured after the read returned: an early bound of the arrival, so a
+                    # result stamped during the read (committed after the request came) is
+                    # newer; paying twice for a simultaneous request is the worse error.
+                    arrived_at = found.now - timedelta(seconds=time.monotonic() - arrived)
+            await interleave.point("generate.before_claim")
+            if found is None:
+                claim = await self.store.claim_new(key, holder, lease_s)
+                if claim is not None:
+                    return await self._lead(claim, key, profile, produce)
+                continue
+            prompt, result = found, found.result
+            newer = result is not None and (
+                result.version > baseline
+                or (arrived_at is not None and result.created_at >= arrived_at)
+            )
+            if result is not None and (
+                cache.accepts_new(result.source)
+                if newer
+                else cache.accepts_stored(result.created_at, found.now)
+            ):
+                if waited:
+                    COALESCED.labels("database").inc()
+                return stored_outcome(prompt.id, result, cached=not waited, coalesced=waited)
+            claimed = prompt.claim_token is not None
+            lease_live = (
+                claimed
+                and prompt.lease_expires_at is not None
+                and prompt.lease_expires_at > found.now
+            )
+            if not lease_live:
+                if waited and prompt.status == "failed":
+                    raise GenerationFailed(f"generation failed: {prompt.last_error}")
+                claim = await self.store.claim_existing(
+                    prompt.id, prompt.latest_version, holder, lease_s
+                )
+                if claim is not None:
+                    if claimed:
+                        LEASE_TAKEOVERS.inc()
+                        log.warning(
+                            "took over prompt %s from %s after its lease expired",
+                            prompt.id,
+                            prompt.claim_holder,
+                        )
+                    return await self._lead(claim, key, profile, produce)
+                continue
+            waited = True
+            if time.monotonic() >= deadline:
+                raise GenerationTimeout(
+                    f"waited {self.settings.claim_wait_s:g}s for another request's generation"
+                )
+            await asyncio.sleep(self.settings.claim_poll_s)
+
+    async def _lead(
+        self, claim: Claim, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Outcome:
+        heartbeat = asyncio.create_task(self._heartbeat(claim))
+        handed_off = False
+        try:
+            try:
+                generation = await self._call_generator(key, profile, produce)
+            except BaseException as exc:
+                await asyncio.shield(self._release(claim, exc))
+                raise
+            result_id = str(uuid.uuid4())
+            if not self.settings.persistence_await:
+                task = asyncio.create_task(
+                    self._persist_later(claim, result_id, generation, heartbeat)
+                )
+                self._persisting.add(task)
+                task.add_done_callback(self._persisting.discard)
+                handed_off = True
+                return unstored_outcome(generation, claim.prompt_id, result_id)
+            try:
+                stored = await self.store.complete(claim, result_id, generation)
+            except Exception as exc:
+                PERSISTENCE_FAILURES.labels("await").inc()
+                log.exception("could not persist result for prompt %s", claim.prompt_id)
+                await asyncio.shield(self._release(claim, exc))
+                raise PersistenceFailed("the result was generated but could not be stored") from exc
+            if stored is None:
+                log.error("lease on prompt %s was lost before commit", claim.prompt_id)
+                return unstored_outcome(generation, claim.prompt_id, None)
+            return stored_outcome(claim.prompt_id, stored, cached=False, coalesced=False)
+        finally:
+            if not handed_off:
+                heartbeat.cancel()
+
+    async def _persist_later(
+        self, claim: Claim, result_id: str, generation: Generation, heartbeat: asyncio.Task[None]
+    ) -> None:
+        """Best-effort commit: a failure is logged and counted, never seen by the caller."""
+        try:
+            if await self.store.complete(claim, result_id, generation) is None:
+                raise RuntimeError("lease lost before commit")
+        except Exception as exc:
+            PERSISTENCE_FAILURES.labels("best-effort").inc()
+            log.error("best-effort persistence failed for prompt %s: %s", claim.prompt_id, exc)
+            await self._release(claim, exc)
+        finally:
+            heartbeat.cancel()
+
+    async def _release(self, claim: Claim, exc: BaseException) -> None:
+        reason = str(exc) or type(exc).__name__
+        try:
+            await self.store.fail(claim, reason)
+        except Exception:
+            # The lease will expire on its own; a waiter then takes over.
+            log.exception("could not release claim on prompt %s", claim.prompt_id)
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        interval = self.settings.claim_lease_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self.store.extend_lease(claim, self.settings.claim_lease_s):
+                    log.warning("lease on prompt %s was taken over", claim.prompt_id)
+                    return
+            except Exception:
+                log.exception("heartbeat for prompt %s failed; retrying", claim.prompt_id)
+
+    async def _call_generator(
+        self, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+    ) -> Generation:
+        started = time.perf_counter()
+        try:
+            if produce is None:
+                generation = await self.generators[profile.backend].generate(
+                    key.prompt_text, profile
+                )
+            else:
+                generation = await produce()
+        except GenkeepError:
+            GENERATOR_CALLS.labels(key.profile_name, "error").inc()
+            raise
+        except Exception as exc:
+            GENERATOR_CALLS.labels(key.profile_name, "error").inc()
+            raise GenerationFailed(f"generator error: {exc}") from exc
+        GENERATOR_CALLS.labels(key.profile_name, "ok").inc()
+        GENERATOR_LATENCY.labels(key.profile_name).observe(time.perf_counter() - started)
+        return generation

@@ -1,0 +1,103 @@
+"""The chat cache key: what changes an answer is in it, what does not is not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from genkeep.config import GeneratorProfile
+from genkeep.errors import PromptTooLarge
+from genkeep.generate.chat_key import ChatCall, ChatMessage, chat_key, chat_profile_key
+from genkeep.generate.normalize import profile_key
+
+PROFILE = GeneratorProfile(backend="openai", model="m")
+CALL = ChatCall(
+    messages=(
+        ChatMessage("system", "Answer in Python."),
+        ChatMessage("user", "Reverse a list"),
+    )
+)
+
+
+def key(call: ChatCall, profile: GeneratorProfile = PROFILE, owner: str = "alice") -> str:
+    made = chat_key(
+        owner, "p", profile, call, max_bytes=10_000, profile_key=chat_profile_key(profile)
+    )
+    return f"{made.owner_id}/{made.profile_key}/{made.normalized_hash}"
+
+
+def with_user(text: str | tuple[str, ...], call: ChatCall = CALL) -> ChatCall:
+    return replace(call, messages=(call.messages[0], ChatMessage("user", text)))
+
+
+def test_whitespace_is_the_default_and_keeps_case() -> None:
+    assert key(with_user("  Reverse\n a\tlist ")) == key(CALL)
+    assert key(with_user("reverse a list")) != key(CALL)
+
+
+def test_seed_normalization_folds_case_and_exact_keeps_everything() -> None:
+    seed = PROFILE.model_copy(update={"chat_normalization": "seed"})
+    exact = PROFILE.model_copy(update={"chat_normalization": "exact"})
+    assert key(with_user("REVERSE  a list"), seed) == key(CALL, seed)
+    assert key(with_user("Reverse  a list"), exact) != key(CALL, exact)
+    # The normalization is part of the key: rows made under one are never read under another.
+    assert len({key(CALL), key(CALL, seed), key(CALL, exact)}) == 3
+
+
+def test_one_text_part_is_the_string_and_several_parts_are_not_joined_away() -> None:
+    assert key(with_user(("Reverse a list",))) == key(CALL)
+    assert key(with_user(("Reverse a", "list"))) != key(CALL)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        replace(CALL, temperature=0.5),
+        replace(CALL, top_p=0.9),
+        replace(CALL, max_tokens=10),
+        replace(CALL, seed=1),
+        replace(CALL, stop=("END",)),
+        replace(CALL, presence_penalty=0.5),
+        replace(CALL, frequency_penalty=0.5),
+        replace(CALL, reasoning_effort="low"),
+        replace(CALL, response_format={"type": "json_object"}),
+        replace(CALL, messages=(ChatMessage("user", "Answer in Python."), CALL.messages[1])),
+        replace(CALL, messages=(*CALL.messages[:1], ChatMessage("user", "Reverse a list", "bo"))),
+        replace(CALL, messages=CALL.messages[::-1]),
+    ],
+)
+def test_what_changes_the_answer_changes_the_key(changed: ChatCall) -> None:
+    assert key(changed) != key(CALL)
+
+
+def test_what_does_not_change_the_answer_keeps_the_key() -> None:
+    assert key(replace(CALL, response_format={"type": "text"})) == key(CALL)
+    assert key(replace(CALL, max_tokens=5, max_tokens_param="max_completion_tokens")) == key(
+        replace(CALL, max_tokens=5)
+    )
+    assert key(replace(CALL, stop=("b", "a", "a"))) == key(replace(CALL, stop=("a", "b")))
+
+
+def test_owners_profiles_and_the_generate_api_never_share() -> None:
+    assert key(CALL, owner="bob") != key(CALL)
+    assert key(CALL, PROFILE.model_copy(update={"model": "m2"})) != key(CALL)
+    assert chat_profile_key(PROFILE) != profile_key(PROFILE.key_material())
+
+
+def test_chat_normalization_is_not_in_the_generate_key() -> None:
+    seed = PROFILE.model_copy(update={"chat_normalization": "seed"})
+    assert seed.key_material() == PROFILE.key_material()
+
+
+def test_profile_defaults_apply_only_where_the_request_sets_none() -> None:
+    profile = PROFILE.model_copy(update={"temperature": 0.1, "max_tokens": 50})
+    assert CALL.with_profile_defaults(profile).temperature == 0.1
+    assert replace(CALL, temperature=0.9).with_profile_defaults(profile).temperature == 0.9
+    assert CALL.with_profile_defaults(profile).max_tokens == 50
+
+
+def test_the_size_limit_counts_the_request_as_sent() -> None:
+    big = with_user("x" * 20_000)
+    with pytest.raises(PromptTooLarge):
+        key(big)
