@@ -126,7 +126,8 @@ class Genkeep(QueueSystem):
             "concurrency": concurrency,
             "poll_s (GENKEEP_TASK_POLL_S, default 1.0)": poll_s,
             "listen_notify": True,
-            "claim_batch": f"up to free slots (≤{concurrency})",
+            "claim_batch": f"up to free slots (≤{concurrency}), with the completions",
+            "submit": "one call per task; concurrent calls share a statement (group commit)",
         }
 
 

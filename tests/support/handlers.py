@@ -66,3 +66,19 @@ async def _wait_for_file(path: Path) -> None:
     """Until the test creates ``path`` (a file, so another process can open the gate)."""
     while not await asyncio.to_thread(path.exists):  # noqa: ASYNC110 - no event crosses processes
         await asyncio.sleep(0.01)
+
+
+# Handlers of kind "gauge" running right now in this process, and the most seen at once.
+GAUGE = {"now": 0, "most": 0}
+
+
+@register("gauge", _any)
+async def gauge(context: TaskContext) -> TaskOutput:
+    """Count itself in ``GAUGE`` while it sleeps ``sleep_s``."""
+    GAUGE["now"] += 1
+    GAUGE["most"] = max(GAUGE["most"], GAUGE["now"])
+    try:
+        await asyncio.sleep(float(context.task.payload.get("sleep_s", 0.01)))
+    finally:
+        GAUGE["now"] -= 1
+    return TaskOutput(result={"task": context.task.id})

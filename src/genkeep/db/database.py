@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
-import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -20,7 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from genkeep.db.reader import Reader, open_reader
+from genkeep.db.driver import DriverPool
+from genkeep.db.reader import Reader, asyncpg_connect_kwargs, open_reader
 from genkeep.db.url import async_url, is_sqlite, redacted
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -75,9 +75,9 @@ class Database:
         else:
             # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).
             # Connections are recycled instead, and a dropped one fails one request.
-            # The cache-hit reader's connections come out of the overflow allowance, so a
-            # process still holds at most three times pool_size connections.
-            overflow = pool_size * 2 - reader_size(pool_size)
+            # The cache-hit reader's and the task queue's connections come out of the overflow
+            # allowance, so a process still holds at most three times pool_size connections.
+            overflow = pool_size * 2 - 2 * reader_size(pool_size)
             kwargs.update(pool_size=pool_size, max_overflow=overflow, pool_recycle=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if is_sqlite(self.url):
@@ -88,6 +88,11 @@ class Database:
         self.reader: Reader | None = open_reader(
             self.url, self.engine.dialect, reader_size(pool_size), SQLITE_BUSY_TIMEOUT_MS / 1000
         )
+        # The task queue's self-contained statements (db/driver.py); PostgreSQL only.
+        self.driver: DriverPool | None = None
+        if self.backend == "postgresql":
+            connect = asyncpg_connect_kwargs(self.url, self.engine.dialect)
+            self.driver = DriverPool(connect, reader_size(pool_size))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -106,18 +111,11 @@ class Database:
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[Any]:
-        """The driver's own connection, borrowed from the pool, for self-contained statements."""
-        pooled = await self.engine.raw_connection()
-        try:
-            yield pooled.driver_connection
-        except asyncpg.PostgresError:
-            raise  # the server refused the statement; the connection is fine
-        except BaseException:
-            # Cut off mid-statement (cancelled, connection lost): the protocol state is unknown.
-            pooled.invalidate()
-            raise
-        finally:
-            pooled.close()
+        """An asyncpg connection in autocommit, for self-contained statements (PostgreSQL)."""
+        if self.driver is None:
+            raise RuntimeError(f"no driver pool on {self.backend}")
+        async with self.driver.connection() as connection:
+            yield connection
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncSession]:
@@ -143,6 +141,8 @@ class Database:
     async def dispose(self) -> None:
         if self.reader is not None:
             await self.reader.close()
+        if self.driver is not None:
+            await self.driver.close()
         await self.engine.dispose()
 
 

@@ -152,8 +152,8 @@ def checkpoint_statement(backend: str) -> DriverStatement | None:
 # Claim and complete on PostgreSQL in one statement each, with their events (Python time
 # per task is what bounds a queue on a small machine: every round trip costs some). Due
 # times and leases are stamped and compared by the database's clock (see db/clock.py).
-_PG_CLAIM = """
-WITH picked AS (
+_CLAIM_CTES = """
+picked AS (
     SELECT id FROM tasks
     WHERE status = 'queued' AND run_after <= statement_timestamp()
     ORDER BY run_after
@@ -167,18 +167,16 @@ WITH picked AS (
         started_at = statement_timestamp(), updated_at = statement_timestamp()
     FROM picked WHERE t.id = picked.id
     RETURNING t.*
-), events AS (
+), claim_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.started',
            jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
            trace_id, :actor, statement_timestamp()
     FROM claimed
-)
-SELECT * FROM claimed ORDER BY run_after
-"""
+)"""
 
-_PG_COMPLETE = """
-WITH input AS (
+_COMPLETE_CTES = """
+input AS (
     SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:tokens AS VARCHAR[]),
                          CAST(:results AS TEXT[]), CAST(:actors AS TEXT[]))
         AS i(id, token, result, actor)
@@ -190,14 +188,24 @@ WITH input AS (
     FROM input AS i
     WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
     RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
-), events AS (
+), done_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.completed',
            jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
            trace_id, actor, :now
     FROM done
-)
-SELECT id FROM done
+)"""
+
+_PG_CLAIM = f"WITH {_CLAIM_CTES}\nSELECT * FROM claimed ORDER BY run_after"
+_PG_COMPLETE = f"WITH {_COMPLETE_CTES}\nSELECT id FROM done"
+# A worker's completions and its next claim in one round trip (the tasks it completes are
+# running, so the claim cannot pick them): one commit where there were two. The first
+# column lists the completed ids; the claimed tasks follow, one per row (none: one row of
+# NULLs).
+_PG_COMPLETE_AND_CLAIM = f"""WITH {_COMPLETE_CTES}, {_CLAIM_CTES}
+SELECT (SELECT array_agg(id) FROM done) AS done_ids, c.*
+FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
+ORDER BY c.run_after
 """
 
 
@@ -211,33 +219,51 @@ def complete_statement(backend: str) -> DriverStatement | None:
     return DriverStatement(_PG_COMPLETE) if backend == "postgresql" else None
 
 
-_PG_SUBMIT = """
-WITH created AS (
+def complete_and_claim_statement(backend: str) -> DriverStatement | None:
+    """PostgreSQL's completion of many tasks and claim of the next ones in one statement."""
+    return DriverStatement(_PG_COMPLETE_AND_CLAIM) if backend == "postgresql" else None
+
+
+# Many submissions in one statement (a group commit, see db/group_commit.py): each row is
+# inserted unless its (owner, idempotency key) exists, even earlier in the same batch; one
+# commit and one NOTIFY serve the whole batch.
+_PG_SUBMIT_MANY = """
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS VARCHAR[]), CAST(:owner_ids AS VARCHAR[]), CAST(:job_ids AS VARCHAR[]),
+        CAST(:kinds AS VARCHAR[]), CAST(:keys AS VARCHAR[]), CAST(:hashes AS VARCHAR[]),
+        CAST(:payloads AS TEXT[]), CAST(:max_attempts AS INTEGER[]),
+        CAST(:timeouts AS FLOAT8[]), CAST(:trace_ids AS VARCHAR[]), CAST(:actors AS TEXT[]),
+        CAST(:nows AS TIMESTAMPTZ[])
+    ) WITH ORDINALITY AS i(id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
+                           max_attempts, timeout_s, trace_id, actor, now, n)
+), created AS (
     INSERT INTO tasks (id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
                        status, stage, progress, attempts, max_attempts, run_after, timeout_at,
                        cancel_requested, trace_id, created_at, updated_at)
-    VALUES (:id, :owner_id, :job_id, :kind, :idempotency_key, :request_hash,
-            CAST(:payload AS JSONB), 'queued', 'queued', 0.0, 0, :max_attempts,
-            statement_timestamp(),
-            statement_timestamp() + CAST(:timeout_s AS FLOAT8) * INTERVAL '1 second',
-            false, :trace_id, :now, :now)
+    SELECT id, owner_id, job_id, kind, idempotency_key, request_hash, CAST(payload AS JSONB),
+           'queued', 'queued', 0.0, 0, max_attempts, statement_timestamp(),
+           statement_timestamp() + timeout_s * INTERVAL '1 second', false, trace_id, now, now
+    FROM input ORDER BY n
     ON CONFLICT (owner_id, idempotency_key) DO NOTHING
     RETURNING *
 ), events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
-    SELECT job_id, owner_id, 'task.queued', jsonb_build_object('task_id', id, 'kind', kind),
-           trace_id, :actor, :now
-    FROM created
+    SELECT c.job_id, c.owner_id, 'task.queued',
+           jsonb_build_object('task_id', c.id, 'kind', c.kind), c.trace_id, i.actor, i.now
+    FROM created AS c JOIN input AS i ON i.id = c.id
+    ORDER BY i.n
 ), woken AS (
-    SELECT pg_notify('genkeep_tasks', '') FROM created
+    SELECT pg_notify('genkeep_tasks', '') WHERE EXISTS (SELECT 1 FROM created)
 )
 SELECT created.* FROM created LEFT JOIN woken ON true
 """
 
 
-def submit_statement(backend: str) -> DriverStatement | None:
-    """PostgreSQL's one-statement submit (insert unless the key exists, event, NOTIFY)."""
-    return DriverStatement(_PG_SUBMIT) if backend == "postgresql" else None
+def submit_many_statement(backend: str) -> DriverStatement | None:
+    """PostgreSQL's one-statement submit of many tasks (insert unless the key exists, events,
+    one NOTIFY), or None elsewhere."""
+    return DriverStatement(_PG_SUBMIT_MANY) if backend == "postgresql" else None
 
 
 class DriverStatement:

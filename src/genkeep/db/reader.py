@@ -154,14 +154,19 @@ def _first(connection: sqlite3.Connection, sql: str, values: list[Any]) -> Row |
         cursor.close()  # resets the statement: an unfinished one would hold its snapshot open
 
 
+def asyncpg_connect_kwargs(url: URL, dialect: Dialect) -> dict[str, Any]:
+    """What asyncpg.connect needs for ``url``, as SQLAlchemy's asyncpg dialect reads it."""
+    _, kwargs = dialect.create_connect_args(url)
+    for name in _SQLALCHEMY_ONLY:
+        kwargs.pop(name, None)
+    return dict(kwargs)
+
+
 def open_reader(url: URL, dialect: Dialect, size: int, busy_timeout_s: float) -> Reader | None:
     """The hot-path reader for this database, or None where only the engine can reach it
     (an in-memory SQLite database exists only inside the engine's own connection)."""
     if url.get_backend_name() == "postgresql":
-        _, kwargs = dialect.create_connect_args(url)
-        for name in _SQLALCHEMY_ONLY:
-            kwargs.pop(name, None)
-        return PostgresReader(kwargs, size)
+        return PostgresReader(asyncpg_connect_kwargs(url, dialect), size)
     database = url.database or ""
     if not database or database.startswith("file:") or ":memory:" in database or url.query:
         return None

@@ -15,17 +15,18 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from openai import omit
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.shared_params import ResponseFormatJSONSchema
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genkeep.config import Settings
 from genkeep.errors import ConfigurationError, GenkeepError
 from genkeep.extract.dedupe import unique_mentions, unique_relations
 from genkeep.extract.model import Alignment, Chunk, ChunkResult, Entity, OntologyIndexLike, Relation
-from genkeep.openai_client import ChatClient
+
+if TYPE_CHECKING:
+    # The SDK takes a second of CPU to import: a worker or server that never calls an LLM
+    # extractor should not pay it at start-up (it is imported where a client is built).
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ class LlmExtractor:
         self.owner: str | None = None
         self._cache = cache
         self._vocabulary: tuple[OntologyIndexLike, Vocabulary] | None = None
+        from genkeep.openai_client import ChatClient
+
         self._chat = ChatClient(
             base_url=base_url,
             api_key=api_key,
@@ -299,6 +302,8 @@ class LlmExtractor:
     async def _complete(
         self, messages: list[ChatCompletionMessageParam], schema: dict[str, Any]
     ) -> str:
+        from openai import omit
+
         response_format: ResponseFormatJSONSchema = {
             "type": "json_schema",
             "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": schema},

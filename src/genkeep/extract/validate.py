@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pyshacl import validate as shacl_validate
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.collection import Collection
 from rdflib.namespace import OWL, RDF, RDFS, SH, XSD
@@ -60,6 +59,9 @@ def validate_graph(
 
     shapes, meaning = build_shapes(ontology_graph)
     if meaning:
+        # Imported here: pyshacl costs a worker a tenth of a second of CPU at start-up.
+        from pyshacl import validate as shacl_validate
+
         conforms, results, _ = shacl_validate(
             data, shacl_graph=shapes, ont_graph=ontology_graph, inference="none"
         )

@@ -39,11 +39,17 @@ class Worker:
         self.settings = services.settings
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency or self.settings.worker_concurrency
+        self.lease_s = self.settings.task_lease_s
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Slots held by handlers, and slots reserved by a claim in flight. A task whose
+        # handler returned frees its slot while its completion is committed; the completer
+        # claims into it in the same statement (see worker/completer.py).
+        self._busy: set[str] = set()
+        self._reserved = 0
         self._leases: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._stopping = asyncio.Event()
-        self._completer = Completer(services.tasks)
+        self._completer = Completer(services.tasks, refill=self)
 
     def stop(self) -> None:
         """Stop claiming; ``run`` then drains and returns."""
@@ -63,17 +69,17 @@ class Worker:
                         await self.services.tasks.reap_expired()
                     except Exception:
                         log.exception("reaping expired leases failed; retrying")
-                free = self.concurrency - len(self._running)
+                free = self.reserve()
                 claimed = []
-                if free > 0:
-                    try:
+                try:
+                    if free > 0:
                         claimed = await self.services.tasks.claim(
-                            self.worker_id, self.settings.task_lease_s, free
+                            self.worker_id, self.lease_s, free
                         )
-                    except Exception:
-                        log.exception("claiming tasks failed; retrying")
-                for task, lease in claimed:
-                    self._start(task, lease)
+                except Exception:
+                    log.exception("claiming tasks failed; retrying")
+                finally:
+                    self.hand_over(claimed, free)
                 # Wait even after a partial claim: it emptied the queue for now. Wake-ups are
                 # sticky (a new task or a freed slot during the claim ends this wait at once),
                 # so claiming again straight away would only be an empty round trip.
@@ -82,8 +88,23 @@ class Worker:
         finally:
             await self._drain()
 
+    def reserve(self) -> int:
+        """Reserve every free slot for a claim; how many (none once stopping)."""
+        if self._stopping.is_set():
+            return 0
+        free = max(self.concurrency - len(self._busy) - self._reserved, 0)
+        self._reserved += free
+        return free
+
+    def hand_over(self, claimed: list[tuple[Task, Lease]], reserved: int) -> None:
+        """Start the tasks a claim into ``reserved`` slots returned."""
+        self._reserved -= reserved
+        for task, lease in claimed:
+            self._start(task, lease)
+
     def _start(self, task: Task, lease: Lease) -> None:
         self._leases[task.id] = lease
+        self._busy.add(task.id)
         runner = asyncio.create_task(self._run(task, lease), name=f"task:{task.id}")
         self._running[task.id] = runner
 
@@ -91,9 +112,15 @@ class Worker:
             self._running.pop(task.id, None)
             self._leases.pop(task.id, None)
             self._lost.discard(task.id)
-            self.services.wakeups.notify_local()  # a slot is free
+            self._free_slot(task.id)
 
         runner.add_done_callback(done)
+
+    def _free_slot(self, task_id: str, *, wake: bool = True) -> None:
+        if task_id in self._busy:
+            self._busy.discard(task_id)
+            if wake:  # the claim loop fills it; else the completer's statement does
+                self.services.wakeups.notify_local()
 
     async def _drain(self) -> None:
         if self._running:
@@ -102,8 +129,13 @@ class Worker:
                 self.settings.worker_shutdown_grace_s,
                 len(self._running),
             )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.worker_shutdown_grace_s
+        # Looped: a completion in flight when the worker stopped may still hand over the
+        # tasks its statement claimed; they are drained (or released) like the others.
+        while self._running:
             _, pending = await asyncio.wait(
-                list(self._running.values()), timeout=self.settings.worker_shutdown_grace_s
+                list(self._running.values()), timeout=max(deadline - loop.time(), 0)
             )
             for runner in pending:
                 runner.cancel()
@@ -138,6 +170,7 @@ class Worker:
             if output.artifacts:
                 await tasks.complete(lease, output.result, output.artifacts)
             else:
+                self._free_slot(task.id, wake=False)
                 await self._completer.complete(lease, output.result)
         except TaskCancelled:
             await self._quietly(tasks.mark_cancelled(lease))
