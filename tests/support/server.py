@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -162,6 +163,9 @@ class WorkerProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # A group of its own: a prefix (faketime) runs the worker as its child, and
+                # stopping only the wrapper left that child running after the test.
+                start_new_session=True,
             )
         return self
 
@@ -182,12 +186,19 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGCONT)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        group = self.process.pid
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGCONT)
+                os.killpg(group, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        # Whatever of the group outlived its leader (a wrapper's child) goes with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
