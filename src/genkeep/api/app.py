@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Routes are matched in this order, one by one: the hot paths (cache hits) come first, and
-# /v1/generate before them all (``generate.install``).
-ROUTERS = (chat, models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
+# /v1/generate and /v1/chat/completions before them all (their modules' ``install``).
+ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
 
 
 def attach(app: FastAPI, services: Services) -> None:
@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last runs first: the boundary sees every failure, the cap every body.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
-    generate.install(app)  # the hot path, first and outside the routers
+    generate.install(app)  # the hot paths, first and outside the routers
+    chat.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)
