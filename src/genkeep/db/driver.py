@@ -40,11 +40,18 @@ def refuses_a_row(error: BaseException) -> bool:
 class DriverPool:
     """At most ``size`` asyncpg connections, opened on first use."""
 
-    def __init__(self, connect_kwargs: Mapping[str, Any], size: int) -> None:
+    def __init__(
+        self, connect_kwargs: Mapping[str, Any], size: int, *, json_codecs: bool = True
+    ) -> None:
         self._kwargs = dict(connect_kwargs)
         self._size = size
+        self._init = _json_codecs if json_codecs else None
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Lock | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        """The pool, opened on first use."""
+        return self._pool or await self._opened()
 
     async def _opened(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -55,7 +62,7 @@ class DriverPool:
                         min_size=0,
                         max_size=self._size,
                         max_inactive_connection_lifetime=300.0,
-                        init=_json_codecs,
+                        init=self._init,
                         reset=_no_reset,
                         **self._kwargs,
                     )

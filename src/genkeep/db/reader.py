@@ -21,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
+
+from genkeep.db.driver import DriverPool
 
 Row = Mapping[str, Any]
 # URL query options SQLAlchemy's asyncpg dialect consumes itself; asyncpg.connect refuses them.
@@ -69,41 +70,18 @@ def _ordered(names: Sequence[str], params: Mapping[str, Any]) -> list[Any]:
     return [params[name] for name in names]
 
 
-async def _no_reset(connection: asyncpg.Connection) -> None:
-    """A SELECT in autocommit leaves nothing to reset (asyncpg's default is a round trip)."""
-
-
 class PostgresReader:
     def __init__(self, connect_kwargs: Mapping[str, Any], size: int) -> None:
-        self._kwargs = dict(connect_kwargs)
-        self._size = size
-        self._pool: asyncpg.Pool | None = None
-        self._opening: asyncio.Lock | None = None
-
-    async def _opened(self) -> asyncpg.Pool:
-        if self._pool is None:
-            self._opening = self._opening or asyncio.Lock()
-            async with self._opening:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        min_size=0,
-                        max_size=self._size,
-                        max_inactive_connection_lifetime=300.0,
-                        reset=_no_reset,
-                        **self._kwargs,
-                    )
-        return self._pool
+        self._driver = DriverPool(connect_kwargs, size, json_codecs=False)
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         sql, names = statement.compiled("postgresql")
-        pool = self._pool or await self._opened()
+        pool = await self._driver.pool()
         row: Row | None = await pool.fetchrow(sql, *_ordered(names, params))
         return row
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        await self._driver.close()
 
 
 class SqliteReader:
