@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
+from genkeep.api.routes.runs import run_progress
 from genkeep.api.sse import event_id, follow_log
 from genkeep.db.models import RunChange
 from genkeep.db.run_changes import RUN_STOPPED
@@ -41,10 +42,6 @@ class RunEventOut(BaseModel):
     @classmethod
     def of(cls, change: RunChange) -> RunEventOut:
         total = change.total_batches
-        # As RunOut counts it: a completed run is whole, even one of zero batches (I8).
-        done = change.batches_done / total if total else 0.0
-        if change.status == "completed":
-            done = 1.0
         return cls(
             id=change.run_id,
             seq=change.seq,
@@ -53,7 +50,7 @@ class RunEventOut(BaseModel):
             batches_done=change.batches_done,
             batches_failed=change.batches_failed,
             entities_found=change.entities_found,
-            progress=round(done, 4),
+            progress=run_progress(change.status, change.batches_done, total),
             cancel_requested=change.cancel_requested,
             error=change.error,
             changed_at=change.changed_at,

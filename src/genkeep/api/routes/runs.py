@@ -61,9 +61,7 @@ class RunOut(BaseModel):
     @classmethod
     def of(cls, run: Run) -> RunOut:
         total = run.total_batches
-        progress = (
-            1.0 if run.status == "completed" else (run.batches_done / total if total else 0.0)
-        )
+        progress = run_progress(run.status, run.batches_done, total)
         return cls(
             id=run.id,
             status=run.status,
@@ -78,13 +76,20 @@ class RunOut(BaseModel):
             batches_done=run.batches_done,
             batches_failed=run.batches_failed,
             entities_found=run.entities_found,
-            progress=round(progress, 4),
+            progress=progress,
             cancel_requested=run.cancel_requested,
             error=run.error,
             outputs=run.outputs,
             created_at=run.created_at,
             finished_at=run.finished_at,
         )
+
+
+def run_progress(status: str, batches_done: int, total_batches: int) -> float:
+    """Done share of a run, rounded; a completed run is whole, even one of zero batches (I8)."""
+    if status == "completed":
+        return 1.0
+    return round(batches_done / total_batches, 4) if total_batches else 0.0
 
 
 def _manager(request: Request) -> RunManager:
