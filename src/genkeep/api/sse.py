@@ -6,14 +6,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
-from fastapi import Request
+from fastapi import Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from genkeep.api.types import INT64_MAX
 from genkeep.errors import BadInput
 
 KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream
+
+# The parameters every event stream takes.
+Interval = Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")]
+LastEventId = Annotated[
+    str | None, Header(description="The `id` of the last event received; resume after it.")
+]
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    """The response of an event stream: not cached, not buffered by a proxy."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 class Change(Protocol):

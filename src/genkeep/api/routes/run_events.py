@@ -7,9 +7,8 @@ manager or a ``genkeep worker`` running an ``extract`` task), so the stream foll
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -17,7 +16,7 @@ from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
 from genkeep.api.routes.runs import run_progress
-from genkeep.api.sse import event_id, follow_log
+from genkeep.api.sse import Interval, LastEventId, event_id, event_stream, follow_log
 from genkeep.db.models import RunChange
 from genkeep.db.run_changes import RUN_STOPPED
 
@@ -74,10 +73,8 @@ async def run_events(
     request: Request,
     owner: OwnerDep,
     services: ServicesDep,
-    interval: Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")] = 0.25,
-    last_event_id: Annotated[
-        str | None, Header(description="The `id` of the last event received; resume after it.")
-    ] = None,
+    interval: Interval = 0.25,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Server-Sent Events: one `run` event per change of status, batch counts, entities or
     cancel request, in order, once; ends when the run stops (completed, failed, cancelled)."""
@@ -102,5 +99,4 @@ async def run_events(
         ends=lambda change: change.status in RUN_STOPPED,
         interval=interval,
     )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    return event_stream(stream)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
 from genkeep.api.openapi import documented
-from genkeep.api.sse import event_id, follow_log
+from genkeep.api.sse import Interval, LastEventId, event_id, event_stream, follow_log
 from genkeep.db.models import TaskChange
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import NotFound
@@ -105,10 +105,8 @@ async def task_events(
     request: Request,
     owner: OwnerDep,
     services: ServicesDep,
-    interval: Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")] = 0.25,
-    last_event_id: Annotated[
-        str | None, Header(description="The `id` of the last event received; resume after it.")
-    ] = None,
+    interval: Interval = 0.25,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Server-Sent Events: every change of the task's status, stage or progress, in order,
     once, each with its `id`; ends after the task finishes."""
@@ -135,5 +133,4 @@ async def task_events(
         ends=lambda change: change.status in FINISHED,
         interval=interval,
     )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    return event_stream(stream)
