@@ -12,23 +12,16 @@ import pypdf
 import pytest
 from sqlalchemy import func, select
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.db.database import Database
 from genkeep.db.models import Prompt, Result
-from genkeep.services import close_services, open_services
+from tests.support.in_process import in_process
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    attach(app, await open_services(settings))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
-            yield client
-    finally:
-        await close_services(app.state.services)
+    async with in_process(settings) as app:
+        yield app.client
 
 
 async def rows(database: Database) -> tuple[int, int]:

@@ -8,23 +8,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
-from genkeep.services import close_services, open_services
+from tests.support.in_process import in_process
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "Say hi"}]}
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    attach(app, await open_services(settings))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
-            yield client
-    finally:
-        await close_services(app.state.services)
+    async with in_process(settings) as app:
+        yield app.client
 
 
 def assert_openai_error(response: httpx.Response, status: int, code: str) -> None:

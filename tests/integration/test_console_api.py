@@ -7,22 +7,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
+from tests.support.in_process import in_process
 
 
 @pytest.fixture
 async def app_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    app = create_app(settings)
-    services = await open_services(settings)
-    attach(app, services)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
-            yield client, services
-    finally:
-        await close_services(services)
+    async with in_process(settings) as app:
+        yield app.client, app.services
 
 
 async def test_prompt_list_search_paging_and_owners(

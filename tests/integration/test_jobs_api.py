@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.extract.manager import RunManager
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
 from genkeep.worker.runner import Worker
+from tests.support.in_process import in_process
 
 
 @dataclass
@@ -38,27 +38,16 @@ async def api(settings: Settings, tmp_path: Path) -> AsyncIterator[Api]:
             "public_url": "http://genkeep",
         }
     )
-    app = create_app(configured)
-    services = await open_services(configured)
-    attach(app, services)
-    _, alice = await services.keys.create("alice", "test")
-    _, bob = await services.keys.create("bob", "test")
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with (
-            RunManager() as manager,
-            httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client,
-        ):
-            app.state.run_manager = manager
-            yield Api(
-                client,
-                services,
-                {"Authorization": f"Bearer {alice}"},
-                {"Authorization": f"Bearer {bob}"},
-                manager,
-            )
-    finally:
-        await close_services(services)
+    async with in_process(configured) as app:
+        _, alice = await app.services.keys.create("alice", "test")
+        _, bob = await app.services.keys.create("bob", "test")
+        yield Api(
+            app.client,
+            app.services,
+            {"Authorization": f"Bearer {alice}"},
+            {"Authorization": f"Bearer {bob}"},
+            app.runs,
+        )
 
 
 async def run_until_done(api: Api, task_id: str) -> dict[str, object]:

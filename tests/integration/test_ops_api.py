@@ -10,14 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.db.jobs import Audit
 from genkeep.db.models import Prompt, Task
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
 from tests.integration.test_duplicates import _drop_unique_key
+from tests.support.in_process import in_process
 
 AUDIT = Audit(actor="test", trace_id="0af7651916cd43dd8448eb211c80319c")
 
@@ -25,15 +25,8 @@ AUDIT = Audit(actor="test", trace_id="0af7651916cd43dd8448eb211c80319c")
 @pytest.fixture
 async def app_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     # No worker runs here: the tasks stay in the statuses the test gives them.
-    app = create_app(settings)
-    services = await open_services(settings)
-    attach(app, services)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client:
-            yield client, services
-    finally:
-        await close_services(services)
+    async with in_process(settings) as app:
+        yield app.client, app.services
 
 
 def gauge(page: str, name: str) -> dict[str, float]:

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.db.models import RunChange
 from genkeep.extract.manager import RunManager
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
 from tests.integration.test_runs_api import ONTOLOGY, TEXT
+from tests.support.in_process import in_process
 
 Api = tuple[httpx.AsyncClient, Services, RunManager]
 
@@ -31,19 +31,8 @@ async def api(settings: Settings, tmp_path: Path) -> AsyncIterator[Api]:
     configured = settings.model_copy(
         update={"blob_dir": tmp_path / "blobs", "public_url": "http://genkeep"}
     )
-    app = create_app(configured)
-    services = await open_services(configured)
-    attach(app, services)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with (
-            RunManager() as manager,
-            httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client,
-        ):
-            app.state.run_manager = manager
-            yield client, services, manager
-    finally:
-        await close_services(services)
+    async with in_process(configured) as app:
+        yield app.client, app.services, app.runs
 
 
 async def sse(response: httpx.Response) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:

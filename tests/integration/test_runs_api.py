@@ -12,7 +12,6 @@ import pytest
 from rdflib import Graph
 from sqlalchemy import func, select
 
-from genkeep.api.app import attach, create_app
 from genkeep.config import Settings
 from genkeep.db.models import RunBatch, Task
 from genkeep.db.runs import RunLease
@@ -20,10 +19,11 @@ from genkeep.errors import LeaseLost
 from genkeep.extract.manager import RunManager
 from genkeep.extract.model import ChunkParams
 from genkeep.extract.service import RunRequest
-from genkeep.services import Services, close_services, open_services
+from genkeep.services import Services
 from genkeep.worker.context import TaskContext
 from genkeep.worker.extract_task import extract
 from genkeep.worker.runner import Worker
+from tests.support.in_process import in_process
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 TEXT = (SAMPLES / "text.md").read_text()
@@ -38,19 +38,8 @@ async def api(
     configured = settings.model_copy(
         update={"blob_dir": tmp_path / "blobs", "public_url": "http://genkeep", "task_poll_s": 0.05}
     )
-    app = create_app(configured)
-    services = await open_services(configured)
-    attach(app, services)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    try:
-        async with (
-            RunManager() as manager,
-            httpx.AsyncClient(transport=transport, base_url="http://genkeep") as client,
-        ):
-            app.state.run_manager = manager
-            yield client, services, manager
-    finally:
-        await close_services(services)
+    async with in_process(configured) as app:
+        yield app.client, app.services, app.runs
 
 
 async def test_run_over_http(api: tuple[httpx.AsyncClient, Services, RunManager]) -> None:
