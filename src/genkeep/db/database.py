@@ -35,10 +35,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the single writer; busy_timeout makes writers queue
     # instead of failing; foreign keys are off by default in SQLite.
+    # busy_timeout first: switching a new file to WAL needs it alone, and another process
+    # may be creating it at that moment.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
     # The driver's own implicit BEGIN is turned off so that _sqlite_begin decides the mode.
     dbapi_connection.isolation_level = None

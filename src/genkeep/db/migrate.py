@@ -82,6 +82,11 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     A schema that a newer genkeep migrated is left as it is: rolling the code back (whose
     migration Job runs again, e.g. as an Argo CD PreSync hook) must not fail on it.
     """
+    async with _migration_lock(database):
+        await _upgrade(database, revision)
+
+
+async def _upgrade(database: Database, revision: str = "head") -> None:
     if _is_newer(await current_revision(database)):
         return
     config = alembic_config(database)
@@ -124,7 +129,7 @@ async def prepare_schema(database: Database) -> None:
                 f"database {database.describe()} is at schema revision {current}, which this "
                 f"genkeep does not know (made by a newer genkeep?); upgrade genkeep"
             )
-        await upgrade(database)
+        await _upgrade(database)
     if current is None:
         notices.info("created the database %s", database.url.database)
     else:
@@ -140,7 +145,11 @@ async def _has_tables(database: Database) -> bool:
 @contextlib.asynccontextmanager
 async def _migration_lock(database: Database) -> AsyncIterator[None]:
     """One process migrates a SQLite file at a time: `make run` and a CLI started together
-    would otherwise both create the tables, and the second fails half-way."""
+    would otherwise both create the tables, and the second fails half-way. (PostgreSQL
+    migrations hold an advisory lock instead: ``dialect.migration_lock``.)"""
+    if not is_sqlite(database.url):
+        yield
+        return
     path = database.url.database
     try:
         import fcntl
