@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from genkeep.db.database import Database
 from genkeep.db.models import Artifact, ArtifactLatest, JobEvent, Task
@@ -201,6 +203,35 @@ async def submit_gated(server: Server, gate: Path) -> tuple[str, str]:
         return job, task.json()["id"]
 
 
+def pause_between_writes(worker: WorkerProcess, db_url: str) -> None:
+    """SIGSTOP the worker; on SQLite, at a moment it holds no write lock.
+
+    A SQLite writer stopped inside its transaction keeps the one write lock, and no other
+    process can write until it resumes: SQLite's nature, not the scenario under test (a
+    worker paused between its writes, whose lease another worker takes over).
+    """
+    path = make_url(db_url).database if db_url.startswith("sqlite") else None
+    for _ in range(200):
+        worker.signal(signal.SIGSTOP)
+        if path is None or _write_lock_free(path):
+            return
+        worker.signal(signal.SIGCONT)
+        time.sleep(random.uniform(0.001, 0.02))
+    raise AssertionError("the worker held the SQLite write lock at every pause")
+
+
+def _write_lock_free(path: str) -> bool:
+    connection = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+
+
 async def test_paused_worker_cannot_commit_after_takeover(
     servers: Callable[..., Server], workers: Callable[..., WorkerProcess], db_url: str
 ) -> None:
@@ -208,7 +239,7 @@ async def test_paused_worker_cannot_commit_after_takeover(
     paused = workers(**FAST_LEASE)
     job, task_id = await submit_sleep(server, steps=20)
     assert pid_of(await running_on(db_url, task_id)) == paused.pid
-    paused.signal(signal.SIGSTOP)
+    pause_between_writes(paused, db_url)
     other = workers(**FAST_LEASE)
     await wait_for(
         db_url,
