@@ -165,7 +165,9 @@ def test_generate_cache_edit_export(
 
 async def alice_has_duplicates(database: Database) -> None:
     """Rows written around the unique constraint (I1), as in tests/integration/test_duplicates."""
-    async with database.engine.begin() as connection:
+    # A write transaction from its BEGIN: the running server holds readers, and a deferred
+    # one that reads the schema first cannot wait for the write lock ("database is locked").
+    async with database.writing() as connection:
         await connection.run_sync(_drop_unique_key)
     async with database.transaction() as session:
         await session.execute(insert(Prompt), prompt_rows("alice", "h" * 64, ["dup-1", "dup-2"]))

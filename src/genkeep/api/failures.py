@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.api.problems import problem
@@ -40,6 +41,9 @@ class FailureBoundary:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away while its request was read: nobody to answer, no error.
+            log.debug("client disconnected on %s", _route(scope))
         except Exception as exc:
             if started:
                 # Half an answer is out; the only honest end is to drop the connection.
