@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import APIResponse, Page, Route, expect, sync_playwright
 from rdflib import Graph
 from sqlalchemy import func, insert, select
 
@@ -331,8 +331,18 @@ def test_extraction_run_cancel_resume_and_highlights(
     # The bar moves by itself: each batch committed is pushed by the run's event stream.
     page.wait_for_function("document.querySelector('#run-progress').value > 0")
     page.wait_for_function("Number(document.body.dataset.runEvents) >= 5")
+    # The cancel's answer is held back until the stream has shown the run stopped (the order
+    # a quick NOTIFY makes possible): the older answer must not put "running" back.
+    held: list[tuple[Route, APIResponse]] = []
+    page.route("**/cancel", lambda route: held.append((route, route.fetch())))
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
+    route, answer = held[0]
+    assert answer.json()["status"] == "running"
+    route.fulfill(response=answer)
+    page.wait_for_function("document.body.dataset.cancelAnswered === 'true'")
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    page.unroute("**/cancel")
     stopped = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
     assert 0 < stopped["batches_done"] < stopped["total_batches"]
     shot(page, backend, "run-cancelled")

@@ -671,7 +671,7 @@ pages.run = () => {
   async function load() {
     try {
       const run = await api("GET", `/v1/runs/${itemId}`);
-      render(run);
+      if (!FINISHED.has(body.dataset.runStatus)) render(run);
       if (run.status === "completed") { shown = true; await showResults(run); return; }
       if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
     } catch (error) { showError("page-error", error); }
@@ -726,7 +726,13 @@ pages.run = () => {
 
   $("#cancel-run").addEventListener("click", async () => {
     showError("run-action-error", null);
-    try { render(await api("POST", `/v1/runs/${itemId}/cancel`)); } catch (error) { showError("run-action-error", error); }
+    try {
+      const run = await api("POST", `/v1/runs/${itemId}/cancel`);
+      // The stream may have shown the run stopped before this answer arrived (NOTIFY is
+      // quick): the answer is older then, and must not put "running" back.
+      if (!FINISHED.has(body.dataset.runStatus)) render(run);
+    } catch (error) { showError("run-action-error", error); }
+    body.dataset.cancelAnswered = "true";
   });
   $("#resume-run").addEventListener("click", async () => {
     showError("run-action-error", null);
