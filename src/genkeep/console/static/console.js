@@ -671,7 +671,7 @@ pages.run = () => {
   async function load() {
     try {
       const run = await api("GET", `/v1/runs/${itemId}`);
-      if (!FINISHED.has(body.dataset.runStatus)) render(run);
+      render(run);
       if (run.status === "completed") { shown = true; await showResults(run); return; }
       if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
     } catch (error) { showError("page-error", error); }
