@@ -104,6 +104,7 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_s,
     )
 
 

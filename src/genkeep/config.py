@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    # Longer than the idle timeout of clients' pools (httpx: 5 s) and of load balancers
+    # (60 s): a server that closes first races the client's next request on that connection,
+    # which then fails with no response at all.
+    keep_alive_s: int = Field(default=75, gt=0)
 
     persistence_enabled: bool = True
     persistence_await: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -38,3 +39,19 @@ def test_413_422_401_and_405_keep_the_connection(servers: Callable[..., Server])
         after.read()
         assert after.status == 201
         assert connection.sock is socket, f"the connection was dropped after {status}"
+
+
+def test_an_idle_connection_outlives_a_client_pools_expiry(servers: Callable[..., Server]) -> None:
+    """httpx drops a pooled connection after 5 s idle; a server that closed it at 5 s too
+    would race the client's next request on it, which then gets no response at all."""
+    server = servers()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", "/healthz")
+    connection.getresponse().read()
+    socket = connection.sock
+    time.sleep(6)  # idle past uvicorn's default keep-alive (5 s), not a timing assertion
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200
+    assert connection.sock is socket
