@@ -16,6 +16,7 @@ from genkeep import __version__
 from genkeep.api import problems
 from genkeep.api.failures import FailureBoundary
 from genkeep.api.guard import BodyLimit
+from genkeep.api.hot import HotRoute, HotRoutes
 from genkeep.api.openapi import install_docs
 from genkeep.api.routes import (
     artifacts,
@@ -94,11 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=NO_OPENTELEMETRY,
     )
     problems.install(app, retry_after_s=settings.retry_after_s)
-    # Added last runs first: the boundary sees every failure, the cap every body.
+    hot = [generate.install(app), chat.install(app)]  # first, and outside the routers
+    # Added last runs first: the boundary sees every failure, the cap every body, and the
+    # hot routes are answered inside both.
+    app.add_middleware(HotRoutes, routes={r.route.path: r for r in map(HotRoute.of, hot)})
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
-    generate.install(app)  # the hot paths, first and outside the routers
-    chat.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)

@@ -24,6 +24,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.api.problems import handler_answer
 from genkeep.errors import InvalidJson, InvalidText, MalformedRequest, PayloadTooLarge
 
 MAX_JSON_DEPTH = 64
@@ -42,7 +43,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         scope[_LIMIT_KEY] = self.max_body_bytes
-        declared = _content_length(scope)
+        declared = content_length(scope)
         received = 0
 
         async def limited_receive() -> Message:
@@ -68,7 +69,13 @@ def allow_body(request: Request, max_bytes: int) -> None:
     request.scope[_LIMIT_KEY] = max_bytes
 
 
-def _content_length(scope: Scope) -> int | None:
+def body_limit(scope: Scope) -> int:
+    """The body cap in force for this request (``BodyLimit`` set it)."""
+    limit: int = scope[_LIMIT_KEY]
+    return limit
+
+
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:
@@ -80,6 +87,11 @@ def _content_length(scope: Scope) -> int | None:
 
 class GuardedRoute(APIRoute):
     """An APIRoute that checks its path, query and JSON body before FastAPI parses them."""
+
+    @staticmethod
+    async def answer_error(request: Request, exc: Exception) -> Response:
+        """This route's answer to an exception its endpoint raised (``genkeep.api.hot``)."""
+        return await handler_answer(request, exc)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -96,14 +108,14 @@ class GuardedRoute(APIRoute):
                 # Read here, whatever the type: FastAPI would turn a 413 met while it reads
                 # into a 400. Starlette keeps the body (and the parsed JSON) for FastAPI.
                 body = await request.body()
-                if body and _is_json(request.headers.get("content-type")):
+                if body and is_json(request.headers.get("content-type")):
                     request._json = parse_json(body)
             return await handler(request)
 
         return guarded
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     # The same test FastAPI applies before it parses a body as JSON. Clients send a handful
     # of distinct headers, and parsing one as a MIME message costs more than a cache hit's
     # JSON work, so the verdicts are remembered.

@@ -131,12 +131,16 @@ class OpenAIRoute(GuardedRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handle(request)
-            except RequestValidationError as exc:
-                return _validation(exc)
             except Exception as exc:
-                return await _from_app_handler(request, exc)
+                return await self.answer_error(request, exc)
 
         return route
+
+    @staticmethod
+    async def answer_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError):
+            return _validation(exc)
+        return await _from_app_handler(request, exc)
 
 
 # OpenAPI: what these routes answer when they fail.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -111,6 +112,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         request.url.path,
         headers=dict(exc.headers or {}),
     )
+
+
+async def handler_answer(request: Request, exc: Exception) -> Response:
+    """What Starlette's exception layer answers: the app's handler for ``exc``'s class; an
+    exception without one goes on (to ``failures.FailureBoundary``)."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        handler = handlers.get(kind)
+        if handler is not None:
+            answer = handler(request, exc)
+            response: Response = await answer if inspect.isawaitable(answer) else answer
+            return response
+    raise exc
 
 
 def install(app: FastAPI, *, retry_after_s: int = 5) -> None:

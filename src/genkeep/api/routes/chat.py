@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from genkeep.api.chat_sse import chat_events, stream_headers
 from genkeep.api.deps import current_owner
+from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_schemas import ChatCompletionRequest, completion_body, genkeep_headers
 from genkeep.api.openapi import OPENAI_TAG, hot_route_extra
@@ -25,9 +26,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Add the route to the app itself, right after /v1/generate: as for that route,
-    FastAPI's matching through an included router cost a hit more than its read."""
+def install(app: FastAPI) -> GuardedRoute:
+    """Add the route to the app; ``genkeep.api.hot`` serves the requests it can take."""
     app.router.add_api_route(
         "/v1/chat/completions",
         chat_completions,
@@ -40,6 +40,9 @@ def install(app: FastAPI) -> None:
         ),
         route_class_override=OpenAIRoute,
     )
+    route = app.router.routes[-1]
+    assert isinstance(route, GuardedRoute)
+    return route
 
 
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
