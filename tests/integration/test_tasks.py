@@ -307,8 +307,10 @@ async def test_worker_shutdown_releases_running_tasks(services: Services) -> Non
     # off there must not keep SQLite's write lock from the release that follows.
     job = await new_job(services)
     for round_ in range(12):
+        # A long lease: a heartbeat starved by a loaded machine must not let a reaper take
+        # the task (the attempt counted) before the shutdown gives it back.
         configured = services.settings.model_copy(
-            update={"worker_shutdown_grace_s": 0.01 + 0.003 * (round_ % 5)}
+            update={"worker_shutdown_grace_s": 0.01 + 0.003 * (round_ % 5), "task_lease_s": 30}
         )
         services.settings = configured
         worker = Worker(services)
