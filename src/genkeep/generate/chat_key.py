@@ -59,11 +59,11 @@ class ChatCall:
 
     def with_profile_defaults(self, profile: GeneratorProfile) -> ChatCall:
         """The profile's temperature and max_tokens apply where the request sets none."""
-        return replace(
-            self,
-            temperature=self.temperature if self.temperature is not None else profile.temperature,
-            max_tokens=self.max_tokens if self.max_tokens is not None else profile.max_tokens,
-        )
+        temperature = self.temperature if self.temperature is not None else profile.temperature
+        max_tokens = self.max_tokens if self.max_tokens is not None else profile.max_tokens
+        if temperature == self.temperature and max_tokens == self.max_tokens:
+            return self
+        return replace(self, temperature=temperature, max_tokens=max_tokens)
 
     def canonical(self, normalization: Normalization) -> tuple[str, str]:
         """The request as sent and under ``normalization``: one JSON text per distinct answer.
@@ -81,10 +81,13 @@ class ChatCall:
             params["stop"] = sorted(set(self.stop))
         if self.response_format is not None and self.response_format.get("type") != "text":
             params["response_format"] = self.response_format
-        exact = _dumps([_message(m, "exact") for m in self.messages], params)
+        messages = [_message(m, "exact") for m in self.messages]
+        exact = _dumps(messages, params)
         if normalization == "exact":
             return exact, exact
-        return exact, _dumps([_message(m, normalization) for m in self.messages], params)
+        normalized = [_message(m, normalization) for m in self.messages]
+        # Most messages are already in normal form: the same text, encoded once.
+        return exact, exact if normalized == messages else _dumps(normalized, params)
 
 
 _PARAMETERS = (
