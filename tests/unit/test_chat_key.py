@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
 
 from genkeep.config import GeneratorProfile
 from genkeep.errors import PromptTooLarge
-from genkeep.generate.chat_key import ChatCall, ChatMessage, chat_key, chat_profile_key
+from genkeep.generate.chat_key import (
+    ChatCall,
+    ChatMessage,
+    Normalization,
+    chat_key,
+    chat_profile_key,
+)
 from genkeep.generate.normalize import profile_key
 
 PROFILE = GeneratorProfile(backend="openai", model="m")
@@ -101,3 +108,49 @@ def test_the_size_limit_counts_the_request_as_sent() -> None:
     big = with_user("x" * 20_000)
     with pytest.raises(PromptTooLarge):
         key(big)
+
+
+PINNED_CALLS = [
+    ChatCall(
+        messages=(
+            ChatMessage("system", "You answer  in\tshort markdown. "),
+            ChatMessage("user", "Été: ÇA va?", name="ann"),
+        ),
+        temperature=0.2,
+        max_tokens=64,
+        stop=("b", "a", "b"),
+        seed=7,
+    ),
+    ChatCall(
+        messages=(ChatMessage("user", ("part one", "  part\ntwo ")),),
+        top_p=0.5,
+        response_format={
+            "json_schema": {"name": "x", "schema": {"type": "object"}},
+            "type": "json_schema",
+        },
+        reasoning_effort="low",
+        presence_penalty=-1.5,
+        frequency_penalty=1.0,
+    ),
+    ChatCall(messages=(ChatMessage("user", ("only part",)),), response_format={"type": "text"}),
+]
+# sha256 prefixes of (as sent, normalized) canonical texts, as first released: every stored
+# chat is keyed by them, so a change must bump _CANONICAL_VERSION, not slip in unnoticed.
+PINNED = {
+    (0, "whitespace"): ("54db08c57cf8ad21", "02daa45140cf6d87"),
+    (0, "seed"): ("54db08c57cf8ad21", "f708cd67884372f9"),
+    (0, "exact"): ("54db08c57cf8ad21", "54db08c57cf8ad21"),
+    (1, "whitespace"): ("1df7ae996b939306", "c621fd6ddd5ac8f7"),
+    (1, "seed"): ("1df7ae996b939306", "c621fd6ddd5ac8f7"),
+    (1, "exact"): ("1df7ae996b939306", "1df7ae996b939306"),
+    (2, "whitespace"): ("de17508e22aff22e", "de17508e22aff22e"),
+    (2, "seed"): ("de17508e22aff22e", "de17508e22aff22e"),
+    (2, "exact"): ("de17508e22aff22e", "de17508e22aff22e"),
+}
+
+
+@pytest.mark.parametrize(("index", "normalization"), sorted(PINNED))
+def test_the_canonical_form_is_pinned(index: int, normalization: Normalization) -> None:
+    exact, normalized = PINNED_CALLS[index].canonical(normalization)
+    found = tuple(hashlib.sha256(text.encode()).hexdigest()[:16] for text in (exact, normalized))
+    assert found == PINNED[(index, normalization)]

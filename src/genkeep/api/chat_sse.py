@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from genkeep.api.openai_errors import error_object
-from genkeep.api.openai_schemas import completion_id, genkeep_fields, genkeep_headers, usage_of
+from genkeep.api.openai_schemas import (
+    RawHeaders,
+    completion_id,
+    genkeep_fields,
+    genkeep_headers,
+    usage_of,
+)
 from genkeep.errors import GenkeepError
 from genkeep.generate.chat import ChatStream
 
@@ -25,14 +31,14 @@ def event(data: dict[str, Any]) -> bytes:
     )
 
 
-def stream_headers(stream: ChatStream) -> dict[str, str]:
+def stream_headers(stream: ChatStream) -> RawHeaders:
     """Stored answers name their result now; a live one names it in its last chunk."""
     known = stream.known
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
     if known is not None:
-        return headers | genkeep_headers(known)
-    coalesced = "false" if stream.led else "true"
-    return headers | {"X-Genkeep-Cached": "false", "X-Genkeep-Coalesced": coalesced}
+        return headers + genkeep_headers(known)
+    coalesced = b"false" if stream.led else b"true"
+    return [*headers, (b"x-genkeep-cached", b"false"), (b"x-genkeep-coalesced", coalesced)]
 
 
 async def chat_events(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:

@@ -362,20 +362,25 @@ def completion_body(outcome: Outcome) -> bytes:
     return _ENCODER.encode(body).encode()
 
 
-def genkeep_headers(outcome: Outcome) -> dict[str, str]:
-    """What genkeep did, for clients that read headers (``with_raw_response``)."""
-    headers = {
-        "X-Genkeep-Cached": "true" if outcome.cached else "false",
-        "X-Genkeep-Coalesced": "true" if outcome.coalesced else "false",
-        "X-Genkeep-Persisted": "true" if outcome.persisted else "false",
-        "X-Genkeep-Content-Sha256": outcome.content_sha256,
-    }
+RawHeaders = list[tuple[bytes, bytes]]
+_BOOLEAN = {True: b"true", False: b"false"}
+
+
+def genkeep_headers(outcome: Outcome) -> RawHeaders:
+    """What genkeep did, for clients that read headers (``with_raw_response``); encoded as
+    ASGI sends them (Starlette's per-response encoding of each name costs a hit's time)."""
+    headers = [
+        (b"x-genkeep-cached", _BOOLEAN[outcome.cached]),
+        (b"x-genkeep-coalesced", _BOOLEAN[outcome.coalesced]),
+        (b"x-genkeep-persisted", _BOOLEAN[outcome.persisted]),
+        (b"x-genkeep-content-sha256", outcome.content_sha256.encode()),
+    ]
     if outcome.result_id is not None:
-        headers["X-Genkeep-Result-Id"] = outcome.result_id
+        headers.append((b"x-genkeep-result-id", outcome.result_id.encode()))
     if outcome.prompt_id is not None:
-        headers["X-Genkeep-Prompt-Id"] = outcome.prompt_id
+        headers.append((b"x-genkeep-prompt-id", outcome.prompt_id.encode()))
     if outcome.version is not None:
-        headers["X-Genkeep-Version"] = str(outcome.version)
+        headers.append((b"x-genkeep-version", str(outcome.version).encode()))
     return headers
 
 

@@ -53,17 +53,14 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     services: Services = request.app.state.services
     cache = CacheControl.parse(request.headers.get("cache-control"))
     call = body.to_call()
+    response: Response
     if not body.stream:
         outcome = await services.chat.complete(owner, body.model, call, cache)
-        return Response(
-            completion_body(outcome),
-            media_type="application/json",
-            headers=genkeep_headers(outcome),
-        )
+        response = Response(completion_body(outcome), media_type="application/json")
+        response.raw_headers += genkeep_headers(outcome)
+        return response
     stream = await services.chat.stream(owner, body.model, call, cache)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    return StreamingResponse(
-        chat_events(stream, include_usage),
-        media_type="text/event-stream",
-        headers=stream_headers(stream),
-    )
+    response = StreamingResponse(chat_events(stream, include_usage), media_type="text/event-stream")
+    response.raw_headers += stream_headers(stream)
+    return response
