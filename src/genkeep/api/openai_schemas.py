@@ -342,24 +342,29 @@ def usage_of(outcome: Outcome) -> dict[str, int] | None:
 
 
 def completion_body(outcome: Outcome) -> bytes:
-    """A ``chat.completion`` object for ``outcome``, encoded."""
-    body = {
-        "id": completion_id(outcome.result_id),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": outcome.model,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": outcome.content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": usage_of(outcome),
-    }
-    return _ENCODER.encode(body).encode()
+    """A ``chat.completion`` object for ``outcome``, encoded.
+
+    Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
+    nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
+    """
+    usage = usage_of(outcome)
+    return _COMPLETION.format(
+        id=_string(completion_id(outcome.result_id)),
+        created=int(time.time()),
+        model=_string(outcome.model),
+        content=_string(outcome.content),
+        usage="null" if usage is None else _ENCODER.encode(usage),
+    ).encode()
+
+
+# json's escaping of a string as _ENCODER does it (ensure_ascii=False).
+_string = json.encoder.encode_basestring
+_COMPLETION = (
+    '{{"id":{id},"object":"chat.completion","created":{created},"model":{model},'
+    '"system_fingerprint":null,"choices":[{{"index":0,"message":{{"role":"assistant",'
+    '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
+    '"usage":{usage}}}'
+)
 
 
 RawHeaders = list[tuple[bytes, bytes]]
