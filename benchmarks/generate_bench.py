@@ -304,7 +304,7 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
             # Every measured request must have been a hit: no generator call since storing.
             if generator_calls(servers["genkeep"].url) != stored_calls:
                 hit_errors.append(f"{backend}: the measured rounds made generator calls")
-            profiles = profile_servers(backend, options, pool, servers, bodies)
+            profiles = profile_servers(backend, options, pool, plan)
         except BaseException:
             for name, server in servers.items():
                 if server.log().strip():
@@ -330,17 +330,16 @@ def profile_servers(
     backend: str,
     options: Options,
     pool: Executor | None,
-    servers: dict[str, Server],
-    bodies: list[str],
+    plan: dict[str, tuple[Server, str, list[str]]],
 ) -> dict[str, Profile]:
     """One extra, unrecorded round per target with py-spy sampling its server processes."""
     if options.profile_dir is None:
         return {}
     profiles = {}
-    for name, server in servers.items():
+    for name, (server, path, bodies) in plan.items():
         out = options.profile_dir / backend / name
         recorders = start_recording(server.worker_pids(), options.round_seconds, out)
-        drive(options, pool, server.url, bodies, MARKERS[name], options.round_seconds)
+        drive(options, pool, server.url, bodies, MARKERS[name], options.round_seconds, path)
         for recorder in recorders:
             recorder.wait(timeout=options.round_seconds + 60)
         profiles[name] = summarize(out)

@@ -347,13 +347,16 @@ def completion_body(outcome: Outcome) -> bytes:
     Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
     nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
     """
-    usage = usage_of(outcome)
+    prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
+    usage = "null"
+    if prompt is not None and completion is not None:
+        usage = _USAGE.format(prompt=prompt, completion=completion, total=prompt + completion)
     return _COMPLETION.format(
         id=_string(completion_id(outcome.result_id)),
         created=int(time.time()),
         model=_string(outcome.model),
         content=_string(outcome.content),
-        usage="null" if usage is None else _ENCODER.encode(usage),
+        usage=usage,
     ).encode()
 
 
@@ -365,6 +368,7 @@ _COMPLETION = (
     '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
     '"usage":{usage}}}'
 )
+_USAGE = '{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{total}}}'
 
 
 RawHeaders = list[tuple[bytes, bytes]]
