@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Protocol, TypeVar
 
-from fastapi import Header, Query, Request
+from fastapi import Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.types import INT64_MAX
@@ -86,3 +86,36 @@ async def follow_log(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), interval)
                 idle += interval
+
+
+async def change_events(
+    request: Request,
+    *,
+    event: str,
+    last_event_id: str | None,
+    read: Callable[[int], Awaitable[list[C]]],
+    stopped: bool,
+    watch: AbstractAsyncContextManager[asyncio.Event],
+    encode: Callable[[C], str],
+    ends: Callable[[C], bool],
+    interval: float,
+) -> Response:
+    """The answer of an event route: 204 when the entity is ``stopped`` and nothing follows
+    ``Last-Event-ID`` (an EventSource then stops reconnecting), else the followed log."""
+    after = event_id(last_event_id)
+    first = await read(after)
+    if not first and stopped:
+        return Response(status_code=204)
+    return event_stream(
+        follow_log(
+            request,
+            event=event,
+            after=after,
+            first=first,
+            read=read,
+            watch=watch,
+            encode=encode,
+            ends=ends,
+            interval=interval,
+        )
+    )

@@ -16,7 +16,7 @@ from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
 from genkeep.api.routes.runs import run_progress
-from genkeep.api.sse import Interval, LastEventId, event_id, event_stream, follow_log
+from genkeep.api.sse import Interval, LastEventId, change_events
 from genkeep.db.models import RunChange
 from genkeep.db.run_changes import RUN_STOPPED
 
@@ -78,25 +78,20 @@ async def run_events(
 ) -> Response:
     """Server-Sent Events: one `run` event per change of status, batch counts, entities or
     cancel request, in order, once; ends when the run stops (completed, failed, cancelled)."""
-    after = event_id(last_event_id)
     run = await services.runs.require(owner, run_id)  # 404 for another owner's run (I3)
     changes = services.run_changes
-    first = await changes.after(owner, run_id, after)
-    if not first and run.status in RUN_STOPPED:
-        return Response(status_code=204)  # tells an EventSource to stop reconnecting
 
     async def read(seq: int) -> list[RunChange]:
         return await changes.after(owner, run_id, seq)
 
-    stream = follow_log(
+    return await change_events(
         request,
         event="run",
-        after=after,
-        first=first,
+        last_event_id=last_event_id,
         read=read,
+        stopped=run.status in RUN_STOPPED,
         watch=changes.watch(run_id),
         encode=lambda change: RunEventOut.of(change).model_dump_json(),
         ends=lambda change: change.status in RUN_STOPPED,
         interval=interval,
     )
-    return event_stream(stream)

@@ -12,7 +12,7 @@ from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
 from genkeep.api.openapi import documented
-from genkeep.api.sse import Interval, LastEventId, event_id, event_stream, follow_log
+from genkeep.api.sse import Interval, LastEventId, change_events
 from genkeep.db.models import TaskChange
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import NotFound
@@ -110,27 +110,22 @@ async def task_events(
 ) -> Response:
     """Server-Sent Events: every change of the task's status, stage or progress, in order,
     once, each with its `id`; ends after the task finishes."""
-    after = event_id(last_event_id)
     task = await services.tasks.get(owner, task_id)
     if task is None:
         raise NotFound(f"task {task_id} not found")
     changes = services.task_changes
-    first = await changes.after(owner, task_id, after)
-    if not first and task.status in FINISHED:
-        return Response(status_code=204)  # tells an EventSource to stop reconnecting
 
     async def read(seq: int) -> list[TaskChange]:
         return await changes.after(owner, task_id, seq)
 
-    stream = follow_log(
+    return await change_events(
         request,
         event="task",
-        after=after,
-        first=first,
+        last_event_id=last_event_id,
         read=read,
+        stopped=task.status in FINISHED,
         watch=changes.watch(task_id),
         encode=lambda change: TaskEventOut.of(change).model_dump_json(),
         ends=lambda change: change.status in FINISHED,
         interval=interval,
     )
-    return event_stream(stream)
