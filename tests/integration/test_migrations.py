@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -89,9 +90,11 @@ async def _downgrade(database: Database, revision: str) -> None:
 
 async def test_concurrent_first_use_of_a_new_sqlite_file_migrates_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    databases = [Database(url) for _ in range(3)]
+    # More users than the default executor has threads (cpus + 4): waiting for the lock
+    # must leave the one who holds it a thread to migrate with.
+    databases = [Database(url) for _ in range((os.cpu_count() or 1) + 6)]
     try:
-        await asyncio.gather(*(prepare_schema(d) for d in databases))
+        await asyncio.wait_for(asyncio.gather(*(prepare_schema(d) for d in databases)), 120)
         assert await current_revision(databases[0]) == head_revision()
     finally:
         for database in databases:

@@ -113,8 +113,11 @@ async def prepare_schema(database: Database) -> None:
     if not is_sqlite(database.url):
         await ensure_current(database)
         return
-    if await current_revision(database) == head_revision():
-        return  # the usual case: no lock, no lock file
+    # The usual case, an existing file at head: no lock, no lock file. A new (empty) file is
+    # opened under the lock only: its first connection switches it to WAL, which needs the
+    # file to itself, and SQLite refuses that at once, not after busy_timeout.
+    if not _is_new_file(database) and await current_revision(database) == head_revision():
+        return
     async with _migration_lock(database):
         current, head = await current_revision(database), head_revision()
         if current == head:
@@ -142,6 +145,14 @@ async def _has_tables(database: Database) -> bool:
     return bool(names)
 
 
+def _is_new_file(database: Database) -> bool:
+    path = database.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return False
+    file = Path(path)
+    return not file.exists() or file.stat().st_size == 0
+
+
 @contextlib.asynccontextmanager
 async def _migration_lock(database: Database) -> AsyncIterator[None]:
     """One process migrates a SQLite file at a time: `make run` and a CLI started together
@@ -159,10 +170,16 @@ async def _migration_lock(database: Database) -> AsyncIterator[None]:
     if not path or path == ":memory:" or path.startswith("file:"):
         yield
         return
-    # In threads: waiting for the lock must not stop this process's event loop.
     lock = await asyncio.to_thread(open, f"{path}.migrate-lock", "a")
     try:
-        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        # Polled, not waited for in a thread: waiters blocked in the default executor's few
+        # threads left none for the holder's migration, and all of them waited for ever.
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
         yield
     finally:
         lock.close()  # closing releases the lock
