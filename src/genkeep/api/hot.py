@@ -14,36 +14,30 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.api.guard import GuardedRoute, body_limit, content_length, is_json, parse_json
 from genkeep.errors import GenkeepError
 
-Endpoint = Callable[[Any, Request], Awaitable[Response]]
-ErrorAnswer = Callable[[Request, Exception], Awaitable[Response]]
-
 
 @dataclass(frozen=True, slots=True)
 class HotRoute:
-    """A route whose endpoint takes ``(body, request)`` and returns a Response."""
+    """A route whose endpoint takes ``(body, request)`` and returns a Response, with its
+    body model (read from the endpoint's signature once, at start-up)."""
 
     route: GuardedRoute
     body: type[BaseModel]
-    endpoint: Endpoint
-    answer_error: ErrorAnswer
 
     @classmethod
     def of(cls, route: GuardedRoute) -> HotRoute:
         body = typing.get_type_hints(route.endpoint)["body"]
         assert inspect.isclass(body) and issubclass(body, BaseModel), route.path
-        return cls(route, body, route.endpoint, route.answer_error)
+        return cls(route, body)
 
 
 class HotRoutes:
@@ -68,30 +62,19 @@ class HotRoutes:
         ):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await request.body()
         try:
             model = hot.body.model_validate(parse_json(body))
         except (GenkeepError, ValidationError):
             # The route phrases the refusal (problem+json, or OpenAI's error object).
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"] = hot.route  # what the failure boundary's log names
+        route = scope["route"] = hot.route  # the route the failure boundary's log names
         try:
-            response = await hot.endpoint(model, request)
+            response: Response = await route.endpoint(model, request)
         except Exception as exc:
-            response = await hot.answer_error(request, exc)
+            response = await route.answer_error(request, exc)
         await response(scope, receive, send)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()  # as Starlette does; the failure boundary logs it
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -8,7 +8,6 @@ parameter, as OpenAI does.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import re
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from genkeep.api.failures import scrubbed_traceback
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_schemas import ErrorBody
+from genkeep.api.problems import handled
 from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel
 
@@ -90,9 +90,8 @@ def _validation(exc: RequestValidationError) -> JSONResponse:
 
 async def _from_app_handler(request: Request, exc: Exception) -> Response:
     """The app's answer to ``exc``, as an OpenAI error with the same status and Retry-After."""
-    handlers = request.app.exception_handlers
-    handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
-    if handler is None:
+    problem = await handled(request, exc)
+    if problem is None:
         # What the failure boundary decides (genkeep.api.failures), in the shape an SDK shows.
         if is_unavailable(exc):
             retry_after = str(request.app.state.services.settings.retry_after_s)
@@ -107,8 +106,6 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
         return error_response(
             500, "an unexpected error occurred; it has been logged", code="internal"
         )
-    answer = handler(request, exc)
-    problem: Response = await answer if inspect.isawaitable(answer) else answer
     try:
         body = json.loads(bytes(problem.body))
     except ValueError:

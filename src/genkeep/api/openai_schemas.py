@@ -347,16 +347,13 @@ def completion_body(outcome: Outcome) -> bytes:
     Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
     nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
     """
-    prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
-    usage = "null"
-    if prompt is not None and completion is not None:
-        usage = _USAGE.format(prompt=prompt, completion=completion, total=prompt + completion)
+    usage = usage_of(outcome)
     return _COMPLETION.format(
         id=_string(completion_id(outcome.result_id)),
         created=int(time.time()),
         model=_string(outcome.model),
         content=_string(outcome.content),
-        usage=usage,
+        usage="null" if usage is None else _USAGE.format(**usage),
     ).encode()
 
 
@@ -368,7 +365,10 @@ _COMPLETION = (
     '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
     '"usage":{usage}}}'
 )
-_USAGE = '{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{total}}}'
+_USAGE = (
+    '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
+    '"total_tokens":{total_tokens}}}'
+)
 
 
 RawHeaders = list[tuple[bytes, bytes]]

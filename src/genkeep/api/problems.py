@@ -114,17 +114,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def handler_answer(request: Request, exc: Exception) -> Response:
-    """What Starlette's exception layer answers: the app's handler for ``exc``'s class; an
-    exception without one goes on (to ``failures.FailureBoundary``)."""
+async def handled(request: Request, exc: Exception) -> Response | None:
+    """The answer of the app's handler for ``exc``'s class, as Starlette's exception layer
+    picks it; None when no handler takes it."""
     handlers = request.app.exception_handlers
-    for kind in type(exc).__mro__:
-        handler = handlers.get(kind)
-        if handler is not None:
-            answer = handler(request, exc)
-            response: Response = await answer if inspect.isawaitable(answer) else answer
-            return response
-    raise exc
+    handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
+    if handler is None:
+        return None
+    answer = handler(request, exc)
+    response: Response = await answer if inspect.isawaitable(answer) else answer
+    return response
+
+
+async def handler_answer(request: Request, exc: Exception) -> Response:
+    """What Starlette's exception layer answers; an exception no handler takes goes on (to
+    ``failures.FailureBoundary``)."""
+    response = await handled(request, exc)
+    if response is None:
+        raise exc
+    return response
 
 
 def install(app: FastAPI, *, retry_after_s: int = 5) -> None:

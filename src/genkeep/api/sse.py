@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from genkeep.api.openapi import documented
 from genkeep.api.types import INT64_MAX
 from genkeep.errors import BadInput
 
@@ -21,6 +22,18 @@ Interval = Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s)
 LastEventId = Annotated[
     str | None, Header(description="The `id` of the last event received; resume after it.")
 ]
+
+
+def event_responses(stopped: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of an event route; ``stopped`` says when it answers 204."""
+    return documented(
+        404,
+        422,
+        extra={
+            200: {"content": {"text/event-stream": {}}},
+            204: {"description": f"{stopped} and has no change after Last-Event-ID."},
+        },
+    )
 
 
 def event_stream(events: AsyncIterator[str]) -> StreamingResponse:

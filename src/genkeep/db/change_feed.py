@@ -13,21 +13,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from genkeep.db.database import Database
 from genkeep.db.types import utcnow
 
 log = logging.getLogger(__name__)
+C = TypeVar("C")  # a row of the log
 
 
-class ChangeFeed:
-    """Wake-ups for one change log: ``watcher`` is its table of open streams (keyed by
-    ``key``, the watched row's id), ``channel`` the NOTIFY channel its trigger sends on."""
+class ChangeFeed(Generic[C]):
+    """One change log: ``table`` holds it, ``watcher`` its table of open streams (both
+    keyed by ``key``, the watched row's id), ``channel`` the NOTIFY channel its trigger
+    sends on."""
 
+    table: Any
     watcher: Any
     key: str
     channel: str
@@ -37,6 +40,21 @@ class ChangeFeed:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._connection: Any = None
         self._listening: asyncio.Task[None] | None = None
+
+    async def after(self, owner_id: str, item_id: str, seq: int = 0, limit: int = 200) -> list[C]:
+        """The item's changes after ``seq``, oldest first."""
+        query = (
+            select(self.table)
+            .where(
+                self.table.owner_id == owner_id,
+                getattr(self.table, self.key) == item_id,
+                self.table.seq > seq,
+            )
+            .order_by(self.table.seq)
+            .limit(limit)
+        )
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
 
     @contextlib.asynccontextmanager
     async def watch(self, item_id: str) -> AsyncIterator[asyncio.Event]:

@@ -145,12 +145,17 @@ async def _has_tables(database: Database) -> bool:
     return bool(names)
 
 
-def _is_new_file(database: Database) -> bool:
-    path = database.url.database
+def _sqlite_file(database: Database) -> Path | None:
+    """The file of a SQLite database; None in memory or behind a ``file:`` URI."""
+    path = database.url.database if is_sqlite(database.url) else None
     if not path or path == ":memory:" or path.startswith("file:"):
-        return False
-    file = Path(path)
-    return not file.exists() or file.stat().st_size == 0
+        return None
+    return Path(path)
+
+
+def _is_new_file(database: Database) -> bool:
+    file = _sqlite_file(database)
+    return file is not None and (not file.exists() or file.stat().st_size == 0)
 
 
 @contextlib.asynccontextmanager
@@ -158,19 +163,15 @@ async def _migration_lock(database: Database) -> AsyncIterator[None]:
     """One process migrates a SQLite file at a time: `make run` and a CLI started together
     would otherwise both create the tables, and the second fails half-way. (PostgreSQL
     migrations hold an advisory lock instead: ``dialect.migration_lock``.)"""
-    if not is_sqlite(database.url):
-        yield
-        return
-    path = database.url.database
+    file = _sqlite_file(database)
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; first use is rarely concurrent there
+        file = None
+    if file is None:
         yield
         return
-    if not path or path == ":memory:" or path.startswith("file:"):
-        yield
-        return
-    lock = await asyncio.to_thread(open, f"{path}.migrate-lock", "a")
+    lock = await asyncio.to_thread(open, f"{file}.migrate-lock", "a")
     try:
         # Polled, not waited for in a thread: waiters blocked in the default executor's few
         # threads left none for the holder's migration, and all of them waited for ever.

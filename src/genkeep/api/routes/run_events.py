@@ -14,9 +14,8 @@ from pydantic import BaseModel
 
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
-from genkeep.api.openapi import documented
 from genkeep.api.routes.runs import run_progress
-from genkeep.api.sse import Interval, LastEventId, change_events
+from genkeep.api.sse import Interval, LastEventId, change_events, event_responses
 from genkeep.db.models import RunChange
 from genkeep.db.run_changes import RUN_STOPPED
 
@@ -59,14 +58,7 @@ class RunEventOut(BaseModel):
 @router.get(
     "/runs/{run_id}/events",
     response_class=StreamingResponse,
-    responses=documented(
-        404,
-        422,
-        extra={
-            200: {"content": {"text/event-stream": {}}},
-            204: {"description": "The run is stopped and has no change after Last-Event-ID."},
-        },
-    ),
+    responses=event_responses("The run is stopped"),
 )
 async def run_events(
     run_id: str,

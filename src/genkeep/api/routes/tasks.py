@@ -12,7 +12,7 @@ from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
 from genkeep.api.openapi import documented
-from genkeep.api.sse import Interval, LastEventId, change_events
+from genkeep.api.sse import Interval, LastEventId, change_events, event_responses
 from genkeep.db.models import TaskChange
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import NotFound
@@ -91,14 +91,7 @@ async def retry_task(
 @router.get(
     "/tasks/{task_id}/events",
     response_class=StreamingResponse,
-    responses=documented(
-        404,
-        422,
-        extra={
-            200: {"content": {"text/event-stream": {}}},
-            204: {"description": "The task is finished and has no change after Last-Event-ID."},
-        },
-    ),
+    responses=event_responses("The task is finished"),
 )
 async def task_events(
     task_id: str,
