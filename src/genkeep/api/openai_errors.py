@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,13 +20,12 @@ from fastapi.responses import JSONResponse
 from genkeep.api.failures import scrubbed_traceback
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_schemas import ErrorBody
-from genkeep.api.problems import handled
+from genkeep.api.problems import handled, input_errors
 from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel
 
 log = logging.getLogger(__name__)
 
-_UNION_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
 # The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
@@ -67,12 +65,11 @@ def error_object(exc: BaseException) -> dict[str, Any]:
 
 
 def _validation(exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+    errors = input_errors(exc)
     # A refusal we wrote names the problem best; a union's type mismatches come second.
     first = next((e for e in errors if e.get("type") == "value_error"), errors[0] if errors else {})
     loc = [str(part) for part in first.get("loc", ())][1:]  # drop "body"
-    # Union members tag the path (messages.0.content.str); the parameter is without them.
-    param = ".".join(part for part in loc if not _UNION_TAG.match(part)) or None
+    param = ".".join(loc) or None
     kind, message = first.get("type", ""), str(first.get("msg", "invalid request"))
     if kind == "json_invalid":
         return error_response(400, "We could not parse the JSON body of your request.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -17,6 +18,9 @@ _TYPE_BASE = "https://genkeep.dev/problems/"
 # Echoed client input is cut here, so a 60 KB profile name is not sent back whole.
 MAX_ECHO = 200
 MAX_DETAIL = 1000
+# pydantic tags a union member's errors with the member (version.function-before[...],
+# version.none); the client's field is the path without them.
+_UNION_TAG = re.compile(r"^(none|str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
 # RFC 6750: a 401 names the scheme the client should use.
 _WWW_AUTHENTICATE = 'Bearer realm="genkeep"'
 
@@ -76,12 +80,24 @@ async def _genkeep_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def input_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each error at the client's field, without union-member tags; an optional field's
+    "should be None" is dropped where the same field has a truer complaint."""
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {
+            "loc": [part for part in e.get("loc", ()) if not _UNION_TAG.match(str(part))],
+            "msg": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
         for e in exc.errors()
     ]
+    others = {tuple(e["loc"]) for e in errors if e["type"] != "none_required"}
+    return [e for e in errors if e["type"] != "none_required" or tuple(e["loc"]) not in others]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = input_errors(exc)
     if any(e["type"] == "json_invalid" for e in errors):
         return problem(
             400,
