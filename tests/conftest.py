@@ -162,7 +162,8 @@ def servers(
             workers=workers,
             prefix=prefix,
         )
-        server.env["GENKEEP_PUBLIC_URL"] = server.url
+        # No GENKEEP_PUBLIC_URL: download URLs follow `serve --port`, as for a user.
+        server.env.pop("GENKEEP_PUBLIC_URL", None)
         server.env["GENKEEP_DATA_DIR"] = str(tmp_path / f"var{index}")
         server.env.setdefault("GENKEEP_BLOB_DIR", str(tmp_path / "blobs"))
         started.append(server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import sys
 from typing import Annotated, Any
@@ -88,6 +89,11 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs)."""
+    # The app factory reads its settings again in each server process: the flags go with it.
+    if host:
+        os.environ["GENKEEP_HOST"] = host
+    if port:
+        os.environ["GENKEEP_PORT"] = str(port)
     settings = load_cli_settings()
     run(_check_startable(settings))
     metrics_dir = settings.data_dir / "metrics"

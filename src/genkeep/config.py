@@ -49,6 +49,13 @@ class GeneratorProfile(BaseModel):
         return self.model_dump(exclude={"latency_ms", "chat_normalization"})
 
 
+def own_url(host: str, port: int) -> str:
+    """The URL a client on this machine reaches a server bound to host:port at."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     """Every setting genkeep reads; ``.env.example`` documents each one."""
 
@@ -127,8 +134,9 @@ class Settings(BaseSettings):
     # HMAC key for local signed URLs; a random key is made and kept in <data_dir> if unset.
     signing_key: SecretStr | None = None
     signed_url_ttl_s: int = Field(default=300, gt=0)
-    # Base URL the API is reached at, used to build local signed download URLs.
-    public_url: str = "http://127.0.0.1:8000"
+    # Base URL the API is reached at, for local signed download URLs; unset, this server's
+    # own address (GENKEEP_HOST, GENKEEP_PORT), so a changed port does not break downloads.
+    public_url: str = ""
     s3_bucket: str = "genkeep"
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
@@ -166,6 +174,8 @@ class Settings(BaseSettings):
                 raise ValueError("database URL must not be empty")
             self.database_url = sqlite_url(self.data_dir.absolute() / DATABASE_FILE)
         self.database_url = self.database_url.strip()
+        if not self.public_url.strip():
+            self.public_url = own_url(self.host, self.port)
         return self
 
     @property

@@ -138,9 +138,39 @@ def test_first_run_from_any_folder(tmp_path: Path) -> None:
         runs = httpx.get(f"{url}/v1/runs", timeout=10).json()
         assert run_id in [r["id"] for r in runs]
         assert httpx.get(f"{url}/v1/prompts/{prompt_id}", timeout=10).status_code == 200
+        # Downloads are signed for the port the server runs on, with nothing else set.
+        assert _exported_download(url).startswith(f"{url}/v1/blobs/")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def _exported_download(url: str) -> str:
+    """Export a job through the server's own worker; the artifact's signed download URL."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        job = client.post(
+            "/v1/jobs",
+            json={
+                "title": "First",
+                "sections_confirmed": True,
+                "sections": [{"title": "A", "content": "a"}],
+            },
+        ).json()
+        task = client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={"kind": "export", "payload": {"formats": ["md"]}},
+            headers={"Idempotency-Key": "first-export"},
+        ).json()
+        deadline = time.monotonic() + 60
+        while (task := client.get(f"/v1/tasks/{task['id']}").json())["status"] != "completed":
+            assert task["status"] in ("queued", "running") and time.monotonic() < deadline, task
+            time.sleep(0.2)
+        artifact = client.get(f"/v1/jobs/{job['id']}/artifacts").json()[0]
+        download = client.get(f"/v1/artifacts/{artifact['id']}/download")
+        assert download.status_code == 302, download.text
+        fetched = httpx.get(download.headers["location"], timeout=30)
+        assert fetched.status_code == 200 and fetched.text.startswith("# First"), fetched.text
+        return download.headers["location"]
 
 
 def test_a_per_folder_database_of_an_older_genkeep_is_noted_once(tmp_path: Path) -> None:

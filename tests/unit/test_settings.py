@@ -94,3 +94,22 @@ def test_a_chosen_data_dir_or_database_wins(
     monkeypatch.setenv("GENKEEP_DATABASE_URL", "  ")
     with pytest.raises(ValueError, match="must not be empty"):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("127.0.0.1", 8123, "http://127.0.0.1:8123"),
+        ("0.0.0.0", 9000, "http://127.0.0.1:9000"),
+        ("::1", 8000, "http://[::1]:8000"),
+        ("genkeep.internal", 80, "http://genkeep.internal:80"),
+    ],
+)
+def test_download_urls_follow_the_servers_own_address_unless_set(
+    monkeypatch: pytest.MonkeyPatch, host: str, port: int, expected: str
+) -> None:
+    monkeypatch.setenv("GENKEEP_HOST", host)
+    monkeypatch.setenv("GENKEEP_PORT", str(port))
+    assert Settings(_env_file=None).public_url == expected
+    monkeypatch.setenv("GENKEEP_PUBLIC_URL", "https://genkeep.example.com")
+    assert Settings(_env_file=None).public_url == "https://genkeep.example.com"
