@@ -83,7 +83,14 @@ def shot(page: Page, backend: str, name: str) -> None:
     folder = os.environ.get("GENKEEP_SCREENSHOTS")
     if folder and backend == "sqlite":
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        # A viewport as tall as the page, not full_page=True: Chromium leaves a sandboxed
+        # iframe (the prompt's preview) blank in a screenshot taller than the viewport.
+        viewport = page.viewport_size or {"width": 1280, "height": 900}
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": viewport["width"], "height": height})
+        page.wait_for_timeout(200)  # the iframe repaints at the new size
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        page.set_viewport_size(viewport)
 
 
 def test_generate_cache_edit_export(
@@ -124,6 +131,7 @@ def test_generate_cache_edit_export(
     expect(page.locator('#versions tr[data-version="2"]')).to_contain_text("edited")
     expect(page.frame_locator("#preview").locator("h1")).to_have_text("Edited")
 
+    expect(page.locator("#export-facts")).to_be_hidden()
     with page.expect_download() as info:
         page.get_by_role("button", name="PDF").click()
     pdf = Path(info.value.path()).read_bytes()
