@@ -290,6 +290,8 @@ def test_job_gates_conflict_and_live_export(
     assert any("/v1/tasks/" in url for url in streams)
     expect(page.locator("#events li").first).to_be_visible()
     expect(page.locator("#events")).to_contain_text("task.queued")
+    # The audit timeline follows the task too, still without a reload.
+    expect(page.locator("#events")).to_contain_text("task.completed")
 
     download = page.locator("button.download").first
     expect(download).to_be_visible()

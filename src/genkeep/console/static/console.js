@@ -448,7 +448,10 @@ pages.job = () => {
           let task = data && data.id === id && data.status ? data : await api("GET", `/v1/tasks/${id}`);
           // A change carries no kind or result: the finished task is read once, whole.
           if (FINISHED.has(task.status) && !task.kind) task = await api("GET", `/v1/tasks/${id}`);
+          const was = document.getElementById(`task-${id}`)?.dataset.status;
           taskRow(task);
+          // A new status is a new audit event (task.started, task.completed...): show it.
+          if (task.status !== was) await loadEvents();
           if (task.status === "completed") await loadArtifacts();
         } catch (error) { showError("task-error", error); }
       });
