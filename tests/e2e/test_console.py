@@ -105,6 +105,7 @@ def test_generate_cache_edit_export(
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#prompt-error")).to_contain_text("empty")
     page.get_by_label("Prompt").fill("A fine prompt")
+    expect(page.get_by_label("max-age (seconds)")).to_be_disabled()
     page.get_by_label("Cache control").select_option("max-age")
     page.get_by_label("max-age (seconds)").fill("-5")
     page.get_by_role("button", name="Generate").click()

@@ -114,6 +114,10 @@ pages.login = () => {
 
 pages.generate = () => {
   const form = $("#generate-form");
+  // max-age means something only with its choice; elsewhere it is out of the way.
+  const maxAgeChosen = () => { $("#max-age").disabled = $("#cache").value !== "max-age"; };
+  $("#cache").addEventListener("change", maxAgeChosen);
+  maxAgeChosen();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("prompt-error", null);
