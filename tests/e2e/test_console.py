@@ -342,6 +342,10 @@ def test_extraction_run_cancel_resume_and_highlights(
     # The bar moves by itself: each batch committed is pushed by the run's event stream.
     page.wait_for_function("document.querySelector('#run-progress').value > 0")
     page.wait_for_function("Number(document.body.dataset.runEvents) >= 5")
+    # Done/total, entities, the rate and the time left, as the batches come.
+    expect(page.locator("#run-facts")).to_have_text(
+        re.compile(r"\d+ of \d+ batches · \d+ entities · [\d.]+ batches/s · about \d+ s left")
+    )
     # The cancel's answer is held back until the stream has shown the run stopped (the order
     # a quick NOTIFY makes possible): the older answer must not put "running" back.
     held: list[tuple[Route, APIResponse]] = []
