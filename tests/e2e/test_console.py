@@ -474,3 +474,81 @@ def test_a_job_submits_every_task_kind(
     for status in ("queued", "running", "completed", "failed", "cancelled"):
         cell = page.locator(f'#queue tr[data-status="{status}"] td').last
         expect(cell).to_have_text(str(counted.get(status, 0)))
+
+
+def test_long_lists_are_paged(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    ontology = (SAMPLES / "ontology.ttl").read_text()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for n in range(21):  # one more than a page; n = 0 is the oldest
+            assert client.post("/v1/generate", json={"prompt": f"prompt {n}"}).status_code == 200
+            assert client.post("/v1/jobs", json={"title": f"job {n}"}).status_code == 201
+            run = {"text": f"Tram {n}.", "ontology": ontology, "input_name": f"run-{n}.md"}
+            assert client.post("/v1/runs", json=run).status_code == 202
+
+    for path, table, oldest in (
+        ("prompts", "#prompt-table", "prompt 0"),
+        ("jobs", "#job-table", "job 0"),
+        ("runs", "#run-table", "run-0.md"),
+    ):
+        page.goto(f"{server.url}/console/{path}")
+        rows = page.locator(f"{table} tbody tr")
+        expect(rows).to_have_count(20)
+        expect(rows.filter(has_text=re.compile(rf"\b{oldest}\b"))).to_have_count(0)
+        page.get_by_role("button", name="Next").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(oldest)
+        expect(page.get_by_role("button", name="Next")).to_be_disabled()
+        page.get_by_role("button", name=re.compile("Previous|First page")).click()
+        expect(rows).to_have_count(20)
+
+
+def test_pages_fit_a_narrow_window_name_every_field_and_work_by_keyboard(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        prompt = client.post("/v1/generate", json={"prompt": "A narrow note " * 20}).json()
+        job = client.post(
+            "/v1/jobs", json={"title": "Narrow", "sections": [{"title": "S", "content": "c"}]}
+        ).json()
+        run = {
+            "text": (SAMPLES / "text.md").read_text(),
+            "ontology": (SAMPLES / "ontology.ttl").read_text(),
+        }
+        run_id = client.post("/v1/runs", json=run).json()["id"]
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone, or a narrow window
+    unlabelled = """() => [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((e) => e.offsetParent !== null)
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                       && !(e.tagName === "BUTTON" && e.textContent.trim()))
+        .map((e) => e.outerHTML.slice(0, 80))"""
+    for path, loaded in (
+        ("", "#prompt"),
+        ("/prompts", "#prompt-table tbody tr"),
+        (f"/prompts/{prompt['prompt_id']}", "body[data-ready]"),
+        ("/jobs", "#job-table tbody tr"),
+        (f"/jobs/{job['id']}", "#events li"),
+        ("/runs", "#run-table tbody tr"),
+        (f"/runs/{run_id}", "#run-results:not([hidden])"),
+        ("/ops", "body[data-ready]"),
+    ):
+        page.goto(f"{server.url}/console{path}")
+        expect(page.locator(loaded).first).to_be_attached()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"/console{path} scrolls sideways by {overflow}px at 390px"
+        assert page.evaluate(unlabelled) == [], f"/console{path} has fields without a name"
+
+    # Generate without a mouse: Tab to the prompt, type, Tab on to the button, Enter.
+    page.goto(f"{server.url}/console")
+    for _ in range(30):
+        if page.evaluate("document.activeElement.id") == "prompt":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.type("Typed by keyboard alone")
+    for _ in range(10):
+        if page.evaluate("document.activeElement.id") == "generate":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#answer-outcome")).to_have_text("generated")

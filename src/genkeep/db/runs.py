@@ -155,12 +155,13 @@ class RunStore:
             raise NotFound(f"run {run_id} not found")
         return run
 
-    async def list_runs(self, owner_id: str, limit: int = 50) -> list[Run]:
+    async def list_runs(self, owner_id: str, limit: int = 50, offset: int = 0) -> list[Run]:
         query = (
             select(Run)
             .where(Run.owner_id == owner_id)
             .order_by(Run.created_at.desc(), Run.id.desc())
             .limit(limit)
+            .offset(offset)
         )
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
-from genkeep.api.types import NonNegativeInt32, PositiveInt32, RequestModel
+from genkeep.api.types import INT64_MAX, NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
@@ -136,9 +136,13 @@ async def create_run(
 
 @router.get("/runs", response_model=list[RunOut])
 async def list_runs(
-    owner: OwnerDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    owner: OwnerDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> list[RunOut]:
-    return [RunOut.of(r) for r in await services.runs.list_runs(owner, limit)]
+    """The owner's runs, newest first."""
+    return [RunOut.of(r) for r in await services.runs.list_runs(owner, limit, offset)]
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))

@@ -168,7 +168,7 @@ pages.prompts = () => {
             el("td", { text: p.status }),
             el("td", { text: String(p.latest_version) }),
             el("td", { text: when(p.created_at) }))));
-      $("#prompt-empty").hidden = rows.length > 0;
+      $("#prompt-empty").hidden = rows.length > 0 || offset > 0;
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
     } catch (error) {
@@ -607,9 +607,12 @@ pages.runs = () => {
       location.assign(`/console/runs/${run.id}`);
     } catch (error) { showError("run-error", error); }
   });
-  (async () => {
+  const size = 20;
+  let offset = 0;
+  async function load() {
     try {
-      const runs = await api("GET", "/v1/runs?limit=100");
+      const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}`);
+      const runs = rows.slice(0, size);
       $("#run-table tbody").replaceChildren(...runs.map((r) =>
         el("tr", {},
           el("td", {}, el("a", { href: `/console/runs/${r.id}`, text: `${r.input_name} · ${r.id.slice(0, 8)}` })),
@@ -617,9 +620,14 @@ pages.runs = () => {
           el("td", {}, el("progress", { max: "1", value: String(r.progress), "aria-label": `progress of run ${r.id.slice(0, 8)}` })),
           el("td", { text: String(r.entities_found) }),
           el("td", { text: when(r.created_at) }))));
-      $("#run-empty").hidden = runs.length > 0;
+      $("#run-empty").hidden = runs.length > 0 || offset > 0;
+      $("#prev").disabled = offset === 0;
+      $("#next").disabled = rows.length <= size;
     } catch (error) { showError("page-error", error); }
-  })();
+  }
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
+  $("#next").addEventListener("click", () => { offset += size; load(); });
+  load();
 };
 
 // A stable colour per class, so the legend and the marks agree.
