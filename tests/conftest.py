@@ -23,6 +23,9 @@ from genkeep.db.migrate import upgrade
 from tests.support.postgres import DEFAULT_ADMIN_URL, admin, dsn
 from tests.support.server import Server, WorkerProcess
 
+# Fixtures shared by modules in different folders.
+pytest_plugins = ["tests.support.azurite"]
+
 BACKENDS = ("sqlite", "postgresql")
 
 

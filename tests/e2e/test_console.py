@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -552,3 +553,48 @@ def test_pages_fit_a_narrow_window_name_every_field_and_work_by_keyboard(
         page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.locator("#answer-outcome")).to_have_text("generated")
+
+
+def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
+    servers: Callable[..., Server], page: Page, azurite: str
+) -> None:
+    """Azurite, like Azure and S3, sends no CORS headers to a bucket without rules: a page
+    that fetched a signed URL from the store could not read it. The console navigates to
+    the URL to download, and reads a file it shows through the API."""
+    server = servers(
+        GENKEEP_BLOB_BACKEND="azure",
+        GENKEEP_AZURE_CONNECTION_STRING=azurite,
+        GENKEEP_AZURE_CONTAINER=f"console-{os.getpid()}-{time.monotonic_ns()}",
+    )
+    page.goto(server.url + "/console/runs")
+    page.get_by_role("button", name="Use the shipped samples").click()
+    expect(page.get_by_label("Ontology", exact=True)).to_have_value(re.compile("owl:Ontology"))
+    page.get_by_role("button", name="Start extraction").click()
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+    run_id = page.url.rsplit("/", 1)[1]
+    run = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
+    expect(page.locator("#source mark")).to_have_count(run["outputs"]["counts"]["mentions"])
+
+    signed = httpx.get(f"{server.url}/v1/runs/{run_id}/graph?format=turtle&deliver=url").json()
+    assert not signed["url"].startswith(server.url)  # the store serves it, not genkeep
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Turtle").click()
+    assert len(Graph().parse(data=Path(info.value.path()).read_text(), format="turtle")) > 0
+
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={
+            "title": "Café report",
+            "sections_confirmed": True,
+            "sections": [{"title": "A", "content": "b"}],
+        },
+    ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.get_by_label("Markdown").check()
+    page.get_by_label("PDF").uncheck()
+    page.get_by_role("button", name="Submit task").click()
+    expect(page.locator("#tasks tbody tr").first).to_have_attribute("data-status", "completed")
+    with page.expect_download() as info:
+        page.locator("button.download").first.click()
+    assert info.value.suggested_filename == "café-report.md"
+    assert Path(info.value.path()).read_text().startswith("# Café report")

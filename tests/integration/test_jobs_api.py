@@ -149,6 +149,51 @@ async def test_job_lifecycle_with_gates_and_optimistic_concurrency(api: Api) -> 
     assert queued["actor"].startswith("key:")
 
 
+async def test_a_stored_file_is_delivered_as_a_redirect_its_url_or_its_content(
+    api: Api,
+) -> None:
+    job = (
+        await api.client.post(
+            "/v1/jobs",
+            json={"title": "Café", "sections_confirmed": True, "sections": SECTIONS},
+            headers=api.alice,
+        )
+    ).json()
+    task = await api.client.post(
+        f"/v1/jobs/{job['id']}/tasks",
+        json={"kind": "export", "payload": {"formats": ["md"]}},
+        headers={**api.alice, "Idempotency-Key": "deliver"},
+    )
+    await run_until_done(api, task.json()["id"])
+    [artifact] = (await api.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=api.alice)).json()
+    path = f"/v1/artifacts/{artifact['id']}/download"
+    row = await api.services.artifacts.get("alice", artifact["id"])
+    assert row is not None
+    stored = await api.services.blobs.get(row.blob_key)
+
+    redirect = await api.client.get(path, headers=api.alice)
+    assert redirect.status_code == 302
+    assert (await api.client.get(redirect.headers["location"])).content == stored
+    signed = await api.client.get(f"{path}?deliver=url", headers=api.alice)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["expires_in_s"] == api.services.settings.signed_url_ttl_s
+    assert (await api.client.get(signed.json()["url"])).content == stored
+    content = await api.client.get(f"{path}?deliver=content", headers=api.alice)
+    assert content.status_code == 200 and content.content == stored
+    assert content.headers["content-type"].startswith("text/markdown")
+    assert "filename*=UTF-8''caf%C3%A9.md" in content.headers["content-disposition"]
+    assert content.headers["x-content-type-options"] == "nosniff"
+
+    for how in ("url", "content"):  # another owner's file is not there, whatever is asked
+        refused = await api.client.get(f"{path}?deliver={how}", headers=api.bob)
+        assert refused.status_code == 404, refused.text
+    # A file gone from the store answers a whole 404, not a 200 whose stream breaks.
+    await api.services.blobs.delete(row.blob_key)
+    gone = await api.client.get(f"{path}?deliver=content", headers=api.alice)
+    assert gone.status_code == 404, gone.text
+    assert gone.headers["content-type"] == "application/problem+json"
+
+
 async def test_file_upload_and_pagination(api: Api) -> None:
     ids = []
     for i in range(5):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
+from genkeep.api.delivery import DeliveryQuery, deliver_blob, delivery_responses
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import ArtifactOut
@@ -40,14 +41,14 @@ async def get_artifact(artifact_id: str, owner: OwnerDep, services: ServicesDep)
     "/artifacts/{artifact_id}/download",
     status_code=302,
     response_class=RedirectResponse,
-    responses=documented(404),
+    responses=delivery_responses(404),
 )
 async def download_artifact(
-    artifact_id: str, owner: OwnerDep, services: ServicesDep
-) -> RedirectResponse:
-    """302 to a signed, expiring URL of the artifact's file."""
+    artifact_id: str, owner: OwnerDep, services: ServicesDep, deliver: DeliveryQuery = "redirect"
+) -> Response:
+    """302 to a signed, expiring URL of the artifact's file (or, by ``deliver``, the URL or
+    the file)."""
     artifact = await services.artifacts.get(owner, artifact_id)
     if artifact is None:
         raise NotFound(f"artifact {artifact_id} not found")
-    url = await services.blobs.signed_url(artifact.blob_key, filename=artifact.filename)
-    return RedirectResponse(url, status_code=302)
+    return await deliver_blob(services, artifact.blob_key, artifact.filename, deliver)

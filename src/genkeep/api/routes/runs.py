@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from genkeep.api.delivery import DeliveryQuery, deliver_blob, delivery_responses
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
@@ -183,26 +184,32 @@ async def resume_run(
     "/runs/{run_id}/graph",
     status_code=302,
     response_class=RedirectResponse,
-    responses=documented(404),
+    responses=delivery_responses(404),
 )
 async def run_graph(
     run_id: str,
     owner: OwnerDep,
     services: ServicesDep,
     format: Annotated[Literal["turtle", "jsonld", "jsonl"], Query()] = "turtle",
-) -> RedirectResponse:
+    deliver: DeliveryQuery = "redirect",
+) -> Response:
     """302 to a signed URL of the run's graph (Turtle, JSON-LD) or grounded extractions."""
     run = await services.runs.require(owner, run_id)
     if run.status != "completed" or not run.outputs:
         raise NotFound(f"run {run_id} has no graph yet (status {run.status})")
     document = run.outputs[format]
-    url = await services.blobs.signed_url(document["key"], filename=document["filename"])
-    return RedirectResponse(url, status_code=302)
+    return await deliver_blob(services, document["key"], document["filename"], deliver)
 
 
-@router.get("/runs/{run_id}/input", status_code=302, response_class=RedirectResponse)
-async def run_input(run_id: str, owner: OwnerDep, services: ServicesDep) -> RedirectResponse:
+@router.get(
+    "/runs/{run_id}/input",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=delivery_responses(404),
+)
+async def run_input(
+    run_id: str, owner: OwnerDep, services: ServicesDep, deliver: DeliveryQuery = "redirect"
+) -> Response:
     """302 to a signed URL of the text the run extracts from (mention offsets index it)."""
     run = await services.runs.require(owner, run_id)
-    url = await services.blobs.signed_url(run.input_blob_key, filename=run.input_name)
-    return RedirectResponse(url, status_code=302)
+    return await deliver_blob(services, run.input_blob_key, run.input_name, deliver)

@@ -78,17 +78,35 @@ const randomKey = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) 
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
-async function download(response, fallbackName) {
-  const blob = await response.blob();
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const match = /filename="([^"]+)"/.exec(disposition);
-  const name = match ? match[1] : fallbackName;
-  const url = URL.createObjectURL(blob);
-  const a = el("a", { href: url, download: name });
+// The file's name as Content-Disposition gives it: RFC 6266's filename* (UTF-8) first.
+function dispositionName(disposition, fallbackName) {
+  const extended = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
+  if (extended) return decodeURIComponent(extended[1]);
+  const plain = /filename="([^"]+)"/.exec(disposition);
+  return plain ? plain[1] : fallbackName;
+}
+
+function save(href, name) {
+  const a = el("a", { href, download: name });
   document.body.append(a);
   a.click();
   a.remove();
+}
+
+// A file the API answered with itself (an export).
+async function download(response, fallbackName) {
+  const name = dispositionName(response.headers.get("Content-Disposition") || "", fallbackName);
+  const url = URL.createObjectURL(await response.blob());
+  save(url, name);
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
+}
+
+// A stored file: the browser goes to its signed URL, which needs neither the API key nor
+// CORS rules on an S3 or Azure bucket (fetching it from this page would need both).
+async function downloadStored(path, name) {
+  const signed = await api("GET", `${path}${path.includes("?") ? "&" : "?"}deliver=url`);
+  save(signed.url, name);
   return name;
 }
 
@@ -479,7 +497,7 @@ pages.job = () => {
           const button = el("button", { type: "button", class: "download", "data-artifact": a.id, text: `Download ${a.filename}` });
           button.addEventListener("click", async () => {
             showError("artifact-error", null);
-            try { await download(await api("GET", `/v1/artifacts/${a.id}/download`, { raw: true }), a.filename); }
+            try { await downloadStored(`/v1/artifacts/${a.id}/download`, a.filename); }
             catch (error) { showError("artifact-error", error); }
           });
           return el("li", { "data-version": String(a.version) },
@@ -638,8 +656,10 @@ function classColour(iri) {
 }
 const shortIri = (iri) => iri.replace(/^.*[#/]/, "");
 
+// A stored file this page shows: through the API, so the object store needs no CORS rules.
 async function fetchDocument(path) {
-  return (await api("GET", path, { raw: true })).text();
+  const separator = path.includes("?") ? "&" : "?";
+  return (await api("GET", `${path}${separator}deliver=content`, { raw: true })).text();
 }
 
 pages.run = () => {
@@ -756,8 +776,8 @@ pages.run = () => {
   for (const button of document.querySelectorAll("button.graph")) {
     button.addEventListener("click", async () => {
       try {
-        const response = await api("GET", `/v1/runs/${itemId}/graph?format=${button.dataset.format}`, { raw: true });
-        await download(response, { turtle: "graph.ttl", jsonld: "graph.jsonld", jsonl: "extractions.jsonl" }[button.dataset.format]);
+        const name = { turtle: "graph.ttl", jsonld: "graph.jsonld", jsonl: "extractions.jsonl" }[button.dataset.format];
+        await downloadStored(`/v1/runs/${itemId}/graph?format=${button.dataset.format}`, name);
       } catch (error) { showError("run-action-error", error); }
     });
   }
