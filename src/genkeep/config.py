@@ -188,7 +188,7 @@ class Settings(BaseSettings):
 
     def profile(self, name: str | None) -> tuple[str, GeneratorProfile] | None:
         """The named profile (or the default), with the built-in latency applied."""
-        chosen = name or self.default_profile
+        chosen = self.default_profile if name is None else name
         found = self.profiles.get(chosen)
         if found is None:
             return None

@@ -120,6 +120,8 @@ async def test_preview_is_html_of_stored_content(client: httpx.AsyncClient) -> N
         ({"json": {"prompt": "   \n"}}, 422, "prompt-empty"),
         ({"json": {"prompt": "x" * (64 * 1024 + 1)}}, 413, "prompt-too-large"),
         ({"json": {"prompt": "ok", "profile": "gpt-nope"}}, 422, "unknown-profile"),
+        # The document offers the known names or null; "" is neither (make fuzz found it).
+        ({"json": {"prompt": "ok", "profile": ""}}, 422, "unknown-profile"),
         ({"json": {"prompt": "ok", "surprise": 1}}, 422, "validation"),
         ({"json": {"prompt": 42}}, 422, "validation"),
         ({"json": {}}, 422, "validation"),
