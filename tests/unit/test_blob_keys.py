@@ -97,7 +97,11 @@ def test_refused_prefixes(prefix: str) -> None:
         ),
         (
             "résumé.pdf",
-            "attachment; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
+            "attachment; filename=\"resume.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
+        ),
+        (
+            "日本語.md",
+            "attachment; filename=\"___.md\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E.md",
         ),
         ("x\r\nSet-Cookie: a=b", 'attachment; filename="x__Set-Cookie: a=b"'),
         ("../../etc/passwd", 'attachment; filename=".._.._etc_passwd"'),

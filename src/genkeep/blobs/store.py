@@ -151,11 +151,18 @@ def content_disposition(filename: str | None) -> str:
     cleaned = "".join(
         "_" if unicodedata.category(c).startswith("C") or c in "/\\" else c for c in filename
     )
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%' else "_" for c in cleaned)
+    fallback = "".join(_ascii_char(c) for c in cleaned)
     value = f'attachment; filename="{fallback}"'
     if fallback != cleaned:
         value += f"; filename*=UTF-8''{quote(cleaned, safe='')}"
     return value
+
+
+def _ascii_char(c: str) -> str:
+    """``c`` for an old client's ASCII file name: é is e, what has no ASCII form is _."""
+    if not 0x20 <= ord(c) < 0x7F:
+        c = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode("ascii")[:1]
+    return c if c and c not in '"\\%' else "_"
 
 
 def hash_file(path: Path) -> tuple[int, str]:
