@@ -246,6 +246,10 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
         ({"n": 2}, "n"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"logprobs": True}, "logprobs"),
+        # Wrong types are refused as OpenAI refuses them, not coerced (make fuzz found 0).
+        ({"extra_body": {"logprobs": 0}}, "logprobs"),
+        ({"extra_body": {"seed": "5"}}, "seed"),
+        ({"extra_body": {"stream_options": {"include_usage": 1}}}, "stream_options.include_usage"),
         ({"functions": [{"name": "f"}]}, "functions"),
         (
             {

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -102,6 +103,20 @@ async def test_the_openapi_document_declares_bearer_auth_and_problem_json(api: E
     assert (version["minimum"], version["maximum"]) == (1, 2**31 - 1)
     text = json.dumps(document)
     assert not any(f'"{key}":' in text for key in ("ge", "le", "gt", "lt", "max_length"))
+    # An integer's bounds are exact integers: as a float, 2**63 - 1 would read as 2**63.
+    bounds = _integer_bounds(document)
+    assert len(bounds) > 20 and all(type(b) is int for b in bounds), bounds
+    seed = document["components"]["schemas"]["ChatCompletionRequest"]["properties"]["seed"]
+    assert seed["anyOf"][0]["maximum"] == 2**63 - 1
+
+
+def _integer_bounds(node: Any) -> list[Any]:
+    if isinstance(node, list):
+        return [b for item in node for b in _integer_bounds(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node[k] for k in ("minimum", "maximum") if node.get("type") == "integer" and k in node]
+    return own + [b for value in node.values() for b in _integer_bounds(value)]
 
 
 async def test_anonymous_access_is_declared_where_keys_are_not_enforced(

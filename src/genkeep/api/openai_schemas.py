@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from genkeep.api.types import Int64, JsonInt, PositiveInt32
 from genkeep.generate.chat_key import ChatCall, ChatMessage
 from genkeep.generate.outcome import Outcome
 
@@ -58,7 +59,7 @@ def _text_part_schema(schema: dict[str, Any]) -> None:
 class TextPart(BaseModel):
     """A content part; only text parts can be keyed and stored."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra=_text_part_schema)
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra=_text_part_schema)
 
     type: str
     text: str | None = None
@@ -80,7 +81,7 @@ TEXT_PART_REF = {"$ref": "#/components/schemas/TextPart"}
 
 
 class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_message_schema)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_message_schema)
 
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = Field(
@@ -155,7 +156,9 @@ def _response_format_schema(schema: dict[str, Any]) -> None:
 
 
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_response_format_schema)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=_response_format_schema
+    )
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
@@ -168,7 +171,7 @@ class ResponseFormat(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     include_usage: bool = False
 
@@ -176,14 +179,15 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The Chat Completions request, as far as one stored answer can serve it."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict as OpenAI is: `"logprobs": 0` or `"seed": "5"` is a 400, not taken as meant.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, description="A genkeep generator profile (GET /v1/models).")
     messages: list[MessageIn] = Field(min_length=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: PositiveInt32 | None = None
+    max_completion_tokens: PositiveInt32 | None = None
     stop: str | list[str] | None = Field(
         None,
         json_schema_extra=_published(
@@ -196,7 +200,7 @@ class ChatCompletionRequest(BaseModel):
             }
         ),
     )
-    seed: int | None = None
+    seed: Int64 | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     reasoning_effort: str | None = None
@@ -210,7 +214,7 @@ class ChatCompletionRequest(BaseModel):
     service_tier: str | None = None
     parallel_tool_calls: bool | None = None
     # Refused unless they ask for nothing beyond one plain-text answer.
-    n: int | None = Field(
+    n: JsonInt | None = Field(
         None,
         description="Only 1: one stored answer per request.",
         json_schema_extra=_published({"anyOf": [{"const": 1}, {"type": "null"}]}),
@@ -220,7 +224,7 @@ class ChatCompletionRequest(BaseModel):
         description="Refused when true.",
         json_schema_extra=_published({"anyOf": [{"const": False}, {"type": "null"}]}),
     )
-    top_logprobs: int | None = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
+    top_logprobs: JsonInt | None = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     tools: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     tool_choice: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     functions: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from genkeep.api.problems import PROBLEM_JSON
+from genkeep.api.types import INT64_MAX
 from genkeep.config import Settings
 from genkeep.worker.registry import payload_models
 
@@ -145,6 +146,7 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
         for operation in item.values():
             _responses(path, operation, settings)
     _strings(document)
+    _integer_bounds(document)
     return document
 
 
@@ -202,10 +204,14 @@ def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
 
 
 def _enums(schemas: dict[str, Any], app: FastAPI, settings: Settings) -> None:
-    """Say which profiles and extractors exist: any other name is refused (422)."""
+    """Say which profiles and extractors exist: any other name is refused."""
     profile = schemas.get("GenerateRequest", {}).get("properties", {}).get("profile")
     if profile is not None:
         profile["anyOf"] = [{"type": "string", "enum": sorted(settings.profiles)}, {"type": "null"}]
+    # A chat's model is a profile too; another name answers OpenAI's 404 model_not_found.
+    model = schemas.get("ChatCompletionRequest", {}).get("properties", {}).get("model")
+    if model is not None:
+        model["enum"] = sorted(settings.profiles)
     services = getattr(app.state, "services", None)
     extractor = schemas.get("RunCreate", {}).get("properties", {}).get("extractor")
     if extractor is not None and services is not None:
@@ -261,3 +267,21 @@ def _strings(node: Any, *, inside_problem: bool = False) -> None:
         node["pattern"] = NO_NUL
     for key, value in node.items():
         _strings(value, inside_problem=inside_problem or key in ("Problem", "ProblemError"))
+
+
+def _integer_bounds(node: Any) -> None:
+    """An integer's bounds as integers. FastAPI's document model holds them as floats, and
+    2**63 - 1 as a float is 2**63: a client would think 2**63 + 191 allowed."""
+    if isinstance(node, list):
+        for item in node:
+            _integer_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            bound = node.get(key)
+            if isinstance(bound, float) and bound.is_integer():
+                node[key] = max(-(2**63), min(INT64_MAX, int(bound)))
+    for value in node.values():
+        _integer_bounds(value)

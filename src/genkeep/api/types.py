@@ -28,6 +28,8 @@ PositiveInt32 = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(json_i
 NonNegativeInt32 = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(json_integer)]
 NonNegativeInt64 = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(json_integer)]
 Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS), BeforeValidator(json_integer)]
+Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX), BeforeValidator(json_integer)]
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
 class RequestModel(BaseModel):
