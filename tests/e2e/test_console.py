@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -598,3 +598,45 @@ def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
         page.locator("button.download").first.click()
     assert info.value.suggested_filename == "café-report.md"
     assert Path(info.value.path()).read_text().startswith("# Café report")
+
+
+def test_a_long_audit_log_and_the_tasks_at_its_end_are_all_shown(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = client.post(
+            "/v1/jobs",
+            json={
+                "title": "Busy",
+                "sections_confirmed": True,
+                "sections": [{"title": "A", "content": "b"}],
+            },
+        ).json()
+        for n in range(600):  # more events than one page of the API (500)
+            changed = client.patch(f"/v1/jobs/{job['id']}", json={"title": f"Busy {n}"})
+            assert changed.status_code == 200, changed.text
+        task = client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={"kind": "export", "payload": {"formats": ["md"]}},
+            headers={"Idempotency-Key": "late"},
+        ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator(f"#task-{task['id']}")).to_have_attribute("data-status", "completed")
+    events = page.locator("#events li")
+    expect(events.filter(has_text="task.completed")).to_have_count(1)
+    expect(events.first).to_contain_text("job.created")
+    stored = _all_events(server.url, job["id"])
+    assert len(stored) >= 1 + 600 + 3  # created, 600 updates, the task's queued/started/done
+    expect(events).to_have_count(len(stored))
+    assert events.last.inner_text().startswith(stored[-1]["event_type"])
+
+
+def _all_events(url: str, job_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        after = events[-1]["id"] if events else 0
+        page = httpx.get(f"{url}/v1/jobs/{job_id}/events?after={after}&limit=500").json()
+        events += page
+        if len(page) < 500:
+            return events

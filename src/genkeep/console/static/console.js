@@ -411,14 +411,28 @@ pages.job = () => {
     render();
   }
 
-  async function loadEvents() {
-    const events = await api("GET", `/v1/jobs/${itemId}/events`);
-    $("#events").replaceChildren(...events.map((e) =>
-      el("li", {},
-        el("strong", { text: e.event_type }), ` · ${when(e.created_at)} · actor `,
-        el("code", { text: e.actor }), " · trace ", el("code", { text: e.trace_id }))));
-    const taskIds = [...new Set(events.filter((e) => e.event_type === "task.queued").map((e) => e.payload.task_id))];
-    for (const id of taskIds) if (!document.getElementById(`task-${id}`)) await addTask(id);
+  // The audit log is read once and then only what came after it, page by page: a job with
+  // hundreds of events shows them all, and its tasks (found by task.queued) too.
+  const EVENT_PAGE = 500;
+  let lastEvent = 0;
+  let eventsRead = Promise.resolve();
+  function loadEvents() {
+    // One reader at a time: two overlapping reads from one position would show events twice.
+    eventsRead = eventsRead.catch(() => {}).then(readNewEvents);
+    return eventsRead;
+  }
+  async function readNewEvents() {
+    for (;;) {
+      const events = await api("GET", `/v1/jobs/${itemId}/events?after=${lastEvent}&limit=${EVENT_PAGE}`);
+      $("#events").append(...events.map((e) =>
+        el("li", {},
+          el("strong", { text: e.event_type }), ` · ${when(e.created_at)} · actor `,
+          el("code", { text: e.actor }), " · trace ", el("code", { text: e.trace_id }))));
+      if (events.length) lastEvent = events[events.length - 1].id;
+      const taskIds = [...new Set(events.filter((e) => e.event_type === "task.queued").map((e) => e.payload.task_id))];
+      for (const id of taskIds) if (!document.getElementById(`task-${id}`)) await addTask(id);
+      if (events.length < EVENT_PAGE) return;
+    }
   }
 
   function taskRow(task) {
