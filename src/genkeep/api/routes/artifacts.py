@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from genkeep.api.delivery import DeliveryQuery, deliver_blob, delivery_responses
+from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import ArtifactOut
@@ -37,12 +37,7 @@ async def get_artifact(artifact_id: str, owner: OwnerDep, services: ServicesDep)
     return ArtifactOut.of(artifact)
 
 
-@router.get(
-    "/artifacts/{artifact_id}/download",
-    status_code=302,
-    response_class=RedirectResponse,
-    responses=delivery_responses(404),
-)
+@router.get("/artifacts/{artifact_id}/download", **DELIVERY_ROUTE)
 async def download_artifact(
     artifact_id: str, owner: OwnerDep, services: ServicesDep, deliver: DeliveryQuery = "redirect"
 ) -> Response:

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from genkeep.api.delivery import DeliveryQuery, deliver_blob, delivery_responses
+from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
@@ -180,12 +180,7 @@ async def resume_run(
     return RunOut.of(await services.runs.require(owner, run_id))
 
 
-@router.get(
-    "/runs/{run_id}/graph",
-    status_code=302,
-    response_class=RedirectResponse,
-    responses=delivery_responses(404),
-)
+@router.get("/runs/{run_id}/graph", **DELIVERY_ROUTE)
 async def run_graph(
     run_id: str,
     owner: OwnerDep,
@@ -201,12 +196,7 @@ async def run_graph(
     return await deliver_blob(services, document["key"], document["filename"], deliver)
 
 
-@router.get(
-    "/runs/{run_id}/input",
-    status_code=302,
-    response_class=RedirectResponse,
-    responses=delivery_responses(404),
-)
+@router.get("/runs/{run_id}/input", **DELIVERY_ROUTE)
 async def run_input(
     run_id: str, owner: OwnerDep, services: ServicesDep, deliver: DeliveryQuery = "redirect"
 ) -> Response:
