@@ -143,7 +143,8 @@ _RESPONSE_FORMAT_SCHEMA: dict[str, Any] = {
             "required": ["type", "json_schema"],
             "properties": {
                 "type": {"const": "json_schema"},
-                "json_schema": {"type": "object"},
+                # Free-form: genkeep.api.openapi publishes it as JsonValue (no NUL anywhere).
+                "json_schema": {"type": "object", "additionalProperties": True},
             },
         },
     ]
