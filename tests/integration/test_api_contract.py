@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from genkeep.api.openapi import NO_NUL_KEY
 from genkeep.config import Settings
 from tests.support.edge import EdgeApi, edge_api, snapshot
 
@@ -108,6 +109,19 @@ async def test_the_openapi_document_declares_bearer_auth_and_problem_json(api: E
     assert len(bounds) > 20 and all(type(b) is int for b in bounds), bounds
     seed = document["components"]["schemas"]["ChatCompletionRequest"]["properties"]["seed"]
     assert seed["anyOf"][0]["maximum"] == 2**63 - 1
+    # Every map's keys are NUL-free strings, as the guard requires (make fuzz found
+    # chat's metadata keys unstated).
+    maps = _maps(document)
+    assert len(maps) > 3 and all(m.get("propertyNames") == NO_NUL_KEY for m in maps), maps
+
+
+def _maps(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [m for item in node for m in _maps(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if node.get("additionalProperties") not in (None, False) else []
+    return own + [m for value in node.values() for m in _maps(value)]
 
 
 def _integer_bounds(node: Any) -> list[Any]:

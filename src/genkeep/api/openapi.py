@@ -258,6 +258,8 @@ def _strings(node: Any, *, inside_problem: bool = False) -> None:
         return
     if node.get("additionalProperties") is True:
         node["additionalProperties"] = JSON_VALUE_REF
+    # A map's keys are strings the guard checks too (chat's metadata: dict[str, str]).
+    if node.get("additionalProperties") not in (None, False) and "propertyNames" not in node:
         node["propertyNames"] = NO_NUL_KEY
     if (
         node.get("type") == "string"
