@@ -60,20 +60,29 @@ async def deliver_blob(services: Services, key: str, filename: str, how: Deliver
         chunks = services.blobs.open_stream(key)
         # The first chunk is read before answering: a missing blob is a 404, not a cut stream.
         first = await anext(chunks, b"")
-        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        headers = {
-            "Content-Disposition": content_disposition(filename),
-            # Stored content must never be sniffed into HTML and run on the API's origin.
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "sandbox",
-            "Cache-Control": "private, no-store",
-        }
-        return StreamingResponse(_then(first, chunks), media_type=media_type, headers=headers)
+        return file_response(_then(first, chunks), filename)
     url = await services.blobs.signed_url(key, filename=filename)
     if how == "url":
         ttl = services.settings.signed_url_ttl_s
         return JSONResponse(SignedUrlOut(url=url, expires_in_s=ttl).model_dump())
     return RedirectResponse(url, status_code=302)
+
+
+def file_response(
+    chunks: AsyncIterator[bytes], filename: str | None, *, key: str = "", size: int | None = None
+) -> StreamingResponse:
+    """A stored file streamed by the API, typed by its name (or key), never run as a page."""
+    media_type = mimetypes.guess_type(filename or key)[0] or "application/octet-stream"
+    headers = {
+        "Content-Disposition": content_disposition(filename),
+        # Stored content must never be sniffed into HTML and run on the API's origin.
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        "Cache-Control": "private, no-store",
+    }
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
+from genkeep.api.delivery import file_response
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
-from genkeep.blobs import LocalBlobStore, content_disposition, validate_key
+from genkeep.blobs import LocalBlobStore, validate_key
 from genkeep.errors import NotFound
 
 # What validate_key accepts, less keys with a segment starting with "." (never made).
@@ -49,13 +49,4 @@ async def download(
     validate_key(key)
     store.verify(key, expires, filename, signature)
     size, chunks = await store.open_download(key)
-    media_type = mimetypes.guess_type(filename or key)[0] or "application/octet-stream"
-    headers = {
-        "Content-Length": str(size),
-        "Content-Disposition": content_disposition(filename),
-        # Uploaded content must never be sniffed into HTML and run on the API's origin.
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox",
-        "Cache-Control": "private, no-store",
-    }
-    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+    return file_response(chunks, filename, key=key, size=size)
