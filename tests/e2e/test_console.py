@@ -27,6 +27,7 @@ from genkeep.db.models import Prompt, Task
 from tests.conftest import process_env
 from tests.integration.test_duplicates import _drop_unique_key
 from tests.integration.test_ops_api import prompt_rows
+from tests.support.jobs import confirmed_job, export_markdown
 from tests.support.server import Server, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -581,14 +582,8 @@ def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
         page.get_by_role("button", name="Turtle").click()
     assert len(Graph().parse(data=Path(info.value.path()).read_text(), format="turtle")) > 0
 
-    job = httpx.post(
-        f"{server.url}/v1/jobs",
-        json={
-            "title": "Café report",
-            "sections_confirmed": True,
-            "sections": [{"title": "A", "content": "b"}],
-        },
-    ).json()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Café report")
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     page.get_by_label("Markdown").check()
     page.get_by_label("PDF").uncheck()
@@ -605,22 +600,11 @@ def test_a_long_audit_log_and_the_tasks_at_its_end_are_all_shown(
 ) -> None:
     server = servers()
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        job = client.post(
-            "/v1/jobs",
-            json={
-                "title": "Busy",
-                "sections_confirmed": True,
-                "sections": [{"title": "A", "content": "b"}],
-            },
-        ).json()
+        job = confirmed_job(client, "Busy")
         for n in range(600):  # more events than one page of the API (500)
             changed = client.patch(f"/v1/jobs/{job['id']}", json={"title": f"Busy {n}"})
             assert changed.status_code == 200, changed.text
-        task = client.post(
-            f"/v1/jobs/{job['id']}/tasks",
-            json={"kind": "export", "payload": {"formats": ["md"]}},
-            headers={"Idempotency-Key": "late"},
-        ).json()
+        task = export_markdown(client, job["id"], "late")
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     expect(page.locator(f"#task-{task['id']}")).to_have_attribute("data-status", "completed")
     events = page.locator("#events li")

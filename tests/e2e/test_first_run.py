@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.jobs import confirmed_job, export_markdown
 from tests.support.server import free_port, genkeep_command
 
 pytestmark = pytest.mark.e2e
@@ -148,19 +149,8 @@ def test_first_run_from_any_folder(tmp_path: Path) -> None:
 def _exported_download(url: str) -> str:
     """Export a job through the server's own worker; the artifact's signed download URL."""
     with httpx.Client(base_url=url, timeout=30) as client:
-        job = client.post(
-            "/v1/jobs",
-            json={
-                "title": "First",
-                "sections_confirmed": True,
-                "sections": [{"title": "A", "content": "a"}],
-            },
-        ).json()
-        task = client.post(
-            f"/v1/jobs/{job['id']}/tasks",
-            json={"kind": "export", "payload": {"formats": ["md"]}},
-            headers={"Idempotency-Key": "first-export"},
-        ).json()
+        job = confirmed_job(client, "First")
+        task = export_markdown(client, job["id"], "first-export")
         deadline = time.monotonic() + 60
         while (task := client.get(f"/v1/tasks/{task['id']}").json())["status"] != "completed":
             assert task["status"] in ("queued", "running") and time.monotonic() < deadline, task

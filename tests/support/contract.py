@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.jobs import confirmed_job, export_markdown
+
 CONFIG = Path(__file__).resolve().parents[1] / "fuzz" / "schemathesis.toml"
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 CHECKS = (
@@ -66,20 +68,9 @@ def seed_data(base_url: str, token: str) -> dict[str, str]:
     """Create one of each resource, so operations on ids get real ones (not only 404s)."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-        job = client.post(
-            "/v1/jobs",
-            json={
-                "title": "Contract",
-                "sections_confirmed": True,
-                "sections": [{"title": "One", "content": "Some *text*."}],
-            },
-        ).json()
+        job = confirmed_job(client, "Contract")
         generated = client.post("/v1/generate", json={"prompt": "contract seed"}).json()
-        task = client.post(
-            f"/v1/jobs/{job['id']}/tasks",
-            json={"kind": "export", "payload": {"formats": ["md"]}},
-            headers={"Idempotency-Key": "contract-seed"},
-        ).json()
+        task = export_markdown(client, job["id"], "contract-seed")
         run = client.post(
             "/v1/runs",
             json={"text": "Ada Lovelace wrote notes.", "ontology": _ontology()},
