@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import genkeep.extract
+from genkeep.core.hashes import sha256_hex
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.chunking import chunk_text
 from genkeep.extract.dedupe import merge_chunk_results
@@ -24,7 +25,6 @@ from genkeep.extract.index import IndexCache, OntologyIndex
 from genkeep.extract.model import ChunkParams
 from genkeep.extract.ontology import load_ontology
 from genkeep.extract.runner import encode_result
-from genkeep.generate.normalize import sha256_hex
 
 SAMPLES = Path(genkeep.extract.__file__).resolve().parent / "samples"
 VARIANTS = 50

@@ -109,7 +109,14 @@ class Genkeep(QueueSystem):
             await close_services(services)
 
     def worker_command(self, concurrency: int, poll_s: float) -> list[str]:
-        return [sys.executable, "-m", "genkeep.cli", "worker", "--concurrency", str(concurrency)]
+        return [
+            sys.executable,
+            "-m",
+            "genkeep.cli.root",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+        ]
 
     def worker_env(self, dsn: str, workdir: Path, poll_s: float) -> dict[str, str]:
         return {

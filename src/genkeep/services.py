@@ -17,11 +17,12 @@ from genkeep.db.run_changes import RunChanges
 from genkeep.db.runs import DbLlmCache, RunStore
 from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
+from genkeep.db.url import async_url, is_ephemeral
+from genkeep.errors import ConfigurationError
 from genkeep.extract.service import ExtractionService, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
 from genkeep.generate.service import GenerateService
-from genkeep.runtime import check_durable
 
 
 @dataclass
@@ -94,3 +95,15 @@ async def close_services(services: Services) -> None:
     await services.run_changes.stop()
     await services.blobs.aclose()
     await services.database.dispose()
+
+
+def check_durable(settings: Settings) -> None:
+    """Refuse an in-memory or temporary database in production (I12)."""
+    if settings.env != "production":
+        return
+    reason = is_ephemeral(async_url(settings.database_url))
+    if reason:
+        raise ConfigurationError(
+            f"refusing to run in production on {settings.database_url}: {reason}. "
+            "Set GENKEEP_DATABASE_URL to PostgreSQL or a durable SQLite file."
+        )

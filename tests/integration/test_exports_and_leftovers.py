@@ -13,7 +13,7 @@ import pytest
 
 from genkeep.blobs import validate_key
 from genkeep.config import Settings
-from genkeep.sweep_files import collect_unreferenced_files
+from genkeep.ops.sweep_files import collect_unreferenced_files
 from genkeep.worker.runner import Worker
 from tests.support.edge import EdgeApi, edge_api, snapshot
 

@@ -252,7 +252,7 @@ async def test_expired_lease_is_taken_over(
     prompt = await _only_prompt(database)
     assert prompt.attempts == 2 and prompt.claim_token is None
     # The dead claimant wakes up and tries to commit: it is fenced out.
-    from genkeep.generate.generator import Generation
+    from genkeep.core.generation import Generation
 
     assert await store.complete(dead, "late-result", Generation("late", "m")) is None
     assert await count(database, Result) == 1
@@ -347,7 +347,7 @@ async def test_persistence_failure_await_off_is_counted_not_returned(
     make_service: ServiceFactory, database: Database, backend: str
 ) -> None:
     await _break_result_inserts(database, backend)
-    from genkeep.metrics import PERSISTENCE_FAILURES
+    from genkeep.telemetry.metrics import PERSISTENCE_FAILURES
 
     before = PERSISTENCE_FAILURES.labels("best-effort")._value.get()
     service = make_service(persistence_await=False)

@@ -1,4 +1,4 @@
-"""Races in the lease protocols, forced at named points (genkeep.interleave), on SQLite and
+"""Races in the lease protocols, forced at named points (genkeep.core.interleave), on SQLite and
 PostgreSQL. Each test drives one interleaving that broke an invariant before its fix."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from genkeep import identity, interleave
 from genkeep.config import Settings
+from genkeep.core import identity, interleave
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.database import Database
 from genkeep.db.jobs import Audit
@@ -29,8 +29,8 @@ from genkeep.extract.service import RunRequest
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.outcome import Outcome
 from genkeep.generate.service import GenerateService
+from genkeep.ops.sweep import sweep
 from genkeep.services import Services
-from genkeep.sweep import sweep
 from genkeep.worker.context import TaskContext
 from genkeep.worker.runner import Worker
 from tests.integration.test_runs import ONTOLOGY, TEXT, service_for

@@ -17,8 +17,8 @@ from genkeep.db.models import Job, Task
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, IdempotencyMismatch, LeaseLost
+from genkeep.ops.sweep import sweep
 from genkeep.services import Services
-from genkeep.sweep import sweep
 from genkeep.worker.completer import Completer
 from genkeep.worker.runner import Worker
 from tests.support.services import opened_services

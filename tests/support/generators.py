@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.generation import Generation
 from genkeep.generate.builtin import BuiltinGenerator
-from genkeep.generate.generator import Generation
 
 
 class CountingGenerator(BuiltinGenerator):

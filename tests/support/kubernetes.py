@@ -19,7 +19,7 @@ from typing import Any
 import typer
 import yaml
 
-from genkeep.cli import app as cli_app
+from genkeep.cli.root import app as cli_app
 
 try:  # typer 0.2x brings its own copy of click
     from typer._click.exceptions import UsageError as UsageError

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import genkeep.services
-from genkeep.cli import main
+from genkeep.cli.root import main
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.model import Chunk, ChunkResult, Extractor, OntologyIndexLike
 from genkeep.extract.service import default_extractors

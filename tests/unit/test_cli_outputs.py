@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from genkeep.cli_outputs import STDOUT, OutputFormat, plan_outputs
+from genkeep.cli.outputs import STDOUT, OutputFormat, plan_outputs
 from genkeep.errors import BadInput
 
 

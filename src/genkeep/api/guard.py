@@ -8,7 +8,7 @@ Two pieces, applied to every route:
 - ``GuardedRoute`` (every router's route class) checks path and query values and the JSON
   body as one tree: no NUL, no lone surrogate (PostgreSQL text refuses both), no NaN or
   Infinity (JSON has neither), no nesting deeper than ``MAX_JSON_DEPTH``. The error names
-  the field. Ranges of integers and durations are in the schemas (``genkeep.api.types``).
+  the field. Ranges of integers and durations are in the schemas (``genkeep.core.types``).
 """
 
 from __future__ import annotations

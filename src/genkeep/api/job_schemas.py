@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from genkeep.api.types import PositiveInt32, RequestModel
+from genkeep.core.types import PositiveInt32, RequestModel
 from genkeep.db.models import Artifact, Job, JobEvent, Task, TaskChange
 from genkeep.errors import PayloadTooLarge
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from genkeep.api.types import Int64, JsonInt, PositiveInt32
+from genkeep.core.types import Int64, JsonInt, PositiveInt32
 from genkeep.generate.chat_key import ChatCall, ChatMessage
 from genkeep.generate.outcome import Outcome
 

@@ -26,8 +26,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from genkeep.api.problems import PROBLEM_JSON
-from genkeep.api.types import INT64_MAX
 from genkeep.config import Settings
+from genkeep.core.types import INT64_MAX
 from genkeep.worker.registry import payload_models
 
 # ECMA-262 and Python agree on this: any string without U+0000.

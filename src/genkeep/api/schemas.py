@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genkeep.api.types import RequestModel, Seconds
+from genkeep.core.types import RequestModel, Seconds
 from genkeep.db.models import Prompt, Result
 from genkeep.db.prompts import Duplicate
 from genkeep.generate.cache_control import CacheControl

@@ -12,7 +12,7 @@ from fastapi import Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.openapi import documented
-from genkeep.api.types import INT64_MAX
+from genkeep.core.types import INT64_MAX
 from genkeep.errors import BadInput
 
 KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from genkeep import interleave
+from genkeep.core import interleave
 from genkeep.db.database import Database
 from genkeep.db.models import Artifact, Job, Task
 

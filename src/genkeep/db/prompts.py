@@ -11,15 +11,15 @@ from typing import Any, TypeVar
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genkeep import interleave
+from genkeep.core import interleave
+from genkeep.core.generation import Generation
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import insert_ignoring_conflicts
 from genkeep.db.models import Prompt, Result
 from genkeep.db.reader import ReadStatement
 from genkeep.db.types import utc_from_driver, utcnow
-from genkeep.generate.generator import Generation
-from genkeep.generate.normalize import sha256_hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from genkeep import interleave
+from genkeep.core import interleave
 from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.dialect import (

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
 
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.database import Database
 from genkeep.db.dialect import wake_workers
 from genkeep.db.models import Task
-from genkeep.generate.normalize import sha256_hex
 
 FINISHED = ("completed", "failed", "cancelled")
 STATUSES = ("queued", "running", *FINISHED)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from docx.document import Document
     from markdown_it.token import Token
 
-    from genkeep.export.formats import ExportMeta
+    from genkeep.export.types import ExportMeta
 
 _MARKDOWN = markdown_parser()
 CODE_STYLE = "Code"

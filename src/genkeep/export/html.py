@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from markdown_it import MarkdownIt
 
 if TYPE_CHECKING:
-    from genkeep.export.formats import ExportMeta
+    from genkeep.export.types import ExportMeta
 
 # Every glyph of Latin, Greek and Cyrillic is in DejaVu Serif; DejaVu Sans and the math face
 # pick up arrows, box drawing and mathematical symbols the serif lacks.

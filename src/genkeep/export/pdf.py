@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from genkeep.export.html import preview_page
 
 if TYPE_CHECKING:
-    from genkeep.export.formats import ExportMeta
+    from genkeep.export.types import ExportMeta
 
 # Content is untrusted: an image link must not make the renderer read local files or reach
 # the network, so only inline ``data:`` resources are fetched.

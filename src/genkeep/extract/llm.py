@@ -194,7 +194,7 @@ class LlmExtractor:
         self.owner: str | None = None
         self._cache = cache
         self._vocabulary: tuple[OntologyIndexLike, Vocabulary] | None = None
-        from genkeep.openai_client import ChatClient
+        from genkeep.generate.openai_client import ChatClient
 
         self._chat = ChatClient(
             base_url=base_url,

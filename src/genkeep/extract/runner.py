@@ -16,8 +16,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from genkeep import identity, interleave
 from genkeep.blobs import BlobStore
+from genkeep.core import identity, interleave
+from genkeep.core.redact import client_message
 from genkeep.db.models import Run
 from genkeep.db.runs import CorruptBatch, RunLease, RunStore
 from genkeep.errors import GenkeepError, LeaseLost
@@ -27,7 +28,6 @@ from genkeep.extract.dedupe import merge_chunk_results
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
 from genkeep.extract.outputs import write_outputs
-from genkeep.redact import client_message
 
 log = logging.getLogger(__name__)
 

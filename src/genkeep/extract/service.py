@@ -8,6 +8,7 @@ from typing import Any
 
 from genkeep.blobs import BlobStore
 from genkeep.config import Settings
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.models import Run
 from genkeep.db.runs import RunStore
 from genkeep.errors import BadInput, Conflict
@@ -17,7 +18,6 @@ from genkeep.extract.llm import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import RunInputs
-from genkeep.generate.normalize import sha256_hex
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ import random
 import re
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.generation import Generation
 from genkeep.generate.chat_key import ChatCall
-from genkeep.generate.generator import Generation, OnDelta
+from genkeep.generate.generator import OnDelta
 from genkeep.generate.normalize import normalize_prompt
 
 # A streamed piece: a word with the whitespace after it (or leading whitespace alone).

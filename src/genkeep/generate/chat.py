@@ -13,12 +13,13 @@ import re
 from collections.abc import AsyncIterator
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.generation import Generation
 from genkeep.db.prompts import PromptKey
 from genkeep.errors import UnknownModel, UnknownProfile
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.chat_key import ChatCall, chat_key, chat_profile_key, stored_call
 from genkeep.generate.feed import Feed
-from genkeep.generate.generator import ChatGenerator, Generation
+from genkeep.generate.generator import ChatGenerator
 from genkeep.generate.outcome import Outcome
 from genkeep.generate.service import GenerateService
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.prompts import PromptKey
 from genkeep.errors import BadInput, PromptTooLarge
-from genkeep.generate.normalize import normalize_prompt, sha256_hex
+from genkeep.generate.normalize import normalize_prompt
 from genkeep.generate.normalize import profile_key as hash_profile
 
 Normalization = Literal["whitespace", "seed", "exact"]

@@ -14,14 +14,15 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from genkeep import identity, interleave
 from genkeep.config import GeneratorProfile, Settings
+from genkeep.core import identity, interleave
+from genkeep.core.generation import Generation
 from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore
 from genkeep.errors import GenerationFailed, GenerationTimeout, GenkeepError, PersistenceFailed
 from genkeep.generate.cache_control import CacheControl
-from genkeep.generate.generator import Generation, Generator
+from genkeep.generate.generator import Generator
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
-from genkeep.metrics import (
+from genkeep.telemetry.metrics import (
     COALESCED,
     GENERATOR_CALLS,
     GENERATOR_LATENCY,

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.generation import Generation
 
 if TYPE_CHECKING:
     from genkeep.generate.chat_key import ChatCall
 
 # Receives each piece of text as the generator produces it.
 OnDelta = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """What a generator produced, with the model that produced it and its token usage."""
-
-    content: str
-    model: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
 
 
 class Generator(Protocol):

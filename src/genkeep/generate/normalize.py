@@ -7,11 +7,12 @@ Punctuation, accents that NFKC keeps, and word order still distinguish prompts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
 from typing import Any
+
+from genkeep.core.hashes import sha256_hex
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -22,11 +23,6 @@ def normalize_prompt(prompt: str) -> str:
     text = unicodedata.normalize("NFKC", prompt)
     text = unicodedata.normalize("NFKC", text.casefold())
     return _WHITESPACE.sub(" ", text).strip()
-
-
-def sha256_hex(data: str | bytes) -> str:
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    return hashlib.sha256(raw).hexdigest()
 
 
 def prompt_hash(normalized: str) -> str:

@@ -8,10 +8,11 @@ from openai import omit
 from openai.types.chat import ChatCompletionMessageParam
 
 from genkeep.config import GeneratorProfile, Settings
+from genkeep.core.generation import Generation
 from genkeep.errors import GenerationFailed
 from genkeep.generate.chat_key import ChatCall
-from genkeep.generate.generator import Generation, OnDelta
-from genkeep.openai_client import ChatClient
+from genkeep.generate.generator import OnDelta
+from genkeep.generate.openai_client import ChatClient
 
 
 class OpenAIGenerator:

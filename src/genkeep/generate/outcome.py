@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from genkeep.core.generation import Generation
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.models import Result
 from genkeep.db.prompts import StoredResult
-from genkeep.generate.generator import Generation
-from genkeep.generate.normalize import sha256_hex
 
 
 @dataclass(frozen=True, slots=True)

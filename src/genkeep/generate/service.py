@@ -22,7 +22,7 @@ from genkeep.generate.claim import ClaimProtocol
 from genkeep.generate.generator import Generator
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
-from genkeep.metrics import CACHE_HITS, COALESCED, REQUEST_LATENCY
+from genkeep.telemetry.metrics import CACHE_HITS, COALESCED, REQUEST_LATENCY
 
 # Labelled children looked up once: ``labels()`` takes a lock and builds a key each call.
 _LATENCY = {label: REQUEST_LATENCY.labels(label) for label in ("hit", "coalesced", "generated")}

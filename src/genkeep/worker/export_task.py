@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Job
 from genkeep.errors import BadInput, GateClosed
 from genkeep.export import ExportFormat, ExportMeta, render
 from genkeep.generate.canonical import persisted_content, title_of
-from genkeep.generate.normalize import sha256_hex
 from genkeep.worker.context import TaskContext, TaskOutput
 from genkeep.worker.registry import register
 

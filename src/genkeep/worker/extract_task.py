@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genkeep.api.types import NonNegativeInt32, PositiveInt32
+from genkeep.core.types import NonNegativeInt32, PositiveInt32
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
 from genkeep.errors import BadInput, TaskCancelled

@@ -14,11 +14,11 @@ import logging
 
 from pydantic import ValidationError
 
-from genkeep import identity
+from genkeep.core import identity
+from genkeep.core.redact import client_message
 from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
 from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
-from genkeep.redact import client_message
 from genkeep.services import Services
 from genkeep.worker.completer import Completer
 from genkeep.worker.context import TaskContext, TaskOutput

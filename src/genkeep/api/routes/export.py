@@ -12,9 +12,9 @@ from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
 from genkeep.api.schemas import ExportRequest
 from genkeep.blobs import content_disposition
+from genkeep.core.hashes import sha256_hex
 from genkeep.export import ExportMeta, preview_page, render
 from genkeep.generate.canonical import persisted_content, title_of
-from genkeep.generate.normalize import sha256_hex
 
 EXPORT_MEDIA_TYPES = (
     "application/pdf",

@@ -13,7 +13,7 @@ from genkeep.api.deps import ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.db.migrate import ensure_current
 from genkeep.errors import GenkeepError
-from genkeep.metrics import exposition, tasks_by_status
+from genkeep.telemetry.metrics import exposition, tasks_by_status
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=GuardedRoute, tags=["operations"])

@@ -19,7 +19,7 @@ from genkeep.api.guard import GuardedRoute, allow_body
 from genkeep.api.job_schemas import EventOut, JobCreate, JobOut, JobPage, JobUpdate
 from genkeep.api.openapi import documented
 from genkeep.api.problems import truncate
-from genkeep.api.types import INT32_MAX, NonNegativeInt64
+from genkeep.core.types import INT32_MAX, NonNegativeInt64
 from genkeep.db.jobs import FileInfo
 from genkeep.errors import BadInput, PreconditionFailed
 

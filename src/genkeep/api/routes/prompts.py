@@ -17,7 +17,7 @@ from genkeep.api.schemas import (
     PromptSummary,
     ResultOut,
 )
-from genkeep.api.types import INT64_MAX
+from genkeep.core.types import INT64_MAX
 from genkeep.errors import NotFound, PayloadTooLarge
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["prompts"])

@@ -14,7 +14,7 @@ from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
-from genkeep.api.types import INT64_MAX, NonNegativeInt32, PositiveInt32, RequestModel
+from genkeep.core.types import INT64_MAX, NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager

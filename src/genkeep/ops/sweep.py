@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from genkeep.db.blob_refs import read_references
 from genkeep.db.tasks import FINISHED
 from genkeep.db.types import utcnow
+from genkeep.ops.sweep_files import collect_unreferenced_files
 from genkeep.services import Services
-from genkeep.sweep_files import collect_unreferenced_files
 
 _TASK_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/tasks/(?P<task>[^/]+)/")
 _FILE_BLOB = re.compile(r"^owners/[^/]+/jobs/(?P<job>[^/]+)/files/")

@@ -17,10 +17,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from genkeep import identity
-from genkeep.cli_common import errors
-from genkeep.cli_outputs import Output, write_outputs
+from genkeep.cli.common import errors
+from genkeep.cli.outputs import Output, write_outputs
 from genkeep.config import Settings
+from genkeep.core import identity
 from genkeep.db.types import utcnow
 from genkeep.errors import BadInput
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Column, Table
 
-from genkeep.cli_common import console, errors, fail, run
-from genkeep.cli_common import settings as load_cli_settings
-from genkeep.cli_execute import execute, written
-from genkeep.cli_help import Command, Group
-from genkeep.cli_outputs import OutputFormat, plan_outputs, write_outputs
+from genkeep.cli.common import console, errors, fail, run
+from genkeep.cli.common import settings as load_cli_settings
+from genkeep.cli.execute import execute, written
+from genkeep.cli.help import Command, Group
+from genkeep.cli.outputs import OutputFormat, plan_outputs, write_outputs
 from genkeep.config import Settings
 from genkeep.errors import BadInput
 

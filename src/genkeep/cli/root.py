@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from genkeep.cli_common import console, errors, fail, run, set_debug, show_notices
-from genkeep.cli_common import main as run_app
-from genkeep.cli_common import settings as load_cli_settings
-from genkeep.cli_help import Command, Group
-from genkeep.cli_runs import register as register_runs
+from genkeep.cli.common import console, errors, fail, run, set_debug, show_notices
+from genkeep.cli.common import main as run_app
+from genkeep.cli.common import settings as load_cli_settings
+from genkeep.cli.help import Command, Group
+from genkeep.cli.runs import register as register_runs
 from genkeep.config import Settings, default_data_dir, set_prometheus_multiproc_dir
 
 app = typer.Typer(
@@ -117,7 +117,7 @@ def serve(
 async def _check_startable(settings: Settings) -> None:
     from genkeep.db.database import Database
     from genkeep.db.migrate import prepare_schema
-    from genkeep.runtime import check_durable
+    from genkeep.services import check_durable
 
     check_durable(settings)
     database = Database(settings.database_url)
@@ -378,8 +378,8 @@ def worker(
 @ops_app.command("sweep", cls=Command)
 def ops_sweep() -> None:
     """Delete expired non-latest artifacts and their blobs, then orphan blobs."""
+    from genkeep.ops.sweep import SweepReport, sweep
     from genkeep.services import close_services, open_services
-    from genkeep.sweep import SweepReport, sweep
 
     settings = load_cli_settings()
 

@@ -1,7 +1,7 @@
 """Sweep job-file blobs no job names any more: a replaced upload whose deletion was lost,
 or an upload whose request failed after writing it.
 
-Kept apart from ``genkeep.sweep``'s artifact pass. An upload's key starts with the Unix
+Kept apart from ``genkeep.ops.sweep``'s artifact pass. An upload's key starts with the Unix
 time it was written (``files/<time>-<nonce>-<sha256>``), so an upload still in flight (its
 blob written, its job row not yet committed) is younger than the grace period and stays.
 Keys of the older form (``files/<sha256>``) carry no time and are left to the job-gone rule.

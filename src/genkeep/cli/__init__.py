@@ -1,0 +1,1 @@
+"""The `genkeep` command line: one Typer module per command group."""

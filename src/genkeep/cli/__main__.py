@@ -1,0 +1,5 @@
+"""``python -m genkeep.cli``: the `genkeep` command."""
+
+from genkeep.cli.root import main
+
+main()

@@ -1,0 +1,1 @@
+"""Operations: the retention sweep of artifacts and blobs, and the duplicate check."""

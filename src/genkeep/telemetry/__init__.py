@@ -1,0 +1,1 @@
+"""What genkeep tells operators about itself: Prometheus metrics."""
