@@ -111,7 +111,13 @@ def backend(db_url: str) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path / "var", _env_file=None)
+    # The test task kinds (tests/support/handlers) as an extension, as the test servers have them.
+    return Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "var",
+        task_modules=["tests.support.handlers"],
+        _env_file=None,
+    )
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from genkeep.extract.service import ExtractionService, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
 from genkeep.generate.service import GenerateService
+from genkeep.jobs import Catalogue, load_catalogue
 
 
 @dataclass
@@ -42,11 +43,14 @@ class Services:
     extraction: ExtractionService
     blobs: BlobStore
     wakeups: Wakeups
+    # The task kinds this process accepts: built-in and GENKEEP_TASK_MODULES extensions.
+    catalogue: Catalogue
 
 
 async def open_services(settings: Settings) -> Services:
     """Connect and check everything; raise a GenkeepError if this process cannot run."""
     check_durable(settings)
+    catalogue = load_catalogue(settings.task_modules)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     try:
         await prepare_schema(database)
@@ -77,6 +81,7 @@ async def open_services(settings: Settings) -> Services:
         extraction=ExtractionService(runs, blobs, extractors),
         blobs=blobs,
         wakeups=wakeups,
+        catalogue=catalogue,
     )
 
 

@@ -12,38 +12,14 @@ from typing import Any
 import pytest
 
 from genkeep.config import Settings
-from genkeep.db.artifacts import NewArtifact
 from genkeep.db.jobs import Audit
 from genkeep.db.tasks import Submission
 from genkeep.services import Services
-from genkeep.worker.context import TaskContext, TaskOutput
-from genkeep.worker.registry import register
 from genkeep.worker.runner import Worker
 from tests.support.services import opened_services
 
 AUDIT = Audit(actor="test", trace_id="0af7651916cd43dd8448eb211c80319c")
 OWNER = "alice"
-
-
-def _any(payload: dict[str, Any]) -> dict[str, Any]:
-    return payload
-
-
-@register("fails-once-with-artifact", _any)
-async def fails_once_with_artifact(context: TaskContext) -> TaskOutput:
-    if context.task.attempts < 2:
-        raise RuntimeError("first attempt fails")
-    key = context.blob_key("out.txt")
-    info = await context.services.blobs.put(key, b"ok", content_type="text/plain")
-    artifact = NewArtifact("txt", key, "out.txt", "text/plain", info.size, info.sha256)
-    return TaskOutput(result={"ok": True}, artifacts=[artifact])
-
-
-@register("leaks-a-path", _any)
-async def leaks_a_path(context: TaskContext) -> TaskOutput:
-    if context.task.payload.get("os"):
-        raise FileNotFoundError(2, "No such file or directory", "/srv/genkeep/var/blobs/x.pdf")
-    raise RuntimeError("cannot read /srv/genkeep/var/blobs/owners/alice/y.pdf: denied")
 
 
 @pytest.fixture

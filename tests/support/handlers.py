@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from genkeep.db.artifacts import NewArtifact
+from genkeep.jobs import TaskKind
 from genkeep.worker.context import TaskContext, TaskOutput
-from genkeep.worker.registry import register
+from genkeep.worker.registry import Handler
 
 
-def _any(payload: dict[str, Any]) -> dict[str, Any]:
-    return payload
-
-
-@register("sleep", _any)
 async def sleep(context: TaskContext) -> TaskOutput:
     """Sleep in steps (a checkpoint each), then store one small artifact."""
     steps = int(context.task.payload.get("steps", 10))
@@ -31,7 +27,6 @@ async def sleep(context: TaskContext) -> TaskOutput:
     return TaskOutput(result={"steps": steps}, artifacts=[artifact])
 
 
-@register("flaky", _any)
 async def flaky(context: TaskContext) -> TaskOutput:
     """Fail until attempt ``succeed_on`` (never, if 0)."""
     succeed_on = int(context.task.payload.get("succeed_on", 0))
@@ -40,12 +35,10 @@ async def flaky(context: TaskContext) -> TaskOutput:
     return TaskOutput(result={"attempt": context.task.attempts})
 
 
-@register("noop", _any)
 async def noop(context: TaskContext) -> TaskOutput:
     return TaskOutput()
 
 
-@register("stages", _any)
 async def stages(context: TaskContext) -> TaskOutput:
     """``steps`` stages back to back, each moving its progress twice and once not at all;
     before stage ``gate_at`` it waits for the file ``gate``."""
@@ -72,7 +65,6 @@ async def _wait_for_file(path: Path) -> None:
 GAUGE = {"now": 0, "most": 0}
 
 
-@register("gauge", _any)
 async def gauge(context: TaskContext) -> TaskOutput:
     """Count itself in ``GAUGE`` while it sleeps ``sleep_s``."""
     GAUGE["now"] += 1
@@ -82,3 +74,31 @@ async def gauge(context: TaskContext) -> TaskOutput:
     finally:
         GAUGE["now"] -= 1
     return TaskOutput(result={"task": context.task.id})
+
+
+async def fails_once_with_artifact(context: TaskContext) -> TaskOutput:
+    if context.task.attempts < 2:
+        raise RuntimeError("first attempt fails")
+    key = context.blob_key("out.txt")
+    info = await context.services.blobs.put(key, b"ok", content_type="text/plain")
+    artifact = NewArtifact("txt", key, "out.txt", "text/plain", info.size, info.sha256)
+    return TaskOutput(result={"ok": True}, artifacts=[artifact])
+
+
+async def leaks_a_path(context: TaskContext) -> TaskOutput:
+    if context.task.payload.get("os"):
+        raise FileNotFoundError(2, "No such file or directory", "/srv/genkeep/var/blobs/x.pdf")
+    raise RuntimeError("cannot read /srv/genkeep/var/blobs/owners/alice/y.pdf: denied")
+
+
+TASK_HANDLERS: dict[str, Handler] = {
+    "sleep": sleep,
+    "flaky": flaky,
+    "noop": noop,
+    "stages": stages,
+    "gauge": gauge,
+    "fails-once-with-artifact": fails_once_with_artifact,
+    "leaks-a-path": leaks_a_path,
+}
+# Their payloads are free-form: a kind without a model takes any JSON object.
+TASK_KINDS = [TaskKind(kind) for kind in TASK_HANDLERS]

@@ -1,4 +1,4 @@
-"""Services for integration tests: the test's database, the test task handlers loaded."""
+"""Services for integration tests: the test's database, blobs in the test's folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 from genkeep.config import Settings
 from genkeep.services import Services, close_services, open_services
-from genkeep.worker.registry import load_handlers
 
 
 @asynccontextmanager
@@ -16,7 +15,6 @@ async def opened_services(
     settings: Settings, tmp_path: Path, **overrides: object
 ) -> AsyncIterator[Services]:
     """Services on ``settings``' database with blobs under ``tmp_path`` and ``overrides``."""
-    load_handlers(["tests.support.handlers"])
     configured = settings.model_copy(update={"blob_dir": tmp_path / "blobs", **overrides})
     opened = await open_services(configured)
     try:

@@ -36,7 +36,6 @@ from genkeep.config import Settings, load_settings
 from genkeep.console import install as install_console
 from genkeep.extract.manager import RunManager
 from genkeep.services import Services, close_services, open_services
-from genkeep.worker.registry import load_handlers
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ def attach(app: FastAPI, services: Services) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    load_handlers(settings.task_modules)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

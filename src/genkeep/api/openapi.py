@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from genkeep.api.problems import PROBLEM_JSON
 from genkeep.config import Settings
 from genkeep.core.types import INT64_MAX
-from genkeep.worker.registry import payload_models
+from genkeep.jobs import load_catalogue
 
 # ECMA-262 and Python agree on this: any string without U+0000.
 NO_NUL = "^[^\\u0000]*$"
@@ -141,7 +141,7 @@ def build(app: FastAPI, settings: Settings) -> dict[str, Any]:
     schemas["JsonValue"] = _json_value()
     _add_models(schemas, Problem, ProblemError)
     _enums(schemas, app, settings)
-    _task_kinds(schemas)
+    _task_kinds(schemas, settings)
     for path, item in document.get("paths", {}).items():
         for operation in item.values():
             _responses(path, operation, settings)
@@ -218,13 +218,13 @@ def _enums(schemas: dict[str, Any], app: FastAPI, settings: Settings) -> None:
         extractor["enum"] = sorted(services.extraction.extractors)
 
 
-def _task_kinds(schemas: dict[str, Any]) -> None:
-    """A task body is one of the registered kinds, each with its payload's schema."""
+def _task_kinds(schemas: dict[str, Any], settings: Settings) -> None:
+    """A task body is one of the catalogue's kinds, each with its payload's schema."""
     create = schemas.get("TaskCreate")
     if create is None:
         return
     variants: list[dict[str, Any]] = []
-    for kind, model in payload_models().items():
+    for kind, model in load_catalogue(settings.task_modules).payload_models().items():
         payload: dict[str, Any] = {
             "type": "object",
             "additionalProperties": JSON_VALUE_REF,

@@ -351,11 +351,9 @@ def worker(
     import signal
 
     from genkeep.services import close_services, open_services
-    from genkeep.worker.registry import load_handlers
     from genkeep.worker.runner import Worker
 
     settings = load_cli_settings()
-    load_handlers(settings.task_modules)
 
     async def main() -> None:
         services = await open_services(settings)

@@ -13,7 +13,6 @@ from fastapi.templating import Jinja2Templates
 
 from genkeep import __version__
 from genkeep.errors import NotFound
-from genkeep.worker.registry import known_kinds
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -74,7 +73,7 @@ async def jobs_page(request: Request) -> HTMLResponse:
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str) -> HTMLResponse:
     # The kinds this server's API accepts (built-in and GENKEEP_TASK_MODULES extensions).
-    kinds = known_kinds()
+    kinds = request.app.state.services.catalogue.names()
     return _page(request, "job.html", page="job", title="Job", item_id=job_id, task_kinds=kinds)
 
 

@@ -6,60 +6,14 @@ import asyncio
 import io
 import unicodedata
 import zipfile
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Job
-from genkeep.errors import BadInput, GateClosed
-from genkeep.export import ExportFormat, ExportMeta, render
+from genkeep.export import ExportMeta, render
 from genkeep.generate.canonical import persisted_content, title_of
+from genkeep.jobs.gates import export_gate
+from genkeep.jobs.payloads import ExportPayload
 from genkeep.worker.context import TaskContext, TaskOutput
-from genkeep.worker.registry import register
-
-
-class ExportPayload(BaseModel):
-    """Formats to render and the source: a result, a prompt's latest result, or the sections."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    formats: list[ExportFormat] = Field(min_length=1, max_length=4)
-    result_id: str | None = None
-    prompt_id: str | None = None
-    title: str | None = Field(None, max_length=300)
-
-    @model_validator(mode="after")
-    def _check(self) -> ExportPayload:
-        if len(set(self.formats)) != len(self.formats):
-            raise ValueError("formats must not repeat")
-        if self.result_id and self.prompt_id:
-            raise ValueError("give result_id or prompt_id, not both")
-        return self
-
-    @property
-    def uses_sections(self) -> bool:
-        return self.result_id is None and self.prompt_id is None
-
-
-def validate(payload: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return ExportPayload.model_validate(payload).model_dump(exclude_none=True)
-    except ValueError as exc:
-        raise BadInput(f"invalid export payload: {exc}".replace("\n", " ")) from None
-
-
-def check_gates(job: Job, payload: dict[str, Any]) -> None:
-    """Sections are exported only when confirmed and the schema is clean (documented rule)."""
-    if not ExportPayload.model_validate(payload).uses_sections:
-        return
-    if not job.sections_confirmed:
-        raise GateClosed("the job's sections are not confirmed; confirm them before exporting")
-    if job.schema_dirty:
-        raise GateClosed("the job's schema changed since the sections were made (schema_dirty)")
-    if not job.sections:
-        raise GateClosed("the job has no sections to export")
 
 
 def sections_markdown(job: Job) -> str:
@@ -69,14 +23,13 @@ def sections_markdown(job: Job) -> str:
     return "\n".join(parts)
 
 
-@register("export", validate, ExportPayload)
 async def export(context: TaskContext) -> TaskOutput:
     payload = ExportPayload.model_validate(context.task.payload)
     services, task = context.services, context.task
     await context.progress("loading", 0.05)
     job = await services.jobs.require(task.owner_id, task.job_id)
     if payload.uses_sections:
-        check_gates(job, context.task.payload)
+        export_gate(job, context.task.payload)
         content = sections_markdown(job)
         meta = ExportMeta(None, None, sha256_hex(content), "sections", persisted=True)
     else:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from genkeep.core.types import NonNegativeInt32, PositiveInt32
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
-from genkeep.errors import BadInput, TaskCancelled
+from genkeep.errors import TaskCancelled
 from genkeep.extract.outputs import DOCUMENTS
 from genkeep.extract.runner import (
     ExtractionRunner,
@@ -25,41 +21,12 @@ from genkeep.extract.runner import (
     RunProgress,
 )
 from genkeep.extract.service import RunRequest, check_input_size
+from genkeep.jobs.payloads import ExtractPayload
 from genkeep.worker.context import TaskContext, TaskOutput
-from genkeep.worker.registry import register
 
 ARTIFACT_KINDS = {"turtle": "ttl", "jsonld": "jsonld", "jsonl": "jsonl"}
 
 
-class ExtractPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    text: str
-    ontology: str = Field(min_length=1)
-    ontology_name: str = "ontology.ttl"
-    input_name: str = "input.txt"
-    extractor: str = "builtin"
-    # Unset: the GENKEEP_EXTRACT_* settings of the worker that starts the run.
-    chunk_size: PositiveInt32 | None = Field(None)
-    overlap: NonNegativeInt32 | None = Field(None)
-    batch_size: PositiveInt32 | None = Field(None)
-
-
-def validate(payload: dict[str, Any]) -> dict[str, Any]:
-    try:
-        checked = ExtractPayload.model_validate(payload)
-    except ValueError as exc:
-        raise BadInput(f"invalid extract payload: {exc}".replace("\n", " ")) from None
-    if (
-        checked.overlap is not None
-        and checked.chunk_size is not None
-        and checked.overlap >= checked.chunk_size
-    ):
-        raise BadInput("overlap must be smaller than chunk_size")
-    return checked.model_dump(exclude_none=True)
-
-
-@register("extract", validate, ExtractPayload)
 async def extract(context: TaskContext) -> TaskOutput:
     payload = ExtractPayload.model_validate(context.task.payload)
     services, task = context.services, context.task

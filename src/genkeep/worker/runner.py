@@ -22,7 +22,7 @@ from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
 from genkeep.services import Services
 from genkeep.worker.completer import Completer
 from genkeep.worker.context import TaskContext, TaskOutput
-from genkeep.worker.registry import handler_for
+from genkeep.worker.registry import Handler, load_handlers
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Worker:
         self._lost: set[str] = set()
         self._stopping = asyncio.Event()
         self._completer = Completer(services.tasks, refill=self)
+        self._handlers: dict[str, Handler] = load_handlers(self.settings.task_modules)
 
     def stop(self) -> None:
         """Stop claiming; ``run`` then drains and returns."""
@@ -144,7 +145,7 @@ class Worker:
 
     async def _run(self, task: Task, lease: Lease) -> None:
         tasks = self.services.tasks
-        handler = handler_for(task.kind)
+        handler = self._handlers.get(task.kind)
         context = TaskContext(task=task, lease=lease, tasks=tasks, services=self.services)
         try:
             if handler is None:

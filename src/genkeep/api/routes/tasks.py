@@ -16,8 +16,6 @@ from genkeep.api.sse import Interval, LastEventId, change_events, event_response
 from genkeep.db.models import TaskChange
 from genkeep.db.tasks import FINISHED, Submission
 from genkeep.errors import NotFound
-from genkeep.worker.export_task import check_gates
-from genkeep.worker.registry import validate_payload
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["tasks"])
 
@@ -46,9 +44,7 @@ async def submit_task(
 ) -> TaskOut:
     """Queue a task; 201 when created, 200 with the original task for a repeated request."""
     job = await services.jobs.require(owner, job_id)
-    payload = validate_payload(body.kind, body.payload)
-    if body.kind == "export":
-        check_gates(job, payload)
+    payload = services.catalogue.accept(job, body.kind, body.payload)
     settings = services.settings
     submission = Submission(
         kind=body.kind,
