@@ -4,27 +4,30 @@ GenkeepError                      code                  status
 ├── BadInput                      bad-input             422
 │   ├── PromptEmpty               prompt-empty          422
 │   ├── PromptTooLarge            prompt-too-large      413
-│   ├── PayloadTooLarge           payload-too-large     413  (genkeep.api.guard)
+│   ├── PayloadTooLarge           payload-too-large     413  (api.guard)
 │   ├── InvalidText               invalid-text          422  (NUL, lone surrogate; api.guard)
 │   ├── UnknownProfile            unknown-profile       422
 │   ├── IdempotencyMismatch       idempotency-mismatch  422
-│   ├── OntologyInvalid           ontology-invalid      422  (genkeep.extract.ontology)
-│   └── InvalidBlobKey            invalid-blob-key      422  (genkeep.blobs.store)
+│   ├── OntologyInvalid           ontology-invalid      422  (extract.ontology)
+│   └── InvalidBlobKey            invalid-blob-key      422  (blobs.store)
 ├── MalformedRequest              malformed-request     400  (JSON too deep, two credentials)
 │   └── InvalidJson               invalid-json          400
 ├── Unauthorized                  unauthorized          401
 ├── NotFound                      not-found             404
 │   ├── UnknownModel              model-not-found       404  (chat completions' model)
-│   └── BlobNotFound              blob-not-found        404  (genkeep.blobs.store)
+│   └── BlobNotFound              blob-not-found        404  (blobs.store)
 ├── Conflict                      conflict              409
-│   ├── GateClosed                gate-closed           409
-│   └── BlobKeyConflict           blob-key-conflict     409  (genkeep.blobs.local)
+│   ├── GateClosed                gate-closed           409  (jobs.gates)
+│   ├── ManifestMismatch          manifest-mismatch     409  (a run resumed with other inputs)
+│   ├── RunActive                 run-active            409  (extract.manager)
+│   └── BlobKeyConflict           blob-key-conflict     409  (blobs.local)
 ├── PreconditionFailed            precondition-failed   412
 ├── LeaseLost                     lease-lost            409  (workers: fenced out)
-├── SignedUrlRefused              signed-url-refused    403  (genkeep.blobs.local)
+├── RunBusy                       run-busy              409  (another process holds the run)
+├── SignedUrlRefused              signed-url-refused    403  (blobs.local)
 │   ├── SignedUrlExpired          signed-url-expired    403
 │   └── SignedUrlInvalid          signed-url-invalid    403
-├── ExtractionFailed              extraction-failed     502  (genkeep.extract.llm)
+├── ExtractionFailed              extraction-failed     502  (the LLM extractor)
 ├── GenerationFailed              generation-failed     502
 ├── GenerationTimeout             generation-timeout    504
 ├── PersistenceFailed             persistence-failed    503
@@ -94,6 +97,16 @@ class InvalidText(BadInput):
     title = "Text the database cannot store"
 
 
+class OntologyInvalid(BadInput):
+    code = "ontology-invalid"
+    title = "Invalid ontology"
+
+
+class InvalidBlobKey(BadInput):
+    code = "invalid-blob-key"
+    title = "Invalid blob key"
+
+
 class MalformedRequest(GenkeepError):
     code = "malformed-request"
     status = 400
@@ -122,6 +135,11 @@ class UnknownModel(NotFound):
     title = "Unknown model"
 
 
+class BlobNotFound(NotFound):
+    code = "blob-not-found"
+    title = "Blob not found"
+
+
 class Conflict(GenkeepError):
     code = "conflict"
     status = 409
@@ -131,6 +149,21 @@ class Conflict(GenkeepError):
 class GateClosed(Conflict):
     code = "gate-closed"
     title = "The job is not ready for this"
+
+
+class ManifestMismatch(Conflict):
+    code = "manifest-mismatch"
+    title = "The run was started with different inputs"
+
+
+class RunActive(Conflict):
+    code = "run-active"
+    title = "The run is already active"
+
+
+class BlobKeyConflict(Conflict):
+    code = "blob-key-conflict"
+    title = "Blob key conflicts with another key"
 
 
 class PreconditionFailed(GenkeepError):
@@ -143,6 +176,37 @@ class LeaseLost(GenkeepError):
     code = "lease-lost"
     status = 409
     title = "The lease on this task was taken over"
+
+
+class RunBusy(GenkeepError):
+    code = "run-busy"
+    status = 409
+    title = "The run is owned by another process"
+    retryable = True  # its owner's lease expires if that owner died
+
+
+class SignedUrlRefused(GenkeepError):
+    code = "signed-url-refused"
+    status = 403
+    title = "Signed URL refused"
+
+
+class SignedUrlExpired(SignedUrlRefused):
+    code = "signed-url-expired"
+    title = "Signed URL expired"
+
+
+class SignedUrlInvalid(SignedUrlRefused):
+    code = "signed-url-invalid"
+    title = "Signed URL signature does not match"
+
+
+class ExtractionFailed(GenkeepError):
+    """The extractor gave no usable answer for a chunk; the batch is recorded as failed."""
+
+    code = "extraction-failed"
+    status = 502
+    title = "Extraction failed"
 
 
 class GenerationFailed(GenkeepError):

@@ -18,16 +18,9 @@ from fastapi import FastAPI
 
 from genkeep.api import problems
 from genkeep.api.routes import blobs as blob_routes
-from genkeep.blobs import (
-    BlobKeyConflict,
-    LocalBlobStore,
-    SignedUrlExpired,
-    SignedUrlInvalid,
-    load_signing_key,
-    open_blob_store,
-)
+from genkeep.blobs import LocalBlobStore, load_signing_key, open_blob_store
 from genkeep.config import Settings
-from genkeep.errors import ConfigurationError
+from genkeep.errors import BlobKeyConflict, ConfigurationError, SignedUrlExpired, SignedUrlInvalid
 from tests.support.blob_contract import BlobStoreContract, Fetch, listed
 
 SIGNING_KEY = b"k" * 32

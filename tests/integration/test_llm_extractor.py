@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from genkeep.errors import ExtractionFailed
 from genkeep.extract import llm
-from genkeep.extract.llm import ExtractionFailed, LlmExtractor, MemoryLlmCache, locate, request_key
+from genkeep.extract.llm import LlmExtractor, MemoryLlmCache, locate, request_key
 from genkeep.extract.model import Alignment, Chunk, Entity, Relation
 from tests.support.fake_openai import FakeOpenAI, empty, ok, status
 

@@ -16,14 +16,14 @@ from sqlalchemy import func, select, text, update
 from genkeep.config import Settings
 from genkeep.db.models import Run, RunBatch, RunEntity
 from genkeep.db.runs import Checkpoint
-from genkeep.errors import LeaseLost
+from genkeep.errors import LeaseLost, ManifestMismatch, RunActive
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.chunking import batches as make_batches
 from genkeep.extract.chunking import chunk_text
-from genkeep.extract.manager import RunActive, RunManager
+from genkeep.extract.manager import RunManager
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, OntologyIndexLike
 from genkeep.extract.runner import ExtractionRunner, RunProgress
-from genkeep.extract.service import ExtractionService, ManifestMismatch, RunRequest
+from genkeep.extract.service import ExtractionService, RunRequest
 from genkeep.services import Services, close_services, open_services
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"

@@ -15,8 +15,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from genkeep.blobs import BlobNotFound, BlobStore, InvalidBlobKey
-from genkeep.errors import BadInput
+from genkeep.blobs import BlobStore
+from genkeep.errors import BadInput, BlobNotFound, InvalidBlobKey
 
 Fetch = Callable[[str], Awaitable[httpx.Response]]
 

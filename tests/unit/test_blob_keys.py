@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from genkeep.blobs import InvalidBlobKey, content_disposition, validate_key
+from genkeep.blobs import content_disposition, validate_key
 from genkeep.blobs.store import MAX_KEY_LENGTH, check_filename, check_ttl, validate_prefix
-from genkeep.errors import BadInput
+from genkeep.errors import BadInput, InvalidBlobKey
 
 ACCEPTED = [
     "a",

@@ -8,8 +8,8 @@ from importlib import resources
 import pytest
 from rdflib import Graph
 
-from genkeep.errors import BadInput
-from genkeep.extract.ontology import BASE_IRI, Ontology, OntologyInvalid, load_ontology
+from genkeep.errors import BadInput, OntologyInvalid
+from genkeep.extract.ontology import BASE_IRI, Ontology, load_ontology
 
 EX = "http://example.org/t#"
 SMALL_TTL = b"""\

@@ -6,34 +6,14 @@ they are imported only when chosen, so their SDKs load only where they are used.
 
 from __future__ import annotations
 
-from genkeep.blobs.local import (
-    BlobKeyConflict,
-    LocalBlobStore,
-    SignedUrlExpired,
-    SignedUrlInvalid,
-    SignedUrlRefused,
-    load_signing_key,
-)
-from genkeep.blobs.store import (
-    BlobInfo,
-    BlobNotFound,
-    BlobStore,
-    InvalidBlobKey,
-    content_disposition,
-    validate_key,
-)
+from genkeep.blobs.local import LocalBlobStore, load_signing_key
+from genkeep.blobs.store import BlobInfo, BlobStore, content_disposition, validate_key
 from genkeep.config import Settings
 
 __all__ = [
     "BlobInfo",
-    "BlobKeyConflict",
-    "BlobNotFound",
     "BlobStore",
-    "InvalidBlobKey",
     "LocalBlobStore",
-    "SignedUrlExpired",
-    "SignedUrlInvalid",
-    "SignedUrlRefused",
     "content_disposition",
     "load_signing_key",
     "open_blob_store",

@@ -17,7 +17,6 @@ from azure.storage.blob.aio import BlobServiceClient
 from genkeep.blobs.store import (
     CHUNK_SIZE,
     BlobInfo,
-    BlobNotFound,
     check_filename,
     check_ttl,
     content_disposition,
@@ -27,7 +26,7 @@ from genkeep.blobs.store import (
     validate_prefix,
 )
 from genkeep.config import Settings
-from genkeep.errors import ConfigurationError
+from genkeep.errors import BlobNotFound, ConfigurationError
 
 # Blobs above this size go up in blocks, so memory stays bounded by block size x concurrency.
 _MAX_SINGLE_PUT = 8 * 1024 * 1024

@@ -21,8 +21,6 @@ from urllib.parse import quote, urlencode
 from genkeep.blobs.store import (
     CHUNK_SIZE,
     BlobInfo,
-    BlobNotFound,
-    InvalidBlobKey,
     check_filename,
     check_ttl,
     is_valid_key,
@@ -30,7 +28,14 @@ from genkeep.blobs.store import (
     validate_prefix,
 )
 from genkeep.config import Settings
-from genkeep.errors import ConfigurationError, Conflict, GenkeepError
+from genkeep.errors import (
+    BlobKeyConflict,
+    BlobNotFound,
+    ConfigurationError,
+    InvalidBlobKey,
+    SignedUrlExpired,
+    SignedUrlInvalid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +46,6 @@ MIN_SIGNING_KEY_BYTES = 16
 _SIGNING_CONTEXT = b"genkeep-blob-url-v1\n"
 # '~' is not allowed in keys, so a temp file can never be mistaken for a blob.
 _TMP_PREFIX = ".~"
-
-
-class SignedUrlRefused(GenkeepError):
-    code = "signed-url-refused"
-    status = 403
-    title = "Signed URL refused"
-
-
-class SignedUrlExpired(SignedUrlRefused):
-    code = "signed-url-expired"
-    title = "Signed URL expired"
-
-
-class SignedUrlInvalid(SignedUrlRefused):
-    code = "signed-url-invalid"
-    title = "Signed URL signature does not match"
-
-
-class BlobKeyConflict(Conflict):
-    code = "blob-key-conflict"
-    title = "Blob key conflicts with another key"
 
 
 class LocalBlobStore:

@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 from genkeep.blobs.store import (
     CHUNK_SIZE,
     BlobInfo,
-    BlobNotFound,
     check_filename,
     check_ttl,
     content_disposition,
@@ -25,7 +24,7 @@ from genkeep.blobs.store import (
     validate_prefix,
 )
 from genkeep.config import Settings
-from genkeep.errors import ConfigurationError
+from genkeep.errors import BlobNotFound, ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

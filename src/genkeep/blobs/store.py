@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-from genkeep.errors import BadInput, NotFound
+from genkeep.errors import BadInput, InvalidBlobKey
 
 MAX_KEY_LENGTH = 512
 # Most filesystems refuse longer names; one limit keeps every backend accepting the same keys.
@@ -22,16 +22,6 @@ MAX_TTL_S = 7 * 24 * 3600
 CHUNK_SIZE = 256 * 1024
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
-
-
-class InvalidBlobKey(BadInput):
-    code = "invalid-blob-key"
-    title = "Invalid blob key"
-
-
-class BlobNotFound(NotFound):
-    code = "blob-not-found"
-    title = "Blob not found"
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,8 +75,9 @@ async def execute(
     ontology_name: str = "",
 ) -> int:
     """Run or resume ``run_id`` with a progress bar; the exit code for the shell."""
+    from genkeep.errors import RunBusy
     from genkeep.extract.manager import RunManager
-    from genkeep.extract.runner import ExtractionRunner, RunBusy
+    from genkeep.extract.runner import ExtractionRunner
 
     found = await services.runs.require(settings.default_owner, run_id)
     if found.status == "completed":

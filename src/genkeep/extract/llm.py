@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from genkeep.config import Settings
-from genkeep.errors import ConfigurationError, GenkeepError
+from genkeep.errors import ConfigurationError, ExtractionFailed
 from genkeep.extract.dedupe import unique_mentions, unique_relations
 from genkeep.extract.model import Alignment, Chunk, ChunkResult, Entity, OntologyIndexLike, Relation
 
@@ -50,14 +50,6 @@ Rules:
 - A relation links two entities of your "entities" list, named by surface and class.
 - List every entity and relation the text states; answer with empty lists if there are none.
 """
-
-
-class ExtractionFailed(GenkeepError):
-    """The extractor gave no usable answer for a chunk; the batch is recorded as failed."""
-
-    code = "extraction-failed"
-    status = 502
-    title = "Extraction failed"
 
 
 class LlmCache(Protocol):

@@ -18,16 +18,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-from genkeep.errors import Conflict
+from genkeep.errors import RunActive
 
 log = logging.getLogger(__name__)
 
 RunBody = Callable[[asyncio.Event], Awaitable[object]]
-
-
-class RunActive(Conflict):
-    code = "run-active"
-    title = "The run is already active"
 
 
 class RunManager:

@@ -34,7 +34,7 @@ from rdflib.namespace import OWL, RDF, RDFS, SKOS
 from rdflib.plugins.parsers.jsonld import to_rdf
 from rdflib.plugins.parsers.notation3 import BadSyntax
 
-from genkeep.errors import BadInput
+from genkeep.errors import OntologyInvalid
 
 PropertyKind = Literal["object", "datatype", "property"]
 
@@ -77,11 +77,6 @@ _PROPERTY_KINDS: tuple[tuple[URIRef, PropertyKind], ...] = (
     (RDF.Property, "property"),
 )
 _UNIVERSAL = frozenset({str(OWL.Thing), str(RDFS.Resource)})
-
-
-class OntologyInvalid(BadInput):
-    code = "ontology-invalid"
-    title = "Invalid ontology"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from genkeep.core import identity, interleave
 from genkeep.core.redact import client_message
 from genkeep.db.models import Run
 from genkeep.db.runs import CorruptBatch, RunLease, RunStore
-from genkeep.errors import GenkeepError, LeaseLost
+from genkeep.errors import LeaseLost, RunBusy
 from genkeep.extract.chunking import batches as make_batches
 from genkeep.extract.chunking import chunk_text
 from genkeep.extract.dedupe import merge_chunk_results
@@ -49,13 +49,6 @@ class RunInputs:
     index: OntologyIndex
     ontology_ttl: bytes
     extractor: Extractor
-
-
-class RunBusy(GenkeepError):
-    code = "run-busy"
-    status = 409
-    title = "The run is owned by another process"
-    retryable = True  # its owner's lease expires if that owner died
 
 
 def chunk_params(run: Run) -> ChunkParams:

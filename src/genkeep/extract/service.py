@@ -11,7 +11,7 @@ from genkeep.config import Settings
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.models import Run
 from genkeep.db.runs import RunStore
-from genkeep.errors import BadInput, Conflict
+from genkeep.errors import BadInput, ManifestMismatch
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import IndexCache
 from genkeep.extract.llm import LlmCache, LlmExtractor
@@ -27,11 +27,6 @@ LLM_NOT_CONFIGURED = (
     "gpt-4o-mini) and GENKEEP_OPENAI_BASE_URL (any OpenAI-compatible API), plus "
     "GENKEEP_OPENAI_API_KEY if that API needs a key"
 )
-
-
-class ManifestMismatch(Conflict):
-    code = "manifest-mismatch"
-    title = "The run was started with different inputs"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import unicodedata
 import zipfile
+
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Job

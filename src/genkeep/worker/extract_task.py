@@ -11,15 +11,9 @@ import contextlib
 
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
-from genkeep.errors import TaskCancelled
+from genkeep.errors import RunBusy, TaskCancelled
 from genkeep.extract.outputs import DOCUMENTS
-from genkeep.extract.runner import (
-    ExtractionRunner,
-    Progress,
-    RunBusy,
-    RunInputs,
-    RunProgress,
-)
+from genkeep.extract.runner import ExtractionRunner, Progress, RunInputs, RunProgress
 from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.jobs.payloads import ExtractPayload
 from genkeep.worker.context import TaskContext, TaskOutput
