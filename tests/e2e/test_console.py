@@ -1,4 +1,4 @@
-"""The web console in a real Chromium against a real ``genkeep serve`` (issue 10).
+"""The web console in a real Chromium against a real ``genkeep serve``.
 
 Debian's /usr/bin/chromium is driven by Playwright; a missing browser fails the run.
 Screenshots go to ``GENKEEP_SCREENSHOTS`` (``make screenshots``: docs/console/) if set.

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from genkeep.errors import ExtractionFailed
-from genkeep.extract import llm
-from genkeep.extract.llm import LlmExtractor, MemoryLlmCache, locate, request_key
+from genkeep.extract.llm import extractor as extractor_module
+from genkeep.extract.llm.answer import SCHEMA_NAME
+from genkeep.extract.llm.extractor import LlmExtractor, MemoryLlmCache, request_key
+from genkeep.extract.llm.grounding import locate
 from genkeep.extract.model import Alignment, Chunk, Entity, Relation
 from tests.support.fake_openai import FakeOpenAI, empty, ok, status
 
@@ -168,7 +170,7 @@ async def test_the_request_asks_for_json_schema_output(
     assert f"- {SCIENTIST}: scientist" in body["messages"][0]["content"]
     response_format = body["response_format"]
     assert response_format["type"] == "json_schema"
-    assert response_format["json_schema"]["name"] == llm.SCHEMA_NAME
+    assert response_format["json_schema"]["name"] == SCHEMA_NAME
     assert response_format["json_schema"]["strict"] is True
     schema = response_format["json_schema"]["schema"]
     assert schema["required"] == ["entities", "relations"]
@@ -281,7 +283,8 @@ async def test_the_cache_key_follows_the_request_not_the_credentials(
     assert make_extractor(model="gpt-other").cache_key(CHUNK, index) != key
     edited = Chunk(index=3, start=1000, end=1000 + len(TEXT), text=TEXT.replace("Paris", "Lyon!"))
     assert make_extractor().cache_key(edited, index) != key
-    monkeypatch.setattr(llm, "PROMPT_TEMPLATE_VERSION", "extract-prompt-next")
+    # The extractor keys with the version it imported.
+    monkeypatch.setattr(extractor_module, "PROMPT_TEMPLATE_VERSION", "extract-prompt-next")
     assert make_extractor().cache_key(CHUNK, index) != key
 
 

@@ -7,7 +7,7 @@ from dataclasses import fields
 
 import pytest
 
-from genkeep.api.openai_schemas import completion_body
+from genkeep.api.openai_responses import completion_body
 from genkeep.api.schemas import GenerateResponse
 from genkeep.generate.outcome import Outcome
 

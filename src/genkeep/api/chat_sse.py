@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from genkeep.api.openai_errors import error_object
-from genkeep.api.openai_schemas import (
+from genkeep.api.openai_responses import (
     RawHeaders,
     completion_id,
     genkeep_fields,

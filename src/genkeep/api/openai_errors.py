@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from genkeep.api.failures import scrubbed_traceback
 from genkeep.api.guard import GuardedRoute
-from genkeep.api.openai_schemas import ErrorBody
+from genkeep.api.openai_responses import ErrorBody
 from genkeep.api.problems import handled, input_errors
 from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel

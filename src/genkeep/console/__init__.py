@@ -1,4 +1,4 @@
-"""The web console: server-rendered pages over the public HTTP API (issue 10)."""
+"""The web console: server-rendered pages over the public HTTP API."""
 
 from genkeep.console.routes import install
 

@@ -14,7 +14,7 @@ from genkeep.db.runs import RunStore
 from genkeep.errors import BadInput, ManifestMismatch
 from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import IndexCache
-from genkeep.extract.llm import LlmCache, LlmExtractor
+from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import RunInputs

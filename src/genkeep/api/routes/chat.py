@@ -11,7 +11,8 @@ from genkeep.api.chat_sse import chat_events, stream_headers
 from genkeep.api.deps import current_owner
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
-from genkeep.api.openai_schemas import ChatCompletionRequest, completion_body, genkeep_headers
+from genkeep.api.openai_requests import ChatCompletionRequest
+from genkeep.api.openai_responses import completion_body, genkeep_headers
 from genkeep.api.openapi import OPENAI_TAG, hot_route_extra
 from genkeep.generate.cache_control import CacheControl
 from genkeep.services import Services

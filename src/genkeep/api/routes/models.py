@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
-from genkeep.api.openai_schemas import ModelList, ModelOut
+from genkeep.api.openai_responses import ModelList, ModelOut
 from genkeep.api.openapi import OPENAI_TAG
 from genkeep.errors import UnknownModel
 from genkeep.generate.chat import unknown_model

@@ -1,4 +1,4 @@
-"""Bodies of the OpenAI-compatible routes: the chat request genkeep accepts, and its answers.
+"""The chat request of the OpenAI-compatible routes: what genkeep accepts, and how it keys it.
 
 What changes an answer and genkeep can key is accepted; what it cannot serve from one stored
 text (several choices, tools, log probabilities, audio and images) is refused by name.
@@ -7,8 +7,6 @@ text (several choices, tools, log probabilities, audio and images) is refused by
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -23,18 +21,15 @@ from pydantic import (
 
 from genkeep.core.types import Int64, JsonInt, PositiveInt32
 from genkeep.generate.chat_key import ChatCall, ChatMessage
-from genkeep.generate.outcome import Outcome
 
 _UNSUPPORTED = "is not supported by genkeep"
-# One encoder: json.dumps with options builds a new one per call, on every cache hit.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _published(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     """``json_schema_extra`` that publishes exactly what the validators accept.
 
     The validators refuse by name (an SDK shows the message); the document must not offer
-    what they refuse, or a schema-valid request would be refused (issue 7's contract).
+    what they refuse, or a schema-valid request would be refused (the API contract's rule).
     """
 
     def publish(field: dict[str, Any]) -> None:
@@ -328,109 +323,3 @@ def _sorted(value: dict[str, Any]) -> dict[str, Any]:
     """The same object with every key sorted: a schema's key order does not change answers."""
     found: dict[str, Any] = json.loads(json.dumps(value, sort_keys=True))
     return found
-
-
-def completion_id(result_id: str | None) -> str:
-    """Stored answers are named by their result; others get a fresh id."""
-    return f"chatcmpl-{result_id or uuid.uuid4().hex}"
-
-
-def usage_of(outcome: Outcome) -> dict[str, int] | None:
-    prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
-    if prompt is None or completion is None:
-        return None
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def completion_body(outcome: Outcome) -> bytes:
-    """A ``chat.completion`` object for ``outcome``, encoded.
-
-    Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
-    nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
-    """
-    usage = usage_of(outcome)
-    return _COMPLETION.format(
-        id=_string(completion_id(outcome.result_id)),
-        created=int(time.time()),
-        model=_string(outcome.model),
-        content=_string(outcome.content),
-        usage="null" if usage is None else _USAGE.format(**usage),
-    ).encode()
-
-
-# json's escaping of a string as _ENCODER does it (ensure_ascii=False).
-_string = json.encoder.encode_basestring
-_COMPLETION = (
-    '{{"id":{id},"object":"chat.completion","created":{created},"model":{model},'
-    '"system_fingerprint":null,"choices":[{{"index":0,"message":{{"role":"assistant",'
-    '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
-    '"usage":{usage}}}'
-)
-_USAGE = (
-    '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
-    '"total_tokens":{total_tokens}}}'
-)
-
-
-RawHeaders = list[tuple[bytes, bytes]]
-_BOOLEAN = {True: b"true", False: b"false"}
-
-
-def genkeep_headers(outcome: Outcome) -> RawHeaders:
-    """What genkeep did, for clients that read headers (``with_raw_response``); encoded as
-    ASGI sends them (Starlette's per-response encoding of each name costs a hit's time)."""
-    headers = [
-        (b"x-genkeep-cached", _BOOLEAN[outcome.cached]),
-        (b"x-genkeep-coalesced", _BOOLEAN[outcome.coalesced]),
-        (b"x-genkeep-persisted", _BOOLEAN[outcome.persisted]),
-        (b"x-genkeep-content-sha256", outcome.content_sha256.encode()),
-    ]
-    if outcome.result_id is not None:
-        headers.append((b"x-genkeep-result-id", outcome.result_id.encode()))
-    if outcome.prompt_id is not None:
-        headers.append((b"x-genkeep-prompt-id", outcome.prompt_id.encode()))
-    if outcome.version is not None:
-        headers.append((b"x-genkeep-version", str(outcome.version).encode()))
-    return headers
-
-
-def genkeep_fields(outcome: Outcome) -> dict[str, Any]:
-    """The same, in the last chunk of a stream, whose headers went out before the result."""
-    return {
-        "result_id": outcome.result_id,
-        "prompt_id": outcome.prompt_id,
-        "version": outcome.version,
-        "content_sha256": outcome.content_sha256,
-        "cached": outcome.cached,
-        "coalesced": outcome.coalesced,
-        "persisted": outcome.persisted,
-    }
-
-
-class ModelOut(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int = 0
-    owned_by: str = "genkeep"
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelOut]
-
-
-class ErrorObject(BaseModel):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorBody(BaseModel):
-    """OpenAI's error shape, which the SDKs read to raise their error classes."""
-
-    error: ErrorObject

@@ -1,0 +1,118 @@
+"""Answers of the OpenAI-compatible routes: completions, genkeep's fields, models, errors."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from genkeep.generate.outcome import Outcome
+
+
+def completion_id(result_id: str | None) -> str:
+    """Stored answers are named by their result; others get a fresh id."""
+    return f"chatcmpl-{result_id or uuid.uuid4().hex}"
+
+
+def usage_of(outcome: Outcome) -> dict[str, int] | None:
+    prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
+    if prompt is None or completion is None:
+        return None
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def completion_body(outcome: Outcome) -> bytes:
+    """A ``chat.completion`` object for ``outcome``, encoded.
+
+    Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
+    nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
+    """
+    usage = usage_of(outcome)
+    return _COMPLETION.format(
+        id=_string(completion_id(outcome.result_id)),
+        created=int(time.time()),
+        model=_string(outcome.model),
+        content=_string(outcome.content),
+        usage="null" if usage is None else _USAGE.format(**usage),
+    ).encode()
+
+
+# json's own escaping of a string, as an encoder with ensure_ascii=False does it.
+_string = json.encoder.encode_basestring
+_COMPLETION = (
+    '{{"id":{id},"object":"chat.completion","created":{created},"model":{model},'
+    '"system_fingerprint":null,"choices":[{{"index":0,"message":{{"role":"assistant",'
+    '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
+    '"usage":{usage}}}'
+)
+_USAGE = (
+    '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
+    '"total_tokens":{total_tokens}}}'
+)
+
+
+RawHeaders = list[tuple[bytes, bytes]]
+_BOOLEAN = {True: b"true", False: b"false"}
+
+
+def genkeep_headers(outcome: Outcome) -> RawHeaders:
+    """What genkeep did, for clients that read headers (``with_raw_response``); encoded as
+    ASGI sends them (Starlette's per-response encoding of each name costs a hit's time)."""
+    headers = [
+        (b"x-genkeep-cached", _BOOLEAN[outcome.cached]),
+        (b"x-genkeep-coalesced", _BOOLEAN[outcome.coalesced]),
+        (b"x-genkeep-persisted", _BOOLEAN[outcome.persisted]),
+        (b"x-genkeep-content-sha256", outcome.content_sha256.encode()),
+    ]
+    if outcome.result_id is not None:
+        headers.append((b"x-genkeep-result-id", outcome.result_id.encode()))
+    if outcome.prompt_id is not None:
+        headers.append((b"x-genkeep-prompt-id", outcome.prompt_id.encode()))
+    if outcome.version is not None:
+        headers.append((b"x-genkeep-version", str(outcome.version).encode()))
+    return headers
+
+
+def genkeep_fields(outcome: Outcome) -> dict[str, Any]:
+    """The same, in the last chunk of a stream, whose headers went out before the result."""
+    return {
+        "result_id": outcome.result_id,
+        "prompt_id": outcome.prompt_id,
+        "version": outcome.version,
+        "content_sha256": outcome.content_sha256,
+        "cached": outcome.cached,
+        "coalesced": outcome.coalesced,
+        "persisted": outcome.persisted,
+    }
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "genkeep"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error shape, which the SDKs read to raise their error classes."""
+
+    error: ErrorObject

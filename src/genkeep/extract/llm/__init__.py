@@ -1,0 +1,1 @@
+"""The LLM extractor: the extractor and its cache, the answer it asks for, and grounding."""
