@@ -210,3 +210,14 @@ def prometheus_multiproc_dir() -> str | None:
 def set_prometheus_multiproc_dir(path: str) -> None:
     """Must run before prometheus_client is imported by the server processes."""
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def hand_to_server_processes(**values: object) -> None:
+    """Settings for the server processes uvicorn starts, which read theirs again: ``GENKEEP_*``."""
+    for name, value in values.items():
+        os.environ[f"GENKEEP_{name.upper()}"] = str(value)
+
+
+def columns_set() -> bool:
+    """Whether ``COLUMNS`` gives the terminal's width (rich reads it)."""
+    return "COLUMNS" in os.environ

@@ -19,7 +19,7 @@ from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
 from genkeep.db.url import async_url, is_ephemeral
 from genkeep.errors import ConfigurationError
-from genkeep.extract.service import ExtractionService, default_extractors
+from genkeep.extract.service import ExtractionService, ExtractionSetup, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
 from genkeep.generate.service import GenerateService
@@ -78,7 +78,7 @@ async def open_services(settings: Settings) -> Services:
         artifacts=artifacts,
         runs=runs,
         run_changes=RunChanges(database),
-        extraction=ExtractionService(runs, blobs, extractors),
+        extraction=ExtractionService(runs, blobs, extractors, ExtractionSetup.of(settings)),
         blobs=blobs,
         wakeups=wakeups,
         catalogue=catalogue,

@@ -58,7 +58,10 @@ async def services(settings: Settings, tmp_path: Path) -> AsyncIterator[Services
 def service_for(services: Services, extractor: BuiltinExtractor | None = None) -> ExtractionService:
     chosen = extractor or BuiltinExtractor()
     return ExtractionService(
-        services.runs, services.blobs, {"builtin": chosen, chosen.name: chosen}
+        services.runs,
+        services.blobs,
+        {"builtin": chosen, chosen.name: chosen},
+        services.extraction.setup,
     )
 
 

@@ -182,16 +182,39 @@ def test_invariants_hold_on_random_texts_and_params(seed: int) -> None:
 def test_refused_parameters_name_the_value_and_its_default() -> None:
     from genkeep.config import Settings
     from genkeep.errors import BadInput
-    from genkeep.extract.service import RunRequest
+    from genkeep.extract.service import ExtractionSetup
 
-    settings = Settings(_env_file=None, data_dir="unused")
+    setup = ExtractionSetup.of(Settings(_env_file=None, data_dir="unused"))
     with pytest.raises(BadInput) as refused:
-        RunRequest.with_defaults(settings, "text", "t.md", b"", "o.ttl", chunk_size=100)
+        setup.request("text", "t.md", b"", "o.ttl", chunk_size=100)
     assert refused.value.detail == (
         "overlap 200 (the default, GENKEEP_EXTRACT_OVERLAP) must be smaller than chunk size "
         "100: set a smaller overlap or a larger chunk size"
     )
     with pytest.raises(BadInput, match=r"^overlap 300 must be smaller than chunk size 100:"):
-        RunRequest.with_defaults(settings, "t", "t.md", b"", "o", chunk_size=100, overlap=300)
+        setup.request("t", "t.md", b"", "o", chunk_size=100, overlap=300)
     with pytest.raises(BadInput, match=r"^chunk size 0 must be at least 1$"):
-        RunRequest.with_defaults(settings, "t", "t.md", b"", "o", chunk_size=0)
+        setup.request("t", "t.md", b"", "o", chunk_size=0)
+
+
+def test_the_setup_fills_unset_chunking_and_limits_the_input_where_asked() -> None:
+    from genkeep.config import Settings
+    from genkeep.errors import BadInput
+    from genkeep.extract.service import ExtractionSetup
+
+    settings = Settings(
+        _env_file=None,
+        data_dir="unused",
+        extract_chunk_size=300,
+        extract_overlap=30,
+        extract_batch_size=3,
+        max_run_input_bytes=4,
+    )
+    setup = ExtractionSetup.of(settings)
+    request = setup.request("tiny", "t.md", b"o", "o.ttl", batch_size=7, limit_input=False)
+    assert request.params == ChunkParams(size=300, overlap=30, batch_size=7)
+    # "é" is two bytes: five bytes in all, one over the limit.
+    with pytest.raises(BadInput, match=r"^text is larger than 4 bytes$"):
+        setup.request("tiné", "t.md", b"o", "o.ttl")
+    assert setup.request("tiné", "t.md", b"o", "o.ttl", limit_input=False).text == "tiné"
+    assert setup.request("tiny", "t.md", b"o", "o.ttl").params.batch_size == 3

@@ -35,8 +35,7 @@ REPLACEMENTS: tuple[Any, ...] = (None, True, 7, 1.5, "x", ONTO + "Unicorn", [], 
 
 def variants(value: Any) -> Iterator[Any]:
     """``value`` with one change: a value replaced, a key dropped or added, an item added."""
-    for replacement in REPLACEMENTS:
-        yield replacement
+    yield from REPLACEMENTS
     if isinstance(value, dict):
         for key in value:
             dropped = {k: v for k, v in value.items() if k != key}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -19,11 +18,11 @@ import typer
 from rich.console import Console
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click
 
-from genkeep.config import Settings, load_settings
+from genkeep.config import Settings, columns_set, load_settings
 from genkeep.errors import GenkeepError
 
 # Piped output is read by scripts: a wide console keeps tables from cutting ids short.
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
+console = Console(width=None if sys.stdout.isatty() or columns_set() else 200)
 errors = Console(stderr=True, soft_wrap=True)  # one message, one line: greppable
 T = TypeVar("T")
 

@@ -77,7 +77,6 @@ async def execute(
     """Run or resume ``run_id`` with a progress bar; the exit code for the shell."""
     from genkeep.errors import RunBusy
     from genkeep.extract.manager import RunManager
-    from genkeep.extract.runner import ExtractionRunner
 
     found = await services.runs.require(settings.default_owner, run_id)
     if found.status == "completed":
@@ -88,12 +87,7 @@ async def execute(
         ontology=ontology,
         ontology_name=ontology_name,
     )
-    runner = ExtractionRunner(
-        services.runs,
-        services.blobs,
-        lease_s=settings.extract_lease_s,
-        concurrency=settings.extract_concurrency,
-    )
+    runner = service.runner()
     started = time.monotonic()
     columns = (
         TextColumn("[bold]batches"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import sys
 from typing import Annotated, Any
@@ -18,7 +17,12 @@ from genkeep.cli.common import main as run_app
 from genkeep.cli.common import settings as load_cli_settings
 from genkeep.cli.help import Command, Group
 from genkeep.cli.runs import register as register_runs
-from genkeep.config import Settings, default_data_dir, set_prometheus_multiproc_dir
+from genkeep.config import (
+    Settings,
+    default_data_dir,
+    hand_to_server_processes,
+    set_prometheus_multiproc_dir,
+)
 
 app = typer.Typer(
     cls=Group,
@@ -91,9 +95,9 @@ def serve(
     """Start the HTTP API (OpenAPI docs at /docs)."""
     # The app factory reads its settings again in each server process: the flags go with it.
     if host:
-        os.environ["GENKEEP_HOST"] = host
+        hand_to_server_processes(host=host)
     if port:
-        os.environ["GENKEEP_PORT"] = str(port)
+        hand_to_server_processes(port=port)
     settings = load_cli_settings()
     run(_check_startable(settings))
     metrics_dir = settings.data_dir / "metrics"

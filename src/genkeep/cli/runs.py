@@ -109,14 +109,13 @@ def extract(
     fmt: FormatOption = None,
 ) -> None:
     """Extract a knowledge graph; Ctrl-C stops at the next batch and leaves a resumable run."""
-    from genkeep.extract.service import RunRequest
+    from genkeep.extract.service import ExtractionSetup
 
     settings = load_cli_settings()
     text = read_text(input_file)
     ontology_bytes = read_file(ontology)
     outputs = plan_outputs(output or [], fmt)
-    request = RunRequest.with_defaults(
-        settings,
+    request = ExtractionSetup.of(settings).request(
         text,
         input_file.name,
         ontology_bytes,
@@ -124,6 +123,7 @@ def extract(
         chunk_size=chunk_size,
         overlap=overlap,
         batch_size=batch_size,
+        limit_input=False,
     )
 
     async def main() -> int:

@@ -193,14 +193,6 @@ class JobStore:
         return (await session.execute(query)).scalars().first()
 
 
-async def existing_job_ids(database: Database, job_ids: list[str]) -> set[str]:
-    """Which of ``job_ids`` still exist, for the blob sweep."""
-    if not job_ids:
-        return set()
-    async with database.reading() as session:
-        return set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())
-
-
 async def referenced_file_keys(database: Database, keys: list[str]) -> set[str]:
     """Which of ``keys`` a job's file still names, for the blob sweep."""
     if not keys:

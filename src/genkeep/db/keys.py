@@ -76,8 +76,3 @@ class ApiKeyStore:
             query = query.where(ApiKey.owner_id == owner_id)
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
-
-    async def any_active(self) -> bool:
-        async with self.db.reading() as session:
-            found = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)))
-            return found.first() is not None

@@ -84,10 +84,6 @@ class RunManager:
         found[1].set()
         return True
 
-    async def await_run(self, run_id: str) -> object:
-        found = self._active.get(run_id)
-        return None if found is None else await asyncio.shield(found[0])
-
     async def await_all(self) -> None:
         """Wait for every run active at the time of the call."""
         tasks = [task for task, _ in self._active.values()]

@@ -17,7 +17,7 @@ from genkeep.extract.index import IndexCache
 from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
 from genkeep.extract.ontology import Ontology, load_ontology
-from genkeep.extract.runner import RunInputs
+from genkeep.extract.runner import ExtractionRunner, RunInputs
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,31 @@ class RunRequest:
     ontology_name: str
     params: ChunkParams
 
+
+@dataclass(frozen=True, slots=True)
+class ExtractionSetup:
+    """How this process sets runs up (``GENKEEP_EXTRACT_*``): their requests and runners."""
+
+    chunk_size: int
+    overlap: int
+    batch_size: int
+    max_input_bytes: int
+    lease_s: float
+    concurrency: int
+
     @classmethod
-    def with_defaults(
-        cls,
-        settings: Settings,
+    def of(cls, settings: Settings) -> ExtractionSetup:
+        return cls(
+            chunk_size=settings.extract_chunk_size,
+            overlap=settings.extract_overlap,
+            batch_size=settings.extract_batch_size,
+            max_input_bytes=settings.max_run_input_bytes,
+            lease_s=settings.extract_lease_s,
+            concurrency=settings.extract_concurrency,
+        )
+
+    def request(
+        self,
         text: str,
         input_name: str,
         ontology: bytes,
@@ -49,12 +70,19 @@ class RunRequest:
         chunk_size: int | None = None,
         overlap: int | None = None,
         batch_size: int | None = None,
+        limit_input: bool = True,
     ) -> RunRequest:
-        """A request whose unset chunking comes from the ``GENKEEP_EXTRACT_*`` settings."""
+        """A run's request, unset chunking from the settings; BadInput for a bad parameter.
+
+        ``limit_input``: refuse a text over ``GENKEEP_MAX_RUN_INPUT_BYTES`` (the API and
+        tasks; the CLI reads local files of any size).
+        """
+        if limit_input and len(text.encode("utf-8")) > self.max_input_bytes:
+            raise BadInput(f"text is larger than {self.max_input_bytes} bytes")
         params = ChunkParams(
-            size=settings.extract_chunk_size if chunk_size is None else chunk_size,
-            overlap=settings.extract_overlap if overlap is None else overlap,
-            batch_size=settings.extract_batch_size if batch_size is None else batch_size,
+            size=self.chunk_size if chunk_size is None else chunk_size,
+            overlap=self.overlap if overlap is None else overlap,
+            batch_size=self.batch_size if batch_size is None else batch_size,
         )
         defaulted = {
             name
@@ -62,7 +90,7 @@ class RunRequest:
             if given is None
         }
         check_params(params, defaulted)
-        return cls(text, input_name, ontology, ontology_name, params)
+        return RunRequest(text, input_name, ontology, ontology_name, params)
 
 
 def check_params(params: ChunkParams, defaulted: frozenset[str] | set[str] = frozenset()) -> None:
@@ -87,24 +115,23 @@ def check_params(params: ChunkParams, defaulted: frozenset[str] | set[str] = fro
         )
 
 
-def check_input_size(settings: Settings, text: str) -> None:
-    """BadInput for a text over ``GENKEEP_MAX_RUN_INPUT_BYTES`` (API and tasks, not the CLI)."""
-    if len(text.encode("utf-8")) > settings.max_run_input_bytes:
-        raise BadInput(f"text is larger than {settings.max_run_input_bytes} bytes")
-
-
 class ExtractionService:
-    """Creates runs with their manifest and rebuilds a run's inputs for execution."""
+    """Creates runs with their manifest, rebuilds a run's inputs and the runner that executes it.
+
+    The one set-up of extraction that the API, the worker and the CLI share.
+    """
 
     def __init__(
         self,
         runs: RunStore,
         blobs: BlobStore,
         extractors: dict[str, Extractor],
+        setup: ExtractionSetup,
         index_cache: IndexCache | None = None,
     ) -> None:
         self.runs = runs
         self.blobs = blobs
+        self.setup = setup
         self.extractors = extractors
         self.index_cache = index_cache or IndexCache()
 
@@ -150,6 +177,12 @@ class ExtractionService:
             "batch_size": params.batch_size,
         }
         return await self.runs.create(owner_id, manifest, run_id)
+
+    def runner(self) -> ExtractionRunner:
+        """A runner that executes runs with this process's lease and concurrency."""
+        return ExtractionRunner(
+            self.runs, self.blobs, lease_s=self.setup.lease_s, concurrency=self.setup.concurrency
+        )
 
     async def inputs(
         self,

@@ -14,7 +14,6 @@ from genkeep.db.models import Run
 from genkeep.errors import RunBusy, TaskCancelled
 from genkeep.extract.outputs import DOCUMENTS
 from genkeep.extract.runner import ExtractionRunner, Progress, RunInputs, RunProgress
-from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.jobs.payloads import ExtractPayload
 from genkeep.worker.context import TaskContext, TaskOutput
 
@@ -26,9 +25,7 @@ async def extract(context: TaskContext) -> TaskOutput:
     services, task = context.services, context.task
     run = await services.runs.get(task.owner_id, task.id)
     if run is None:
-        check_input_size(services.settings, payload.text)
-        request = RunRequest.with_defaults(
-            services.settings,
+        request = services.extraction.setup.request(
             payload.text,
             payload.input_name,
             payload.ontology.encode("utf-8"),
@@ -63,17 +60,11 @@ async def _execute(context: TaskContext, run: Run) -> None:
     """Run or resume the extraction to its end, publishing its progress as the task's."""
     services, task = context.services, context.task
     inputs = await services.extraction.inputs(run)
-    settings = services.settings
-    runner = ExtractionRunner(
-        services.runs,
-        services.blobs,
-        lease_s=settings.extract_lease_s,
-        concurrency=settings.extract_concurrency,
-    )
+    runner = services.extraction.runner()
     cancel = asyncio.Event()
     latest: list[RunProgress] = []
     execution = asyncio.create_task(
-        _when_free(runner, run, inputs, cancel, latest.append, settings.extract_lease_s)
+        _when_free(runner, run, inputs, cancel, latest.append, runner.lease_s)
     )
     try:
         while not execution.done():

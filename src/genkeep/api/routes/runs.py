@@ -18,8 +18,6 @@ from genkeep.core.types import INT64_MAX, NonNegativeInt32, PositiveInt32, Reque
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
-from genkeep.extract.runner import ExtractionRunner
-from genkeep.extract.service import RunRequest, check_input_size
 from genkeep.services import Services
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["runs"])
@@ -102,13 +100,7 @@ def _manager(request: Request) -> RunManager:
 
 async def _start(services: Services, manager: RunManager, run: Run) -> None:
     inputs = await services.extraction.inputs(run)
-    settings = services.settings
-    runner = ExtractionRunner(
-        services.runs,
-        services.blobs,
-        lease_s=settings.extract_lease_s,
-        concurrency=settings.extract_concurrency,
-    )
+    runner = services.extraction.runner()
     manager.start(run.id, lambda cancel: runner.execute(run, inputs, cancel))
     await asyncio.sleep(0)  # let it take its lease before answering
 
@@ -118,9 +110,7 @@ async def create_run(
     body: RunCreate, request: Request, owner: OwnerDep, services: ServicesDep
 ) -> RunOut:
     """Start an extraction; progress: `GET /v1/runs/{id}`, live: `GET /v1/runs/{id}/events`."""
-    check_input_size(services.settings, body.text)
-    run_request = RunRequest.with_defaults(
-        services.settings,
+    run_request = services.extraction.setup.request(
         body.text,
         body.input_name,
         body.ontology.encode("utf-8"),
