@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20.0, ge=0)
     # Run a worker inside `genkeep serve` (the embedded default); off when workers run apart.
     serve_worker: bool = True
-    # Extra modules imported by workers to register task handlers. From the environment
+    # Extension modules declaring task kinds (TASK_KINDS) and their handlers (TASK_HANDLERS),
+    # read by the API and the workers (jobs/catalogue.py). From the environment
     # it is a JSON list, e.g. GENKEEP_TASK_MODULES='["myapp.tasks"]'; a comma-separated
     # or empty value is rejected as invalid settings.
     task_modules: list[str] = Field(default_factory=list)

@@ -18,7 +18,7 @@ from genkeep.db.runs import RunLease
 from genkeep.errors import LeaseLost
 from genkeep.extract.manager import RunManager
 from genkeep.extract.model import ChunkParams
-from genkeep.extract.service import RunRequest
+from genkeep.extract.service import ExtractionSetup, RunRequest
 from genkeep.services import Services
 from genkeep.worker.context import TaskContext
 from genkeep.worker.extract_task import extract
@@ -213,6 +213,7 @@ async def test_extract_task_waits_out_a_dead_owners_run_lease(
 ) -> None:
     client, services, _ = api
     services.settings = services.settings.model_copy(update={"extract_lease_s": 1.0})
+    services.extraction.setup = ExtractionSetup.of(services.settings)
     job_id, task_id = await _submit_extract(client, "run-still-leased")
     run = await services.extraction.create(
         OWNER, _request(), "builtin", job_id=job_id, run_id=task_id
@@ -267,6 +268,8 @@ async def test_extract_task_takes_chunking_from_settings_and_caps_its_input(
     services.settings = services.settings.model_copy(
         update={"extract_chunk_size": 300, "extract_overlap": 30, "extract_batch_size": 3}
     )
+    # As a process started on these settings sets its runs up.
+    services.extraction.setup = ExtractionSetup.of(services.settings)
     job = (await client.post("/v1/jobs", json={"title": "graph"})).json()
 
     async def submit(key: str, text: str) -> str:
@@ -285,6 +288,7 @@ async def test_extract_task_takes_chunking_from_settings_and_caps_its_input(
     assert (run.chunk_size, run.chunk_overlap, run.batch_size) == (300, 30, 3)
 
     services.settings = services.settings.model_copy(update={"max_run_input_bytes": 100})
+    services.extraction.setup = ExtractionSetup.of(services.settings)
     too_big = await submit("too-big", TEXT)
     refused = await _work_until_finished(services, too_big)
     assert refused.status == "failed" and refused.attempts == 1
