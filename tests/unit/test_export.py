@@ -14,16 +14,11 @@ import pypdf
 import pytest
 
 from genkeep.errors import BadInput
-from genkeep.export import (
-    EXPORT_FORMATS,
-    ExportFormat,
-    ExportMeta,
-    markdown_to_html,
-    preview_page,
-    render,
-    render_docx,
-    render_pdf,
-)
+from genkeep.export.docx import render_docx
+from genkeep.export.formats import render
+from genkeep.export.html import markdown_to_html, preview_page
+from genkeep.export.pdf import render_pdf
+from genkeep.export.types import EXPORT_FORMATS, ExportFormat, ExportMeta
 
 UNICODE_LINE = "naïve café — Ωμέγα — Привет — “quotes” — 1 ≤ 2"
 CONTENT = f"""# Quarterly report

@@ -10,7 +10,8 @@ import zipfile
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Job
-from genkeep.export import ExportMeta, render
+from genkeep.export.formats import render
+from genkeep.export.types import ExportMeta
 from genkeep.generate.canonical import persisted_content, title_of
 from genkeep.jobs.gates import export_gate
 from genkeep.jobs.payloads import ExportPayload

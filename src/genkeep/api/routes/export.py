@@ -13,7 +13,9 @@ from genkeep.api.openapi import documented
 from genkeep.api.schemas import ExportRequest
 from genkeep.blobs import content_disposition
 from genkeep.core.hashes import sha256_hex
-from genkeep.export import ExportMeta, preview_page, render
+from genkeep.export.formats import render
+from genkeep.export.html import preview_page
+from genkeep.export.types import ExportMeta
 from genkeep.generate.canonical import persisted_content, title_of
 
 EXPORT_MEDIA_TYPES = (
