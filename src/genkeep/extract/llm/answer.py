@@ -98,8 +98,10 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def _vocabulary(info: ValidationInfo) -> Vocabulary:
-    vocabulary = info.context["vocabulary"] if info.context else None
-    assert isinstance(vocabulary, Vocabulary), "read an answer with read_answer"
+    vocabulary = info.context.get("vocabulary") if info.context else None
+    if not isinstance(vocabulary, Vocabulary):
+        # Not a ValueError: pydantic would report a misuse as a bad answer.
+        raise TypeError("an answer is read with read_answer, which names the vocabulary")
     return vocabulary
 
 
