@@ -96,7 +96,11 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
 
     # The killed run and its resume record every extractor call (tests/support/recording_genkeep).
     record = tmp_path / "calls.log"
-    recording = {**env, "RECORD_EXTRACT_CALLS": str(record), "PYTHONPATH": str(REPO)}
+    recording = {
+        **env,
+        "RECORD_EXTRACT_CALLS": str(record),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.recording_genkeep", *args],
         env={**os.environ, **recording},
