@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -64,3 +65,16 @@ async def test_console_pages_and_assets_come_from_the_package(
     assert sample.status_code == 200 and "owl:Ontology" in sample.text
     assert (await client.get("/console/samples/secrets")).status_code == 404
     assert "/console" not in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_the_job_page_offers_the_catalogues_kinds(
+    app_client: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = app_client
+    page = await client.get("/console/jobs/any-job")
+    assert page.status_code == 200
+    select = page.text.split('id="task-kind"')[1].split("</select>")[0]
+    offered = re.findall(r'<option value="([^"]+)"', select)
+    # Built-in kinds and the test extension's (GENKEEP_TASK_MODULES), as the API accepts them.
+    assert offered == services.catalogue.names()
+    assert {"export", "extract", "generate", "sleep", "noop"} <= set(offered)
