@@ -65,6 +65,7 @@ OutputOption = Annotated[
         metavar="FILE",
         help="Write a document here, by extension: .ttl (Turtle), .jsonld (JSON-LD), "
         ".jsonl (grounded spans); repeat for several; '-' is stdout.",
+        readable=False,  # a write-only file is a fine target: plan_outputs checks writing
     ),
 ]
 FormatOption = Annotated[
@@ -74,11 +75,17 @@ FormatOption = Annotated[
 
 
 def extract(
+    # readable=False on every file read: click would refuse an unreadable one as a usage
+    # error (exit 2, its own words); read_file refuses it as it refuses a missing one.
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="The text to extract from (UTF-8).")
+        Path,
+        typer.Argument(metavar="INPUT", help="The text to extract from (UTF-8).", readable=False),
     ],
     ontology: Annotated[
-        Path, typer.Option(metavar="FILE", help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.")
+        Path,
+        typer.Option(
+            metavar="FILE", help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.", readable=False
+        ),
     ],
     chunk_size: Annotated[
         int | None,
@@ -168,10 +175,11 @@ def read_text(path: Path) -> str:
 def resume(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     input_file: Annotated[
-        Path | None, typer.Option("--input", metavar="FILE", help="Check this input.")
+        Path | None,
+        typer.Option("--input", metavar="FILE", help="Check this input.", readable=False),
     ] = None,
     ontology: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="Check this ontology.")
+        Path | None, typer.Option(metavar="FILE", help="Check this ontology.", readable=False)
     ] = None,
     output: OutputOption = None,
     fmt: FormatOption = None,
@@ -352,12 +360,20 @@ def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
 def evaluate(
     gold: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="Gold annotations (JSONL).", show_default="the sample"),
+        typer.Option(
+            metavar="FILE",
+            help="Gold annotations (JSONL).",
+            show_default="the sample",
+            readable=False,
+        ),
     ] = None,
     ontology: Annotated[
         Path | None,
         typer.Option(
-            metavar="FILE", help="The ontology of the gold labels.", show_default="the sample"
+            metavar="FILE",
+            help="The ontology of the gold labels.",
+            show_default="the sample",
+            readable=False,
         ),
     ] = None,
 ) -> None:
