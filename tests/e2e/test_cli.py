@@ -276,7 +276,8 @@ def test_runs_and_keys_as_json(db_url: str, tmp_path: Path) -> None:
         cwd=here,
     )
     assert extracted.returncode == 0, extracted.stderr
-    [(run_id, entities)] = query(db_url, "SELECT id, entities_found FROM runs")
+    [(stored_id, entities)] = query(db_url, "SELECT id, entities_found FROM runs")
+    run_id = str(stored_id)
 
     listed = run_cli(["runs", "list", "--json"], env, cwd=here)
     assert listed.returncode == 0, listed.stderr
