@@ -2,7 +2,8 @@
 
 PostgreSQL comes from ``GENKEEP_TEST_DATABASE_URL`` (default: the local server as user
 postgres). The session migrates one template database; each test gets a throwaway copy
-that is dropped after it. An unreachable server fails the run; it never skips.
+that is dropped after it. An unreachable server fails any run with a test outside
+tests/unit; it never skips. Unit tests alone run without it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,20 @@ async def _admin(sql: str) -> None:
     await admin(admin_url(), sql)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+UNIT = Path(__file__).resolve().parent / "unit"
+DATABASE_FIXTURES = {"templates", "db_url", "empty_db_url"}
+
+
+def needs_postgresql(item: pytest.Item) -> bool:
+    """Every test outside tests/unit may reach PostgreSQL (some through admin_url itself)."""
+    outside_unit = UNIT not in item.path.parents
+    return outside_unit or bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Checked once the tests are known: a run of unit tests alone needs no server.
+    if not any(needs_postgresql(item) for item in session.items):
+        return
     try:
         asyncio.run(_admin("SELECT 1"))
     except Exception as exc:

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         return self._default_location
 
     @property
+    def database_in_data_dir(self) -> bool:
+        """Whether the database is the embedded file in the data folder, which genkeep makes."""
+        return self.database_url == sqlite_url(self.data_dir.absolute() / DATABASE_FILE)
+
+    @property
     def auth_enforced(self) -> bool:
         return self.env == "production" if self.auth_required is None else self.auth_required
 

@@ -51,7 +51,7 @@ async def open_services(settings: Settings) -> Services:
     """Connect and check everything; raise a GenkeepError if this process cannot run."""
     check_durable(settings)
     catalogue = load_catalogue(settings.task_modules)
-    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    database = open_database(settings, pool_size=settings.db_pool_size)
     try:
         await prepare_schema(database)
         generators = build_generators(settings)
@@ -83,6 +83,14 @@ async def open_services(settings: Settings) -> Services:
         wakeups=wakeups,
         catalogue=catalogue,
     )
+
+
+def open_database(settings: Settings, *, pool_size: int = 10) -> Database:
+    """The settings' database; only the data folder, where the embedded database lives, is
+    made here: a database URL naming a missing folder is an error (a typo, not a wish)."""
+    if settings.database_in_data_dir:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(settings.database_url, pool_size=pool_size)
 
 
 async def close_services(services: Services) -> None:

@@ -6,12 +6,16 @@ import asyncio
 import json
 import re
 import subprocess
+import tomllib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from genkeep.config import Settings
 from genkeep.db.artifacts import NewArtifact
@@ -26,7 +30,8 @@ from tests.support.server import free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 
-SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "src" / "genkeep" / "extract" / "samples"
 
 
 def env_for(db_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -246,3 +251,140 @@ def test_runs_list_and_cancel(db_url: str, tmp_path: Path) -> None:
     missing = "00000000-0000-0000-0000-000000000000"
     unknown = one_error_line(run_cli(["runs", "cancel", missing], env))
     assert unknown == f"error: run {missing} not found"
+
+
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the checkout to run `genkeep` from: no .env, no ./var of the repo."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def test_version_is_the_package_version(tmp_path: Path) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    shown = run_cli(["--version"], {}, cwd=outside(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"genkeep {project['version']}\n"
+
+
+def test_runs_and_keys_as_json(db_url: str, tmp_path: Path) -> None:
+    env = env_for(db_url, tmp_path)
+    here = outside(tmp_path)
+    extracted = run_cli(
+        ["extract", str(SAMPLES / "text.md"), "--ontology", str(SAMPLES / "ontology.ttl")],
+        env,
+        cwd=here,
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    [(stored_id, entities)] = query(db_url, "SELECT id, entities_found FROM runs")
+    run_id = str(stored_id)
+
+    listed = run_cli(["runs", "list", "--json"], env, cwd=here)
+    assert listed.returncode == 0, listed.stderr
+    [item] = json.loads(listed.stdout)  # the whole of stdout is one JSON document
+    assert item["id"] == run_id and item["status"] == "completed"
+    assert item["entities_found"] == entities and item["progress"] == 1.0
+    assert set(item["outputs"]) >= {"turtle", "jsonld", "jsonl"}
+
+    shown = run_cli(["runs", "show", run_id, "--json"], env, cwd=here)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == item
+    assert datetime.fromisoformat(item["created_at"]) <= datetime.fromisoformat(item["finished_at"])
+    # The table shows the stored documents as JSON too, never a Python dict.
+    table = run_cli(["runs", "show", run_id], env, cwd=here)
+    assert table.returncode == 0 and "{'" not in table.stdout and '{"' in table.stdout
+
+    created = run_cli(["keys", "create", "--owner", "alice", "--name", "laptop"], env, cwd=here)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    keys = run_cli(["keys", "list", "--json"], env, cwd=here)
+    assert keys.returncode == 0, keys.stderr
+    [key] = json.loads(keys.stdout)
+    assert token.startswith(f"gk_{key['id']}_") and token not in keys.stdout
+    assert key["owner"] == "alice" and key["name"] == "laptop" and key["revoked_at"] is None
+    datetime.fromisoformat(key["created_at"])
+    assert json.loads(run_cli(["keys", "list", "--owner", "bob", "--json"], env).stdout) == []
+
+
+def unreachable_url() -> tuple[str, int]:
+    port = free_port()  # bound and released: nothing listens there
+    return f"postgresql://postgres@127.0.0.1:{port}/genkeep", port
+
+
+def test_database_errors_name_the_database_and_where_it_is(tmp_path: Path) -> None:
+    url, port = unreachable_url()
+    missing = f"genkeep_missing_{uuid.uuid4().hex[:10]}"
+    server = make_url(admin_url())
+    cases = {
+        url: (f'database "genkeep" on 127.0.0.1:{port}', "connection refused"),
+        dsn(admin_url(), missing): (
+            f'database "{missing}" on {server.host}:{server.port}',
+            f'database "{missing}" does not exist',
+        ),
+    }
+    for database, (where, why) in cases.items():
+        for args in (["runs", "list"], ["keys", "list"], ["db", "upgrade"]):
+            result = run_cli(args, env_for(database, tmp_path), cwd=outside(tmp_path))
+            line = one_error_line(result)
+            assert where in line and why in line, line
+            for leak in ("sqlalche", "Background on this error", "asyncpg", "OperationalError"):
+                assert leak not in line, line
+
+
+def test_info_shows_where_data_lives_while_the_database_is_down(tmp_path: Path) -> None:
+    url, port = unreachable_url()
+    shown = run_cli(["info"], env_for(url, tmp_path), cwd=outside(tmp_path))
+    rows = dict(
+        line.split(None, 1) for line in shown.stdout.replace("data dir", "data_dir").splitlines()
+    )
+    assert rows["data_dir"] == str(tmp_path / "var")
+    assert rows["blobs"] == str(tmp_path / "var" / "blobs")
+    assert f"127.0.0.1:{port}/genkeep (unavailable)" in rows["database"]
+    assert f'database "genkeep" on 127.0.0.1:{port}: connection refused' in one_error_line(shown)
+
+
+def test_info_leaves_a_new_data_folder_unmade(tmp_path: Path) -> None:
+    env = {"GENKEEP_DATA_DIR": str(tmp_path / "data")}
+    shown = run_cli(["info"], env, cwd=outside(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert "not created yet" in shown.stdout and not (tmp_path / "data").exists()
+
+
+def test_a_database_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "missing" / "folder"
+    env = env_for(f"sqlite:///{folder / 'x.db'}", tmp_path)
+    for args in (["runs", "list"], ["db", "upgrade"], ["info"]):
+        line = one_error_line(run_cli(args, env, cwd=outside(tmp_path)))
+        assert f"no folder {folder} for the database {folder / 'x.db'}" in line, line
+        assert not (tmp_path / "missing").exists()
+    # The data folder is genkeep's own: made on first use, with the database in it.
+    data = tmp_path / "new" / "data"
+    made = run_cli(["runs", "list"], {"GENKEEP_DATA_DIR": str(data)}, cwd=outside(tmp_path))
+    assert made.returncode == 0, made.stderr
+    assert (data / "genkeep.db").is_file()
+
+
+def command_paths() -> list[list[str]]:
+    """Every command and group of `genkeep`, as the words that name it."""
+    from typer.main import get_command
+
+    from genkeep.cli.root import app
+
+    def walk(command: Any, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(get_command(app), []))
+
+
+def test_every_help_page_shows_an_example(tmp_path: Path) -> None:
+    paths = command_paths()
+    assert ["runs", "show"] in paths and ["db"] in paths and len(paths) > 15
+    for path in paths:
+        shown = run_cli([*path, "--help"], {"COLUMNS": "200"}, cwd=outside(tmp_path))
+        assert shown.returncode == 0, shown.stderr
+        page = shown.stdout
+        example = page[page.find("Example") :]
+        assert example.startswith(("Example:", "Examples:")), (path, page)
+        assert " ".join(["genkeep", *path]) in example, (path, page)

@@ -5,6 +5,8 @@ Each bad invocation is refused before a run is stored or an output file is made.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -44,7 +46,10 @@ BEFORE_THE_DATABASE = {
         ["extract", "{tmp}/folder", "--ontology", ONTOLOGY],
         "{tmp}/folder is a folder; give a file",
     ),
-    "input missing": (["extract", "{tmp}/nope.md", "--ontology", ONTOLOGY], "no such file"),
+    "input missing": (
+        ["extract", "{tmp}/nope.md", "--ontology", ONTOLOGY],
+        "cannot read {tmp}/nope.md: no such file or directory",
+    ),
     "input not UTF-8": (
         ["extract", "{tmp}/latin1.md", "--ontology", ONTOLOGY],
         "is not UTF-8 text",
@@ -144,3 +149,45 @@ def test_help_lists_choices_and_defaults() -> None:
         assert default in shown, shown
     top = run_cli(["--help"], {"COLUMNS": "200", "GENKEEP_DATA_DIR": "/x"}).stdout
     assert "genkeep info" in top and "GENKEEP_DATA_DIR" in top
+
+
+# Every file a command reads, named by the command that reads it.
+READERS = {
+    "extract input": ["extract", "{file}", "--ontology", ONTOLOGY],
+    "extract ontology": ["extract", TEXT, "--ontology", "{file}"],
+    "resume input": ["runs", "resume", "some-run", "--input", "{file}"],
+    "resume ontology": ["runs", "resume", "some-run", "--ontology", "{file}"],
+    "eval gold": ["eval", "--gold", "{file}"],
+    "eval ontology": ["eval", "--ontology", "{file}"],
+}
+
+
+def without_read_override() -> list[str]:
+    """A prefix that runs a command without root's right to read any file (none if not root)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "as root, the test needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE"
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_unreadable_files_are_refused_as_missing_ones_are(reader: str, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    unreadable = tmp_path / "secret.txt"
+    unreadable.write_text("Ada Lovelace wrote the first program.")
+    unreadable.chmod(0)
+    env = {"GENKEEP_DATA_DIR": str(tmp_path / "var")}
+    answers = {}
+    for name in ("missing.txt", "secret.txt"):
+        path = str(tmp_path / name)
+        args = [a.replace("{file}", path) for a in READERS[reader]]
+        result = run_cli(args, env, cwd=elsewhere, prefix=without_read_override())
+        answers[name] = (result.returncode, one_line(result))
+    (missing_code, missing), (unreadable_code, refused) = answers.values()
+    assert missing == f"error: cannot read {tmp_path / 'missing.txt'}: no such file or directory"
+    assert refused == f"error: cannot read {unreadable}: permission denied"
+    assert unreadable_code == missing_code == 1
+    assert not (tmp_path / "var").exists()  # refused before the database is opened

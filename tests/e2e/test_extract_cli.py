@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -165,7 +166,13 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path) -> N
 
 
 def start_extract(
-    source: Path, env: dict[str, str], *, chunk_size: int, batch_size: int
+    source: Path,
+    env: dict[str, str],
+    *,
+    chunk_size: int,
+    batch_size: int,
+    extra: tuple[str, ...] = (),
+    cwd: Path | None = None,
 ) -> subprocess.Popen[str]:
     """`genkeep extract` on ``source`` with the sample ontology, stderr captured."""
     return subprocess.Popen(
@@ -179,11 +186,13 @@ def start_extract(
             str(chunk_size),
             "--batch-size",
             str(batch_size),
+            *extra,
         ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd,
     )
 
 
@@ -200,18 +209,31 @@ def test_ctrl_c_leaves_a_resumable_run(db_url: str, tmp_path: Path) -> None:
     source = tmp_path / "mid.md"
     source.write_text(big_text(400_000))
     env = env_for(db_url, tmp_path)
-    process = start_extract(source, env, chunk_size=500, batch_size=1)
+    # Run from a folder outside the checkout, with outputs named relative to it.
+    here = tmp_path / "elsewhere"
+    (here / "out dir").mkdir(parents=True)
+    outputs = ("-o", "out dir/spans.jsonl", "-o", "spans.data", "--format", "jsonl")
+    process = start_extract(source, env, chunk_size=500, batch_size=1, extra=outputs, cwd=here)
     wait_for_batches(db_url, process, 3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "genkeep runs resume" in stderr
     done, total, run_id = progress(db_url)
     assert run_id is not None and done < total
+    hint = re.search(r"resume it with `([^`]+)`", stderr)
+    assert hint, stderr
+    assert (
+        hint[1]
+        == f"genkeep runs resume {run_id} -o 'out dir/spans.jsonl' -o spans.data --format jsonl"
+    )
     shown = run_cli(["runs", "show", run_id], env)
     assert "cancelled" in shown.stdout
-    assert run_cli(["runs", "resume", run_id], env, timeout=300).returncode == 0
+    # The hint, run as it is printed, finishes the run and writes what the first run was to.
+    resumed = run_cli(shlex.split(hint[1])[1:], env, timeout=300, cwd=here)
+    assert resumed.returncode == 0, resumed.stderr
     assert progress(db_url)[0] == total
+    spans = (here / "spans.data").read_bytes()
+    assert spans.startswith(b"{") and (here / "out dir" / "spans.jsonl").read_bytes() == spans
 
 
 def test_runs_cancel_from_another_process_stops_a_running_extract(

@@ -186,3 +186,23 @@ async def test_an_llm_extract_task_resumes_after_its_worker_is_killed(
     assert sorted(by_resume) == sorted(uncommitted - answered)
     asked_twice = {p for p, n in Counter(fake.prompts()).items() if n > 1}
     assert len(asked_twice) == 2 and set(fake.prompts()) == {c.text for c in chunks}
+
+
+def test_a_keyless_local_server_needs_no_api_key(
+    fake: FakeOpenAI, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As Ollama or vLLM are run: a base URL and a model, no key anywhere.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    env = {**env_for(db_url, tmp_path), **llm_env(fake)}
+    del env["GENKEEP_OPENAI_API_KEY"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ["extract", str(SAMPLES / "text.md"), "--ontology", str(SAMPLES / "ontology.ttl")]
+    result = run_cli(
+        [*args, "--extractor", "llm", "-o", str(tmp_path / "graph.ttl")], env, cwd=elsewhere
+    )
+    assert result.returncode == 0, result.stderr
+    assert fake.calls > 0
+    [(extractor, status)] = query(db_url, "SELECT extractor_name, status FROM runs")
+    assert (extractor, status) == ("genkeep-llm", "completed")
+    assert len(Graph().parse(tmp_path / "graph.ttl", format="turtle")) > 10

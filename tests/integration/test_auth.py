@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from platformdirs import user_cache_dir
 
-from genkeep.config import Settings
+from genkeep.config import Settings, sqlite_url
+from genkeep.db.url import async_url, is_ephemeral
 from genkeep.services import Services
 from tests.support.in_process import in_process
 
@@ -40,15 +42,29 @@ async def test_development_default_owner_and_keys(settings: Settings) -> None:
         assert theirs.status_code == 404
 
 
+def durable_folder() -> Path:
+    """A folder whose SQLite files production accepts: the checkout's var/, or, for a checkout
+    under the temporary directory, the user's cache folder, or /var/tmp (kept across reboots)."""
+    candidates = (
+        REPO / "var",
+        Path(user_cache_dir("genkeep-tests")),
+        Path("/var/tmp/genkeep-tests"),
+    )
+    for folder in candidates:
+        if is_ephemeral(async_url(sqlite_url(folder / "genkeep.db"))) is None:
+            return folder
+    pytest.fail(f"no folder outside the temporary directory for a durable database: {candidates}")
+
+
 @pytest.fixture
 def production(settings: Settings, backend: str) -> Iterator[Settings]:
     """Production settings as an operator writes them: ``env`` only, on a durable database
-    (production refuses a SQLite file under /tmp, so the test's copy lives in the checkout)."""
+    (production refuses a SQLite file under the temporary directory, where tmp_path is)."""
     if backend == "postgresql":
         yield settings.model_copy(update={"env": "production"})
         return
-    durable = REPO / "var" / f"test-production-{uuid.uuid4().hex[:10]}.db"
-    durable.parent.mkdir(exist_ok=True)
+    durable = durable_folder() / f"test-production-{uuid.uuid4().hex[:10]}.db"
+    durable.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(settings.database_url.removeprefix("sqlite:///"), durable)
     try:
         yield settings.model_copy(

@@ -261,11 +261,27 @@ async def test_unreachable_server_fails(make_generator: MakeGenerator) -> None:
     assert error.extra["reason"] == "connection"
 
 
-def test_missing_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_for_openai_itself_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
     with pytest.raises(ConfigurationError):
-        OpenAIGenerator(base_url="http://127.0.0.1:9/v1", api_key=None, timeout_s=1, max_retries=0)
+        OpenAIGenerator(base_url=None, api_key=None, timeout_s=1, max_retries=0)
+
+
+async def test_a_local_server_needs_no_key(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    generator = OpenAIGenerator(base_url=server.base_url, api_key=None, timeout_s=2, max_retries=0)
+    try:
+        generated = await generator.generate(PROMPT, PROFILE)
+    finally:
+        await generator.aclose()
+
+    assert generated.content and server.calls == 1
 
 
 async def test_from_settings(server: FakeOpenAI) -> None:

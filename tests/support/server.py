@@ -31,15 +31,22 @@ def pid_of(holder: str) -> int:
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], timeout: float = 120
+    args: list[str],
+    env: dict[str, str],
+    timeout: float = 120,
+    *,
+    cwd: Path | None = None,
+    prefix: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``genkeep ARGS`` in ``cwd`` (e.g. a folder outside the checkout, as a user runs it)."""
     return subprocess.run(
-        [*genkeep_command(), *args],
+        [*(prefix or []), *genkeep_command(), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

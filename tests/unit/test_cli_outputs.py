@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
-from genkeep.cli.outputs import STDOUT, OutputFormat, plan_outputs
+from genkeep.cli.outputs import STDOUT, OutputFormat, as_options, plan_outputs
 from genkeep.errors import BadInput
 
 
@@ -50,3 +51,25 @@ def test_the_same_file_twice_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BadInput, match="given twice"):
         plan_outputs([Path("g.ttl"), tmp_path / "g.ttl"], None)
+
+
+@pytest.mark.parametrize(
+    ("names", "fmt"),
+    [
+        (["g.ttl"], None),
+        (["g.ttl", "s.jsonl", "g.jsonld"], None),
+        (["my graph.jsonld", "it's.data"], OutputFormat.jsonld),
+        (["-"], OutputFormat.turtle),
+        ([], None),
+    ],
+)
+def test_as_options_plans_the_same_outputs_again(
+    names: list[str], fmt: OutputFormat | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    planned = plan_outputs([Path(name) for name in names], fmt)
+    words = shlex.split(as_options(planned))
+    paths = [Path(words[i + 1]) for i, word in enumerate(words) if word == "-o"]
+    again = words[words.index("--format") + 1] if "--format" in words else None
+    assert plan_outputs(paths, OutputFormat(again) if again else None) == planned
+    assert ("--format" in words) == (fmt is not None)

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from genkeep.cli.common import errors
-from genkeep.cli.outputs import Output, write_outputs
+from genkeep.cli.outputs import Output, as_options, write_outputs
 from genkeep.config import Settings
 from genkeep.core import identity
 from genkeep.db.types import utcnow
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 def batches(count: int) -> str:
     return f"{count} batch" if count == 1 else f"{count} batches"
+
+
+def resume_command(run_id: str, outputs: list[Output]) -> str:
+    """The command that finishes the run and writes the documents this one was to write."""
+    return " ".join(filter(None, ["genkeep runs resume", run_id, as_options(outputs)]))
 
 
 def written(outputs: list[Output]) -> str:
@@ -166,7 +171,7 @@ async def execute(
     if status == "cancelled":
         errors.print(
             f"run {found.id} stopped at {final.batches_done}/{final.total_batches} "
-            f"batches; resume it with `genkeep runs resume {found.id}`",
+            f"batches; resume it with `{resume_command(found.id, outputs)}`",
             highlight=False,
         )
         return 130

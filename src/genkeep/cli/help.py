@@ -1,4 +1,5 @@
-"""How ``--help`` reads: usage lines as ``genkeep extract [OPTIONS] INPUT``, flags untyped.
+"""How ``--help`` reads: usage lines as ``genkeep extract [OPTIONS] INPUT``, flags untyped,
+and an example under every command and group.
 
 Typer's own rendering shows ``{input_file}`` in usage lines and ``<bool>`` beside every flag.
 Typer (0.29+) carries its own copy of click, so its classes come from there.
@@ -43,3 +44,10 @@ class Group(TyperGroup):
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         return [*_usage(self, ctx), self.subcommand_metavar or "COMMAND [ARGS]..."]
+
+
+def examples(*lines: str) -> str:
+    """The epilog of a help page: one command to copy per line."""
+    return "\n".join(
+        ["Example:" if len(lines) == 1 else "Examples:", *(f"  {line}" for line in lines)]
+    )

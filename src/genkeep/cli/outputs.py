@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -68,6 +69,15 @@ def plan_outputs(paths: list[Path], fmt: OutputFormat | None) -> list[Output]:
         seen.add(target)
         outputs.append(Output(path, chosen))
     return outputs
+
+
+def as_options(outputs: list[Output]) -> str:
+    """The ``-o`` (and ``--format``) options that plan ``outputs`` again, for a shell."""
+    options = [f"-o {shlex.quote(str(o.path))}" for o in outputs]
+    unnamed = [o for o in outputs if EXTENSIONS.get(o.path.suffix.lower()) is None]
+    if unnamed:
+        options.append(f"--format {unnamed[0].format.value}")
+    return " ".join(options)
 
 
 def _check_writable(path: Path) -> None:

@@ -1,28 +1,32 @@
-"""The ``genkeep`` command line."""
+"""The ``genkeep`` command line: the app, its global options, ``info`` and ``generate``; each
+command group is a module of its own (db, keys, ops, runs, serve)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import shutil
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
-from genkeep.cli.common import console, errors, fail, run, set_debug, show_notices
+from genkeep import __version__
+from genkeep.cli import db, keys, ops, runs, serve
+from genkeep.cli.common import (
+    database_failure,
+    errors,
+    fail,
+    run,
+    run_raw,
+    set_debug,
+    show_notices,
+)
 from genkeep.cli.common import main as run_app
 from genkeep.cli.common import settings as load_cli_settings
-from genkeep.cli.help import Command, Group
-from genkeep.cli.runs import register as register_runs
-from genkeep.config import (
-    Settings,
-    default_data_dir,
-    hand_to_server_processes,
-    set_prometheus_multiproc_dir,
-)
+from genkeep.cli.help import Command, Group, examples
+from genkeep.config import default_data_dir
+from genkeep.errors import GenkeepError
 
 app = typer.Typer(
     cls=Group,
@@ -32,14 +36,19 @@ app = typer.Typer(
         "GENKEEP_DATABASE_URL say otherwise; `genkeep info` shows what is in use. "
         "The embedded SQLite database is created on first use."
     ),
+    epilog=examples(
+        "genkeep info",
+        "genkeep extract notes.md --ontology onto.ttl -o graph.ttl",
+        "genkeep serve",
+    ),
     no_args_is_help=True,
 )
-db_app = typer.Typer(cls=Group, help="Database schema migrations.", no_args_is_help=True)
-ops_app = typer.Typer(cls=Group, help="Operator checks.", no_args_is_help=True)
-keys_app = typer.Typer(cls=Group, help="API keys.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(ops_app, name="ops")
-app.add_typer(keys_app, name="keys")
+
+
+def _show_version(shown: bool) -> None:
+    if shown:
+        sys.stdout.write(f"genkeep {__version__}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -47,33 +56,24 @@ def options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     set_debug(debug)
 
 
-@app.command(cls=Command)
+@app.command(cls=Command, epilog=examples("genkeep info"))
 def info() -> None:
-    """Where genkeep keeps its data, and the state of the database."""
-    from genkeep.db.database import Database
-    from genkeep.db.migrate import current_revision, head_revision
+    """Where genkeep keeps its data, and the state of the database; exit 1 if it is unusable."""
     from genkeep.extract.service import llm_configured
 
     settings = load_cli_settings()
-    database = Database(settings.database_url)
-
-    async def main() -> str | None:
-        try:
-            return await current_revision(database)
-        finally:
-            await database.dispose()
-
-    revision, head = run(main()), head_revision()
-    if revision is None:
-        state = "not created yet: made on first use" if database.backend == "sqlite" else "empty"
-    else:
-        state = f"schema {revision}" + ("" if revision == head else f", behind {head}")
+    where, state, problem = _database_state(settings.database_url, settings.database_in_data_dir)
     blobs = settings.blob_dir or settings.data_dir / "blobs"
-    where = database.url.database if database.backend == "sqlite" else database.describe()
     rows = {
         "data dir": str(settings.data_dir),
         "database": f"{where} ({state})",
@@ -84,112 +84,55 @@ def info() -> None:
     width = max(map(len, rows))
     for name, value in rows.items():
         sys.stdout.write(f"{name:<{width}}  {value}\n")
+    if problem is not None:
+        raise fail(problem)
 
 
-@app.command(cls=Command)
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default GENKEEP_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default GENKEEP_PORT).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
-) -> None:
-    """Start the HTTP API (OpenAPI docs at /docs)."""
-    # The app factory reads its settings again in each server process: the flags go with it.
-    if host:
-        hand_to_server_processes(host=host)
-    if port:
-        hand_to_server_processes(port=port)
-    settings = load_cli_settings()
-    run(_check_startable(settings))
-    metrics_dir = settings.data_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    # Every server process writes its counters here so /metrics adds them up.
-    set_prometheus_multiproc_dir(str(metrics_dir.resolve()))
-    import uvicorn
+def _database_state(url: str, in_data_dir: bool) -> tuple[str, str, str | None]:
+    """Where the database is, its state, and what is wrong with it (None if nothing).
 
-    uvicorn.run(
-        "genkeep.api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        timeout_keep_alive=settings.keep_alive_s,
-    )
-
-
-async def _check_startable(settings: Settings) -> None:
+    Reads only: a database not made yet is left unmade, and one that fails is described.
+    """
     from genkeep.db.database import Database
-    from genkeep.db.migrate import prepare_schema
-    from genkeep.services import check_durable
+    from genkeep.db.migrate import current_revision, head_revision
+    from genkeep.db.url import async_url, redacted
 
-    check_durable(settings)
-    database = Database(settings.database_url)
     try:
-        await prepare_schema(database)
-    finally:
-        await database.dispose()
-
-
-@db_app.command("upgrade", cls=Command)
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply schema migrations."""
-    from genkeep.db.database import Database
-    from genkeep.db.migrate import current_revision, upgrade
-
-    settings = load_cli_settings()
+        parsed = async_url(url)
+    except GenkeepError as exc:
+        return url, "unusable", exc.detail
+    embedded = parsed.get_backend_name() == "sqlite"
+    where = (parsed.database or "") if embedded else redacted(parsed)
+    file = Path(where)
+    if embedded and not file.exists() and (in_data_dir or file.absolute().parent.is_dir()):
+        return where, "not created yet: made on first use", None
 
     async def main() -> str | None:
-        database = Database(settings.database_url)
-        try:
-            await upgrade(database, revision)
-            return await current_revision(database)
-        finally:
-            await database.dispose()
-
-    console.print(f"database at revision {run(main())}")
-
-
-@db_app.command("current", cls=Command)
-def db_current() -> None:
-    """Show the schema revision of the database and of this genkeep."""
-    from genkeep.db.database import Database
-    from genkeep.db.migrate import current_revision, head_revision, known_revisions
-
-    settings = load_cli_settings()
-
-    async def main() -> str | None:
-        database = Database(settings.database_url)
+        database = Database(url)
         try:
             return await current_revision(database)
         finally:
             await database.dispose()
 
-    current, head = run(main()), head_revision()
-    if current == head:
-        state = "up to date"
-    elif current is not None and current not in known_revisions():
-        state = "newer than this genkeep: migrated by a newer release"
-    else:
-        state = "behind: run `genkeep db upgrade`"
-    console.print(f"database: {current or 'none'}  code: {head}  ({state})")
-    if current != head:
-        raise typer.Exit(1)
+    try:
+        revision = run_raw(main())
+    except GenkeepError as exc:
+        return where, "unusable", exc.detail
+    except Exception as exc:
+        problem = database_failure(exc, url)
+        if problem is None:
+            raise
+        return where, "unavailable", problem
+    head = head_revision()
+    if revision is None:
+        return where, "not created yet: made on first use" if embedded else "empty", None
+    return where, f"schema {revision}" + ("" if revision == head else f", behind {head}"), None
 
 
-@db_app.command("revision", cls=Command)
-def db_revision(message: Annotated[str, typer.Argument(help="What the migration does.")]) -> None:
-    """Write a new migration, autogenerated from the models against the current database."""
-    from alembic import command
-
-    from genkeep.db.database import Database
-    from genkeep.db.migrate import alembic_config
-
-    settings = load_cli_settings()
-    command.revision(alembic_config(Database(settings.database_url)), message, autogenerate=True)
-
-
-@app.command(cls=Command)
+@app.command(
+    cls=Command,
+    epilog=examples('genkeep generate "Plan a launch"', 'genkeep generate "Plan a launch" --json'),
+)
 def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt.")],
     profile: Annotated[str | None, typer.Option(help="Generator profile.")] = None,
@@ -226,181 +169,11 @@ def generate(
     sys.stdout.write(answer["content"])
 
 
-@ops_app.command("duplicates", cls=Command)
-def ops_duplicates() -> None:
-    """List prompt rows that share a normalized key; exit 1 if any exist."""
-    from genkeep.db.database import Database
-    from genkeep.db.migrate import prepare_schema
-    from genkeep.db.prompts import Duplicate, PromptStore
-
-    settings = load_cli_settings()
-
-    async def main() -> list[Duplicate]:
-        database = Database(settings.database_url)
-        try:
-            await prepare_schema(database)
-            return await PromptStore(database).find_duplicates()
-        finally:
-            await database.dispose()
-
-    duplicates = run(main())
-    if not duplicates:
-        console.print("no duplicate prompts: every (owner, profile, normalized hash) is unique")
-        return
-    table = Table("owner", "profile key", "normalized hash", "rows", "prompt ids")
-    for d in duplicates:
-        table.add_row(
-            d.owner_id,
-            d.profile_key[:12],
-            d.normalized_hash[:12],
-            str(d.count),
-            ", ".join(d.prompt_ids),
-        )
-    console.print(table)
-    raise typer.Exit(1)
-
-
-@keys_app.command("create", cls=Command)
-def keys_create(
-    owner: Annotated[str, typer.Option(help="The owner the key acts as.")],
-    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
-) -> None:
-    """Create an API key; the token is printed once and stored only as a hash."""
-    from genkeep.api.deps import OWNER_ID
-    from genkeep.db.database import Database
-    from genkeep.db.keys import ApiKeyStore
-    from genkeep.db.migrate import prepare_schema
-
-    if not OWNER_ID.match(owner):
-        raise fail("owner must be 1-64 characters of letters, digits, '.', '_' or '-'")
-    settings = load_cli_settings()
-
-    async def main() -> tuple[str, str]:
-        database = Database(settings.database_url)
-        try:
-            await prepare_schema(database)
-            key, token = await ApiKeyStore(database).create(owner, name)
-            return key.id, token
-        finally:
-            await database.dispose()
-
-    key_id, token = run(main())
-    errors.print(f"[dim]key {key_id} for owner {owner}; the token is shown only now:[/]")
-    sys.stdout.write(token + "\n")
-
-
-@keys_app.command("revoke", cls=Command)
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (gk_<id>_...).")]) -> None:
-    """Revoke a key; requests with it answer 401 from now on."""
-    from genkeep.db.database import Database
-    from genkeep.db.keys import ApiKeyStore
-    from genkeep.db.migrate import prepare_schema
-
-    settings = load_cli_settings()
-
-    async def main() -> bool:
-        database = Database(settings.database_url)
-        try:
-            await prepare_schema(database)
-            return await ApiKeyStore(database).revoke(key_id.removeprefix("gk_").split("_")[0])
-        finally:
-            await database.dispose()
-
-    if not run(main()):
-        raise fail(f"no active key {key_id}")
-    console.print(f"revoked key {key_id}")
-
-
-@keys_app.command("list", cls=Command)
-def keys_list(
-    owner: Annotated[str | None, typer.Option(help="Only this owner's keys.")] = None,
-) -> None:
-    """List keys (never their tokens)."""
-    from genkeep.db.database import Database
-    from genkeep.db.keys import ApiKeyStore
-    from genkeep.db.migrate import prepare_schema
-    from genkeep.db.models import ApiKey
-
-    settings = load_cli_settings()
-
-    async def main() -> list[ApiKey]:
-        database = Database(settings.database_url)
-        try:
-            await prepare_schema(database)
-            return await ApiKeyStore(database).list_keys(owner)
-        finally:
-            await database.dispose()
-
-    # Ids whole even on a narrow console: `keys revoke` takes them.
-    table = Table(
-        Column("id", no_wrap=True, min_width=16),
-        "owner",
-        "name",
-        "created",
-        "revoked",
-    )
-    for key in run(main()):
-        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
-        table.add_row(
-            key.id, key.owner_id, key.name, key.created_at.isoformat(timespec="seconds"), revoked
-        )
-    console.print(table)
-
-
-@app.command(cls=Command)
-def worker(
-    concurrency: Annotated[int | None, typer.Option(min=1, help="Tasks run at once.")] = None,
-) -> None:
-    """Run tasks until SIGTERM/SIGINT; then finish or release the tasks held, and exit."""
-    import signal
-
-    from genkeep.services import close_services, open_services
-    from genkeep.worker.runner import Worker
-
-    settings = load_cli_settings()
-
-    async def main() -> None:
-        services = await open_services(settings)
-        runner = Worker(services, concurrency=concurrency)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.stop)
-        errors.print(
-            f"[dim]worker {runner.worker_id} on {services.database.describe()}, "
-            f"concurrency {runner.concurrency}[/]"
-        )
-        try:
-            await runner.run()
-        finally:
-            await close_services(services)
-
-    run(main())
-
-
-@ops_app.command("sweep", cls=Command)
-def ops_sweep() -> None:
-    """Delete expired non-latest artifacts and their blobs, then orphan blobs."""
-    from genkeep.ops.sweep import SweepReport, sweep
-    from genkeep.services import close_services, open_services
-
-    settings = load_cli_settings()
-
-    async def main() -> SweepReport:
-        services = await open_services(settings)
-        try:
-            return await sweep(services)
-        finally:
-            await close_services(services)
-
-    report = run(main())
-    console.print(
-        f"artifacts deleted: {report.artifacts_deleted}, blobs deleted: "
-        f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}"
-    )
-    console.print(f"unreferenced job files deleted: {report.files_deleted}")
-
-
-register_runs(app)
+serve.register(app)
+runs.register(app)
+db.register(app)
+keys.register(app)
+ops.register(app)
 
 
 def main() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Column, Table
@@ -14,7 +17,7 @@ from rich.table import Column, Table
 from genkeep.cli.common import console, errors, fail, run
 from genkeep.cli.common import settings as load_cli_settings
 from genkeep.cli.execute import execute, written
-from genkeep.cli.help import Command, Group
+from genkeep.cli.help import Command, Group, examples
 from genkeep.cli.outputs import OutputFormat, plan_outputs, write_outputs
 from genkeep.config import Settings
 from genkeep.errors import BadInput
@@ -25,8 +28,12 @@ if TYPE_CHECKING:
     from genkeep.services import Services
 
 runs_app = typer.Typer(
-    cls=Group, help="Extraction runs: list, show, resume, export, cancel.", no_args_is_help=True
+    cls=Group,
+    help="Extraction runs: list, show, resume, export, cancel.",
+    epilog=examples("genkeep runs list", "genkeep runs resume RUN_ID -o graph.ttl"),
+    no_args_is_help=True,
 )
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document, not a table.")]
 
 
 @asynccontextmanager
@@ -58,6 +65,7 @@ OutputOption = Annotated[
         metavar="FILE",
         help="Write a document here, by extension: .ttl (Turtle), .jsonld (JSON-LD), "
         ".jsonl (grounded spans); repeat for several; '-' is stdout.",
+        readable=False,  # a write-only file is a fine target: plan_outputs checks writing
     ),
 ]
 FormatOption = Annotated[
@@ -67,11 +75,17 @@ FormatOption = Annotated[
 
 
 def extract(
+    # readable=False on every file read: click would refuse an unreadable one as a usage
+    # error (exit 2, its own words); read_file refuses it as it refuses a missing one.
     input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="The text to extract from (UTF-8).")
+        Path,
+        typer.Argument(metavar="INPUT", help="The text to extract from (UTF-8).", readable=False),
     ],
     ontology: Annotated[
-        Path, typer.Option(metavar="FILE", help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.")
+        Path,
+        typer.Option(
+            metavar="FILE", help="OWL/RDFS ontology: Turtle, RDF/XML or JSON-LD.", readable=False
+        ),
     ],
     chunk_size: Annotated[
         int | None,
@@ -135,15 +149,15 @@ def extract(
 
 
 def read_file(path: Path) -> bytes:
-    """The file's bytes, or one line saying why not (missing, a folder, unreadable)."""
+    """The file's bytes, or one line saying why not: ``cannot read PATH: <why>``, whether it
+    is missing, unreadable or anything else the system refuses."""
     if path.is_dir():
         raise fail(f"{path} is a folder; give a file")
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise fail(f"no such file: {path}") from None
     except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
+        why = exc.strerror or type(exc).__name__
+        raise fail(f"cannot read {path}: {why[:1].lower()}{why[1:]}") from None
 
 
 def read_text(path: Path) -> str:
@@ -153,14 +167,19 @@ def read_text(path: Path) -> str:
         raise fail(f"{path} is not UTF-8 text") from None
 
 
-@runs_app.command("resume", cls=Command)
+@runs_app.command(
+    "resume",
+    cls=Command,
+    epilog=examples("genkeep runs resume RUN_ID -o graph.ttl -o spans.jsonl"),
+)
 def resume(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     input_file: Annotated[
-        Path | None, typer.Option("--input", metavar="FILE", help="Check this input.")
+        Path | None,
+        typer.Option("--input", metavar="FILE", help="Check this input.", readable=False),
     ] = None,
     ontology: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="Check this ontology.")
+        Path | None, typer.Option(metavar="FILE", help="Check this ontology.", readable=False)
     ] = None,
     output: OutputOption = None,
     fmt: FormatOption = None,
@@ -188,7 +207,9 @@ def resume(
     raise typer.Exit(run(main()))
 
 
-@runs_app.command("export", cls=Command)
+@runs_app.command(
+    "export", cls=Command, epilog=examples("genkeep runs export RUN_ID -o graph.jsonld")
+)
 def export(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     output: OutputOption = None,
@@ -216,9 +237,12 @@ def export(
     errors.print(f"run {found.id}: {written(outputs)}", highlight=False)
 
 
-@runs_app.command("list", cls=Command)
+@runs_app.command(
+    "list", cls=Command, epilog=examples("genkeep runs list --limit 5", "genkeep runs list --json")
+)
 def list_runs(
     limit: Annotated[int, typer.Option(min=1, max=500, help="Runs shown, newest first.")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest runs and where they are."""
     settings = load_cli_settings()
@@ -226,6 +250,11 @@ def list_runs(
     async def main() -> list[Run]:
         async with extraction(settings) as (services, _):
             return await services.runs.list_runs(settings.default_owner, limit)
+
+    found_runs = run(main())
+    if as_json:
+        print_json([run_document(found) for found in found_runs])
+        return
 
     # Run ids whole even on a narrow or piped console: `runs resume` takes them.
     table = Table(
@@ -236,7 +265,7 @@ def list_runs(
         "entities",
         "created",
     )
-    for found in run(main()):
+    for found in found_runs:
         table.add_row(
             found.id,
             found.status,
@@ -248,8 +277,14 @@ def list_runs(
     console.print(table)
 
 
-@runs_app.command("show", cls=Command)
-def show(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
+@runs_app.command(
+    "show",
+    cls=Command,
+    epilog=examples("genkeep runs show RUN_ID", "genkeep runs show RUN_ID --json"),
+)
+def show(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOption = False
+) -> None:
     """A run's manifest, checkpoint and outputs."""
     settings = load_cli_settings()
 
@@ -258,6 +293,9 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
             return await services.runs.require(settings.default_owner, run_id)
 
     found = run(main())
+    if as_json:
+        print_json(run_document(found))
+        return
     table = Table(show_header=False)
     for name in (
         "id",
@@ -279,11 +317,32 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
         "created_at",
         "finished_at",
     ):
-        table.add_row(name, str(getattr(found, name)))
+        table.add_row(name, _cell(getattr(found, name)))
     console.print(table)
 
 
-@runs_app.command("cancel", cls=Command)
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dict):
+        return json.dumps(value)  # JSON, as --json prints it, not a Python repr
+    return str(value)
+
+
+def run_document(found: Run) -> dict[str, Any]:
+    """A run as ``--json`` prints it: the document ``GET /v1/runs/{id}`` answers."""
+    from genkeep.api.routes.runs import RunOut
+
+    return RunOut.of(found).model_dump(mode="json")
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+@runs_app.command("cancel", cls=Command, epilog=examples("genkeep runs cancel RUN_ID"))
 def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
     """Stop a run at its next batch boundary (it stays resumable)."""
     settings = load_cli_settings()
@@ -301,12 +360,20 @@ def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN")]) -> None:
 def evaluate(
     gold: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="Gold annotations (JSONL).", show_default="the sample"),
+        typer.Option(
+            metavar="FILE",
+            help="Gold annotations (JSONL).",
+            show_default="the sample",
+            readable=False,
+        ),
     ] = None,
     ontology: Annotated[
         Path | None,
         typer.Option(
-            metavar="FILE", help="The ontology of the gold labels.", show_default="the sample"
+            metavar="FILE",
+            help="The ontology of the gold labels.",
+            show_default="the sample",
+            readable=False,
         ),
     ] = None,
 ) -> None:
@@ -319,18 +386,26 @@ def evaluate(
 
     gold = gold or SAMPLES / "gold.jsonl"
     ontology = ontology or SAMPLES / "ontology.ttl"
-    for path in (gold, ontology):
-        if not path.is_file():
-            raise fail(f"no such file: {path}")
-    index = OntologyIndex(load_ontology(ontology.read_bytes(), name=ontology.name))
+    read_file(gold)  # refused as the other commands refuse a file they cannot read
+    index = OntologyIndex(load_ontology(read_file(ontology), name=ontology.name))
     scores = run(score(gold, BuiltinExtractor(), index))
     console.print(format_table([("genkeep-builtin 1", scores)]))
 
 
-SAMPLES = Path(__file__).resolve().parent / "extract" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "extract" / "samples"
 
 
 def register(app: typer.Typer) -> None:
-    app.command(cls=Command)(extract)
-    app.command("eval", cls=Command)(evaluate)
+    app.command(
+        cls=Command,
+        epilog=examples(
+            "genkeep extract notes.md --ontology onto.ttl -o graph.ttl -o spans.jsonl",
+            "genkeep extract notes.md --ontology onto.ttl --extractor llm -o graph.jsonld",
+        ),
+    )(extract)
+    app.command(
+        "eval",
+        cls=Command,
+        epilog=examples("genkeep eval", "genkeep eval --gold gold.jsonl --ontology onto.ttl"),
+    )(evaluate)
     app.add_typer(runs_app, name="runs")

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from genkeep.db.driver import DriverPool
 from genkeep.db.reader import Reader, asyncpg_connect_kwargs, open_reader
 from genkeep.db.url import async_url, is_sqlite, redacted
+from genkeep.errors import ConfigurationError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "genkeep_write"  # execution option marking a write transaction
@@ -72,7 +73,13 @@ class Database:
             if self.url.database and self.url.database != ":memory:":
                 from pathlib import Path
 
-                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                # Not made here: only the data folder is genkeep's to create (services).
+                folder = Path(self.url.database).absolute().parent
+                if not folder.is_dir():
+                    raise ConfigurationError(
+                        f"no folder {folder} for the database {self.url.database}: "
+                        "create it, or name a file in an existing folder"
+                    )
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
             # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).

@@ -20,6 +20,8 @@ from openai import (
 from genkeep.errors import ConfigurationError, GenkeepError
 
 _MAX_DETAIL_CHARS = 200
+# Sent as the bearer token to a server at GENKEEP_OPENAI_BASE_URL when no key is set.
+KEYLESS = "no-key"
 
 
 class ChatClient:
@@ -46,10 +48,15 @@ class ChatClient:
                 base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries
             )
         except OpenAIError as exc:
-            # Missing credentials: the message names settings, never a key value.
-            raise ConfigurationError(
-                f"{purpose} needs GENKEEP_OPENAI_API_KEY (or OPENAI_API_KEY)"
-            ) from exc
+            if base_url is None:
+                # Missing credentials: the message names settings, never a key value.
+                raise ConfigurationError(
+                    f"{purpose} needs GENKEEP_OPENAI_API_KEY (or OPENAI_API_KEY)"
+                ) from exc
+            # A local server (Ollama, vLLM, llama.cpp) asks for no key; the SDK insists on one.
+            self._client = AsyncOpenAI(
+                base_url=base_url, api_key=KEYLESS, timeout=timeout_s, max_retries=max_retries
+            )
 
     async def complete(self, **request: Any) -> Any:
         """``chat.completions.create(**request)``, with every failure as one clear error."""

@@ -1,0 +1,97 @@
+"""``genkeep serve`` and ``genkeep worker``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import Annotated
+
+import typer
+
+from genkeep.cli.common import errors, open_database, run
+from genkeep.cli.common import settings as load_cli_settings
+from genkeep.cli.help import Command, examples
+from genkeep.config import Settings, hand_to_server_processes, set_prometheus_multiproc_dir
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default GENKEEP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default GENKEEP_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    # The app factory reads its settings again in each server process: the flags go with it.
+    if host:
+        hand_to_server_processes(host=host)
+    if port:
+        hand_to_server_processes(port=port)
+    settings = load_cli_settings()
+    run(_check_startable(settings))
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    # Every server process writes its counters here so /metrics adds them up.
+    set_prometheus_multiproc_dir(str(metrics_dir.resolve()))
+    import uvicorn
+
+    uvicorn.run(
+        "genkeep.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_s,
+    )
+
+
+async def _check_startable(settings: Settings) -> None:
+    from genkeep.db.migrate import prepare_schema
+    from genkeep.services import check_durable
+
+    check_durable(settings)
+    database = open_database(settings)
+    try:
+        await prepare_schema(database)
+    finally:
+        await database.dispose()
+
+
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Tasks run at once.")] = None,
+) -> None:
+    """Run tasks until SIGTERM/SIGINT; then finish or release the tasks held, and exit."""
+    import signal
+
+    from genkeep.services import close_services, open_services
+    from genkeep.worker.runner import Worker
+
+    settings = load_cli_settings()
+
+    async def main() -> None:
+        services = await open_services(settings)
+        runner = Worker(services, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.stop)
+        errors.print(
+            f"[dim]worker {runner.worker_id} on {services.database.describe()}, "
+            f"concurrency {runner.concurrency}[/]"
+        )
+        try:
+            await runner.run()
+        finally:
+            await close_services(services)
+
+    run(main())
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        cls=Command,
+        epilog=examples("genkeep serve --port 8000", "genkeep serve --host 0.0.0.0 --workers 4"),
+    )(serve)
+    app.command(
+        cls=Command,
+        epilog=examples("genkeep worker --concurrency 8"),
+    )(worker)
