@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 
 from genkeep.api.app import create_app
-from genkeep.api.deps import OwnerDep, audit
+from genkeep.api.deps import OwnerDep, audit, current_owner
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.hot import HotRoute, OpenAIHotRoute, UnservableRoute
 from genkeep.api.openai_errors import OpenAIRoute
@@ -322,3 +322,16 @@ def test_the_document_is_the_plain_apps(settings: Settings) -> None:
     assert [p["name"] for p in operation["parameters"]] == ["cache-control"]
     assert {"HTTPBearer": []} in operation["security"]
     assert "requestBody" in operation
+
+
+async def test_a_dependency_override_is_refused_not_skipped(settings: Settings) -> None:
+    """An override the lean handler cannot apply fails the request (500, logged)."""
+    async with in_process(settings) as hot:
+
+        async def someone() -> str:
+            return "someone"
+
+        hot.app.dependency_overrides[current_owner] = someone
+        answer = await hot.client.post(GENERATE, json={"prompt": "Whose?"})
+        assert answer.status_code == 500
+        assert answer.json()["code"] == "internal"
