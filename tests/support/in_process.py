@@ -24,9 +24,9 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process(settings: Settings) -> AsyncIterator[InProcess]:
+async def in_process(settings: Settings, *, hot_routes: bool = True) -> AsyncIterator[InProcess]:
     """The app as ``genkeep serve`` builds it, minus the lifespan's worker."""
-    app = create_app(settings)
+    app = create_app(settings, hot_routes=hot_routes)
     services = await open_services(settings)
     attach(app, services)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -16,7 +16,7 @@ from genkeep import __version__
 from genkeep.api import problems
 from genkeep.api.failures import FailureBoundary
 from genkeep.api.guard import BodyLimit
-from genkeep.api.hot import HotRoute, HotRoutes
+from genkeep.api.hot import HotPaths
 from genkeep.api.openapi import install_docs
 from genkeep.api.routes import (
     artifacts,
@@ -40,8 +40,8 @@ from genkeep.services import Services, close_services, open_services
 log = logging.getLogger(__name__)
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-# Routes are matched in this order, one by one: the hot paths (cache hits) come first, and
-# /v1/generate and /v1/chat/completions before them all (their modules' ``install``).
+# Routes are matched in this order, one by one: /v1/generate and /v1/chat/completions (the
+# cache hits, most of the traffic) before them all (their modules' ``install``).
 ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
 
 
@@ -51,7 +51,8 @@ def attach(app: FastAPI, services: Services) -> None:
     app.state.blob_store = services.blobs
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> FastAPI:
+    """The app; ``hot_routes=False`` serves the hot routes with FastAPI's own handler."""
     settings = settings or load_settings()
 
     @asynccontextmanager
@@ -93,10 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=NO_OPENTELEMETRY,
     )
     problems.install(app, retry_after_s=settings.retry_after_s)
-    hot = [generate.install(app), chat.install(app)]  # first, and outside the routers
+    generate.install(app, hot=hot_routes)  # first, and outside the routers
+    chat.install(app, hot=hot_routes)
     # Added last runs first: the boundary sees every failure, the cap every body, and the
-    # hot routes are answered inside both.
-    app.add_middleware(HotRoutes, routes={r.route.path: r for r in map(HotRoute.of, hot)})
+    # hot routes are reached inside both.
+    if hot_routes:
+        app.add_middleware(HotPaths, router=app.router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
     for module in ROUTERS:

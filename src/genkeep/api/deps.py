@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -51,6 +52,11 @@ async def current_owner(
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
     """The one place a request's owner is decided (I3)."""
+    return await owner_of(request)
+
+
+async def owner_of(request: Request) -> str:
+    """``current_owner`` without its documentation-only Bearer parameter."""
     found: Services = request.app.state.services
     settings = found.settings
     token = bearer_token(request)
@@ -79,6 +85,13 @@ def audit(request: Request) -> Audit:
     key_id = key_id_of(bearer_token(request) or "")
     return Audit(actor=f"key:{key_id}" if key_id else "api", trace_id=trace_id)
 
+
+# What a dependency answers, computed from the request alone: how ``genkeep.api.hot``
+# resolves the dependencies it serves without FastAPI's dependency solving.
+RESOLVERS: dict[Callable[..., Any], Callable[[Request], Awaitable[Any]]] = {
+    current_owner: owner_of,
+    services: services,
+}
 
 ServicesDep = Annotated[Services, Depends(services)]
 OwnerDep = Annotated[str, Depends(current_owner)]

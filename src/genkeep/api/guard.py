@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic_core import PydanticUndefined as Undefined
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genkeep.api.problems import handler_answer
@@ -98,21 +99,32 @@ class GuardedRoute(APIRoute):
         has_body = self.body_field is not None
 
         async def guarded(request: Request) -> Response:
-            for name, value in request.path_params.items():
-                check_text(value, ("path", name))
-            if request.scope.get("query_string"):  # parsing an empty one still costs
-                for name, value in request.query_params.multi_items():
-                    check_text(name, ("query",))
-                    check_text(value, ("query", name))
-            if has_body:
-                # Read here, whatever the type: FastAPI would turn a 413 met while it reads
-                # into a 400. Starlette keeps the body (and the parsed JSON) for FastAPI.
-                body = await request.body()
-                if body and is_json(request.headers.get("content-type")):
-                    request._json = parse_json(body)
+            body = await checked_body(request, has_body=has_body)
+            if body is not Undefined and not isinstance(body, bytes):
+                request._json = body  # Starlette keeps the parsed JSON for FastAPI
             return await handler(request)
 
         return guarded
+
+
+async def checked_body(request: Request, *, has_body: bool) -> Any:
+    """The guard's checks of path, query and body; the body as FastAPI hands it on to
+    validation: parsed JSON, the raw bytes of another media type, or Undefined if empty."""
+    for name, value in request.path_params.items():
+        check_text(value, ("path", name))
+    if request.scope.get("query_string"):  # parsing an empty one still costs
+        for name, value in request.query_params.multi_items():
+            check_text(name, ("query",))
+            check_text(value, ("query", name))
+    if not has_body:
+        return Undefined
+    # Read here, whatever the type: FastAPI would turn a 413 met while it reads into a 400.
+    body = await request.body()
+    if not body:
+        return Undefined
+    if is_json(request.headers.get("content-type")):
+        return parse_json(body)
+    return body
 
 
 def is_json(content_type: str | None) -> bool:

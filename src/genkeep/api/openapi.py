@@ -34,8 +34,6 @@ from genkeep.jobs import load_catalogue
 NO_NUL = "^[^\\u0000]*$"
 NO_NUL_KEY = {"type": "string", "pattern": NO_NUL}
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-# The name FastAPI gives genkeep.api.deps' HTTPBearer scheme in the document.
-BEARER_SCHEME = "HTTPBearer"
 # Operations with this tag speak the OpenAI API (genkeep.api.openai_errors).
 OPENAI_TAG = "openai"
 OPENAI_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -61,19 +59,6 @@ class Problem(BaseModel):
     instance: str
     code: str
     errors: list[ProblemError] | None = Field(None, description="Per-field errors (4xx).")
-
-
-def hot_route_extra(cache_control: str) -> dict[str, Any]:
-    """``openapi_extra`` of a route that reads its owner and Cache-Control itself (FastAPI's
-    dependency solving cost a cache hit more than its read): what the dependencies would say."""
-    parameter = {
-        "name": "cache-control",
-        "in": "header",
-        "required": False,
-        "description": cache_control,
-        "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Cache-Control"},
-    }
-    return {"parameters": [parameter], "security": [{BEARER_SCHEME: []}]}
 
 
 def documented(

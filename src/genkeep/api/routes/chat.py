@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Header, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.chat_sse import chat_events, stream_headers
-from genkeep.api.deps import current_owner
-from genkeep.api.guard import GuardedRoute
+from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.hot import OpenAIHotRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_requests import ChatCompletionRequest
 from genkeep.api.openai_responses import completion_body, genkeep_headers
-from genkeep.api.openapi import OPENAI_TAG, hot_route_extra
+from genkeep.api.openapi import OPENAI_TAG
 from genkeep.generate.cache_control import CacheControl
-from genkeep.services import Services
 
+CacheControlHeader = Annotated[
+    str | None,
+    Header(description="no-cache (new version), no-store (persist nothing), max-age=N."),
+]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A chat.completion object, or with stream=true chat.completion.chunk "
@@ -27,8 +30,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def install(app: FastAPI) -> GuardedRoute:
-    """Add the route to the app; ``genkeep.api.hot`` serves the requests it can take."""
+def install(app: FastAPI, *, hot: bool = True) -> None:
+    """Add the route to the app; ``hot`` serves it with ``HotRoute``'s lean handler."""
     app.router.add_api_route(
         "/v1/chat/completions",
         chat_completions,
@@ -36,23 +39,18 @@ def install(app: FastAPI) -> GuardedRoute:
         tags=[OPENAI_TAG],
         response_class=Response,
         responses=_RESPONSES,
-        openapi_extra=hot_route_extra(
-            "no-cache (new version), no-store (persist nothing), max-age=N."
-        ),
-        route_class_override=OpenAIRoute,
+        route_class_override=OpenAIHotRoute if hot else OpenAIRoute,
     )
-    route = app.router.routes[-1]
-    assert isinstance(route, GuardedRoute)
-    return route
 
 
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+async def chat_completions(
+    body: ChatCompletionRequest,
+    owner: OwnerDep,
+    services: ServicesDep,
+    cache_control: CacheControlHeader = None,
+) -> Response:
     """Answer from the stored result of this chat, or generate it exactly once."""
-    # A hot path like /v1/generate's: the owner and header are read without FastAPI's
-    # dependency solving, which cost more than the hit's read (documented by openapi_extra).
-    owner = await current_owner(request, None)
-    services: Services = request.app.state.services
-    cache = CacheControl.parse(request.headers.get("cache-control"))
+    cache = CacheControl.parse(cache_control)
     call = body.to_call()
     response: Response
     if not body.stream:

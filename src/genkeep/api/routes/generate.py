@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from typing import Annotated
+
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
-from genkeep.api.deps import current_owner
+from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
-from genkeep.api.openapi import documented, hot_route_extra
+from genkeep.api.hot import HotRoute
+from genkeep.api.openapi import documented
 from genkeep.api.schemas import GenerateRequest, GenerateResponse
-from genkeep.services import Services
+
+CacheControlHeader = Annotated[
+    str | None,
+    Header(
+        description="no-cache (new version, still single-flight), no-store (persist nothing), "
+        "max-age=N (accept a stored result only if younger than N seconds)."
+    ),
+]
 
 
-def install(app: FastAPI) -> GuardedRoute:
-    """Add the route to the app; ``genkeep.api.hot`` serves the requests it can take."""
+def install(app: FastAPI, *, hot: bool = True) -> None:
+    """Add the route to the app; ``hot`` serves it with ``HotRoute``'s lean handler."""
     app.router.add_api_route(
         "/v1/generate",
         generate,
@@ -21,24 +31,18 @@ def install(app: FastAPI) -> GuardedRoute:
         tags=["generate"],
         response_model=GenerateResponse,
         responses=documented(413, 502, 504),
-        openapi_extra=hot_route_extra(
-            "no-cache (new version, still single-flight), no-store (persist nothing), "
-            "max-age=N (accept a stored result only if younger than N seconds)."
-        ),
-        route_class_override=GuardedRoute,
+        route_class_override=HotRoute if hot else GuardedRoute,
     )
-    route = app.router.routes[-1]
-    assert isinstance(route, GuardedRoute)
-    return route
 
 
-async def generate(body: GenerateRequest, request: Request) -> JSONResponse:
+async def generate(
+    body: GenerateRequest,
+    owner: OwnerDep,
+    services: ServicesDep,
+    cache_control: CacheControlHeader = None,
+) -> JSONResponse:
     """Return the stored result for this prompt, or generate it exactly once."""
-    # The hot path of cache hits. The owner is decided by the dependency every route uses,
-    # called directly: FastAPI's dependency solving cost more than the read.
-    owner = await current_owner(request, None)
-    services: Services = request.app.state.services
-    cache = body.cache_control(request.headers.get("cache-control"))
+    cache = body.cache_control(cache_control)
     outcome = await services.generate.generate(owner, body.prompt, body.profile, cache)
     # The outcome has exactly the response's fields, so it is serialized directly instead
     # of being validated into the model again.
