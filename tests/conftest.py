@@ -145,7 +145,8 @@ def process_env(db_url: str, tmp_path: Path) -> dict[str, str]:
         "GENKEEP_DATA_DIR": str(tmp_path / "var"),
         "GENKEEP_LOG_LEVEL": "warning",
         "GENKEEP_TASK_MODULES": '["tests.support.handlers"]',
-        "PYTHONPATH": str(REPO),
+        # This clone's sources first: the venv's genkeep may be installed from another clone.
+        "PYTHONPATH": os.pathsep.join((str(REPO / "src"), str(REPO))),
         "GENKEEP_SIGNING_KEY": "e2e-signing-key-shared-by-every-process",
     }
 
