@@ -76,9 +76,15 @@ class DriverPool:
             yield connection
         except asyncpg.PostgresError:
             raise  # the server refused the statement; the connection is fine
-        except BaseException:
+        except BaseException as exc:
             # Cut off mid-statement (cancelled, connection lost): the protocol state is unknown.
+            closed = connection.is_closed()
             connection.terminate()
+            if closed and isinstance(exc, Exception):
+                # The server ended the session while it sat idle in the pool (terminated, the
+                # database dropped): asyncpg then fails the next statement with a client-side
+                # error ("another operation is in progress") that says nothing of the cause.
+                raise ConnectionResetError("the database server closed the connection") from exc
             raise
         finally:
             await pool.release(connection)
