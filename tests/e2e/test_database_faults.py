@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from genkeep.db.database import Database
+from genkeep.db.driver import DriverPool, is_closed
 from genkeep.db.migrate import upgrade
 from genkeep.db.outage import is_unavailable, postgres_unavailable
 from tests.conftest import process_env
@@ -248,10 +249,40 @@ def test_a_refused_log_in_is_an_outage(app_db: App) -> None:
     async def refused() -> BaseException:
         try:
             await asyncpg.connect(app_db.url)
-        except asyncpg.PostgresError as exc:
+        except Exception as exc:
             return exc
         raise AssertionError("a database that does not allow connections let us in")
 
     error = asyncio.run(refused())
     assert getattr(error, "sqlstate", None) == "55000"
     assert postgres_unavailable(error)
+
+
+def test_a_pooled_connection_the_server_closed_fails_as_an_outage(app_db: App) -> None:
+    """The server ends an idle session of the raw asyncpg pool (terminated, database
+    dropped): the next statement on it fails as a lost connection, not as asyncpg's bare
+    client error."""
+
+    async def failure() -> BaseException:
+        pool = DriverPool({"dsn": app_db.url}, 1)
+        try:
+            async with pool.connection() as connection:
+                await connection.fetchval("SELECT 1")
+                await admin(
+                    app_db.pg.url(),
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{app_db.name}' AND pid <> pg_backend_pid()",
+                )
+                for _ in range(100):
+                    if is_closed(connection):
+                        break
+                    await asyncio.sleep(0.05)
+                await connection.fetchval("SELECT 1")
+        except Exception as exc:
+            return exc
+        finally:
+            await pool.close()
+        raise AssertionError("a statement on a closed connection succeeded")
+
+    error = asyncio.run(failure())
+    assert is_unavailable(error), repr(error)

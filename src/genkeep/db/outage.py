@@ -72,8 +72,7 @@ def sqlite_unavailable(error: BaseException) -> bool:
         code = getattr(cause, "sqlite_errorcode", None)
         # Extended codes (SQLITE_IOERR_SHORT_READ, ...) carry the primary one in the low byte.
         if isinstance(cause, sqlite3.Error) and isinstance(code, int):
-            if code & 0xFF in _SQLITE_UNAVAILABLE:
-                return True
+            return code & 0xFF in _SQLITE_UNAVAILABLE
     return False
 
 
