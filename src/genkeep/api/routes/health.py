@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from genkeep.api.deps import ServicesDep
 from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import RETRY_AFTER_HEADER
 from genkeep.db.migrate import ensure_current
 from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError
@@ -40,7 +41,7 @@ _READINESS = {
         200: {"content": {"application/json": {"schema": _READINESS}}},
         503: {
             "description": "The database does not answer or its schema is not current.",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "headers": RETRY_AFTER_HEADER,
             "content": {"application/json": {"schema": _READINESS}},
         },
     },
