@@ -3,7 +3,8 @@
 Each test runs a real ``genkeep serve`` on a database of a PostgreSQL server the module
 starts for itself, then drops, renames or locks out that database (or stops the server),
 and sends requests of every kind on one kept-alive connection: each is a 503, never a
-500, and none closes the connection.
+500, and none closes the connection. SQLite's faults are in tests/unit/test_outage.py: a
+running server keeps reading a removed file through the connections it holds open.
 """
 
 from __future__ import annotations
@@ -170,31 +171,42 @@ def test_an_unavailable_database_answers_503_on_every_route(
     fault: str, app_db: App, server: Server
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        job = client.post("/v1/jobs", json={"title": "faults"})
-        assert job.status_code == 201, job.text
-        job_id = job.json()["id"]
-        task = client.post(
-            f"/v1/jobs/{job_id}/tasks",
-            json={"kind": "noop", "payload": {}},
-            headers={"Idempotency-Key": "before"},
-        )
-        assert task.status_code in (200, 201), task.text
-        # The cache hits are served from the hot path's own connections once warmed.
-        for _ in range(2):
-            assert client.post("/v1/generate", json={"prompt": "warm"}).status_code == 200
-            assert client.post("/v1/chat/completions", json=_chat("warm")).status_code == 200
-        port = _local_port(client.get("/readyz"))
-
+        job_id, task_id, port = _warm(client)
         FAULTS[fault](app_db)
-
-        wrong: list[str] = []
-        for n in range(ROUNDS):
-            for name, method, path, body in _requests(job_id, task.json()["id"], n):
-                headers = {"Idempotency-Key": f"during {n}"}
-                response = client.request(method, path, json=body, headers=headers)
-                wrong += [f"round {n} {name}: {c}" for c in _complaints(name, response, port)]
+        wrong = [
+            f"round {n} {name}: {complaint}"
+            for n, name, response in _rounds(client, job_id, task_id)
+            for complaint in _complaints(name, response, port)
+        ]
     assert not wrong, "\n".join(wrong)
     assert "unhandled error" not in server.log()
+
+
+def _warm(client: httpx.Client) -> tuple[str, str, int]:
+    """A job and a task to read, cache hits warmed; the ids and the connection's port."""
+    job = client.post("/v1/jobs", json={"title": "faults"})
+    assert job.status_code == 201, job.text
+    job_id = job.json()["id"]
+    task = client.post(
+        f"/v1/jobs/{job_id}/tasks",
+        json={"kind": "noop", "payload": {}},
+        headers={"Idempotency-Key": "before"},
+    )
+    assert task.status_code in (200, 201), task.text
+    # The cache hits are served from the hot path's own connections once warmed.
+    for _ in range(2):
+        assert client.post("/v1/generate", json={"prompt": "warm"}).status_code == 200
+        assert client.post("/v1/chat/completions", json=_chat("warm")).status_code == 200
+    return job_id, task.json()["id"], _local_port(client.get("/readyz"))
+
+
+def _rounds(
+    client: httpx.Client, job_id: str, task_id: str
+) -> Iterator[tuple[int, str, httpx.Response]]:
+    for n in range(ROUNDS):
+        for name, method, path, body in _requests(job_id, task_id, n):
+            headers = {"Idempotency-Key": f"during {n}"}
+            yield n, name, client.request(method, path, json=body, headers=headers)
 
 
 def _complaints(name: str, response: httpx.Response, port: int) -> list[str]:

@@ -67,6 +67,13 @@ def _not_a_database(path: Path) -> sqlite3.Error:
     return _raised(lambda: sqlite3.connect(path).execute("SELECT * FROM t"))
 
 
+def _replaced_by_an_empty_file(path: Path) -> sqlite3.Error:
+    """Removed while the server runs: the next connection creates an empty file there."""
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return _raised(lambda: sqlite3.connect(path).execute("SELECT * FROM t"))
+
+
 def _read_only(path: Path) -> sqlite3.Error:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     return _raised(lambda: connection.execute("INSERT INTO t VALUES (3, 'c')"))
@@ -74,6 +81,7 @@ def _read_only(path: Path) -> sqlite3.Error:
 
 FAULTS = {
     "file gone": _gone,
+    "file gone, an empty one in its place": _replaced_by_an_empty_file,
     "path is a directory": _a_directory,
     "folder gone": _folder_gone,
     "locked by another writer": _locked,
@@ -94,7 +102,7 @@ def test_a_sqlite_file_that_cannot_serve_is_an_outage(fault: str, database: Path
 
 BUGS = {
     "syntax error": "SELEC 1",
-    "no such table": "SELECT * FROM nowhere",
+    "no such column": "SELECT nowhere FROM t",
     "constraint": "INSERT INTO t VALUES (1, 'again')",
     "not null": "INSERT INTO t (id) VALUES (9)",
 }

@@ -70,9 +70,14 @@ def sqlite_unavailable(error: BaseException) -> bool:
     a statement's own error, such as a syntax error, is a bug)."""
     for cause in _chain(error):
         code = getattr(cause, "sqlite_errorcode", None)
-        # Extended codes (SQLITE_IOERR_SHORT_READ, ...) carry the primary one in the low byte.
         if isinstance(cause, sqlite3.Error) and isinstance(code, int):
-            return code & 0xFF in _SQLITE_UNAVAILABLE
+            # Extended codes (SQLITE_IOERR_SHORT_READ, ...) carry the primary one in the low byte.
+            if code & 0xFF in _SQLITE_UNAVAILABLE:
+                return True
+            # The schema was checked at start-up: a table missing now means the file was
+            # removed (a new connection then creates an empty one) or replaced. SQLite's
+            # messages are never translated.
+            return code == sqlite3.SQLITE_ERROR and str(cause).startswith("no such table")
     return False
 
 
