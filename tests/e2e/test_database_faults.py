@@ -298,3 +298,21 @@ def test_a_pooled_connection_the_server_closed_fails_as_an_outage(app_db: App) -
 
     error = asyncio.run(failure())
     assert is_unavailable(error), repr(error)
+
+
+def test_a_read_only_database_answers_writes_503_and_reads_200(app_db: App, server: Server) -> None:
+    """Writes locked out (as on a standby after failover): SQLSTATE 25006 is an outage for
+    the writes; the reads go on."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job_id, task_id, port = _warm(client)
+        app_db.sql(f'ALTER DATABASE "{app_db.name}" SET default_transaction_read_only = on')
+        app_db.disconnect()
+        statuses = {}
+        for n, name, response in _rounds(client, job_id, task_id):
+            statuses[name] = response.status_code
+            if name in ("generate miss", "chat miss", "task write"):
+                assert not _complaints(name, response, port), (n, name, response.text)
+    reads = ("generate hit", "chat hit", "job read", "jobs list", "task read", "task events")
+    reads += ("readyz",)
+    assert {name: statuses[name] for name in reads} == dict.fromkeys(reads, 200)
+    assert "unhandled error" not in server.log()
