@@ -312,7 +312,14 @@ def test_a_read_only_database_answers_writes_503_and_reads_200(app_db: App, serv
             statuses[name] = response.status_code
             if name in ("generate miss", "chat miss", "task write"):
                 assert not _complaints(name, response, port), (n, name, response.text)
-    reads = ("generate hit", "chat hit", "job read", "jobs list", "task read", "task events")
-    reads += ("readyz",)
+    reads = (
+        "generate hit",
+        "chat hit",
+        "job read",
+        "jobs list",
+        "task read",
+        "task events",
+        "readyz",
+    )
     assert {name: statuses[name] for name in reads} == dict.fromkeys(reads, 200)
     assert "unhandled error" not in server.log()
