@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
 _FORWARDED_HEADERS = ("retry-after",)
+_UNAVAILABLE = "The database is unavailable; retry shortly"
+_OUTAGE = "database_unavailable"
 
 
 def error_response(
@@ -56,6 +58,8 @@ def error_object(exc: BaseException) -> dict[str, Any]:
         code = exc.code.replace("-", "_")
         kind = "server_error" if exc.status >= 500 else "invalid_request_error"
         return {"message": exc.detail, "type": kind, "param": None, "code": code}
+    if is_unavailable(exc):
+        return {"message": _UNAVAILABLE, "type": "server_error", "param": None, "code": _OUTAGE}
     return {
         "message": "an unexpected error occurred; it has been logged",
         "type": "server_error",
@@ -91,12 +95,9 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     if problem is None:
         # What the failure boundary decides (genkeep.api.failures), in the shape an SDK shows.
         if is_unavailable(exc):
-            retry_after = str(request.app.state.services.settings.retry_after_s)
+            retry_after = str(request.app.state.retry_after_s)
             return error_response(
-                503,
-                "The database is unavailable; retry shortly",
-                code="database_unavailable",
-                headers={"Retry-After": retry_after},
+                503, _UNAVAILABLE, code=_OUTAGE, headers={"Retry-After": retry_after}
             )
         route = getattr(request.scope.get("route"), "path", "(no route)")  # never client text
         log.error("unhandled error on %s\n%s", route, scrubbed_traceback(exc))

@@ -39,6 +39,12 @@ OPENAI_TAG = "openai"
 OPENAI_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
 ASSETS = "/docs-assets"
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 # Operations that touch no database (so never answer 503) and need no credentials.
 _NO_DATABASE = {"/healthz", "/readyz", "/metrics", "/v1/blobs/{key}"}
 
@@ -72,7 +78,13 @@ def _problem_response(status: int) -> dict[str, Any]:
     return {
         "description": HTTPStatus(status).phrase,
         "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+        **_retry_after(status),
     }
+
+
+def _retry_after(status: int) -> dict[str, Any]:
+    """A 503 (the database unavailable) says when to retry."""
+    return {"headers": RETRY_AFTER_HEADER} if status == 503 else {}
 
 
 def install_docs(app: FastAPI, settings: Settings) -> None:
@@ -162,6 +174,7 @@ def _openai_error_response(status: int) -> dict[str, Any]:
     return {
         "description": HTTPStatus(status).phrase,
         "content": {"application/json": {"schema": OPENAI_ERROR_REF}},
+        **_retry_after(status),
     }
 
 

@@ -26,12 +26,13 @@ def serve(
     if port:
         hand_to_server_processes(port=port)
     settings = load_cli_settings()
-    run(_check_startable(settings))
     metrics_dir = settings.data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    # Every server process writes its counters here so /metrics adds them up.
+    # Every server process writes its counters here so /metrics adds them up. Set before
+    # the start-up check imports the metrics: prometheus_client picks its storage then.
     set_prometheus_multiproc_dir(str(metrics_dir.resolve()))
+    run(_check_startable(settings))
     import uvicorn
 
     uvicorn.run(

@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy import delete, select
 
 from genkeep.db.database import Database
+from genkeep.db.outage import is_unavailable
 from genkeep.db.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,17 @@ class ChangeFeed(Generic[C]):
             return None
         watcher = str(uuid.uuid4())
         row = {self.key: item_id, "watcher_id": watcher, "created_at": utcnow()}
-        async with self.db.transaction() as session:
-            session.add(self.watcher(**row))
+        try:
+            async with self.db.transaction() as session:
+                session.add(self.watcher(**row))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # Writes refused (a read-only standby): the stream still polls, only slower.
+            log.warning(
+                "could not register the watch of %s (%s); polling", item_id, type(exc).__name__
+            )
+            return None
         return watcher
 
     async def _unregister(self, item_id: str, watcher: str) -> None:

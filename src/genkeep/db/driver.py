@@ -37,6 +37,16 @@ def refuses_a_row(error: BaseException) -> bool:
     return isinstance(error, (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError))
 
 
+def is_closed(connection: asyncpg.Connection) -> bool:
+    """Whether the session is over; asyncpg's pool takes a closed connection back at once,
+    and every call on it then raises InterfaceError."""
+    try:
+        closed: bool = connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return closed
+
+
 class DriverPool:
     """At most ``size`` asyncpg connections, opened on first use."""
 
@@ -76,9 +86,15 @@ class DriverPool:
             yield connection
         except asyncpg.PostgresError:
             raise  # the server refused the statement; the connection is fine
-        except BaseException:
-            # Cut off mid-statement (cancelled, connection lost): the protocol state is unknown.
-            connection.terminate()
+        except BaseException as exc:
+            if not is_closed(connection):
+                # Cut off mid-statement (cancelled): the protocol state is unknown.
+                connection.terminate()
+            elif isinstance(exc, Exception):
+                # The server ended the session (terminated, the database dropped), maybe while
+                # it sat idle in the pool: asyncpg then fails the statement with a client-side
+                # error ("another operation is in progress") that says nothing of the cause.
+                raise ConnectionResetError("the database server closed the connection") from exc
             raise
         finally:
             await pool.release(connection)

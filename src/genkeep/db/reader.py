@@ -76,8 +76,8 @@ class PostgresReader:
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         sql, names = statement.compiled("postgresql")
-        pool = await self._driver.pool()
-        row: Row | None = await pool.fetchrow(sql, *_ordered(names, params))
+        async with self._driver.connection() as connection:
+            row: Row | None = await connection.fetchrow(sql, *_ordered(names, params))
         return row
 
     async def close(self) -> None:

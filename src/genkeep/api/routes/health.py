@@ -11,8 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from genkeep.api.deps import ServicesDep
 from genkeep.api.guard import GuardedRoute
+from genkeep.api.openapi import RETRY_AFTER_HEADER
 from genkeep.db.migrate import ensure_current
+from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError
+from genkeep.services import Services
 from genkeep.telemetry.metrics import exposition, tasks_by_status
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ _READINESS = {
         200: {"content": {"application/json": {"schema": _READINESS}}},
         503: {
             "description": "The database does not answer or its schema is not current.",
+            "headers": RETRY_AFTER_HEADER,
             "content": {"application/json": {"schema": _READINESS}},
         },
     },
@@ -49,10 +53,17 @@ async def readyz(services: ServicesDep) -> JSONResponse:
             await session.execute(text("SELECT 1"))
         await ensure_current(services.database)
     except GenkeepError as exc:
-        return JSONResponse({"status": "unready", "reason": exc.detail}, status_code=503)
+        return _unready(exc.detail, services)
     except Exception as exc:
-        return JSONResponse({"status": "unready", "reason": type(exc).__name__}, status_code=503)
+        reason = "the database is unavailable" if is_unavailable(exc) else type(exc).__name__
+        return _unready(reason, services)
     return JSONResponse({"status": "ready"})
+
+
+def _unready(reason: str, services: Services) -> JSONResponse:
+    # A load balancer or client polling readiness waits as long as a refused request would.
+    headers = {"Retry-After": str(services.settings.retry_after_s)}
+    return JSONResponse({"status": "unready", "reason": reason}, status_code=503, headers=headers)
 
 
 @router.get(
@@ -66,7 +77,9 @@ async def metrics(services: ServicesDep) -> Response:
     snapshot = []
     try:
         snapshot.append(tasks_by_status(await services.tasks.count_by_status()))
-    except (SQLAlchemyError, OSError, GenkeepError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, (SQLAlchemyError, OSError, GenkeepError)) or is_unavailable(exc)):
+            raise
         # The counters are what an operator reads during an outage: still serve them.
         log.warning("/metrics without genkeep_tasks: the database did not answer (%s)", exc)
     body, content_type = exposition(snapshot)
