@@ -65,11 +65,11 @@ def info() -> None:
 
     revision, head = run(main()), head_revision()
     if revision is None:
-        state = "not created yet: made on first use" if database.backend == "sqlite" else "empty"
+        state = "not created yet: made on first use" if database.driver.embedded else "empty"
     else:
         state = f"schema {revision}" + ("" if revision == head else f", behind {head}")
     blobs = settings.blob_dir or settings.data_dir / "blobs"
-    where = database.url.database if database.backend == "sqlite" else database.describe()
+    where = database.driver.location()
     rows = {
         "data dir": str(settings.data_dir),
         "database": f"{where} ({state})",

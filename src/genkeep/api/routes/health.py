@@ -6,7 +6,6 @@ import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from genkeep.api.deps import ServicesDep
@@ -45,8 +44,7 @@ _READINESS = {
 async def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and its schema is current."""
     try:
-        async with services.database.reading() as session:
-            await session.execute(text("SELECT 1"))
+        await services.database.driver.ping()
         await ensure_current(services.database)
     except GenkeepError as exc:
         return JSONResponse({"status": "unready", "reason": exc.detail}, status_code=503)
