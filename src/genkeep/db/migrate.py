@@ -1,6 +1,6 @@
 """Schema migrations (Alembic) and the startup check that the schema is current.
 
-An embedded database (a SQLite file) is created and migrated on first use (like ``llm`` or
+An embedded database (a file) is created and migrated on first use (like ``llm`` or
 ``datasette``); a server's database, shared by many processes, waits for
 ``genkeep db upgrade``.
 """

@@ -180,7 +180,7 @@ class Task(Base):
 class TaskChange(Base):
     """A task's status, stage and progress after each change, in commit order per task.
 
-    Written by database triggers on ``tasks`` (``db/dialect.py``), so no code path that
+    Written by database triggers on ``tasks`` (migration 0005), so no code path that
     moves a task can skip it; the task event stream (SSE) replays it by ``seq``.
     """
 
@@ -315,7 +315,7 @@ class Run(Base):
 class RunChange(Base):
     """A run's status and counts after each change, in commit order per run.
 
-    Written by database triggers on ``runs`` (``db/dialect.py``), whichever process moves
+    Written by database triggers on ``runs`` (migration 0006), whichever process moves
     the run (the server's run manager or a worker's ``extract`` task); the run event
     stream (SSE) replays it by ``seq``.
     """
