@@ -390,6 +390,7 @@ class PostgresDriver(UpsertStatements):
             max_overflow=pool_size * 2 - 2 * hot,
             pool_recycle=300,
         )
+        self._dialect = self.engine.dialect
         connect = asyncpg_connect_kwargs(url)
         self._writes = _Pool(connect, hot, json_codecs=True)
         self._reads = _Pool(connect, hot, json_codecs=False)
@@ -438,7 +439,7 @@ class PostgresDriver(UpsertStatements):
         return _NowPlus(literal(float(seconds), Float))
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
-        sql, names = statement.compiled(self.engine.dialect)
+        sql, names = statement.compiled(self._dialect)
         pool = await self._reads.pool()
         row: Row | None = await pool.fetchrow(sql, *(params[name] for name in names))
         return row

@@ -193,10 +193,12 @@ class SqliteDriver(UpsertStatements):
             hide_parameters=True,
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
         )
+        self._dialect = self.engine.dialect
         event.listen(self.engine.sync_engine, "connect", _pragmas)
         event.listen(self.engine.sync_engine, "begin", _begin)
         # An in-memory database exists only inside the engine's own connection.
         self._reader = None if self._file is None else _Reader(str(self._file))
+        # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
         self._save_batch = self.upsert_unless(
             _BATCHES,
             {"run_id": bindparam("run_id"), "batch_index": bindparam("batch_index")},
@@ -284,7 +286,7 @@ class SqliteDriver(UpsertStatements):
             async with self.engine.connect() as connection:
                 row = (await connection.execute(statement.query, dict(params))).first()
             return None if row is None else row._mapping
-        sql, names = statement.compiled(self.engine.dialect)
+        sql, names = statement.compiled(self._dialect)
         return await self._reader.fetch_one(sql, [params[name] for name in names])
 
     @contextlib.asynccontextmanager
