@@ -52,7 +52,7 @@ class BareServer(Server):
             self.process = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env={**self.env, "PYTHONPATH": str(ROOT)},
+                env={**self.env, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

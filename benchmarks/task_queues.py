@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sys
 from abc import ABC, abstractmethod
@@ -76,7 +77,11 @@ class QueueSystem(ABC):
     def worker_command(self, concurrency: int, poll_s: float) -> list[str]: ...
 
     def worker_env(self, dsn: str, workdir: Path, poll_s: float) -> dict[str, str]:
-        return {DSN_ENV: dsn, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        return {
+            DSN_ENV: dsn,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "PYTHONUNBUFFERED": "1",
+        }
 
     @abstractmethod
     def settings(self, concurrency: int, poll_s: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ GenkeepError                      code                  status
 ├── GenerationFailed              generation-failed     502
 ├── GenerationTimeout             generation-timeout    504
 ├── PersistenceFailed             persistence-failed    503
+├── CorruptBatch                  corrupt-batch         500  (a stored batch failed its checksum)
 ├── DatabaseUnavailable           database-unavailable  503  (api.failures: down, unreachable)
 ├── ConfigurationError            configuration         500  (start-up only)
 └── SchemaOutOfDate               schema-out-of-date    503  (start-up only)
@@ -225,6 +226,12 @@ class PersistenceFailed(GenkeepError):
     code = "persistence-failed"
     status = 503
     title = "Could not persist the result"
+
+
+class CorruptBatch(GenkeepError):
+    code = "corrupt-batch"
+    status = 500
+    title = "A stored batch result failed its checksum"
 
 
 class DatabaseUnavailable(GenkeepError):

@@ -8,13 +8,14 @@ from genkeep.blobs import BlobStore, open_blob_store
 from genkeep.config import Settings
 from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.database import Database
+from genkeep.db.drivers.wakeups import Wakeups
 from genkeep.db.jobs import JobStore
 from genkeep.db.keys import ApiKeyStore
+from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.migrate import prepare_schema
-from genkeep.db.notify import Wakeups
 from genkeep.db.prompts import PromptStore
 from genkeep.db.run_changes import RunChanges
-from genkeep.db.runs import DbLlmCache, RunStore
+from genkeep.db.runs import RunStore
 from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
 from genkeep.db.url import async_url, is_ephemeral
@@ -61,7 +62,7 @@ async def open_services(settings: Settings) -> Services:
         raise
     prompts = PromptStore(database)
     artifacts = ArtifactStore(database, settings.artifact_retention_days)
-    wakeups = Wakeups(database)
+    wakeups = Wakeups(database.driver)
     runs = RunStore(database)
     extractors = default_extractors(settings, DbLlmCache(database))
     generate = GenerateService(prompts, settings, generators)

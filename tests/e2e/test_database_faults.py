@@ -21,15 +21,22 @@ import httpx
 import pytest
 
 from genkeep.db.database import Database
-from genkeep.db.driver import DriverPool, is_closed
+from genkeep.db.drivers.errors import lost_connection
+from genkeep.db.drivers.postgresql import ConnectionPool, is_closed
+from genkeep.db.drivers.postgresql import unavailable as postgres_unavailable
 from genkeep.db.migrate import upgrade
-from genkeep.db.outage import is_unavailable, postgres_unavailable
 from tests.conftest import process_env
 from tests.support.postgres import admin
 from tests.support.private_postgres import PrivatePostgres
 from tests.support.server import Server
 
 pytestmark = pytest.mark.e2e
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """PostgresDriver.is_unavailable, without opening a driver."""
+    return lost_connection(error) or postgres_unavailable(error)
+
 
 RETRY_AFTER = "7"
 ROUNDS = 3
@@ -276,7 +283,7 @@ def test_a_pooled_connection_the_server_closed_fails_as_an_outage(app_db: App) -
     client error."""
 
     async def failure() -> BaseException:
-        pool = DriverPool({"dsn": app_db.url}, 1)
+        pool = ConnectionPool({"dsn": app_db.url}, 1, json_codecs=False)
         try:
             async with pool.connection() as connection:
                 await connection.fetchval("SELECT 1")

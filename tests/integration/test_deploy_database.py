@@ -15,11 +15,11 @@ from sqlalchemy import text, update
 
 from genkeep.config import Settings
 from genkeep.db.database import Database
-from genkeep.db.dialect import TASKS_CHANNEL
+from genkeep.db.drivers.base import TASKS_CHANNEL
+from genkeep.db.drivers.wakeups import Wakeups
 from genkeep.db.jobs import Audit
 from genkeep.db.migrate import current_revision, ensure_current, head_revision, upgrade
 from genkeep.db.models import Task
-from genkeep.db.notify import Wakeups
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
 from genkeep.db.url import async_url
@@ -81,7 +81,7 @@ def test_libpq_sslmode_is_asyncpg_ssl() -> None:
 async def test_a_libpq_url_with_sslmode_connects(db_url: str) -> None:
     """The Secret's URL (libpq form, as KEDA and psql read it) works for genkeep too."""
     database = Database(f"{dsn(db_url)}?sslmode=disable")
-    wakeups = Wakeups(database)
+    wakeups = Wakeups(database.driver)
     try:
         assert await current_revision(database) == head_revision()
         await wakeups.start()  # workers LISTEN on a connection of their own

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from genkeep.db.database import Database
+from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.models import LlmAnswer
-from genkeep.db.runs import DbLlmCache
 from genkeep.extract.llm.extractor import LlmExtractor
 from tests.integration.test_llm_extractor import CHUNK, VALID, FakeIndex
 from tests.support.fake_openai import FakeOpenAI, ok

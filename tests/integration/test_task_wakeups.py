@@ -12,13 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from genkeep.config import Settings
-from genkeep.db import notify
-from genkeep.db.dialect import TASKS_CHANNEL
+from genkeep.db.drivers import postgresql as pg_driver
+from genkeep.db.drivers import wakeups
+from genkeep.db.drivers.base import TASKS_CHANNEL
 from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
 from genkeep.services import Services
@@ -101,7 +101,7 @@ async def test_notify_from_another_connection_wakes_a_polling_worker(
     worker_services = await make_services(**slow)
     submitter = await make_services(**slow)
     worker = Worker(worker_services, worker_id="listener", concurrency=1)
-    with caplog.at_level(logging.WARNING, logger=notify.__name__):
+    with caplog.at_level(logging.WARNING, logger=wakeups.__name__):
         task, elapsed = await _run_from_elsewhere(
             monkeypatch, worker_services, submitter, worker, within=10
         )
@@ -121,20 +121,20 @@ async def test_worker_polls_when_listen_cannot_start(
         attempts.append(dsn)
         raise ConnectionRefusedError("LISTEN connection refused by the test")
 
-    # Only the wake-up listener's connect fails; the pools use SQLAlchemy's own reference.
-    monkeypatch.setattr(notify, "asyncpg", SimpleNamespace(connect=refuse))
+    # Only the wake-up listener's connect fails; the pools connect their own way.
+    monkeypatch.setattr(pg_driver, "_listen_connection", refuse)
     quick = {"task_poll_s": 0.2, "task_lease_s": 30.0}
     worker_services = await make_services(**quick)
     submitter = await make_services(**quick)
     worker = Worker(worker_services, worker_id="poller", concurrency=1)
-    with caplog.at_level(logging.WARNING, logger=notify.__name__):
+    with caplog.at_level(logging.WARNING, logger=wakeups.__name__):
         task, _ = await _run_from_elsewhere(
             monkeypatch, worker_services, submitter, worker, within=10
         )
     assert task.status == "completed" and task.worker_id == "poller" and task.attempts == 1
     assert len(attempts) == 1  # the listener was tried, and failed
     [warning] = [r for r in caplog.records if FALLBACK in r.getMessage()]
-    assert warning.levelno == logging.WARNING and warning.name == notify.__name__
+    assert warning.levelno == logging.WARNING and warning.name == wakeups.__name__
     message = warning.getMessage()
     assert f"LISTEN {TASKS_CHANNEL} failed" in message
     assert "LISTEN connection refused by the test" in message

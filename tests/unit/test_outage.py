@@ -13,7 +13,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from genkeep.api.openai_errors import error_object
-from genkeep.db.outage import is_unavailable, postgres_unavailable, sqlite_unavailable
+from genkeep.db.database import Database
+from genkeep.db.drivers.postgresql import unavailable as postgres_unavailable
+from genkeep.db.drivers.sqlite import unavailable as sqlite_unavailable
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The SQLite driver's verdict, as the API asks for it."""
+    return _DRIVER.is_unavailable(error)
+
+
+_DRIVER = Database("sqlite:///:memory:").driver
 
 
 @pytest.fixture
@@ -97,7 +107,7 @@ def test_a_sqlite_file_that_cannot_serve_is_an_outage(fault: str, database: Path
     assert is_unavailable(error)
     assert not postgres_unavailable(error)
     # A chat stream that fails after its headers says so in its error event.
-    assert error_object(error)["code"] == "database_unavailable"
+    assert error_object(error, is_unavailable(error))["code"] == "database_unavailable"
 
 
 BUGS = {
@@ -112,7 +122,7 @@ BUGS = {
 def test_a_statement_s_own_error_is_not_an_outage(bug: str, database: Path) -> None:
     error = _raised(lambda: sqlite3.connect(database).execute(BUGS[bug]))
     assert not is_unavailable(error), (error, getattr(error, "sqlite_errorname", None))
-    assert error_object(error)["code"] == "internal"
+    assert error_object(error, is_unavailable(error))["code"] == "internal"
 
 
 def test_the_classification_sees_through_sqlalchemy(database: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from genkeep.api.openai_errors import error_object
@@ -41,7 +41,10 @@ def stream_headers(stream: ChatStream) -> RawHeaders:
     return [*headers, (b"x-genkeep-cached", b"false"), (b"x-genkeep-coalesced", coalesced)]
 
 
-async def chat_events(stream: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
+async def chat_events(
+    stream: ChatStream, include_usage: bool, unavailable: Callable[[BaseException], bool]
+) -> AsyncIterator[bytes]:
+    """The chunks of a streamed chat; ``unavailable`` tells an outage from a bug (the driver's)."""
     known = stream.known
     base = {
         "id": completion_id(known.result_id if known else None),
@@ -64,7 +67,7 @@ async def chat_events(stream: ChatStream, include_usage: bool) -> AsyncIterator[
         # The status line went out with the first byte: the error travels as an event.
         if not isinstance(exc, GenkeepError):
             log.exception("chat stream failed", exc_info=exc)
-        yield event({"error": error_object(exc)})
+        yield event({"error": error_object(exc, unavailable(exc))})
         return
     base["model"] = outcome.model
     yield chunk({}, "stop", genkeep=genkeep_fields(outcome))

@@ -15,8 +15,8 @@ import traceback
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.api.outage import database_unavailable
 from genkeep.api.problems import problem
-from genkeep.db.outage import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class FailureBoundary:
                 # Half an answer is out; the only honest end is to drop the connection.
                 raise
             instance = scope.get("path", "")
-            if is_unavailable(exc):
+            if database_unavailable(scope["app"], exc):
                 log.warning("database unavailable on %s (%s)", _route(scope), type(exc).__name__)
                 response = problem(
                     503,

@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from genkeep.api.failures import scrubbed_traceback
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_responses import ErrorBody
+from genkeep.api.outage import database_unavailable
 from genkeep.api.problems import handled, input_errors
-from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError, UnknownModel
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def shown(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def error_object(exc: BaseException) -> dict[str, Any]:
+def error_object(exc: BaseException, unavailable: bool) -> dict[str, Any]:
     """The error event of a stream that fails after its headers went out."""
     if isinstance(exc, GenkeepError):
         code = exc.code.replace("-", "_")
         kind = "server_error" if exc.status >= 500 else "invalid_request_error"
         return {"message": exc.detail, "type": kind, "param": None, "code": code}
-    if is_unavailable(exc):
+    if unavailable:
         return {"message": _UNAVAILABLE, "type": "server_error", "param": None, "code": _OUTAGE}
     return {
         "message": "an unexpected error occurred; it has been logged",
@@ -94,7 +94,7 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     problem = await handled(request, exc)
     if problem is None:
         # What the failure boundary decides (genkeep.api.failures), in the shape an SDK shows.
-        if is_unavailable(exc):
+        if database_unavailable(request.app, exc):
             retry_after = str(request.app.state.retry_after_s)
             return error_response(
                 503, _UNAVAILABLE, code=_OUTAGE, headers={"Retry-After": retry_after}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -95,20 +94,20 @@ def _database_state(url: str, in_data_dir: bool) -> tuple[str, str, str | None]:
     """
     from genkeep.db.database import Database
     from genkeep.db.migrate import current_revision, head_revision
-    from genkeep.db.url import async_url, redacted
+    from genkeep.db.url import async_url
 
     try:
-        parsed = async_url(url)
+        database = Database(url)
     except GenkeepError as exc:
+        # The data folder itself is made on first use; any other missing folder is an error.
+        if in_data_dir:
+            return str(async_url(url).database), "not created yet: made on first use", None
         return url, "unusable", exc.detail
-    embedded = parsed.get_backend_name() == "sqlite"
-    where = (parsed.database or "") if embedded else redacted(parsed)
-    file = Path(where)
-    if embedded and not file.exists() and (in_data_dir or file.absolute().parent.is_dir()):
+    where = database.driver.location()
+    if database.driver.is_new():
         return where, "not created yet: made on first use", None
 
     async def main() -> str | None:
-        database = Database(url)
         try:
             return await current_revision(database)
         finally:
@@ -125,7 +124,8 @@ def _database_state(url: str, in_data_dir: bool) -> tuple[str, str, str | None]:
         return where, "unavailable", problem
     head = head_revision()
     if revision is None:
-        return where, "not created yet: made on first use" if embedded else "empty", None
+        state = "not created yet: made on first use" if database.driver.embedded else "empty"
+        return where, state, None
     return where, f"schema {revision}" + ("" if revision == head else f", behind {head}"), None
 
 

@@ -1,1 +1,1 @@
-"""Database layer: engine, models, dialect seam, repositories and migrations."""
+"""Database layer: the Database, its drivers, models, repositories, change feeds and migrations."""

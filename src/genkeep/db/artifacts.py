@@ -10,7 +10,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.database import Database
-from genkeep.db.dialect import bump_counter, upsert_if_newer
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Artifact, ArtifactCounter, ArtifactLatest, Job
 from genkeep.db.types import utcnow
@@ -41,8 +40,7 @@ class ArtifactStore:
 
     async def allocate_version(self, session: AsyncSession, job_id: str, kind: str) -> int:
         """The next version for (job, kind), in the caller's transaction: no gaps, no repeats."""
-        statement = bump_counter(
-            self.db.backend,
+        statement = self.db.driver.bump_counter(
             ArtifactCounter.__table__,  # type: ignore[arg-type]
             {"job_id": job_id, "kind": kind},
             "next_version",
@@ -83,8 +81,7 @@ class ArtifactStore:
         session.add(artifact)
         await session.flush()
         await session.execute(
-            upsert_if_newer(
-                self.db.backend,
+            self.db.driver.upsert_if_newer(
                 ArtifactLatest.__table__,  # type: ignore[arg-type]
                 {"job_id": job_id, "kind": new.kind},
                 {"artifact_id": artifact.id, "version": version, "updated_at": now},

@@ -1,9 +1,9 @@
 """A change log written by triggers (``task_changes``, ``run_changes``) and wake-ups when it grows.
 
 An event stream replays the log from a client's ``Last-Event-ID``, so a change made between
-two reads is never lost; on PostgreSQL the trigger's NOTIFY wakes the stream at once,
-elsewhere (and if LISTEN fails) the stream polls. The log is written by whichever process
-commits the change, so a stream follows work done in any process.
+two reads is never lost; where the driver listens, the trigger's notification wakes the
+stream at once, elsewhere (and if listening fails) the stream polls. The log is written by
+whichever process commits the change, so a stream follows work done in any process.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 from sqlalchemy import delete, select
 
 from genkeep.db.database import Database
-from genkeep.db.outage import is_unavailable
+from genkeep.db.drivers.base import Listener
 from genkeep.db.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class ChangeFeed(Generic[C]):
     def __init__(self, database: Database) -> None:
         self.db = database
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._connection: Any = None
+        self._listener: Listener | None = None
         self._listening: asyncio.Task[None] | None = None
 
     async def after(self, owner_id: str, item_id: str, seq: int = 0, limit: int = 200) -> list[C]:
@@ -59,7 +58,8 @@ class ChangeFeed(Generic[C]):
 
     @contextlib.asynccontextmanager
     async def watch(self, item_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event set whenever ``item_id`` changes (PostgreSQL); the caller clears it.
+        """An event set whenever ``item_id`` changes (where the driver listens); the caller
+        clears it.
 
         Listening starts before the watch is registered, and the caller reads the log after
         both: a change committed later is notified; one committed earlier is in the log.
@@ -79,7 +79,7 @@ class ChangeFeed(Generic[C]):
                 await asyncio.shield(self._unregister(item_id, watcher))
 
     async def _register(self, item_id: str) -> str | None:
-        if self._connection is None:  # not listening: nothing would hear a NOTIFY
+        if self._listener is None:  # not listening: nothing would hear a notification
             return None
         watcher = str(uuid.uuid4())
         row = {self.key: item_id, "watcher_id": watcher, "created_at": utcnow()}
@@ -87,7 +87,7 @@ class ChangeFeed(Generic[C]):
             async with self.db.transaction() as session:
                 session.add(self.watcher(**row))
         except Exception as exc:
-            if not is_unavailable(exc):
+            if not self.db.driver.is_unavailable(exc):
                 raise
             # Writes refused (a read-only standby): the stream still polls, only slower.
             log.warning(
@@ -109,22 +109,18 @@ class ChangeFeed(Generic[C]):
             log.warning("could not unregister the watch of %s", item_id, exc_info=True)
 
     async def _listen(self) -> None:
-        if self.db.backend != "postgresql":
-            return
         if self._listening is None:  # one LISTEN connection per feed and process, on first use
             self._listening = asyncio.ensure_future(self._connect())
         await asyncio.shield(self._listening)
 
     async def _connect(self) -> None:
-        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            self._connection = await asyncpg.connect(dsn)
-            await self._connection.add_listener(self.channel, self._on_notify)
+            self._listener = await self.db.driver.listen(self.channel, self._on_notify)
         except Exception as exc:  # streams still poll; say why they are slower
             log.warning("LISTEN %s failed (%s); streams poll", self.channel, exc)
-            self._connection = None
+            self._listener = None
 
-    def _on_notify(self, _connection: object, _pid: int, _channel: str, item_id: str) -> None:
+    def _on_notify(self, item_id: str) -> None:
         for changed in self._waiters.get(item_id, ()):
             changed.set()
 
@@ -132,8 +128,7 @@ class ChangeFeed(Generic[C]):
         if self._listening is not None:
             with contextlib.suppress(Exception):
                 await self._listening
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-            self._connection = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
         self._listening = None

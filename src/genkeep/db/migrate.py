@@ -1,15 +1,14 @@
 """Schema migrations (Alembic) and the startup check that the schema is current.
 
-An embedded SQLite database is created and migrated on first use (like ``llm`` or
-``datasette``); PostgreSQL, shared by many processes, waits for ``genkeep db upgrade``.
+An embedded database (a file) is created and migrated on first use (like ``llm`` or
+``datasette``); a server's database, shared by many processes, waits for
+``genkeep db upgrade``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +17,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from genkeep.db.database import Database
-from genkeep.db.url import is_sqlite
 from genkeep.errors import SchemaOutOfDate
 
 # Notes a user should see once (the CLI prints them plainly; servers log them).
@@ -82,7 +80,7 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     A schema that a newer genkeep migrated is left as it is: rolling the code back (whose
     migration Job runs again, e.g. as an Argo CD PreSync hook) must not fail on it.
     """
-    async with _migration_lock(database):
+    async with database.driver.migration_lock():
         await _upgrade(database, revision)
 
 
@@ -109,16 +107,16 @@ async def ensure_current(database: Database) -> None:
 
 
 async def prepare_schema(database: Database) -> None:
-    """Migrate an embedded SQLite database that is new or behind; elsewhere only check."""
-    if not is_sqlite(database.url):
+    """Migrate an embedded database that is new or behind; elsewhere only check."""
+    if not database.driver.embedded:
         await ensure_current(database)
         return
-    # The usual case, an existing file at head: no lock, no lock file. A new (empty) file is
-    # opened under the lock only: its first connection switches it to WAL, which needs the
-    # file to itself, and SQLite refuses that at once, not after busy_timeout.
-    if not _is_new_file(database) and await current_revision(database) == head_revision():
+    # The usual case, an existing database at head: no lock, no lock file. A new one is
+    # opened under the lock only: its first connection switches its journal mode, which
+    # needs the file to itself, and is refused at once, not after the busy timeout.
+    if not database.driver.is_new() and await current_revision(database) == head_revision():
         return
-    async with _migration_lock(database):
+    async with database.driver.migration_lock():
         current, head = await current_revision(database), head_revision()
         if current == head:
             return
@@ -143,44 +141,3 @@ async def _has_tables(database: Database) -> bool:
     async with database.engine.connect() as connection:
         names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
     return bool(names)
-
-
-def _sqlite_file(database: Database) -> Path | None:
-    """The file of a SQLite database; None in memory or behind a ``file:`` URI."""
-    path = database.url.database if is_sqlite(database.url) else None
-    if not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    return Path(path)
-
-
-def _is_new_file(database: Database) -> bool:
-    file = _sqlite_file(database)
-    return file is not None and (not file.exists() or file.stat().st_size == 0)
-
-
-@contextlib.asynccontextmanager
-async def _migration_lock(database: Database) -> AsyncIterator[None]:
-    """One process migrates a SQLite file at a time: `make run` and a CLI started together
-    would otherwise both create the tables, and the second fails half-way. (PostgreSQL
-    migrations hold an advisory lock instead: ``dialect.migration_lock``.)"""
-    file = _sqlite_file(database)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; first use is rarely concurrent there
-        file = None
-    if file is None:
-        yield
-        return
-    lock = await asyncio.to_thread(open, f"{file}.migrate-lock", "a")
-    try:
-        # Polled, not waited for in a thread: waiters blocked in the default executor's few
-        # threads left none for the holder's migration, and all of them waited for ever.
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(0.05)
-        yield
-    finally:
-        lock.close()  # closing releases the lock

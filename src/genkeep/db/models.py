@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -18,10 +17,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from genkeep.db.types import UTCDateTime, utcnow
+from genkeep.db.drivers.types import BigId, JSONType, UTCDateTime
+from genkeep.db.types import utcnow
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -88,9 +87,6 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-
 class ApiKey(Base):
     """An API key: the token is shown once; only its sha256 is stored."""
 
@@ -133,9 +129,7 @@ class JobEvent(Base):
     __tablename__ = "job_events"
     __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     owner_id: Mapped[str] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(64))
@@ -186,16 +180,14 @@ class Task(Base):
 class TaskChange(Base):
     """A task's status, stage and progress after each change, in commit order per task.
 
-    Written by database triggers on ``tasks`` (``db/dialect.py``), so no code path that
+    Written by database triggers on ``tasks`` (migration 0005), so no code path that
     moves a task can skip it; the task event stream (SSE) replays it by ``seq``.
     """
 
     __tablename__ = "task_changes"
     __table_args__ = (Index("ix_task_changes_task", "task_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     owner_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
@@ -323,7 +315,7 @@ class Run(Base):
 class RunChange(Base):
     """A run's status and counts after each change, in commit order per run.
 
-    Written by database triggers on ``runs`` (``db/dialect.py``), whichever process moves
+    Written by database triggers on ``runs`` (migration 0006), whichever process moves
     the run (the server's run manager or a worker's ``extract`` task); the run event
     stream (SSE) replays it by ``seq``.
     """
@@ -331,9 +323,7 @@ class RunChange(Base):
     __tablename__ = "run_changes"
     __table_args__ = (Index("ix_run_changes_run", "run_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     owner_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))

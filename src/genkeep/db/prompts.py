@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.core import interleave
 from genkeep.core.generation import Generation
 from genkeep.core.hashes import sha256_hex
-from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
-from genkeep.db.dialect import insert_ignoring_conflicts
+from genkeep.db.drivers.base import ReadStatement
 from genkeep.db.models import Prompt, Result
-from genkeep.db.reader import ReadStatement
 from genkeep.db.types import utc_from_driver, utcnow
 
 
@@ -64,37 +62,6 @@ class PromptState:
     now: datetime  # the database's clock when it was read: leases and ages are judged by it
 
 
-# Built once: this is the query of every cache hit.
-_FIND_QUERY = (
-    select(
-        Prompt.id,
-        Prompt.status,
-        Prompt.claim_token,
-        Prompt.claim_holder,
-        Prompt.lease_expires_at,
-        Prompt.last_error,
-        Prompt.latest_version,
-        Result.id.label("r_id"),
-        Result.version.label("r_version"),
-        Result.source.label("r_source"),
-        Result.content.label("r_content"),
-        Result.content_sha256.label("r_sha"),
-        Result.model.label("r_model"),
-        Result.created_at.label("r_created_at"),
-        Result.prompt_tokens.label("r_prompt_tokens"),
-        Result.completion_tokens.label("r_completion_tokens"),
-        db_now().label("db_now"),
-    )
-    .outerjoin(Result, Result.id == Prompt.latest_result_id)
-    .where(
-        Prompt.owner_id == bindparam("owner_id"),
-        Prompt.profile_key == bindparam("profile_key"),
-        Prompt.normalized_hash == bindparam("normalized_hash"),
-    )
-)
-_FIND = ReadStatement(_FIND_QUERY)
-
-
 @dataclass(frozen=True, slots=True)
 class Claim:
     """The right to generate for a prompt until ``lease_expires_at``, fenced by ``token``."""
@@ -113,11 +80,45 @@ class Duplicate:
     prompt_ids: list[str]
 
 
+def _find_query(now: ColumnElement[datetime]) -> ReadStatement:
+    """The query of every cache hit, with the database's clock read in it."""
+    query = (
+        select(
+            Prompt.id,
+            Prompt.status,
+            Prompt.claim_token,
+            Prompt.claim_holder,
+            Prompt.lease_expires_at,
+            Prompt.last_error,
+            Prompt.latest_version,
+            Result.id.label("r_id"),
+            Result.version.label("r_version"),
+            Result.source.label("r_source"),
+            Result.content.label("r_content"),
+            Result.content_sha256.label("r_sha"),
+            Result.model.label("r_model"),
+            Result.created_at.label("r_created_at"),
+            Result.prompt_tokens.label("r_prompt_tokens"),
+            Result.completion_tokens.label("r_completion_tokens"),
+            now.label("db_now"),
+        )
+        .outerjoin(Result, Result.id == Prompt.latest_result_id)
+        .where(
+            Prompt.owner_id == bindparam("owner_id"),
+            Prompt.profile_key == bindparam("profile_key"),
+            Prompt.normalized_hash == bindparam("normalized_hash"),
+        )
+    )
+    return ReadStatement(query)
+
+
 class PromptStore:
     """Every query on prompts and results; methods take the owner where data is read (I3)."""
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        # Built once: SQLAlchemy compiles it once per store, not per hit.
+        self._find = _find_query(database.driver.now())
 
     async def find(self, key: PromptKey) -> PromptState | None:
         """The prompt for ``key`` with its latest result, in one indexed query (the hot path)."""
@@ -126,13 +127,8 @@ class PromptStore:
             "profile_key": key.profile_key,
             "normalized_hash": key.normalized_hash,
         }
-        reader = self.db.reader
-        if reader is not None:  # the driver itself, in autocommit (db/reader.py)
-            found = await reader.fetch_one(_FIND, params)
-            return None if found is None else _prompt_state(found, utc_from_driver)
-        async with self.db.engine.connect() as connection:
-            row = (await connection.execute(_FIND_QUERY, params)).first()
-        return None if row is None else _prompt_state(row._mapping, _as_is)
+        found = await self.db.driver.fetch_one(self._find, params)
+        return None if found is None else _prompt_state(found)
 
     @completes_when_cancelled
     async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
@@ -149,13 +145,13 @@ class PromptStore:
             "status": "generating",
             "claim_token": token,
             "claim_holder": holder,
-            "lease_expires_at": db_now_plus(lease_s),
+            "lease_expires_at": self.db.driver.now_plus(lease_s),
             "attempts": 1,
             "latest_version": 0,
             "created_at": now,
             "updated_at": now,
         }
-        statement = insert_ignoring_conflicts(self.db.backend, Prompt.__table__, values)  # type: ignore[arg-type]
+        statement = self.db.driver.insert_ignoring_conflicts(Prompt.__table__, values)  # type: ignore[arg-type]
         async with self.db.transaction() as session:
             inserted = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
         return Claim(prompt_id, token, holder) if inserted == 1 else None
@@ -171,13 +167,13 @@ class PromptStore:
             .where(
                 Prompt.id == prompt_id,
                 Prompt.latest_version == expected_version,
-                (Prompt.claim_token.is_(None)) | (Prompt.lease_expires_at < db_now()),
+                (Prompt.claim_token.is_(None)) | (Prompt.lease_expires_at < self.db.driver.now()),
             )
             .values(
                 status="generating",
                 claim_token=token,
                 claim_holder=holder,
-                lease_expires_at=db_now_plus(lease_s),
+                lease_expires_at=self.db.driver.now_plus(lease_s),
                 attempts=Prompt.attempts + 1,
                 updated_at=utcnow(),
             )
@@ -192,7 +188,7 @@ class PromptStore:
         statement = (
             update(Prompt)
             .where(Prompt.id == claim.prompt_id, Prompt.claim_token == claim.token)
-            .values(lease_expires_at=db_now_plus(lease_s))
+            .values(lease_expires_at=self.db.driver.now_plus(lease_s))
         )
         async with self.db.transaction() as session:
             return bool((await session.execute(statement)).rowcount == 1)  # type: ignore[attr-defined]
@@ -220,7 +216,9 @@ class PromptStore:
                         last_error=None,
                         updated_at=now,
                     )
-                    .returning(Prompt.latest_version, Prompt.owner_id, db_now().label("db_now"))
+                    .returning(
+                        Prompt.latest_version, Prompt.owner_id, self.db.driver.now().label("db_now")
+                    )
                 )
             ).first()
             if version is None:
@@ -311,7 +309,7 @@ class PromptStore:
                     update(Prompt)
                     .where(Prompt.id == base.prompt_id, Prompt.owner_id == owner_id)
                     .values(latest_version=Prompt.latest_version + 1, updated_at=now)
-                    .returning(Prompt.latest_version, db_now().label("db_now"))
+                    .returning(Prompt.latest_version, self.db.driver.now().label("db_now"))
                 )
             ).first()
             assert row is not None, "a result's prompt exists (foreign key)"
@@ -365,12 +363,9 @@ class PromptStore:
         return duplicates
 
 
-def _as_is(value: Any) -> Any:
-    return value
-
-
-def _prompt_state(row: Mapping[Any, Any], stamp: Callable[[Any], datetime]) -> PromptState:
-    """``_FIND``'s row; ``stamp`` turns the driver's timestamps into aware UTC datetimes."""
+def _prompt_state(row: Mapping[str, Any]) -> PromptState:
+    """The hit query's row, its timestamps as the driver read them made aware UTC."""
+    stamp = utc_from_driver
     result = None
     if row["r_id"] is not None:
         result = StoredResult(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genkeep.db.change_feed import ChangeFeed
-from genkeep.db.dialect import RUN_CHANGES_CHANNEL
+from genkeep.db.drivers.base import RUN_CHANGES_CHANNEL
 from genkeep.db.models import RunChange, RunWatcher
 
 # A run that is not running: its stream ends (a resume opens a new one).

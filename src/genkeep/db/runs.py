@@ -14,34 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.core import interleave
-from genkeep.db.clock import db_now, db_now_plus
 from genkeep.db.database import Database, completes_when_cancelled
-from genkeep.db.dialect import (
-    checkpoint_statement,
-    insert_each_ignoring_conflicts,
-    insert_ignoring_conflicts,
-    upsert_if_newer,
-    upsert_unless,
-)
-from genkeep.db.models import LlmAnswer, OntologyRecord, Run, RunBatch, RunEntity
+from genkeep.db.drivers.base import BatchCheckpoint
+from genkeep.db.models import Run, RunBatch, RunEntity
 from genkeep.db.types import utcnow
-from genkeep.errors import Conflict, GenkeepError, LeaseLost, NotFound
+from genkeep.errors import Conflict, CorruptBatch, LeaseLost, NotFound
 
 ACTIVE = ("running",)
 RESUMABLE = ("pending", "running", "failed", "cancelled", "interrupted")
 # A cancelled run is taken only by a caller that saw that very cancellation (an explicit
 # resume); one cancelled after its executor read it stays cancelled.
 _RESUMABLE_UNASKED = tuple(status for status in RESUMABLE if status != "cancelled")
-
-
-class CorruptBatch(GenkeepError):
-    code = "corrupt-batch"
-    status = 500
-    title = "A stored batch result failed its checksum"
 
 
 def checksum(result: str) -> str:
@@ -78,50 +65,6 @@ class Checkpoint:
 class RunStore:
     def __init__(self, database: Database) -> None:
         self.db = database
-        batches: Table = RunBatch.__table__  # type: ignore[assignment]
-        entities: Table = RunEntity.__table__  # type: ignore[assignment]
-        # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
-        self._save = upsert_unless(
-            database.backend,
-            batches,
-            {"run_id": bindparam("run_id"), "batch_index": bindparam("batch_index")},
-            {
-                "status": "done",
-                "result": bindparam("result"),
-                "checksum": bindparam("checksum"),
-                "error": None,
-                "attempts": 1,
-                "updated_at": bindparam("now"),
-            },
-            {
-                "status": None,
-                "result": None,
-                "checksum": None,
-                "error": None,
-                "attempts": batches.c.attempts + 1,
-                "updated_at": bindparam("now"),
-            },
-            unless=batches.c.status == "done",
-        )
-        self._add_entities = insert_each_ignoring_conflicts(
-            database.backend, entities, "entity_key"
-        )
-        self._checkpoint = checkpoint_statement(database.backend)
-
-    # -- ontologies ------------------------------------------------------------------------
-
-    async def save_ontology(self, content_hash: str, canonical: str) -> None:
-        values = {"content_hash": content_hash, "canonical": canonical, "created_at": utcnow()}
-        statement = insert_ignoring_conflicts(self.db.backend, OntologyRecord.__table__, values)  # type: ignore[arg-type]
-        async with self.db.transaction() as session:
-            await session.execute(statement)
-
-    async def ontology(self, content_hash: str) -> str | None:
-        async with self.db.reading() as session:
-            record = await session.get(OntologyRecord, content_hash)
-        return None if record is None else record.canonical
-
-    # -- runs ------------------------------------------------------------------------------
 
     async def create(
         self, owner_id: str, manifest: dict[str, Any], run_id: str | None = None
@@ -168,7 +111,7 @@ class RunStore:
 
     async def is_held(self, owner_id: str, run_id: str) -> bool:
         """Whether a live process owns the run, by the database's clock."""
-        query = select(Run, db_now()).where(Run.id == run_id, Run.owner_id == owner_id)
+        query = select(Run, self.db.driver.now()).where(Run.id == run_id, Run.owner_id == owner_id)
         async with self.db.reading() as session:
             found = (await session.execute(query)).first()
         return found is not None and is_held(found[0], found[1])
@@ -199,7 +142,7 @@ class RunStore:
         None if another process has it, or it was cancelled and ``cancelled_at`` does not
         name that cancellation (only an explicit resume overrides a cancel)."""
         token = str(uuid.uuid4())
-        now = db_now()
+        now = self.db.driver.now()
         resumable: Any = Run.status.in_(_RESUMABLE_UNASKED)
         if cancelled_at is not None:
             resumable |= (Run.status == "cancelled") & (Run.finished_at == cancelled_at)
@@ -216,7 +159,7 @@ class RunStore:
                         status="running",
                         holder=holder,
                         lease_token=token,
-                        lease_expires_at=db_now_plus(lease_s),
+                        lease_expires_at=self.db.driver.now_plus(lease_s),
                         cancel_requested=False,
                         error=None,
                         updated_at=now,
@@ -228,7 +171,7 @@ class RunStore:
     @completes_when_cancelled
     async def heartbeat(self, lease: RunLease, lease_s: float) -> bool:
         """Renew the lease; True when a cancel was requested. LeaseLost if fenced out."""
-        row = await self._fenced(lease, lease_expires_at=db_now_plus(lease_s))
+        row = await self._fenced(lease, lease_expires_at=self.db.driver.now_plus(lease_s))
         return bool(row.cancel_requested)
 
     @completes_when_cancelled
@@ -281,43 +224,22 @@ class RunStore:
         ``saved`` is False when the batch was already done (a concurrent duplicate): nothing
         counts twice and one row remains.
         """
-        params: dict[str, Any] = {
-            "run_id": lease.run_id,
-            "batch_index": index,
-            "result": result,
-            "checksum": checksum(result),
-            "now": utcnow(),
-        }
-        if self._checkpoint is not None:
-            [row] = await self._checkpoint.fetch(
-                self.db, {**params, "token": lease.token, "keys": entity_keys}
+        outcome = await self.db.driver.run_checkpoint(
+            BatchCheckpoint(
+                run_id=lease.run_id,
+                token=lease.token,
+                batch_index=index,
+                result=result,
+                checksum=checksum(result),
+                entity_keys=entity_keys,
+                now=utcnow(),
             )
-            if row["owned"] == 0:
-                raise LeaseLost(f"run {lease.run_id} is owned by another process now")
-            await interleave.point("runs.save_batch.committed")
-            if row["saved"] == 0:
-                return Checkpoint(False, 0, bool(row["cancel_requested"]))
-            return Checkpoint(True, int(row["entities_found"]), bool(row["cancel_requested"]))
-        # A Core connection, not an ORM session: this runs once per batch of every run.
-        async with self.db.writing() as session:
-            if (await session.execute(self._save, params)).first() is None:
-                return Checkpoint(False, 0, False)
-            new_entities = 0
-            if entity_keys:
-                rows = [
-                    {"run_id": lease.run_id, "entity_key": key, "first_batch": index}
-                    for key in entity_keys
-                ]
-                added = await session.execute(self._add_entities, rows)
-                new_entities = len(added.all())
-            row = await self._fenced(
-                lease,
-                session=session,
-                batches_done=Run.batches_done + 1,
-                entities_found=Run.entities_found + new_entities,
-            )
+        )
+        if not outcome.owned:
+            raise LeaseLost(f"run {lease.run_id} is owned by another process now")
         await interleave.point("runs.save_batch.committed")
-        return Checkpoint(True, int(row.entities_found), bool(row.cancel_requested))
+        entities = outcome.entities_found if outcome.saved else 0
+        return Checkpoint(outcome.saved, entities, outcome.cancel_requested)
 
     @completes_when_cancelled
     async def fail_batch(self, lease: RunLease, index: int, error: str) -> bool:
@@ -414,7 +336,7 @@ class RunStore:
         self,
         lease: RunLease,
         *,
-        session: AsyncSession | AsyncConnection | None = None,
+        session: AsyncSession | None = None,
         **values: Any,
     ) -> Any:
         statement = (
@@ -432,11 +354,12 @@ class RunStore:
             raise LeaseLost(f"run {lease.run_id} is owned by another process now")
         return row
 
-    @staticmethod
-    async def _owned(session: AsyncSession, owner_id: str, run_id: str) -> tuple[Run, datetime]:
+    async def _owned(
+        self, session: AsyncSession, owner_id: str, run_id: str
+    ) -> tuple[Run, datetime]:
         """The run, locked, and the database's clock read in the same statement."""
         query = (
-            select(Run, db_now())
+            select(Run, self.db.driver.now())
             .where(Run.id == run_id, Run.owner_id == owner_id)
             .with_for_update(of=Run)
         )
@@ -444,26 +367,3 @@ class RunStore:
         if found is None:
             raise NotFound(f"run {run_id} not found")
         return found[0], found[1]
-
-
-class DbLlmCache:
-    """Valid LLM answers kept in the database, so a re-run (or another process) pays once."""
-
-    def __init__(self, database: Database) -> None:
-        self.db = database
-
-    async def get(self, key: str) -> str | None:
-        async with self.db.reading() as session:
-            found = await session.get(LlmAnswer, key)
-        return None if found is None else found.answer
-
-    @completes_when_cancelled
-    async def put(self, key: str, answer: str) -> None:
-        """Store a valid answer; it replaces a stored one (which the extractor found invalid)."""
-        values = {"answer": answer, "created_at": utcnow()}
-        table: Table = LlmAnswer.__table__  # type: ignore[assignment]
-        statement = upsert_if_newer(
-            self.db.backend, table, {"request_hash": key}, values, "created_at"
-        )
-        async with self.db.transaction() as session:
-            await session.execute(statement)

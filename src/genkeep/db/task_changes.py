@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from genkeep.db.change_feed import ChangeFeed
-from genkeep.db.dialect import TASK_CHANGES_CHANNEL
+from genkeep.db.drivers.base import TASK_CHANGES_CHANNEL
 from genkeep.db.models import TaskChange, TaskWatcher
 
 

@@ -5,7 +5,7 @@ workers' in db/task_worker.py; db/tasks.py joins them into the one TaskStore."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +16,6 @@ from sqlalchemy.orm import configure_mappers
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.database import Database
-from genkeep.db.dialect import wake_workers
 from genkeep.db.models import Task
 
 FINISHED = ("completed", "failed", "cancelled")
@@ -45,7 +44,7 @@ class Submission:
         return sha256_hex(json.dumps(body, sort_keys=True, separators=(",", ":")))
 
 
-def task_from_row(row: Any) -> Task:
+def task_from_row(row: Mapping[str, Any]) -> Task:
     """A detached Task from a driver row: 1.5 µs instead of the ORM constructor's 30 µs
     (the constructor fires an attribute event per column; a claim builds one per task)."""
     task: Task = _TASKS.new_instance()
@@ -68,13 +67,11 @@ class TaskRepository:
     ) -> None:
         self.db = database
         self.artifacts = artifacts
-        # Wakes in-process workers; PostgreSQL workers elsewhere hear NOTIFY.
+        # Wakes in-process workers; other processes' hear the driver's notify_tasks.
         self.on_submit = on_submit
 
     async def _wake(self, session: AsyncSession) -> None:
-        statement = wake_workers(self.db.backend)
-        if statement is not None:
-            await session.execute(statement)
+        await self.db.driver.notify_tasks(session)
 
     def _wake_local(self) -> None:
         if self.on_submit is not None:

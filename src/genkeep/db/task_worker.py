@@ -7,22 +7,15 @@ commit output, and a finished task is never overwritten.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genkeep.db.artifacts import ArtifactStore, NewArtifact
-from genkeep.db.clock import db_now, db_now_plus
-from genkeep.db.database import Database, completes_when_cancelled
-from genkeep.db.dialect import (
-    claim_statement,
-    complete_and_claim_statement,
-    complete_statement,
-)
+from genkeep.db.artifacts import NewArtifact
+from genkeep.db.database import completes_when_cancelled
+from genkeep.db.drivers.base import TaskClaim, TaskCompletion
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Artifact, Task
 from genkeep.db.task_repository import Lease, TaskRepository, task_from_row
@@ -30,78 +23,16 @@ from genkeep.db.types import utcnow
 from genkeep.errors import LeaseLost
 
 
-def _without_done_ids(row: Any) -> dict[str, Any]:
-    found = dict(row.items())
-    del found["done_ids"]
-    return found
-
-
 class TaskWorkerOps(TaskRepository):
-    def __init__(
-        self,
-        database: Database,
-        artifacts: ArtifactStore,
-        on_submit: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(database, artifacts, on_submit)
-        self._claim = claim_statement(database.backend)
-        self._complete = complete_statement(database.backend)
-        self._complete_and_claim = complete_and_claim_statement(database.backend)
-
     async def claim(self, worker_id: str, lease_s: float, limit: int) -> list[tuple[Task, Lease]]:
         """Claim up to ``limit`` queued tasks that are due by the database's clock."""
-        token = str(uuid.uuid4())
-        if self._claim is not None:
-            params = self._claim_params(worker_id, lease_s, limit, token)
-            tasks = [task_from_row(row) for row in await self._claim.fetch(self.db, params)]
-            return [(task, Lease(task.id, token, worker_id)) for task in tasks]
-        async with self.db.transaction() as session:
-            candidates = (
-                select(Task.id)
-                .where(Task.status == "queued", Task.run_after <= db_now())
-                .order_by(Task.run_after)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            claimed = (
-                (
-                    await session.execute(
-                        update(Task)
-                        .where(Task.id.in_(candidates.scalar_subquery()))
-                        .values(
-                            status="running",
-                            stage="starting",
-                            lease_token=token,
-                            lease_expires_at=db_now_plus(lease_s),
-                            worker_id=worker_id,
-                            attempts=Task.attempts + 1,
-                            started_at=db_now(),
-                            updated_at=db_now(),
-                        )
-                        .returning(Task)
-                        .execution_options(synchronize_session=False)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for task in claimed:
-                payload = {"task_id": task.id, "attempt": task.attempts, "worker": worker_id}
-                audit = Audit(actor=f"worker:{worker_id}", trace_id=task.trace_id)
-                await append_event(
-                    session, (task.job_id, task.owner_id), "task.started", payload, audit
-                )
-        return [(task, Lease(task.id, token, worker_id)) for task in claimed]
+        claim = TaskClaim(worker_id, str(uuid.uuid4()), lease_s, limit)
+        return self._leased(claim, await self.db.driver.task_claim(claim))
 
     @staticmethod
-    def _claim_params(worker_id: str, lease_s: float, limit: int, token: str) -> dict[str, Any]:
-        return {
-            "limit": limit,
-            "token": token,
-            "worker": worker_id,
-            "lease_s": lease_s,
-            "actor": f"worker:{worker_id}",
-        }
+    def _leased(claim: TaskClaim, rows: list[Any]) -> list[tuple[Task, Lease]]:
+        tasks = [task_from_row(row) for row in rows]
+        return [(task, Lease(task.id, claim.token, claim.worker_id)) for task in tasks]
 
     async def reap_expired(self) -> int:
         """Queue again (or fail, after the last attempt) tasks whose worker stopped renewing
@@ -110,7 +41,7 @@ class TaskWorkerOps(TaskRepository):
         Expiry is judged by the database's clock in the statement itself: a reaper whose
         clock runs ahead must not take a healthy worker's task.
         """
-        now = db_now()
+        now = self.db.driver.now()
         async with self.db.transaction() as session:
             reaped = (
                 await session.execute(
@@ -156,7 +87,7 @@ class TaskWorkerOps(TaskRepository):
     @completes_when_cancelled
     async def heartbeat(self, lease: Lease, lease_s: float) -> bool:
         """Extend the lease; returns whether cancel was requested. LeaseLost if fenced out."""
-        return await self._fenced(lease, lease_expires_at=db_now_plus(lease_s))
+        return await self._fenced(lease, lease_expires_at=self.db.driver.now_plus(lease_s))
 
     @completes_when_cancelled
     async def set_stage(self, lease: Lease, stage: str, progress: float) -> bool:
@@ -185,7 +116,7 @@ class TaskWorkerOps(TaskRepository):
         self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
     ) -> list[Artifact]:
         """Commit the task's output and its artifacts in one transaction, once."""
-        if not outputs and self._complete is not None:
+        if not outputs:
             [committed] = await self.complete_many([(lease, result)])
             if not committed:
                 raise LeaseLost(f"lease on task {lease.task_id} was taken over; nothing committed")
@@ -193,17 +124,9 @@ class TaskWorkerOps(TaskRepository):
         return await self._commit(lease, result, outputs)
 
     async def complete_many(self, completions: list[tuple[Lease, dict[str, Any]]]) -> list[bool]:
-        """Complete tasks without artifacts, each fenced by its own lease; which committed.
-
-        On PostgreSQL one statement commits them all (a worker's group commit); elsewhere
-        each is its own transaction.
-        """
-        if self._complete is None:
-            return [
-                await self._commit_unless_fenced(lease, result) for lease, result in completions
-            ]
-        params = self._complete_params(completions)
-        done = {row["id"] for row in await self._complete.fetch(self.db, params)}
+        """Complete tasks without artifacts, each fenced by its own lease; which committed
+        (a worker's group commit: one statement or transaction for them all)."""
+        done = await self.db.driver.task_complete_many(_completions(completions))
         return [lease.task_id in done for lease, _ in completions]
 
     async def complete_and_claim(
@@ -213,39 +136,13 @@ class TaskWorkerOps(TaskRepository):
         lease_s: float,
         limit: int,
     ) -> tuple[list[bool], list[tuple[Task, Lease]]]:
-        """``complete_many``, then ``claim`` up to ``limit`` tasks: one statement on PostgreSQL
-        (a busy worker's cycle is one round trip and one commit), two steps elsewhere."""
-        if self._complete_and_claim is None or limit <= 0:
-            committed = await self.complete_many(completions)
-            return committed, await self.claim(worker_id, lease_s, limit) if limit > 0 else []
-        token = str(uuid.uuid4())
-        params = self._complete_params(completions) | self._claim_params(
-            worker_id, lease_s, limit, token
-        )
-        rows = await self._complete_and_claim.fetch(self.db, params)
-        done = set(rows[0]["done_ids"] or ())
-        tasks = [task_from_row(_without_done_ids(row)) for row in rows if row["id"] is not None]
-        return (
-            [lease.task_id in done for lease, _ in completions],
-            [(task, Lease(task.id, token, worker_id)) for task in tasks],
-        )
-
-    @staticmethod
-    def _complete_params(completions: list[tuple[Lease, dict[str, Any]]]) -> dict[str, Any]:
-        return {
-            "ids": [lease.task_id for lease, _ in completions],
-            "tokens": [lease.token for lease, _ in completions],
-            "results": [json.dumps(result) for _, result in completions],
-            "actors": [f"worker:{lease.worker_id}" for lease, _ in completions],
-            "now": utcnow(),
-        }
-
-    async def _commit_unless_fenced(self, lease: Lease, result: dict[str, Any]) -> bool:
-        try:
-            await self._commit(lease, result, [])
-        except LeaseLost:
-            return False
-        return True
+        """``complete_many``, then ``claim`` up to ``limit`` tasks, committed together (a busy
+        worker's cycle is one round trip and one commit)."""
+        if limit <= 0:
+            return await self.complete_many(completions), []
+        claim = TaskClaim(worker_id, str(uuid.uuid4()), lease_s, limit)
+        done, rows = await self.db.driver.task_complete_and_claim(_completions(completions), claim)
+        return [lease.task_id in done for lease, _ in completions], self._leased(claim, rows)
 
     async def _commit(
         self, lease: Lease, result: dict[str, Any], outputs: list[NewArtifact]
@@ -277,7 +174,7 @@ class TaskWorkerOps(TaskRepository):
                     lease,
                     "queued",
                     error=error,
-                    run_after=db_now_plus(retry_in_s),
+                    run_after=self.db.driver.now_plus(retry_in_s),
                     finished=False,
                 )
                 event = "task.retry_scheduled"
@@ -310,7 +207,7 @@ class TaskWorkerOps(TaskRepository):
                 session,
                 lease,
                 "queued",
-                run_after=db_now(),
+                run_after=self.db.driver.now(),
                 finished=False,
                 attempts=Task.attempts - 1,
             )
@@ -367,3 +264,10 @@ class TaskWorkerOps(TaskRepository):
     @staticmethod
     def _audit(lease: Lease, task: Task) -> Audit:
         return Audit(actor=f"worker:{lease.worker_id}", trace_id=task.trace_id)
+
+
+def _completions(completions: list[tuple[Lease, dict[str, Any]]]) -> list[TaskCompletion]:
+    return [
+        TaskCompletion(lease.task_id, lease.token, lease.worker_id, result)
+        for lease, result in completions
+    ]

@@ -20,8 +20,8 @@ from genkeep.blobs import BlobStore
 from genkeep.core import identity, interleave
 from genkeep.core.redact import client_message
 from genkeep.db.models import Run
-from genkeep.db.runs import CorruptBatch, RunLease, RunStore
-from genkeep.errors import LeaseLost, RunBusy
+from genkeep.db.runs import RunLease, RunStore
+from genkeep.errors import CorruptBatch, LeaseLost, RunBusy
 from genkeep.extract.chunking import batches as make_batches
 from genkeep.extract.chunking import chunk_text
 from genkeep.extract.dedupe import merge_chunk_results

@@ -10,6 +10,7 @@ from genkeep.blobs import BlobStore
 from genkeep.config import Settings
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.models import Run
+from genkeep.db.ontologies import OntologyStore
 from genkeep.db.runs import RunStore
 from genkeep.errors import BadInput, ManifestMismatch
 from genkeep.extract.builtin import BuiltinExtractor
@@ -130,6 +131,7 @@ class ExtractionService:
         index_cache: IndexCache | None = None,
     ) -> None:
         self.runs = runs
+        self.ontologies = OntologyStore(runs.db)
         self.blobs = blobs
         self.setup = setup
         self.extractors = extractors
@@ -158,7 +160,7 @@ class ExtractionService:
         extractor = self.extractor(extractor_name)
         check_params(request.params)
         params = request.params
-        await self.runs.save_ontology(ontology.content_hash, ontology.canonical.decode("utf-8"))
+        await self.ontologies.save(ontology.content_hash, ontology.canonical.decode("utf-8"))
         data = request.text.encode("utf-8")
         digest = sha256_hex(data)
         key = f"owners/{owner_id}/inputs/{digest}"
@@ -214,7 +216,7 @@ class ExtractionService:
                     f"the ontology differs from the one run {run.id} started with; start a new run"
                 )
         else:
-            canonical = await self.runs.ontology(run.ontology_hash)
+            canonical = await self.ontologies.get(run.ontology_hash)
             if canonical is None:
                 raise ManifestMismatch(f"the ontology of run {run.id} is not stored any more")
             loaded = load_ontology(canonical.encode("utf-8"), fmt="nt", name="stored.nt")

@@ -60,6 +60,7 @@ async def chat_completions(
         return response
     stream = await services.chat.stream(owner, body.model, call, cache)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    response = StreamingResponse(chat_events(stream, include_usage), media_type="text/event-stream")
+    events = chat_events(stream, include_usage, services.database.driver.is_unavailable)
+    response = StreamingResponse(events, media_type="text/event-stream")
     response.raw_headers += stream_headers(stream)
     return response

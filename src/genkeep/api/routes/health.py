@@ -6,14 +6,12 @@ import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from genkeep.api.deps import ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import RETRY_AFTER_HEADER
 from genkeep.db.migrate import ensure_current
-from genkeep.db.outage import is_unavailable
 from genkeep.errors import GenkeepError
 from genkeep.services import Services
 from genkeep.telemetry.metrics import exposition, tasks_by_status
@@ -49,13 +47,16 @@ _READINESS = {
 async def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and its schema is current."""
     try:
-        async with services.database.reading() as session:
-            await session.execute(text("SELECT 1"))
+        await services.database.driver.ping()
         await ensure_current(services.database)
     except GenkeepError as exc:
         return _unready(exc.detail, services)
     except Exception as exc:
-        reason = "the database is unavailable" if is_unavailable(exc) else type(exc).__name__
+        reason = (
+            "the database is unavailable"
+            if services.database.driver.is_unavailable(exc)
+            else type(exc).__name__
+        )
         return _unready(reason, services)
     return JSONResponse({"status": "ready"})
 
@@ -78,7 +79,10 @@ async def metrics(services: ServicesDep) -> Response:
     try:
         snapshot.append(tasks_by_status(await services.tasks.count_by_status()))
     except Exception as exc:
-        if not (isinstance(exc, (SQLAlchemyError, OSError, GenkeepError)) or is_unavailable(exc)):
+        if not (
+            isinstance(exc, (SQLAlchemyError, OSError, GenkeepError))
+            or services.database.driver.is_unavailable(exc)
+        ):
             raise
         # The counters are what an operator reads during an outage: still serve them.
         log.warning("/metrics without genkeep_tasks: the database did not answer (%s)", exc)

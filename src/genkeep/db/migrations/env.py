@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on genkeep's async engine for either backend."""
+"""Alembic environment: runs migrations on genkeep's async engine, whatever the database."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from genkeep.db.database import Database
-from genkeep.db.dialect import migration_lock
 from genkeep.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection: Connection) -> None:
+def _run(connection: Connection, batch: bool) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=batch,
         compare_type=True,
     )
     with context.begin_transaction():
@@ -29,19 +28,13 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     database = Database(config.get_main_option("sqlalchemy.url") or "")
     try:
-        # One write transaction around the lock and every migration: a second `db upgrade`
-        # waits, then reads the revision the first one committed and has nothing to do.
+        # One write transaction around every migration: a second `db upgrade` (which waits
+        # for the driver's migration lock first) reads the revision the first committed.
         async with database.writing() as connection:
-            lock = migration_lock(database.backend)
-            if lock is not None:
-                await connection.execute(lock)
-            await connection.run_sync(_run)
+            batch = database.driver.rebuilds_tables_to_alter
+            await connection.run_sync(_run, batch)
     finally:
         await database.dispose()
 
 
-connection = config.attributes.get("connection")
-if connection is not None:
-    _run(connection)
-else:
-    asyncio.run(_run_async())
+asyncio.run(_run_async())

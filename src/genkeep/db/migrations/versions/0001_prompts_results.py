@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from genkeep.db.types import UTCDateTime
+from genkeep.db.drivers.types import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from genkeep.db.types import UTCDateTime
+from genkeep.db.drivers.types import UTCDateTime
 
 revision: str = "0002"
 down_revision: str | None = "0001"

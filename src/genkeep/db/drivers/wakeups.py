@@ -1,4 +1,4 @@
-"""Worker wake-ups: LISTEN/NOTIFY on PostgreSQL, an in-process event on SQLite.
+"""Worker wake-ups: the driver's LISTEN where it has one, the process's own event always.
 
 Polling stays as the fallback either way, so a lost notification only delays a task.
 """
@@ -8,13 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import asyncpg
-
-from genkeep.db.database import Database
-from genkeep.db.dialect import TASKS_CHANNEL
-from genkeep.db.url import libpq_dsn
+from genkeep.db.drivers.base import TASKS_CHANNEL, Driver, Listener
 
 log = logging.getLogger(__name__)
 
@@ -24,28 +19,24 @@ NOTIFY_SETTLE_S = 0.003
 class Wakeups:
     """An event set when new tasks may be claimable."""
 
-    def __init__(self, database: Database) -> None:
-        self.db = database
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
         self._event = asyncio.Event()
         self._local = False
-        self._connection: Any = None
+        self._listener: Listener | None = None
 
     def notify_local(self) -> None:
         self._local = True
         self._event.set()
 
     async def start(self) -> None:
-        if self.db.backend != "postgresql":
-            return
-        dsn = libpq_dsn(self.db.url)
         try:
-            self._connection = await asyncpg.connect(dsn)
-            await self._connection.add_listener(TASKS_CHANNEL, self._on_notify)
+            self._listener = await self.driver.listen(TASKS_CHANNEL, self._on_notify)
         except Exception as exc:  # polling still works; say why wake-ups are slower
             log.warning("LISTEN %s failed (%s); falling back to polling", TASKS_CHANNEL, exc)
-            self._connection = None
+            self._listener = None
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _payload: str) -> None:
         self._event.set()
 
     async def wait(self, seconds: float) -> None:
@@ -60,7 +51,6 @@ class Wakeups:
         self._local = False
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-            self._connection = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()

@@ -1,0 +1,548 @@
+"""The SQLite driver: aiosqlite for transactions, plain sqlite3 for the hit read.
+
+One writer at a time: a write transaction takes the lock up front (BEGIN IMMEDIATE), so a
+claim is atomic without ``FOR UPDATE``, and the task queue's statements run as short
+transactions through SQLAlchemy Core. Workers live in one process and are woken by its own
+event (there is no NOTIFY); change feeds poll. The clock is SQLite's ``strftime('now')``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Table,
+    bindparam,
+    event,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from genkeep.db.drivers.base import (
+    WRITE_OPTION,
+    BatchCheckpoint,
+    CheckpointOutcome,
+    Listener,
+    NewTask,
+    ReadStatement,
+    Row,
+    TaskClaim,
+    TaskCompletion,
+    UpsertStatements,
+    each_alone_if_refused,
+)
+from genkeep.db.drivers.errors import causes, lost_connection
+from genkeep.db.drivers.types import UTCDateTime
+from genkeep.db.types import utcnow
+from genkeep.errors import ConfigurationError
+
+BUSY_TIMEOUT_MS = 30_000
+
+# SQLite's time functions give milliseconds; three zeros more make the microsecond text
+# that SQLAlchemy writes for DateTime columns, so stored stamps compare as text correctly.
+_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now'{shift}) || '000'"
+
+
+class _Now(FunctionElement[datetime]):
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+class _NowPlus(FunctionElement[datetime]):
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(_Now)
+def _now(element: _Now, compiler: Any, **kw: Any) -> str:
+    return _NOW.format(shift="")
+
+
+@compiles(_NowPlus)
+def _now_plus(element: _NowPlus, compiler: Any, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return _NOW.format(shift=f", ({seconds}) || ' seconds'")
+
+
+def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; busy_timeout makes writers queue
+    # instead of failing; foreign keys are off by default in SQLite.
+    # busy_timeout first: switching a new file to WAL needs it alone, and another process
+    # may be creating it at that moment.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+    # The driver's own implicit BEGIN is turned off so that _begin decides the mode.
+    dbapi_connection.isolation_level = None
+
+
+def _begin(connection: Any) -> None:
+    # Write transactions take the write lock up front (BEGIN IMMEDIATE), waiting for it under
+    # busy_timeout. A deferred one that reads first and writes later cannot wait: SQLite
+    # fails its lock upgrade at once with "database is locked" if another writer got in.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def refuses_a_row(error: BaseException) -> bool:
+    """Whether SQLite refused the statement for its data (a constraint, a bad value)."""
+    return isinstance(error, (IntegrityError, DataError))
+
+
+class _Reader:
+    """One ``sqlite3`` connection used on the event loop for the hit read.
+
+    A WAL read of one row costs less than a hop to aiosqlite's thread; a reader waits for
+    no writer, and in the rare case the file is busy (WAL recovery) the read falls back to
+    a thread that may wait.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    async def fetch_one(self, sql: str, values: list[Any]) -> Row | None:
+        if self._connection is None:
+            self._connection = self._connect(timeout=0)
+        try:
+            return _first(self._connection, sql, values)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        return await asyncio.to_thread(self._fetch_waiting, sql, values)
+
+    def _fetch_waiting(self, sql: str, values: list[Any]) -> Row | None:
+        connection = self._connect(timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            return _first(connection, sql, values)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
+
+
+def _first(connection: sqlite3.Connection, sql: str, values: list[Any]) -> Row | None:
+    cursor = connection.execute(sql, values)
+    try:
+        row: Row | None = cursor.fetchone()
+        return row
+    finally:
+        cursor.close()  # resets the statement: an unfinished one would hold its snapshot open
+
+
+def _file(url: URL) -> Path | None:
+    """The database's file; None in memory or behind a ``file:`` URI."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query:
+        return None
+    return Path(path).expanduser()
+
+
+# SQLite's primary result codes where the file, not the statement, is the trouble: access
+# denied, busy or locked by another process, read-only, I/O error, corrupt, disk full,
+# cannot be opened (gone, a directory), the lock protocol failed, not a database file.
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether the SQLite file is gone, unreadable, locked or broken (by its result code;
+    a statement's own error, such as a syntax error, is a bug)."""
+    for cause in causes(error):
+        code = getattr(cause, "sqlite_errorcode", None)
+        if isinstance(cause, sqlite3.Error) and isinstance(code, int):
+            # Extended codes (SQLITE_IOERR_SHORT_READ, ...) carry the primary one in the low byte.
+            if code & 0xFF in _SQLITE_UNAVAILABLE:
+                return True
+            # The schema was checked at start-up: a table missing now means the file was
+            # removed (a new connection then creates an empty one) or replaced. SQLite's
+            # messages are never translated.
+            return code == sqlite3.SQLITE_ERROR and str(cause).startswith("no such table")
+    return False
+
+
+class SqliteDriver(UpsertStatements):
+    """An embedded SQLite file (or memory), one writer at a time."""
+
+    embedded = True
+    rebuilds_tables_to_alter = True
+
+    def __init__(
+        self, url: URL, tables: Mapping[str, Table], *, pool_size: int = 10, echo: bool = False
+    ) -> None:
+        self.url = url
+        # The tables come from the models, which take their column types from the drivers.
+        self._tasks, self._events = tables["tasks"], tables["job_events"]
+        self._runs, self._batches = tables["runs"], tables["run_batches"]
+        self._entities = tables["run_entities"]
+        self._file = _file(url)
+        if url.database and url.database != ":memory:":
+            # Not made here: only the data folder is genkeep's to create (services).
+            folder = Path(url.database).expanduser().absolute().parent
+            if not folder.is_dir():
+                raise ConfigurationError(
+                    f"no folder {folder} for the database {url.database}: "
+                    "create it, or name a file in an existing folder"
+                )
+        self.engine = create_async_engine(
+            url,
+            echo=echo,
+            # Parameters are user content: an error's message (and so a log) must not carry them.
+            hide_parameters=True,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+        self._dialect = self.engine.dialect
+        event.listen(self.engine.sync_engine, "connect", _pragmas)
+        event.listen(self.engine.sync_engine, "begin", _begin)
+        # An in-memory database exists only inside the engine's own connection.
+        self._reader = None if self._file is None else _Reader(str(self._file))
+        # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
+        self._save_batch = self.upsert_unless(
+            self._batches,
+            {"run_id": bindparam("run_id"), "batch_index": bindparam("batch_index")},
+            {
+                "status": "done",
+                "result": bindparam("result"),
+                "checksum": bindparam("checksum"),
+                "error": None,
+                "attempts": 1,
+                "updated_at": bindparam("now"),
+            },
+            {
+                "status": None,
+                "result": None,
+                "checksum": None,
+                "error": None,
+                "attempts": self._batches.c.attempts + 1,
+                "updated_at": bindparam("now"),
+            },
+            unless=self._batches.c.status == "done",
+        )
+        self._add_entities = self.insert_each_ignoring_conflicts(self._entities, "entity_key")
+
+    @staticmethod
+    def _insert(table: Table) -> sqlite.Insert:
+        return sqlite.insert(table)
+
+    def location(self) -> str:
+        return self.url.database or ":memory:"
+
+    def is_new(self) -> bool:
+        return self._file is not None and (
+            not self._file.exists() or self._file.stat().st_size == 0
+        )
+
+    def snapshot_options(self) -> dict[str, Any]:
+        return {}  # a read transaction in WAL mode is one snapshot already
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """One process migrates a file at a time: `make run` and a CLI started together
+        would otherwise both create the tables, and the second fails half-way."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; first use is rarely concurrent there
+            yield
+            return
+        if self._file is None:
+            yield
+            return
+        lock = await asyncio.to_thread(open, f"{self._file}.migrate-lock", "a")
+        try:
+            # Polled, not waited for in a thread: waiters blocked in the default executor's
+            # few threads left none for the holder's migration, and all of them waited forever.
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+            yield
+        finally:
+            lock.close()  # closing releases the lock
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        return lost_connection(error) or unavailable(error)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        await self.engine.dispose()
+
+    def now(self) -> ColumnElement[datetime]:
+        return _Now()
+
+    def now_plus(self, seconds: float) -> ColumnElement[datetime]:
+        return _NowPlus(literal(float(seconds), Float))
+
+    async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
+        if self._reader is None:
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(statement.query, dict(params))).first()
+            return None if row is None else row._mapping
+        sql, names = statement.compiled(self._dialect)
+        return await self._reader.fetch_one(sql, [params[name] for name in names])
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            await connection.execution_options(**{WRITE_OPTION: True})
+            async with connection.begin():
+                yield connection
+
+    async def task_claim(self, claim: TaskClaim) -> list[Row]:
+        async with self._writing() as connection:
+            return await self._claim(connection, claim)
+
+    async def _claim(self, connection: AsyncConnection, claim: TaskClaim) -> list[Row]:
+        due = (
+            select(self._tasks.c.id)
+            .where(self._tasks.c.status == "queued", self._tasks.c.run_after <= self.now())
+            .order_by(self._tasks.c.run_after)
+            .limit(claim.limit)
+        )
+        claimed = (
+            await connection.execute(
+                update(self._tasks)
+                .where(self._tasks.c.id.in_(due.scalar_subquery()))
+                .values(
+                    status="running",
+                    stage="starting",
+                    lease_token=claim.token,
+                    lease_expires_at=self.now_plus(claim.lease_s),
+                    worker_id=claim.worker_id,
+                    attempts=self._tasks.c.attempts + 1,
+                    started_at=self.now(),
+                    updated_at=self.now(),
+                )
+                .returning(*self._tasks.c)
+            )
+        ).mappings()
+        rows = sorted(claimed, key=lambda row: row["run_after"])
+        now = utcnow()
+        events = [
+            _event(
+                row,
+                "task.started",
+                {"task_id": row["id"], "attempt": row["attempts"], "worker": claim.worker_id},
+                claim.actor,
+                now,
+            )
+            for row in rows
+        ]
+        if events:
+            await connection.execute(insert(self._events), events)
+        return list(rows)
+
+    async def task_complete_many(self, completions: Sequence[TaskCompletion]) -> set[str]:
+        if not completions:
+            return set()
+        async with self._writing() as connection:
+            return await self._complete(connection, completions)
+
+    async def _complete(
+        self, connection: AsyncConnection, completions: Sequence[TaskCompletion]
+    ) -> set[str]:
+        now = utcnow()
+        done: set[str] = set()
+        events = []
+        for completion in completions:
+            row = (
+                (
+                    await connection.execute(
+                        update(self._tasks)
+                        .where(
+                            self._tasks.c.id == completion.task_id,
+                            self._tasks.c.lease_token == completion.token,
+                            self._tasks.c.status == "running",
+                        )
+                        .values(
+                            status="completed",
+                            stage="done",
+                            progress=1.0,
+                            result=completion.result,
+                            error=None,
+                            lease_token=None,
+                            lease_expires_at=None,
+                            finished_at=now,
+                            updated_at=now,
+                        )
+                        .returning(
+                            self._tasks.c.id,
+                            self._tasks.c.job_id,
+                            self._tasks.c.owner_id,
+                            self._tasks.c.trace_id,
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                done.add(row["id"])
+                payload = {"task_id": row["id"], "artifacts": []}
+                actor = f"worker:{completion.worker_id}"
+                events.append(_event(row, "task.completed", payload, actor, now))
+        if events:
+            await connection.execute(insert(self._events), events)
+        return done
+
+    async def task_complete_and_claim(
+        self, completions: Sequence[TaskCompletion], claim: TaskClaim
+    ) -> tuple[set[str], list[Row]]:
+        async with self._writing() as connection:
+            done = await self._complete(connection, completions)
+            return done, await self._claim(connection, claim)
+
+    async def task_submit_many(self, tasks: Sequence[NewTask]) -> list[Row | Exception | None]:
+        return await each_alone_if_refused(self._submit_batch, tasks, refuses_a_row)
+
+    async def _submit_batch(self, batch: Sequence[NewTask]) -> list[Row | None]:
+        outcomes: list[Row | None] = []
+        async with self._writing() as connection:
+            for new in batch:
+                values = {
+                    "id": new.id,
+                    "owner_id": new.owner_id,
+                    "job_id": new.job_id,
+                    "kind": new.kind,
+                    "idempotency_key": new.idempotency_key,
+                    "request_hash": new.request_hash,
+                    "payload": new.payload,
+                    "max_attempts": new.max_attempts,
+                    "trace_id": new.trace_id,
+                    "status": "queued",
+                    "stage": "queued",
+                    "progress": 0.0,
+                    "attempts": 0,
+                    # Due now and timed out by the database's clock: a submitter whose clock
+                    # runs ahead must not postpone its own task.
+                    "run_after": self.now(),
+                    "timeout_at": self.now_plus(new.timeout_s),
+                    "cancel_requested": False,
+                    "created_at": new.now,
+                    "updated_at": new.now,
+                }
+                statement = self.insert_ignoring_conflicts(self._tasks, values).returning(
+                    *self._tasks.c
+                )
+                row = (await connection.execute(statement)).mappings().first()
+                if row is not None:
+                    payload = {"task_id": new.id, "kind": new.kind}
+                    await connection.execute(
+                        insert(self._events),
+                        [_event(row, "task.queued", payload, new.actor, new.now)],
+                    )
+                outcomes.append(row)
+        return outcomes
+
+    async def run_checkpoint(self, checkpoint: BatchCheckpoint) -> CheckpointOutcome:
+        owner = (self._runs.c.id == checkpoint.run_id) & (
+            self._runs.c.lease_token == checkpoint.token
+        )
+        async with self._writing() as connection:
+            owned = (
+                await connection.execute(select(self._runs.c.cancel_requested).where(owner))
+            ).first()
+            if owned is None:
+                return CheckpointOutcome(False, False, 0, False)
+            params = {
+                "run_id": checkpoint.run_id,
+                "batch_index": checkpoint.batch_index,
+                "result": checkpoint.result,
+                "checksum": checkpoint.checksum,
+                "now": checkpoint.now,
+            }
+            if (await connection.execute(self._save_batch, params)).first() is None:
+                return CheckpointOutcome(True, False, 0, bool(owned.cancel_requested))
+            added = 0
+            if checkpoint.entity_keys:
+                rows = [
+                    {
+                        "run_id": checkpoint.run_id,
+                        "entity_key": key,
+                        "first_batch": checkpoint.batch_index,
+                    }
+                    for key in checkpoint.entity_keys
+                ]
+                added = len((await connection.execute(self._add_entities, rows)).all())
+            counted = (
+                await connection.execute(
+                    update(self._runs)
+                    .where(owner)
+                    .values(
+                        batches_done=self._runs.c.batches_done + 1,
+                        entities_found=self._runs.c.entities_found + added,
+                        updated_at=checkpoint.now,
+                    )
+                    .returning(self._runs.c.entities_found, self._runs.c.cancel_requested)
+                )
+            ).one()
+        return CheckpointOutcome(True, True, int(counted[0]), bool(counted[1]))
+
+    async def notify_tasks(self, session: AsyncSession) -> None:
+        """Nothing to send: SQLite's workers share the submitter's process and its event."""
+
+    async def listen(self, channel: str, on_message: Callable[[str], None]) -> Listener | None:
+        return None
+
+
+def _event(
+    task: Row, event_type: str, payload: dict[str, Any], actor: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "job_id": task["job_id"],
+        "owner_id": task["owner_id"],
+        "event_type": event_type,
+        "payload": payload,
+        "trace_id": task["trace_id"],
+        "actor": actor,
+        "created_at": now,
+    }
