@@ -26,16 +26,14 @@ ops_app = typer.Typer(
 @ops_app.command("duplicates", cls=Command, epilog=examples("genkeep ops duplicates"))
 def ops_duplicates() -> None:
     """List prompt rows that share a normalized key; exit 1 if any exist."""
-    from genkeep.db.migrate import prepare_schema
-    from genkeep.db.prompts import PromptStore
+    from genkeep.ops.duplicates import find_duplicates
 
     settings = load_cli_settings()
 
     async def main() -> list[Duplicate]:
         database = open_database(settings)
         try:
-            await prepare_schema(database)
-            return await PromptStore(database).find_duplicates()
+            return await find_duplicates(database)
         finally:
             await database.dispose()
 

@@ -24,7 +24,6 @@ from genkeep.db.models import Run, RunBatch, RunEntity
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, CorruptBatch, LeaseLost, NotFound
 
-ACTIVE = ("running",)
 RESUMABLE = ("pending", "running", "failed", "cancelled", "interrupted")
 # A cancelled run is taken only by a caller that saw that very cancellation (an explicit
 # resume); one cancelled after its executor read it stays cancelled.
