@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, params
@@ -100,15 +100,22 @@ class HotPaths:
     def __init__(self, app: ASGIApp, *, router: APIRouter) -> None:
         self.app = app
         # Built with the middleware stack, on the first request: every route is in by then.
-        self.routes = {r.path: r for r in router.routes if isinstance(r, HotRoute)}
+        # A hot route has no path parameters (HotRoute refuses them), so what the router's
+        # match would add to the scope is the same on every request: worked out once here.
+        self.routes: dict[str, tuple[HotRoute, frozenset[str], Mapping[str, Any]]] = {}
+        for route in router.routes:
+            if isinstance(route, HotRoute):
+                match, child = route.matches({"type": "http", "path": route.path, "method": ""})
+                assert match is not Match.NONE, route.path
+                self.routes[route.path] = (route, frozenset(route.methods or ()), child)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is not None:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:  # else another method: the router answers 405
-                scope.update(child_scope)
-                await route.handle(scope, receive, send)
+        found = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if found is not None:
+            route, methods, child = found
+            if scope["method"] in methods:  # else the router answers 405
+                scope.update(child)
+                await route.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
