@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy import ColumnElement, Float, Select, Table, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.functions import FunctionElement
+
+from genkeep.db.drivers.types import UTCDateTime
 
 # A row as a driver returns it: column name -> value.
 Row = Mapping[Any, Any]
@@ -241,6 +244,31 @@ class Driver(Protocol):
     async def listen(self, channel: str, on_message: Callable[[str], None]) -> Listener | None:
         """Hear ``channel``'s messages; None where the database sends none (callers poll)."""
         ...
+
+
+class DbNow(FunctionElement[datetime]):
+    """The database's current time; each driver compiles it for its own database."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+class DbNowPlus(FunctionElement[datetime]):
+    """The database's current time plus some seconds (a lease's expiry)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+class DatabaseClock:
+    """``now()`` and ``now_plus()`` as the drivers share them: one expression each, which
+    every driver compiles its own way."""
+
+    def now(self) -> ColumnElement[datetime]:
+        return DbNow()
+
+    def now_plus(self, seconds: float) -> ColumnElement[datetime]:
+        return DbNowPlus(literal(float(seconds), Float))
 
 
 class UpsertStatements:

@@ -14,22 +14,23 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import ColumnElement, Float, Table, literal, text
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from genkeep.db.drivers.base import (
     TASKS_CHANNEL,
     BatchCheckpoint,
     CheckpointOutcome,
+    DatabaseClock,
+    DbNow,
+    DbNowPlus,
     NewTask,
     ReadStatement,
     Row,
@@ -39,7 +40,6 @@ from genkeep.db.drivers.base import (
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import causes, lost_connection, raised_in
-from genkeep.db.drivers.types import UTCDateTime
 from genkeep.db.types import utcnow
 from genkeep.db.url import libpq_dsn, redacted
 
@@ -53,23 +53,13 @@ _SQLALCHEMY_ONLY = (
 _MIGRATION_LOCK_KEY = 0x67656E6B  # "genk"
 
 
-class _Now(FunctionElement[datetime]):
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-class _NowPlus(FunctionElement[datetime]):
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(_Now)
-def _now(element: _Now, compiler: Any, **kw: Any) -> str:
+@compiles(DbNow, "postgresql")
+def _now(element: DbNow, compiler: Any, **kw: Any) -> str:
     return "statement_timestamp()"
 
 
-@compiles(_NowPlus)
-def _now_plus(element: _NowPlus, compiler: Any, **kw: Any) -> str:
+@compiles(DbNowPlus, "postgresql")
+def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return f"(statement_timestamp() + CAST({seconds} AS DOUBLE PRECISION) * INTERVAL '1 second')"
 
@@ -415,7 +405,7 @@ def unavailable(error: BaseException) -> bool:
     return False
 
 
-class PostgresDriver(UpsertStatements):
+class PostgresDriver(DatabaseClock, UpsertStatements):
     """PostgreSQL through asyncpg: SQLAlchemy's engine, and two raw pools for the hot paths."""
 
     embedded = False
@@ -478,12 +468,6 @@ class PostgresDriver(UpsertStatements):
         await self._reads.close()
         await self._writes.close()
         await self.engine.dispose()
-
-    def now(self) -> ColumnElement[datetime]:
-        return _Now()
-
-    def now_plus(self, seconds: float) -> ColumnElement[datetime]:
-        return _NowPlus(literal(float(seconds), Float))
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         sql, names = statement.compiled(self._dialect)

@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Float,
     Table,
     bindparam,
     event,
     insert,
-    literal,
     select,
     text,
     update,
@@ -33,12 +30,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from genkeep.db.drivers.base import (
     WRITE_OPTION,
     BatchCheckpoint,
     CheckpointOutcome,
+    DatabaseClock,
+    DbNow,
+    DbNowPlus,
     Listener,
     NewTask,
     ReadStatement,
@@ -49,7 +48,6 @@ from genkeep.db.drivers.base import (
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import causes, lost_connection
-from genkeep.db.drivers.types import UTCDateTime
 from genkeep.db.types import utcnow
 from genkeep.errors import ConfigurationError
 
@@ -60,23 +58,13 @@ BUSY_TIMEOUT_MS = 30_000
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now'{shift}) || '000'"
 
 
-class _Now(FunctionElement[datetime]):
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-class _NowPlus(FunctionElement[datetime]):
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(_Now)
-def _now(element: _Now, compiler: Any, **kw: Any) -> str:
+@compiles(DbNow, "sqlite")
+def _now(element: DbNow, compiler: Any, **kw: Any) -> str:
     return _NOW.format(shift="")
 
 
-@compiles(_NowPlus)
-def _now_plus(element: _NowPlus, compiler: Any, **kw: Any) -> str:
+@compiles(DbNowPlus, "sqlite")
+def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return _NOW.format(shift=f", ({seconds}) || ' seconds'")
 
@@ -204,7 +192,7 @@ def unavailable(error: BaseException) -> bool:
     return False
 
 
-class SqliteDriver(UpsertStatements):
+class SqliteDriver(DatabaseClock, UpsertStatements):
     """An embedded SQLite file (or memory), one writer at a time."""
 
     embedded = True
@@ -315,12 +303,6 @@ class SqliteDriver(UpsertStatements):
         if self._reader is not None:
             self._reader.close()
         await self.engine.dispose()
-
-    def now(self) -> ColumnElement[datetime]:
-        return _Now()
-
-    def now_plus(self, seconds: float) -> ColumnElement[datetime]:
-        return _NowPlus(literal(float(seconds), Float))
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         if self._reader is None:
