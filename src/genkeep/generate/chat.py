@@ -137,7 +137,7 @@ class ChatService:
             name,
             profile,
             call,
-            max_bytes=self.settings.max_prompt_bytes,
+            max_bytes=self.settings.max_chat_bytes,
             profile_key=self._profile_key(name, profile),
         )
         chat: ChatGenerator = backend  # type: ignore[assignment]
