@@ -188,7 +188,7 @@ def servers(
         )
         # No GENKEEP_PUBLIC_URL: download URLs follow `serve --port`, as for a user.
         server.env.pop("GENKEEP_PUBLIC_URL", None)
-        server.env["GENKEEP_DATA_DIR"] = str(tmp_path / f"var{index}")
+        server.env["GENKEEP_DATA_DIR"] = env.get("GENKEEP_DATA_DIR", str(tmp_path / f"var{index}"))
         server.env.setdefault("GENKEEP_BLOB_DIR", str(tmp_path / "blobs"))
         started.append(server)
         return server.start()

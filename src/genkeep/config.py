@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     azure_container: str = "genkeep"
 
     max_prompt_bytes: int = Field(default=64 * 1024, gt=0)
+    # A chat's canonical messages: long contexts (a 1 MiB chat is some 250k tokens).
+    max_chat_bytes: int = Field(default=1024 * 1024, gt=0)
     max_edit_bytes: int = Field(default=1024 * 1024, gt=0)
     # Every request body, checked before it is read (413); room for a default-sized run input.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)

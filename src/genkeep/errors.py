@@ -4,6 +4,7 @@ GenkeepError                      code                  status
 ├── BadInput                      bad-input             422
 │   ├── PromptEmpty               prompt-empty          422
 │   ├── PromptTooLarge            prompt-too-large      413
+│   ├── ContextLengthExceeded     context-length-exceeded 400 (a chat over GENKEEP_MAX_CHAT_BYTES)
 │   ├── PayloadTooLarge           payload-too-large     413  (api.guard)
 │   ├── InvalidText               invalid-text          422  (NUL, lone surrogate; api.guard)
 │   ├── UnknownProfile            unknown-profile       422
@@ -75,6 +76,13 @@ class PromptTooLarge(BadInput):
     code = "prompt-too-large"
     status = 413
     title = "Prompt too large"
+
+
+class ContextLengthExceeded(BadInput):
+    # 400 with this code is how OpenAI refuses a chat too long for the model; SDKs know it.
+    code = "context-length-exceeded"
+    status = 400
+    title = "Chat too long"
 
 
 class UnknownProfile(BadInput):

@@ -87,11 +87,20 @@ async def test_an_unexpected_error_is_a_logged_openai_500(
     assert "a bug" not in answer.text
 
 
-async def test_a_too_large_request_is_413(client: httpx.AsyncClient, settings: Settings) -> None:
-    big = {**CHAT, "messages": [{"role": "user", "content": "x" * settings.max_prompt_bytes}]}
-    assert_openai_error(
-        await client.post("/v1/chat/completions", json=big), 413, "prompt_too_large"
-    )
+async def test_a_too_long_chat_is_context_length_exceeded(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """OpenAI's answer to a chat the model cannot take: 400 context_length_exceeded."""
+    assert settings.max_chat_bytes >= 1024 * 1024
+    fits = {
+        **CHAT,
+        "messages": [{"role": "user", "content": "x" * (settings.max_prompt_bytes * 2)}],
+    }
+    assert (await client.post("/v1/chat/completions", json=fits)).status_code == 200
+    big = {**CHAT, "messages": [{"role": "user", "content": "x" * settings.max_chat_bytes}]}
+    answer = await client.post("/v1/chat/completions", json=big)
+    assert_openai_error(answer, 400, "context_length_exceeded")
+    assert answer.json()["error"]["param"] == "messages"
 
 
 async def test_openapi_lists_what_the_chat_routes_send(client: httpx.AsyncClient) -> None:

@@ -82,11 +82,17 @@ async def test_openai_backend_streams_pieces_and_records_streamed_usage(
     upstream: FakeOpenAI, generator: OpenAIGenerator
 ) -> None:
     pieces: list[str] = []
-    generation = await generator.chat(
-        ChatCall((ChatMessage("user", "Hi there"),)), PROFILE, pieces.append
-    )
+    models: set[str] = set()
+
+    def take(piece: str, model: str) -> None:
+        pieces.append(piece)
+        models.add(model)
+
+    generation = await generator.chat(ChatCall((ChatMessage("user", "Hi there"),)), PROFILE, take)
 
     assert len(pieces) > 3 and "".join(pieces) == generation.content
+    # Every piece names the model the result is stored with.
+    assert models == {generation.model}
     assert generation.content == reply_for("Hi there", "gpt-test-mini")
     assert generation.prompt_tokens == 2
     assert generation.completion_tokens == count_tokens(generation.content)
@@ -99,9 +105,9 @@ async def test_openai_backend_stream_failures_are_generation_failures(
 ) -> None:
     upstream.plan(status(503, message="busy"), ok(""))
     with pytest.raises(GenerationFailed, match="503"):
-        await generator.chat(CALL, PROFILE, lambda piece: None)
+        await generator.chat(CALL, PROFILE, lambda piece, model: None)
     with pytest.raises(GenerationFailed, match="empty"):
-        await generator.chat(CALL, PROFILE, lambda piece: None)
+        await generator.chat(CALL, PROFILE, lambda piece, model: None)
 
 
 async def test_builtin_answers_the_last_user_message_whole_or_streamed() -> None:
@@ -111,7 +117,7 @@ async def test_builtin_answers_the_last_user_message_whole_or_streamed() -> None
     )
     whole = await BuiltinGenerator().chat(call, profile)
     pieces: list[str] = []
-    streamed = await BuiltinGenerator().chat(call, profile, pieces.append)
+    streamed = await BuiltinGenerator().chat(call, profile, lambda piece, _: pieces.append(piece))
 
     assert whole == streamed
     assert whole.content == render("Second", profile.model) == "".join(pieces)

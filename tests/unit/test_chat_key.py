@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from genkeep.config import GeneratorProfile
-from genkeep.errors import PromptTooLarge
+from genkeep.errors import ContextLengthExceeded
 from genkeep.generate.chat_key import (
     ChatCall,
     ChatMessage,
@@ -106,7 +106,7 @@ def test_profile_defaults_apply_only_where_the_request_sets_none() -> None:
 
 def test_the_size_limit_counts_the_request_as_sent() -> None:
     big = with_user("x" * 20_000)
-    with pytest.raises(PromptTooLarge):
+    with pytest.raises(ContextLengthExceeded):
         key(big)
 
 

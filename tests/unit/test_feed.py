@@ -15,11 +15,11 @@ async def test_early_and_late_readers_read_every_piece() -> None:
     feed = Feed()
     early = asyncio.create_task(collect(feed))
     await asyncio.sleep(0)
-    feed.push("a ")
-    feed.push("b ")
+    feed.push("a ", "m")
+    feed.push("b ", "m")
     late = asyncio.create_task(collect(feed))
     await asyncio.sleep(0)
-    feed.push("c")
+    feed.push("c", "m")
     feed.close()
     assert await early == await late == ["a ", "b ", "c"]
     assert await collect(feed) == ["a ", "b ", "c"]
@@ -30,7 +30,7 @@ async def test_started_tells_a_first_piece_from_a_closed_empty_feed() -> None:
     waiting = asyncio.create_task(feed.started())
     await asyncio.sleep(0)
     assert not waiting.done()
-    feed.push("x")
+    feed.push("x", "m")
     assert await waiting
     empty = Feed()
     empty.close()

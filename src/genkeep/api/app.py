@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from genkeep import __version__
-from genkeep.api import problems
+from genkeep.api import openai_errors, problems
 from genkeep.api.failures import FailureBoundary
 from genkeep.api.guard import BodyLimit
 from genkeep.api.hot import HotPaths
 from genkeep.api.openapi import install_docs
+from genkeep.api.request_id import RequestId
 from genkeep.api.routes import (
     artifacts,
     blobs,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         telemetry=NO_OPENTELEMETRY,
     )
     problems.install(app, retry_after_s=settings.retry_after_s)
+    openai_errors.install(app)
     generate.install(app, hot=hot_routes)  # first, and outside the routers
     chat.install(app, hot=hot_routes)
     # Added last runs first: the boundary sees every failure, the cap every body, and the
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         app.add_middleware(HotPaths, router=app.router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
+    app.add_middleware(RequestId)  # outermost: the boundary's answers carry it too
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)

@@ -45,12 +45,19 @@ async def chat_events(
     stream: ChatStream, include_usage: bool, unavailable: Callable[[BaseException], bool]
 ) -> AsyncIterator[bytes]:
     """The chunks of a streamed chat; ``unavailable`` tells an outage from a bug (the driver's)."""
-    known = stream.known
+    # One id and one model name for every chunk: a live stream's are the ones its result is
+    # stored with, so the stream reads as its hits will.
+    known, feed = stream.known, stream.feed
+    if known is not None:
+        result_id, model = known.result_id, known.model
+    else:
+        assert feed is not None
+        result_id, model = feed.result_id, feed.model or stream.model
     base = {
-        "id": completion_id(known.result_id if known else None),
+        "id": completion_id(result_id),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": known.model if known else stream.model,
+        "model": model,
         "system_fingerprint": None,
     }
 
@@ -69,7 +76,6 @@ async def chat_events(
             log.exception("chat stream failed", exc_info=exc)
         yield event({"error": error_object(exc, unavailable(exc))})
         return
-    base["model"] = outcome.model
     yield chunk({}, "stop", genkeep=genkeep_fields(outcome))
     if include_usage:
         yield event({**base, "choices": [], "usage": usage_of(outcome)})

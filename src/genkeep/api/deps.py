@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from genkeep.api.request_id import TRACE_ID, trace_id_of
 from genkeep.db.jobs import Audit
 from genkeep.db.keys import key_id_of
 from genkeep.errors import MalformedRequest, Unauthorized
@@ -17,7 +17,6 @@ from genkeep.services import Services
 
 # Owner ids appear in blob keys, so they keep to a safe alphabet.
 OWNER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 async def services(request: Request) -> Services:
@@ -79,8 +78,8 @@ async def owner_of(request: Request) -> str:
 
 def audit(request: Request) -> Audit:
     """The actor and W3C trace id (from ``traceparent``, or a new one) of this request."""
-    match = _TRACEPARENT.match(request.headers.get("traceparent", ""))
-    trace_id = match.group(1) if match and set(match.group(1)) != {"0"} else uuid.uuid4().hex
+    # RequestId picked it (and sends it as x-request-id); an app without it picks here.
+    trace_id = request.scope.get(TRACE_ID) or trace_id_of(request.scope["headers"])
     # current_owner already refused a malformed header, so this parse cannot fail here.
     key_id = key_id_of(bearer_token(request) or "")
     return Audit(actor=f"key:{key_id}" if key_id else "api", trace_id=trace_id)

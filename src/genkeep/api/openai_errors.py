@@ -8,21 +8,23 @@ parameter, as OpenAI does.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genkeep.api.failures import scrubbed_traceback
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openai_responses import ErrorBody
 from genkeep.api.outage import database_unavailable
-from genkeep.api.problems import handled, input_errors
-from genkeep.errors import GenkeepError, UnknownModel
+from genkeep.api.problems import handled, input_errors, truncate
+from genkeep.errors import ContextLengthExceeded, GenkeepError, UnknownModel
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
 _FORWARDED_HEADERS = ("retry-after",)
+_PARAMS: dict[type[Exception], str] = {UnknownModel: "model", ContextLengthExceeded: "messages"}
+# Paths of OpenAI's API: one genkeep does not serve answers as OpenAI's own unknown URL.
+_OPENAI_PREFIX = "/v1/"
 _UNAVAILABLE = "The database is unavailable; retry shortly"
 _OUTAGE = "database_unavailable"
 
@@ -112,7 +117,7 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     headers = {k: v for k, v in problem.headers.items() if k.lower() in _FORWARDED_HEADERS}
     code = str(body.get("code", "error")).replace("-", "_")
     message = str(body.get("detail") or body.get("title") or "error")
-    param = "model" if isinstance(exc, UnknownModel) else _field_of(exc)
+    param = _PARAMS.get(type(exc)) or _field_of(exc)
     return error_response(status, message, param=param, code=code, headers=headers)
 
 
@@ -142,10 +147,11 @@ class OpenAIRoute(GuardedRoute):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
-        400: "Invalid or unsupported parameter (named in error.param).",
+        400: "Invalid or unsupported parameter (named in error.param); messages larger than "
+        "GENKEEP_MAX_CHAT_BYTES (code context_length_exceeded).",
         401: "Missing or invalid genkeep API key.",
         404: "Unknown model (a generator profile).",
-        413: "The messages are larger than GENKEEP_MAX_PROMPT_BYTES.",
+        413: "The request body is larger than GENKEEP_MAX_BODY_BYTES.",
         500: "An unexpected error (logged).",
         502: "The generator failed.",
         503: "The result could not be stored, or the database is unavailable.",
@@ -162,3 +168,26 @@ def _field_of(exc: Exception) -> str | None:
         return None
     loc = [str(part) for part in errors[0].get("loc", ())]
     return ".".join(loc[1:]) if loc[:1] == ["body"] and len(loc) > 1 else None
+
+
+def install(app: FastAPI) -> None:
+    """Unserved ``/v1/*`` paths answer 404 in OpenAI's shape (the SDKs' NotFoundError);
+    every other HTTP error keeps the app's handler (problem+json)."""
+    problem_handler = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        # No route in the scope: the router found none (a route's own 404 keeps its shape).
+        if (
+            exc.status_code == 404
+            and "route" not in request.scope
+            and path.startswith(_OPENAI_PREFIX)
+        ):
+            # OpenAI's own words for a URL it does not know.
+            return error_response(404, f"Invalid URL ({request.method} {truncate(path)})")
+        answer = problem_handler(request, exc)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)

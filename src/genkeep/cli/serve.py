@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import os
 import shutil
+import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,9 +30,7 @@ def serve(
     if port:
         hand_to_server_processes(port=port)
     settings = load_cli_settings()
-    metrics_dir = settings.data_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = own_metrics_dir(settings.data_dir / "metrics")
     # Every server process writes its counters here so /metrics adds them up. Set before
     # the start-up check imports the metrics: prometheus_client picks its storage then.
     set_prometheus_multiproc_dir(str(metrics_dir.resolve()))
@@ -44,6 +46,33 @@ def serve(
         log_level=settings.log_level,
         timeout_keep_alive=settings.keep_alive_s,
     )
+
+
+def own_metrics_dir(root: Path) -> Path:
+    """A fresh metrics folder for this ``serve`` under ``root``, one per host and process:
+    other ``serve`` processes on the same data folder keep theirs (each /metrics adds up
+    its own processes); the folders of this host's exited ones are removed."""
+    host = socket.gethostname()
+    root.mkdir(parents=True, exist_ok=True)
+    for found in root.glob(f"{glob.escape(host)}-*"):
+        pid = found.name.removeprefix(f"{host}-")
+        if found.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(found, ignore_errors=True)
+    own = root / f"{host}-{os.getpid()}"
+    # A folder of this name is a dead process's that had this pid (a container restarted).
+    shutil.rmtree(own, ignore_errors=True)
+    own.mkdir()
+    return own
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 async def _check_startable(settings: Settings) -> None:

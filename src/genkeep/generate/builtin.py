@@ -87,7 +87,7 @@ class BuiltinGenerator:
             pause = profile.latency_ms / 1000 / max(len(pieces), 1)
             for piece in pieces:
                 await asyncio.sleep(pause)
-                on_delta(piece)
+                on_delta(piece, profile.model)
         return Generation(
             content=content,
             model=profile.model,

@@ -87,7 +87,7 @@ class ChatService:
     ) -> Outcome:
         key, profile, backend, call = self._prepare(owner_id, model, call)
 
-        async def produce() -> Generation:
+        async def produce(result_id: str | None) -> Generation:
             return await backend.chat(call, profile)
 
         return await self.generate.generate_key(key, profile, cache, produce)
@@ -99,9 +99,9 @@ class ChatService:
         key, profile, backend, call = self._prepare(owner_id, model, call)
         flight: FlightKey = (key.owner_id, key.profile_key, key.normalized_hash, cache)
 
-        async def produce() -> Generation:
+        async def produce(result_id: str | None) -> Generation:
             stream.led = True
-            feed = self._feeds[flight] = Feed()
+            feed = self._feeds[flight] = Feed(result_id)
             self._announce()
             try:
                 return await backend.chat(call, profile, feed.push)
@@ -137,7 +137,7 @@ class ChatService:
             name,
             profile,
             call,
-            max_bytes=self.settings.max_prompt_bytes,
+            max_bytes=self.settings.max_chat_bytes,
             profile_key=self._profile_key(name, profile),
         )
         chat: ChatGenerator = backend  # type: ignore[assignment]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from genkeep.config import GeneratorProfile
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.prompts import PromptKey
-from genkeep.errors import BadInput, PromptTooLarge
+from genkeep.errors import BadInput, ContextLengthExceeded
 from genkeep.generate.normalize import normalize_prompt
 from genkeep.generate.normalize import profile_key as hash_profile
 
@@ -184,7 +184,10 @@ def chat_key(
             "the request holds text that is not valid Unicode (a lone surrogate)"
         ) from None
     if size > max_bytes:
-        raise PromptTooLarge(f"the messages are larger than the limit of {max_bytes} bytes")
+        raise ContextLengthExceeded(
+            f"The messages are {size} bytes, more than this server's limit of {max_bytes} "
+            "bytes (GENKEEP_MAX_CHAT_BYTES). Please reduce the length of the messages."
+        )
     return PromptKey(
         owner_id=owner_id,
         profile_name=profile_name,

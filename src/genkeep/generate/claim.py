@@ -64,7 +64,7 @@ class ClaimProtocol:
     ) -> Outcome:
         """One flight: generate without storing, or claim the prompt (``found`` read first)."""
         if cache.no_store or not self.settings.persistence_enabled:
-            generation = await self._call_generator(key, profile, produce)
+            generation = await self._call_generator(key, profile, produce, None)
             return unstored_outcome(generation, None, None)
         return await self._claim_or_wait(key, profile, cache, found, arrived, produce)
 
@@ -153,13 +153,14 @@ class ClaimProtocol:
     ) -> Outcome:
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         handed_off = False
+        # Chosen before the call: a stream names its answer by it before the result exists.
+        result_id = str(uuid.uuid4())
         try:
             try:
-                generation = await self._call_generator(key, profile, produce)
+                generation = await self._call_generator(key, profile, produce, result_id)
             except BaseException as exc:
                 await asyncio.shield(self._release(claim, exc))
                 raise
-            result_id = str(uuid.uuid4())
             if not self.settings.persistence_await:
                 task = asyncio.create_task(
                     self._persist_later(claim, result_id, generation, heartbeat)
@@ -217,7 +218,11 @@ class ClaimProtocol:
                 log.exception("heartbeat for prompt %s failed; retrying", claim.prompt_id)
 
     async def _call_generator(
-        self, key: PromptKey, profile: GeneratorProfile, produce: Produce | None
+        self,
+        key: PromptKey,
+        profile: GeneratorProfile,
+        produce: Produce | None,
+        result_id: str | None,
     ) -> Generation:
         started = time.perf_counter()
         try:
@@ -226,7 +231,7 @@ class ClaimProtocol:
                     key.prompt_text, profile
                 )
             else:
-                generation = await produce()
+                generation = await produce(result_id)
         except GenkeepError:
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise

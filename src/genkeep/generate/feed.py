@@ -9,12 +9,17 @@ from collections.abc import AsyncIterator
 class Feed:
     """Pieces kept from the first, so a reader that comes late still reads all of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, result_id: str | None = None) -> None:
+        # The id the result will be stored under, and the model the pieces came from: a
+        # stream shows them before the result exists.
+        self.result_id = result_id
+        self.model: str | None = None
         self._pieces: list[str] = []
         self._closed = False
         self._changed = asyncio.Event()
 
-    def push(self, piece: str) -> None:
+    def push(self, piece: str, model: str) -> None:
+        self.model = self.model or model
         self._pieces.append(piece)
         self._wake()
 

@@ -11,8 +11,9 @@ from genkeep.core.generation import Generation
 if TYPE_CHECKING:
     from genkeep.generate.chat_key import ChatCall
 
-# Receives each piece of text as the generator produces it.
-OnDelta = Callable[[str], None]
+# Receives each piece of text as the generator produces it, and the model name the answer
+# carries (the same for every piece: a stream names one model).
+OnDelta = Callable[[str, str], None]
 
 
 class Generator(Protocol):

@@ -76,13 +76,14 @@ class OpenAIGenerator:
         # include_usage: the last chunk carries the usage, so streamed results record it too.
         chunks = self._chat.stream(**request, stream_options={"include_usage": True})
         async for chunk in chunks:
-            model = getattr(chunk, "model", None) or model
+            # The first name the upstream gives is the stream's: every piece was shown with it.
+            model = model or getattr(chunk, "model", None)
             usage = getattr(chunk, "usage", None) or usage
             for choice in getattr(chunk, "choices", None) or ():
                 piece = getattr(getattr(choice, "delta", None), "content", None)
                 if isinstance(piece, str) and piece:
                     parts.append(piece)
-                    on_delta(piece)
+                    on_delta(piece, model if isinstance(model, str) and model else profile.model)
         content = "".join(parts)
         if not content.strip():
             raise GenerationFailed("generator streamed empty content", reason="empty")

@@ -47,8 +47,9 @@ class Outcome:
         }
 
 
-# A generator call made elsewhere (chat completions); None means the profile's prompt call.
-Produce = Callable[[], Awaitable[Generation]]
+# A generator call made elsewhere (chat completions), given the id its result will be stored
+# under (None when it will not be); None means the profile's prompt call.
+Produce = Callable[[str | None], Awaitable[Generation]]
 
 
 def stored_outcome(
