@@ -624,3 +624,82 @@ def _all_events(url: str, job_id: str) -> list[dict[str, Any]]:
         events += page
         if len(page) < 500:
             return events
+
+
+def _dialogs(page: Page, accept: bool) -> list[str]:
+    """Record the type of every dialog the page opens, and answer it."""
+    seen: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        seen.append(dialog.type)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.on("dialog", answer)
+    return seen
+
+
+def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={"title": "Draft", "sections": [{"title": "S", "content": "old"}]},
+    ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    content = page.locator("#section-content-0")
+    content.click()
+    page.keyboard.type(" and new words")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#sections-error")).to_contain_text("unsaved")
+    stored = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert stored["sections_confirmed"] is False
+    expect(content).to_have_value(re.compile("and new words"))
+
+    seen = _dialogs(page, accept=False)
+    page.get_by_role("link", name="Prompts").click()
+    page.wait_for_timeout(500)
+    assert seen == ["beforeunload"]
+    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}")
+
+    page.get_by_role("button", name="Save sections").click()
+    expect(page.locator("#job-version")).to_have_text("2")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
+    page.get_by_role("link", name="Prompts").click()
+    expect(page).to_have_url(f"{server.url}/console/prompts")
+    assert seen == ["beforeunload"]  # saved: no second warning
+
+
+async def _count_tasks(database: Database) -> int:
+    async with database.reading() as session:
+        return int((await session.execute(select(func.count()).select_from(Task))).scalar_one())
+
+
+def test_a_double_click_submits_one_task_and_starts_one_run(
+    servers: Callable[..., Server], page: Page, db_url: str
+) -> None:
+    server = servers()
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={"title": "Twice", "sections": [{"title": "S", "content": "c"}]},
+    ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_label("Task kind").select_option("generate")
+    page.get_by_label("Prompt to generate").fill("Only once, please")
+    page.get_by_role("button", name="Submit task").dblclick()
+    rows = page.locator("#tasks tbody tr")
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    page.wait_for_timeout(300)
+    assert in_database(db_url, _count_tasks) == 1
+    expect(rows).to_have_count(1)
+
+    page.goto(server.url + "/console/runs")
+    page.get_by_label("Text", exact=True).fill("A tram.")
+    page.get_by_label("Ontology", exact=True).fill((SAMPLES / "ontology.ttl").read_text())
+    page.get_by_role("button", name="Start extraction").dblclick()
+    expect(page.locator("#run-name")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert len(httpx.get(f"{server.url}/v1/runs").json()) == 1

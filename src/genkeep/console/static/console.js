@@ -110,6 +110,21 @@ async function downloadStored(path, name) {
   return name;
 }
 
+// A page with unsaved edits asks before it is left; ``unsaved`` says whether it has any.
+function guardUnsaved(unsaved) {
+  window.addEventListener("beforeunload", (event) => {
+    if (!unsaved()) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+}
+
+// A submit button is off while its request is in flight, so a double-click sends it once.
+async function busy(button, work) {
+  button.disabled = true;
+  try { return await work(); } finally { button.disabled = false; }
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 
 const pages = {};
@@ -391,6 +406,11 @@ pages.job = () => {
       content: box.querySelector(".section-content").value,
     }));
   }
+  const savedSections = () => (job ? job.sections.map((s) => ({ title: s.title, content: s.content })) : []);
+  const sectionsUnsaved = () => job !== null && JSON.stringify(sections()) !== JSON.stringify(savedSections());
+  const schemaText = () => (job && job.current_schema ? JSON.stringify(job.current_schema, null, 2) : "");
+  const schemaUnsaved = () => job !== null && $("#schema").value.trim() !== schemaText().trim();
+  guardUnsaved(() => sectionsUnsaved() || schemaUnsaved());
 
   // Every change names the version it was made on; a stale one is the API's 412.
   async function change(fields, errorId) {
@@ -528,7 +548,14 @@ pages.job = () => {
     $("#sections").replaceChildren(...list.map(sectionEditor));
   });
   $("#sections-form").addEventListener("submit", (event) => { event.preventDefault(); change({ sections: sections() }, "sections-error"); });
-  $("#confirm-sections").addEventListener("click", () => change({ sections_confirmed: true }, "sections-error"));
+  $("#confirm-sections").addEventListener("click", () => {
+    // Confirming names the stored sections: edits on screen would be silently left out.
+    if (sectionsUnsaved()) {
+      showError("sections-error", "The sections have unsaved edits: save them (or reload) before confirming.");
+      return;
+    }
+    change({ sections_confirmed: true }, "sections-error");
+  });
   $("#clear-dirty").addEventListener("click", () => change({ schema_dirty: false }, "schema-error"));
   $("#schema-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -567,6 +594,32 @@ pages.job = () => {
     try { return JSON.parse($("#task-payload").value || "{}"); }
     catch (error) { throw new Error(`The payload is not valid JSON: ${error.message}`); }
   }
+  // What the worker would refuse only after queueing it is refused here, before submission.
+  async function checkedPayload(kind) {
+    const payload = payloadOf(kind);
+    if (kind === "export") {
+      if (!payload.formats.length) throw new Error("Choose at least one format to export.");
+      const source = $("#export-source").value;
+      if (source !== "sections") {
+        const id = payload[source];
+        const what = source === "prompt_id" ? "prompt" : "result";
+        if (!id) throw new Error(`Give the id of the ${what} to export.`);
+        try { await api("GET", `/v1/${what}s/${encodeURIComponent(id)}`); }
+        catch (error) {
+          if (error.status === 404 || error.status === 422) throw new Error(`There is no ${what} with the id ${id}.`);
+          throw error;
+        }
+      } else if (job && !job.sections.length) {
+        throw new Error("The job has no sections to export: add and save one first.");
+      }
+    }
+    if (kind === "generate" && !payload.prompt.trim()) throw new Error("The prompt to generate is empty.");
+    if (kind === "extract") {
+      if (!payload.text.trim()) throw new Error("The text to extract from is empty.");
+      if (!payload.ontology.trim()) throw new Error("The ontology to extract with is empty.");
+    }
+    return payload;
+  }
   $("#task-kind").addEventListener("change", showKind);
   $("#export-source").addEventListener("change", () => { $("#export-source-id").disabled = $("#export-source").value === "sections"; });
   $("#task-samples").addEventListener("click", async () => {
@@ -576,19 +629,31 @@ pages.job = () => {
     $("#task-ontology-name").value = "ontology.ttl";
     $("#task-input-name").value = "text.md";
   });
+  // One key per intended submission: a repeat of the same form (a double-click, a retry after
+  // a lost answer) is the same task; an edit of the form makes a new submission.
+  let submissionKey = null;
+  $("#task-form").addEventListener("input", () => { submissionKey = null; });
+  $("#task-form").addEventListener("change", () => { submissionKey = null; });
   $("#task-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    const button = $("#submit-task");
+    if (button.disabled) return;
     showError("task-error", null);
     const kind = $("#task-kind").value;
-    try {
-      const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
-        json: { kind, payload: payloadOf(kind) },
-        headers: { "Idempotency-Key": randomKey() },
-      });
-      $("#tasks tbody").prepend(taskRow(task));
-      watch(task.id);
-      loadEvents();
-    } catch (error) { showError("task-error", error); }
+    submissionKey = submissionKey || randomKey();
+    await busy(button, async () => {
+      try {
+        const payload = await checkedPayload(kind);
+        const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
+          json: { kind, payload },
+          headers: { "Idempotency-Key": submissionKey },
+        });
+        submissionKey = null;
+        if (!document.getElementById(`task-${task.id}`)) $("#tasks tbody").prepend(taskRow(task));
+        watch(task.id);
+        loadEvents();
+      } catch (error) { showError("task-error", error); }
+    });
   });
   showKind();
 
@@ -634,10 +699,13 @@ pages.runs = () => {
     for (const [field, id] of [["chunk_size", "#chunk-size"], ["overlap", "#overlap"], ["batch_size", "#batch-size"]]) {
       if ($(id).value !== "") request[field] = Number($(id).value);
     }
+    const button = $("#start-run");
+    if (button.disabled) return;
+    button.disabled = true;
     try {
       const run = await api("POST", "/v1/runs", { json: request });
-      location.assign(`/console/runs/${run.id}`);
-    } catch (error) { showError("run-error", error); }
+      location.assign(`/console/runs/${run.id}`); // the button stays off: the page is leaving
+    } catch (error) { showError("run-error", error); button.disabled = false; }
   });
   const size = 20;
   let offset = 0;
