@@ -703,3 +703,38 @@ def test_a_double_click_submits_one_task_and_starts_one_run(
     expect(page.locator("#run-name")).to_be_visible()
     page.wait_for_timeout(300)
     assert len(httpx.get(f"{server.url}/v1/runs").json()) == 1
+
+
+def test_task_payloads_are_checked_before_anything_is_queued(
+    servers: Callable[..., Server], page: Page, db_url: str
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Checked")
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).not_to_have_text("")
+    submit = page.get_by_role("button", name="Submit task")
+    page.get_by_label("Source").select_option("result_id")
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("Give the id of the result")
+    page.get_by_label("Prompt or result id").fill("0" * 32)
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("no result with the id")
+    page.get_by_label("Task kind").select_option("generate")
+    page.get_by_label("Prompt to generate").fill("   ")
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("prompt to generate is empty")
+    assert in_database(db_url, _count_tasks) == 0
+
+
+def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    assert (
+        httpx.post(f"{server.url}/v1/generate", json={"prompt": "About trams"}).status_code == 200
+    )
+    page.goto(server.url + "/console/prompts")
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("zebras")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-nomatch")).to_contain_text("No prompt matches “zebras”")
+    expect(page.locator("#prompt-empty")).to_be_hidden()

@@ -201,7 +201,11 @@ pages.prompts = () => {
             el("td", { text: p.status }),
             el("td", { text: String(p.latest_version) }),
             el("td", { text: when(p.created_at) }))));
-      $("#prompt-empty").hidden = rows.length > 0 || offset > 0;
+      // An empty list after a search is "nothing matches", not "nothing yet".
+      const searched = $("#search").value.trim();
+      $("#prompt-empty").hidden = rows.length > 0 || offset > 0 || searched !== "";
+      $("#prompt-nomatch").hidden = rows.length > 0 || offset > 0 || searched === "";
+      $("#prompt-nomatch").textContent = `No prompt matches “${searched}”.`;
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
     } catch (error) {
