@@ -738,3 +738,19 @@ def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: 
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#prompt-nomatch")).to_contain_text("No prompt matches “zebras”")
     expect(page.locator("#prompt-empty")).to_be_hidden()
+
+
+def test_unknown_pages_and_items_answer_not_found(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    answer = page.goto(server.url + "/console/xyz")
+    assert answer is not None and answer.status == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_role("link", name="Generate")).to_be_visible()  # the console's frame
+    for path in ("jobs/nope", f"jobs/{'0' * 32}", "runs/nope", "prompts/nope"):
+        page.goto(f"{server.url}/console/{path}")
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        expect(page.locator("main form")).to_have_count(0)
+        expect(page.locator("main button")).to_have_count(0)

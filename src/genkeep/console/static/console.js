@@ -125,6 +125,18 @@ async function busy(button, work) {
   try { return await work(); } finally { button.disabled = false; }
 }
 
+// An item page whose item the API does not know (or that is another owner's): the page's
+// forms go, so nothing can be edited or submitted against it.
+function notFound(error, what, listHref) {
+  if (!(error instanceof ApiError) || (error.status !== 404 && error.status !== 422)) return false;
+  document.title = "Not found · genkeep console";
+  $("main").replaceChildren(
+    el("h1", { text: "Not found" }),
+    el("p", { id: "page-error", class: "error", role: "alert", text: `The ${what} ${itemId} was not found: it does not exist, or it is not yours.` }),
+    el("p", {}, el("a", { href: listHref, text: `All ${what}s` })));
+  return true;
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 
 const pages = {};
@@ -247,7 +259,7 @@ pages.prompt = () => {
     try {
       prompt = await api("GET", `/v1/prompts/${itemId}`);
     } catch (error) {
-      showError("page-error", error);
+      if (!notFound(error, "prompt", "/console/prompts")) showError("page-error", error);
       return;
     }
     $("#prompt-text").textContent = prompt.prompt;
@@ -663,7 +675,7 @@ pages.job = () => {
 
   (async () => {
     try { await loadJob(); await loadEvents(); await loadArtifacts(); }
-    catch (error) { showError("page-error", error); }
+    catch (error) { if (!notFound(error, "job", "/console/jobs")) showError("page-error", error); }
   })();
 };
 
@@ -795,7 +807,7 @@ pages.run = () => {
       render(run);
       if (run.status === "completed") { shown = true; await showResults(run); return; }
       if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
-    } catch (error) { showError("page-error", error); }
+    } catch (error) { if (!notFound(error, "run", "/console/runs")) showError("page-error", error); }
   }
 
   async function showResults(run) {
