@@ -754,3 +754,33 @@ def test_unknown_pages_and_items_answer_not_found(
         expect(page.get_by_role("heading", name="Not found")).to_be_visible()
         expect(page.locator("main form")).to_have_count(0)
         expect(page.locator("main button")).to_have_count(0)
+
+
+def test_regenerate_asks_first_and_a_diff_says_what_it_found(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Paid words"}).json()
+    page.goto(f"{server.url}/console/prompts/{made['prompt_id']}")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    seen: list[str] = []
+    page.once("dialog", lambda dialog: (seen.append(dialog.type), dialog.dismiss()))
+    page.get_by_role("button", name="Regenerate").click()
+    page.wait_for_timeout(500)
+    assert seen == ["confirm"]
+    assert httpx.get(f"{server.url}/v1/prompts/{made['prompt_id']}").json()["latest_version"] == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Regenerate").click()
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    page.get_by_label("From version").select_option(index=1)
+
+    # The same version on both sides: no difference, said in words.
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff")).to_have_text("No difference: the two versions are identical.")
+    # A diff that cannot be read says so instead of nothing.
+    page.route("**/v1/results/*", lambda route: route.abort())
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff-error")).to_contain_text("could not be reached")
+    expect(page.locator("#diff")).to_be_empty()
+    page.unroute("**/v1/results/*")

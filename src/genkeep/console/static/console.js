@@ -28,7 +28,13 @@ async function api(method, path, { json, headers = {}, raw = false } = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    // The browser's "Failed to fetch" says nothing to a person: the request never got an answer.
+    throw new Error("The server could not be reached: check the network connection (and that genkeep is running), then try again.");
+  }
   if (!response.ok) {
     let problem = {};
     try { problem = await response.json(); } catch (e) { problem = { title: response.statusText }; }
@@ -289,6 +295,8 @@ pages.prompt = () => {
   }
   $("#regenerate").addEventListener("click", async () => {
     showError("regenerate-error", null);
+    // A new generator call, which may be paid for: asked, not done on a stray click.
+    if (!confirm("Regenerate this prompt? This calls the generator again (it may be paid for) and stores a new version.")) return;
     try { await api("POST", `/v1/prompts/${itemId}/regenerate`); await load(); }
     catch (error) { showError("regenerate-error", error); }
   });
@@ -303,10 +311,22 @@ pages.prompt = () => {
   });
   $("#diff-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const [a, b] = await Promise.all([
-      api("GET", `/v1/results/${$("#diff-a").value}`),
-      api("GET", `/v1/results/${$("#diff-b").value}`),
-    ]);
+    showError("diff-error", null);
+    let a, b;
+    try {
+      [a, b] = await Promise.all([
+        api("GET", `/v1/results/${$("#diff-a").value}`),
+        api("GET", `/v1/results/${$("#diff-b").value}`),
+      ]);
+    } catch (error) {
+      $("#diff").replaceChildren();
+      showError("diff-error", error);
+      return;
+    }
+    if (a.content === b.content) {
+      $("#diff").replaceChildren(el("span", { class: "same", text: "No difference: the two versions are identical." }));
+      return;
+    }
     $("#diff").replaceChildren(...lineDiff(a.content, b.content).map(([mark, line]) =>
       el("span", { class: mark === "+" ? "add" : mark === "-" ? "del" : "same", text: `${mark} ${line}\n` })));
   });
