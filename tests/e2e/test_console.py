@@ -784,3 +784,19 @@ def test_regenerate_asks_first_and_a_diff_says_what_it_found(
     expect(page.locator("#diff-error")).to_contain_text("could not be reached")
     expect(page.locator("#diff")).to_be_empty()
     page.unroute("**/v1/results/*")
+
+
+def test_focus_goes_to_the_answer_after_generate(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    page.goto(server.url + "/console")
+    page.get_by_label("Prompt").fill("Where does focus go?")
+    page.get_by_label("Prompt").press("Tab")
+    page.get_by_label("Profile").focus()
+    page.get_by_role("button", name="Generate").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    page.wait_for_function("document.activeElement.id === 'answer'")
+    page.keyboard.press("Tab")  # on from the answer, not from the top of the page
+    assert page.evaluate("document.activeElement.id") == "answer-prompt"

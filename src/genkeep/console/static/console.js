@@ -192,8 +192,12 @@ pages.generate = () => {
       if (answer.prompt_id) link.href = `/console/prompts/${answer.prompt_id}`;
       $("#answer-content").textContent = answer.content;
       $("#answer").hidden = false;
+      // The button was disabled while in flight, which drops focus to the page's top: a
+      // keyboard or screen-reader user goes on from the answer instead.
+      $("#answer").focus();
     } catch (error) {
       showError("prompt-error", error);
+      $("#prompt").focus();
     } finally {
       button.disabled = false;
     }
