@@ -800,3 +800,45 @@ def test_focus_goes_to_the_answer_after_generate(
     page.wait_for_function("document.activeElement.id === 'answer'")
     page.keyboard.press("Tab")  # on from the answer, not from the top of the page
     assert page.evaluate("document.activeElement.id") == "answer-prompt"
+
+
+def test_pages_send_a_strict_policy_that_blocks_injected_script(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Framed"}).json()
+    for path, frames in (
+        ("/console", "'none'"),
+        ("/console/jobs", "'none'"),
+        ("/console/xyz", "'none'"),
+        ("/docs", "'none'"),
+        ("/redoc", "'none'"),
+        (f"/v1/results/{made['result_id']}/preview", "'self'"),
+    ):
+        headers = httpx.get(server.url + path).headers
+        policy = headers.get("content-security-policy", "")
+        assert (
+            "script-src 'self'" in policy
+            and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        ), (path, policy)
+        assert f"frame-ancestors {frames}" in policy, (path, policy)
+        assert headers.get("x-content-type-options") == "nosniff", path
+        assert headers.get("referrer-policy") == "no-referrer", path
+
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.goto(server.url + "/console")
+    expect(page.locator("#prompt")).to_be_visible()
+    page.evaluate(
+        """() => { const s = document.createElement('script');
+                   s.textContent = 'window.injected = true'; document.body.append(s); }"""
+    )
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.injected === true") is False
+    assert violations, "the browser reported no blocked script"
+    # The docs still work under their policy: Swagger UI draws the API.
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .info")).to_be_visible()
