@@ -142,14 +142,17 @@ def test_generate_cache_edit_export(
     expect(page.locator("#export-facts")).to_be_visible()
     shown_id = page.locator("#export-result").inner_text()
     shown_sha = page.locator("#export-sha").inner_text()
+    shown_content_sha = page.locator("#export-content-sha").inner_text()
 
     prompt_id = page.url.rsplit("/", 1)[1]
     prompt = httpx.get(f"{server.url}/v1/prompts/{prompt_id}").json()
     latest = httpx.get(f"{server.url}/v1/results/{prompt['latest_result_id']}").json()
     assert (latest["version"], latest["source"]) == (2, "edited")
     assert shown_id == latest["id"]
-    assert shown_sha == latest["content_sha256"]
-    assert shown_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
+    # The hash shown with a download is the downloaded file's; the content's is shown apart.
+    assert shown_sha == hashlib.sha256(pdf).hexdigest()
+    assert shown_content_sha == latest["content_sha256"]
+    assert shown_content_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
 
     page.locator("#diff-form").get_by_role("button", name="Show diff").click()
     expect(page.locator("#diff .add").first).to_contain_text("# Edited")

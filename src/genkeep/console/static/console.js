@@ -341,7 +341,9 @@ pages.prompt = () => {
       try {
         const response = await api("POST", "/v1/export", { json: { result_id: latest.id, format: button.dataset.format }, raw: true });
         $("#export-result").textContent = response.headers.get("X-Genkeep-Result-Id") || "";
-        $("#export-sha").textContent = response.headers.get("X-Genkeep-Content-Sha256") || "";
+        // The downloaded file's hash, to check it by; the stored content's is another one.
+        $("#export-sha").textContent = response.headers.get("X-Genkeep-File-Sha256") || "";
+        $("#export-content-sha").textContent = response.headers.get("X-Genkeep-Content-Sha256") || "";
         $("#export-file").textContent = await download(response, `export.${button.dataset.format}`);
         $("#export-facts").hidden = false;
       } catch (error) { showError("export-error", error); }
