@@ -845,3 +845,56 @@ def test_pages_send_a_strict_policy_that_blocks_injected_script(
     # The docs still work under their policy: Swagger UI draws the API.
     page.goto(server.url + "/docs")
     expect(page.locator(".swagger-ui .info")).to_be_visible()
+
+
+def test_validation_gaps_are_closed(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Empty"}).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#sections-error")).to_contain_text("no sections")
+    page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
+    page.get_by_role("button", name="Save schema").click()
+    expect(page.locator("#schema-error")).to_contain_text("not a valid JSON Schema")
+    stored = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert (stored["sections_confirmed"], stored["current_schema"]) == (False, None)
+    page.get_by_label("Schema (JSON)").fill("")  # nothing unsaved left: no leave warning
+
+    page.goto(server.url + "/console")
+    page.get_by_label("Prompt").fill("Fresh enough?")
+    page.get_by_label("Cache control").select_option("max-age")
+    page.get_by_label("max-age (seconds)").fill("")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("Give max-age")
+    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Unchanged"}).json()
+    page.goto(f"{server.url}/console/prompts/{made['prompt_id']}")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("#edit-error")).to_contain_text("Nothing changed")
+    assert httpx.get(f"{server.url}/v1/prompts/{made['prompt_id']}").json()["latest_version"] == 1
+
+
+def test_errors_are_in_plain_language(
+    servers: Callable[..., Server], page: Page, tmp_path: Path
+) -> None:
+    server = servers()
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Words"}).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
+    page.get_by_role("button", name="Save schema").click()
+    error = page.locator("#schema-error")
+    expect(error).to_contain_text("current_schema: not a valid JSON Schema")
+    expect(error).not_to_contain_text("pydantic.dev")
+    expect(error).not_to_contain_text("Value error")
+    page.get_by_label("Schema (JSON)").fill("")
+
+    png = tmp_path / "diagram.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    page.goto(server.url + "/console/runs")
+    page.get_by_label("Ontology file (Turtle, RDF/XML, JSON-LD)").set_input_files(png)
+    expect(page.locator("#run-error")).to_contain_text("diagram.png is not a text file")
+    expect(page.get_by_label("Ontology", exact=True)).to_have_value("")

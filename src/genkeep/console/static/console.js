@@ -58,14 +58,28 @@ function showError(id, error) {
   el.hidden = false;
 }
 
+// pydantic's wording is for developers: its links and prefixes go, its jargon is translated.
+function plainMessage(message) {
+  return String(message || "")
+    .replace(/\s*\[?For further information visit https:\/\/errors\.pydantic\.dev\S*\]?/gi, "")
+    .replace(/^(Value|Assertion) error, /, "");
+}
+
+function plainError(e) {
+  const field = (e.loc || []).filter((x) => x !== "body" && x !== "query" && x !== "header").join(".");
+  let text = plainMessage(e.msg);
+  if (e.type === "missing") text = "is required";
+  else if (e.type === "extra_forbidden") text = "is not a field this request takes";
+  else if (/^Input should be None/.test(text)) text = "cannot be given together with the other fields";
+  else if (e.type === "string_too_short") text = "is empty";
+  return field ? `${field}: ${text}` : text;
+}
+
 function problemSentence(error) {
   const p = error.problem || {};
-  let text = p.detail || p.title || error.message;
-  if (Array.isArray(p.errors) && p.errors.length) {
-    text = p.errors.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
-  } else if (Array.isArray(p.detail)) {
-    text = p.detail.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
-  }
+  let text = plainMessage(p.detail || p.title || error.message);
+  if (Array.isArray(p.errors) && p.errors.length) text = p.errors.map(plainError).join("; ");
+  else if (Array.isArray(p.detail)) text = p.detail.map(plainError).join("; ");
   return text;
 }
 
@@ -177,7 +191,11 @@ pages.generate = () => {
     const cache = $("#cache").value;
     if (cache === "no-cache") request.cache = { no_cache: true };
     if (cache === "no-store") request.cache = { no_store: true };
-    if (cache === "max-age") request.cache = { max_age: Number($("#max-age").value) };
+    if (cache === "max-age") {
+      // An empty field is not 0 (which would refuse every stored result).
+      if ($("#max-age").value.trim() === "") { showError("prompt-error", "Give max-age in seconds, or choose another cache control."); $("#max-age").focus(); return; }
+      request.cache = { max_age: Number($("#max-age").value) };
+    }
     const button = $("#generate");
     button.disabled = true;
     try {
@@ -308,6 +326,10 @@ pages.prompt = () => {
     event.preventDefault();
     showError("edit-error", null);
     if (!latest) return;
+    if ($("#edit-content").value === latest.content) {
+      showError("edit-error", "Nothing changed: the content is the latest version's, so no new version is saved.");
+      return;
+    }
     try {
       await api("POST", `/v1/results/${latest.id}/edits`, { json: { content: $("#edit-content").value } });
       await load();
@@ -592,6 +614,10 @@ pages.job = () => {
   $("#sections-form").addEventListener("submit", (event) => { event.preventDefault(); change({ sections: sections() }, "sections-error"); });
   $("#confirm-sections").addEventListener("click", () => {
     // Confirming names the stored sections: edits on screen would be silently left out.
+    if (!job.sections.length) {
+      showError("sections-error", "The job has no sections: add and save at least one before confirming.");
+      return;
+    }
     if (sectionsUnsaved()) {
       showError("sections-error", "The sections have unsaved edits: save them (or reload) before confirming.");
       return;
@@ -720,8 +746,16 @@ function runFacts(run, started) {
 pages.runs = () => {
   async function readFile(input, target, nameTarget) {
     const file = input.files[0];
+    showError("run-error", null);
     if (!file) return;
-    $(target).value = await file.text();
+    const text = await file.text();
+    // An image or other binary file would be dumped into the box as noise.
+    if (/^(image|audio|video)\//.test(file.type) || text.includes("\u0000") || text.includes("\uFFFD")) {
+      input.value = "";
+      showError("run-error", `${file.name} is not a text file: choose a text file (for an ontology, Turtle, RDF/XML or OWL).`);
+      return;
+    }
+    $(target).value = text;
     if (nameTarget) $(nameTarget).value = file.name;
   }
   let inputName = "input.txt";
