@@ -697,8 +697,10 @@ pages.job = () => {
     $("#task-ontology-name").value = "ontology.ttl";
     $("#task-input-name").value = "text.md";
   });
-  // One key per intended submission: a repeat of the same form (a double-click, a retry after
-  // a lost answer) is the same task; an edit of the form makes a new submission.
+  // One key per intended submission: a repeat of the same form (a double-click, even one whose
+  // second click comes after the first answer; a retry after a lost answer) is the same task.
+  // An edit of the form, or a few seconds, make the next click a new submission.
+  const REPEAT_MS = 3000;
   let submissionKey = null;
   $("#task-form").addEventListener("input", () => { submissionKey = null; });
   $("#task-form").addEventListener("change", () => { submissionKey = null; });
@@ -716,7 +718,8 @@ pages.job = () => {
           json: { kind, payload },
           headers: { "Idempotency-Key": submissionKey },
         });
-        submissionKey = null;
+        const sent = submissionKey;
+        setTimeout(() => { if (submissionKey === sent) submissionKey = null; }, REPEAT_MS);
         if (!document.getElementById(`task-${task.id}`)) $("#tasks tbody").prepend(taskRow(task));
         watch(task.id);
         loadEvents();
