@@ -900,3 +900,46 @@ def test_errors_are_in_plain_language(
     page.get_by_label("Ontology file (Turtle, RDF/XML, JSON-LD)").set_input_files(png)
     expect(page.locator("#run-error")).to_contain_text("diagram.png is not a text file")
     expect(page.get_by_label("Ontology", exact=True)).to_have_value("")
+
+
+BROKEN_WORDS = """(selector) => {
+    const broken = [];
+    for (const cell of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.textContent.matchAll(/[A-Za-z]{4,}/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                if (range.getClientRects().length > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return broken;
+}"""
+
+
+def test_a_phone_can_retry_a_task_and_reads_whole_words(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Phone")
+        failed = client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={"kind": "export", "payload": {"formats": ["md"], "prompt_id": "0" * 32}},
+            headers={"Idempotency-Key": "phone"},
+        )
+        assert failed.status_code in (200, 201, 202), failed.text
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_have_attribute("data-status", "failed")
+    retry = row.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    expect(row.locator("progress")).to_be_visible()
+    retry.scroll_into_view_if_needed()
+    assert retry.bounding_box()["x"] + retry.bounding_box()["width"] <= 390  # type: ignore[index]
+    assert page.evaluate(BROKEN_WORDS, "#tasks th, #tasks td") == []
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0

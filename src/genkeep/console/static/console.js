@@ -520,11 +520,12 @@ pages.job = () => {
   }
 
   function taskRow(task) {
+    // data-label: on a phone each row is a card, and each cell says what it is.
     const row = document.getElementById(`task-${task.id}`) || el("tr", { id: `task-${task.id}` },
-      el("td", {}, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
-      el("td", { class: "status" }), el("td", { class: "stage" }),
-      el("td", {}, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
-      el("td", { class: "actions" }), el("td", { class: "result" }));
+      el("td", { "data-label": "Task" }, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
+      el("td", { class: "status", "data-label": "Status" }), el("td", { class: "stage", "data-label": "Stage" }),
+      el("td", { "data-label": "Progress" }, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
+      el("td", { class: "actions", "data-label": "Actions" }), el("td", { class: "result", "data-label": "Result" }));
     if (task.kind) row.dataset.kind = task.kind; // a change event carries no kind
     row.querySelector(".result").replaceChildren(...taskLinks({ ...task, kind: row.dataset.kind }));
     row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
