@@ -943,3 +943,39 @@ def test_a_phone_can_retry_a_task_and_reads_whole_words(
     assert page.evaluate(BROKEN_WORDS, "#tasks th, #tasks td") == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+
+
+def test_search_and_page_are_in_the_address(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for n in range(21):
+            assert client.post("/v1/generate", json={"prompt": f"tram {n}"}).status_code == 200
+            assert client.post("/v1/jobs", json={"title": f"job {n}"}).status_code == 201
+        assert client.post("/v1/generate", json={"prompt": "a bus"}).status_code == 200
+    page.goto(server.url + "/console/prompts")
+    rows = page.locator("#prompt-table tbody tr")
+    expect(rows).to_have_count(20)
+    page.get_by_label("Search prompts").fill("tram")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(1)
+    page.reload()
+    expect(page.get_by_label("Search prompts")).to_have_value("tram")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("tram 0")
+    page.go_back()
+    expect(rows).to_have_count(20)
+    expect(rows.filter(has_text="a bus")).to_have_count(0)
+    page.go_back()
+    expect(page.get_by_label("Search prompts")).to_have_value("")
+    expect(rows).to_have_count(20)
+    expect(rows.filter(has_text="a bus")).to_have_count(1)
+
+    page.goto(server.url + "/console/jobs")
+    jobs = page.locator("#job-table tbody tr")
+    expect(jobs).to_have_count(20)
+    page.get_by_role("button", name="Next").click()
+    expect(jobs).to_have_count(1)
+    page.reload()
+    expect(jobs).to_have_count(1)
+    expect(jobs.first).to_contain_text("job 0")

@@ -157,6 +157,19 @@ function notFound(error, what, listHref) {
   return true;
 }
 
+// A list's search and page live in the address: a reload keeps them, Back returns to them.
+function listState(defaults) {
+  const params = new URLSearchParams(location.search);
+  return Object.fromEntries(Object.entries(defaults).map(([name, value]) => [name, params.get(name) ?? value]));
+}
+function pushListState(state, defaults) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(state)) if (value !== null && String(value) !== String(defaults[name])) params.set(name, value);
+  const query = params.toString();
+  const url = location.pathname + (query ? `?${query}` : "");
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 
 const pages = {};
@@ -224,9 +237,16 @@ pages.generate = () => {
 
 pages.prompts = () => {
   const size = 20;
+  const DEFAULTS = { q: "", offset: "0" };
   let offset = 0;
-  const params = new URLSearchParams(location.search);
-  $("#search").value = params.get("q") || "";
+  function fromAddress() {
+    const state = listState(DEFAULTS);
+    $("#search").value = state.q;
+    offset = Math.max(0, Number(state.offset) || 0);
+  }
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ q: $("#search").value.trim(), offset: String(offset) }, DEFAULTS); load(); };
   async function load() {
     showError("page-error", null);
     const q = encodeURIComponent($("#search").value.trim());
@@ -252,9 +272,9 @@ pages.prompts = () => {
       showError("page-error", error);
     }
   }
-  $("#search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; load(); });
-  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
-  $("#next").addEventListener("click", () => { offset += size; load(); });
+  $("#search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; go(); });
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); go(); });
+  $("#next").addEventListener("click", () => { offset += size; go(); });
   load();
 };
 
@@ -376,7 +396,12 @@ pages.prompt = () => {
 
 pages.jobs = () => {
   const size = 20;
+  const DEFAULTS = { cursor: "" };
   let cursor = null;
+  const fromAddress = () => { cursor = listState(DEFAULTS).cursor || null; };
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ cursor: cursor || "" }, DEFAULTS); load(); };
   async function load() {
     try {
       const page = await api("GET", `/v1/jobs?limit=${size}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
@@ -402,8 +427,8 @@ pages.jobs = () => {
       location.assign(`/console/jobs/${job.id}`);
     } catch (error) { showError("job-error", error); }
   });
-  $("#first").addEventListener("click", () => { cursor = null; load(); });
-  $("#next").addEventListener("click", () => { cursor = $("#next").dataset.cursor || null; load(); });
+  $("#first").addEventListener("click", () => { cursor = null; go(); });
+  $("#next").addEventListener("click", () => { cursor = $("#next").dataset.cursor || null; go(); });
   load();
 };
 
@@ -788,7 +813,12 @@ pages.runs = () => {
     } catch (error) { showError("run-error", error); button.disabled = false; }
   });
   const size = 20;
+  const DEFAULTS = { offset: "0" };
   let offset = 0;
+  const fromAddress = () => { offset = Math.max(0, Number(listState(DEFAULTS).offset) || 0); };
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ offset: String(offset) }, DEFAULTS); load(); };
   async function load() {
     try {
       const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}`);
@@ -805,8 +835,8 @@ pages.runs = () => {
       $("#next").disabled = rows.length <= size;
     } catch (error) { showError("page-error", error); }
   }
-  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
-  $("#next").addEventListener("click", () => { offset += size; load(); });
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); go(); });
+  $("#next").addEventListener("click", () => { offset += size; go(); });
   load();
 };
 
