@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Page, Route, expect, sync_playwright
+from playwright.sync_api import APIResponse, Dialog, Page, Route, expect, sync_playwright
 from rdflib import Graph
 from sqlalchemy import func, insert, select
 
@@ -633,7 +633,7 @@ def _dialogs(page: Page, accept: bool) -> list[str]:
     """Record the type of every dialog the page opens, and answer it."""
     seen: list[str] = []
 
-    def answer(dialog: Any) -> None:
+    def answer(dialog: Dialog) -> None:
         seen.append(dialog.type)
         dialog.accept() if accept else dialog.dismiss()
 
@@ -769,7 +769,12 @@ def test_regenerate_asks_first_and_a_diff_says_what_it_found(
     page.goto(f"{server.url}/console/prompts/{made['prompt_id']}")
     expect(page.locator("body[data-ready]")).to_have_count(1)
     seen: list[str] = []
-    page.once("dialog", lambda dialog: (seen.append(dialog.type), dialog.dismiss()))
+
+    def refuse(dialog: Dialog) -> None:
+        seen.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", refuse)
     page.get_by_role("button", name="Regenerate").click()
     page.wait_for_timeout(500)
     assert seen == ["confirm"]
