@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Page, Route, expect, sync_playwright
+from playwright.sync_api import APIResponse, Dialog, Page, Route, expect, sync_playwright
 from rdflib import Graph
 from sqlalchemy import func, insert, select
 
@@ -142,14 +142,17 @@ def test_generate_cache_edit_export(
     expect(page.locator("#export-facts")).to_be_visible()
     shown_id = page.locator("#export-result").inner_text()
     shown_sha = page.locator("#export-sha").inner_text()
+    shown_content_sha = page.locator("#export-content-sha").inner_text()
 
     prompt_id = page.url.rsplit("/", 1)[1]
     prompt = httpx.get(f"{server.url}/v1/prompts/{prompt_id}").json()
     latest = httpx.get(f"{server.url}/v1/results/{prompt['latest_result_id']}").json()
     assert (latest["version"], latest["source"]) == (2, "edited")
     assert shown_id == latest["id"]
-    assert shown_sha == latest["content_sha256"]
-    assert shown_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
+    # The hash shown with a download is the downloaded file's; the content's is shown apart.
+    assert shown_sha == hashlib.sha256(pdf).hexdigest()
+    assert shown_content_sha == latest["content_sha256"]
+    assert shown_content_sha == hashlib.sha256(latest["content"].encode()).hexdigest()
 
     page.locator("#diff-form").get_by_role("button", name="Show diff").click()
     expect(page.locator("#diff .add").first).to_contain_text("# Edited")
@@ -624,3 +627,360 @@ def _all_events(url: str, job_id: str) -> list[dict[str, Any]]:
         events += page
         if len(page) < 500:
             return events
+
+
+def _dialogs(page: Page, accept: bool) -> list[str]:
+    """Record the type of every dialog the page opens, and answer it."""
+    seen: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        seen.append(dialog.type)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.on("dialog", answer)
+    return seen
+
+
+def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={"title": "Draft", "sections": [{"title": "S", "content": "old"}]},
+    ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    content = page.locator("#section-content-0")
+    content.click()
+    page.keyboard.type(" and new words")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#sections-error")).to_contain_text("unsaved")
+    stored = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert stored["sections_confirmed"] is False
+    expect(content).to_have_value(re.compile("and new words"))
+
+    seen = _dialogs(page, accept=False)
+    page.get_by_role("link", name="Prompts").click()
+    page.wait_for_timeout(500)
+    assert seen == ["beforeunload"]
+    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}")
+
+    page.get_by_role("button", name="Save sections").click()
+    expect(page.locator("#job-version")).to_have_text("2")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
+    page.get_by_role("link", name="Prompts").click()
+    expect(page).to_have_url(f"{server.url}/console/prompts")
+    assert seen == ["beforeunload"]  # saved: no second warning
+
+
+async def _count_tasks(database: Database) -> int:
+    async with database.reading() as session:
+        return int((await session.execute(select(func.count()).select_from(Task))).scalar_one())
+
+
+def test_a_double_click_submits_one_task_and_starts_one_run(
+    servers: Callable[..., Server], page: Page, db_url: str
+) -> None:
+    server = servers()
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={"title": "Twice", "sections": [{"title": "S", "content": "c"}]},
+    ).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_label("Task kind").select_option("generate")
+    page.get_by_label("Prompt to generate").fill("Only once, please")
+    page.get_by_role("button", name="Submit task").dblclick()
+    rows = page.locator("#tasks tbody tr")
+    expect(rows.first).to_have_attribute("data-status", "completed")
+    # A second click just after the first answer is still the same submission.
+    page.get_by_role("button", name="Submit task").click()
+    page.wait_for_timeout(300)
+    assert in_database(db_url, _count_tasks) == 1
+    expect(rows).to_have_count(1)
+
+    page.goto(server.url + "/console/runs")
+    page.get_by_label("Text", exact=True).fill("A tram.")
+    page.get_by_label("Ontology", exact=True).fill((SAMPLES / "ontology.ttl").read_text())
+    page.get_by_role("button", name="Start extraction").dblclick()
+    expect(page.locator("#run-name")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert len(httpx.get(f"{server.url}/v1/runs").json()) == 1
+
+
+def test_task_payloads_are_checked_before_anything_is_queued(
+    servers: Callable[..., Server], page: Page, db_url: str
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Checked")
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).not_to_have_text("")
+    submit = page.get_by_role("button", name="Submit task")
+    page.get_by_label("Source").select_option("result_id")
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("Give the id of the result")
+    page.get_by_label("Prompt or result id").fill("0" * 32)
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("no result with the id")
+    page.get_by_label("Task kind").select_option("generate")
+    page.get_by_label("Prompt to generate").fill("   ")
+    submit.click()
+    expect(page.locator("#task-error")).to_contain_text("prompt to generate is empty")
+    assert in_database(db_url, _count_tasks) == 0
+
+
+def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    assert (
+        httpx.post(f"{server.url}/v1/generate", json={"prompt": "About trams"}).status_code == 200
+    )
+    page.goto(server.url + "/console/prompts")
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("zebras")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#prompt-nomatch")).to_contain_text("No prompt matches “zebras”")
+    expect(page.locator("#prompt-empty")).to_be_hidden()
+
+
+def test_unknown_pages_and_items_answer_not_found(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    answer = page.goto(server.url + "/console/xyz")
+    assert answer is not None and answer.status == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_role("link", name="Generate")).to_be_visible()  # the console's frame
+    for path in ("jobs/nope", f"jobs/{'0' * 32}", "runs/nope", "prompts/nope"):
+        page.goto(f"{server.url}/console/{path}")
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        expect(page.locator("main form")).to_have_count(0)
+        expect(page.locator("main button")).to_have_count(0)
+
+
+def test_regenerate_asks_first_and_a_diff_says_what_it_found(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Paid words"}).json()
+    page.goto(f"{server.url}/console/prompts/{made['prompt_id']}")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    seen: list[str] = []
+
+    def refuse(dialog: Dialog) -> None:
+        seen.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", refuse)
+    page.get_by_role("button", name="Regenerate").click()
+    page.wait_for_timeout(500)
+    assert seen == ["confirm"]
+    assert httpx.get(f"{server.url}/v1/prompts/{made['prompt_id']}").json()["latest_version"] == 1
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Regenerate").click()
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    page.get_by_label("From version").select_option(index=1)
+
+    # The same version on both sides: no difference, said in words.
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff")).to_have_text("No difference: the two versions are identical.")
+    # A diff that cannot be read says so instead of nothing.
+    page.route("**/v1/results/*", lambda route: route.abort())
+    page.locator("#diff-form").get_by_role("button", name="Show diff").click()
+    expect(page.locator("#diff-error")).to_contain_text("could not be reached")
+    expect(page.locator("#diff")).to_be_empty()
+    page.unroute("**/v1/results/*")
+
+
+def test_focus_goes_to_the_answer_after_generate(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    page.goto(server.url + "/console")
+    page.get_by_label("Prompt").fill("Where does focus go?")
+    page.get_by_label("Prompt").press("Tab")
+    page.get_by_label("Profile").focus()
+    page.get_by_role("button", name="Generate").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#answer-outcome")).to_have_text("generated")
+    page.wait_for_function("document.activeElement.id === 'answer'")
+    page.keyboard.press("Tab")  # on from the answer, not from the top of the page
+    assert page.evaluate("document.activeElement.id") == "answer-prompt"
+
+
+def test_pages_send_a_strict_policy_that_blocks_injected_script(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Framed"}).json()
+    for path, frames in (
+        ("/console", "'none'"),
+        ("/console/jobs", "'none'"),
+        ("/console/xyz", "'none'"),
+        ("/docs", "'none'"),
+        ("/redoc", "'none'"),
+        (f"/v1/results/{made['result_id']}/preview", "'self'"),
+    ):
+        headers = httpx.get(server.url + path).headers
+        policy = headers.get("content-security-policy", "")
+        assert (
+            "script-src 'self'" in policy
+            and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        ), (path, policy)
+        assert f"frame-ancestors {frames}" in policy, (path, policy)
+        assert headers.get("x-content-type-options") == "nosniff", path
+        assert headers.get("referrer-policy") == "no-referrer", path
+
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.goto(server.url + "/console")
+    expect(page.locator("#prompt")).to_be_visible()
+    page.evaluate(
+        """() => { const s = document.createElement('script');
+                   s.textContent = 'window.injected = true'; document.body.append(s); }"""
+    )
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.injected === true") is False
+    assert violations, "the browser reported no blocked script"
+    # The docs still work under their policy: Swagger UI draws the API.
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .info")).to_be_visible()
+
+
+def test_validation_gaps_are_closed(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Empty"}).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_role("button", name="Confirm sections").click()
+    expect(page.locator("#sections-error")).to_contain_text("no sections")
+    page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
+    page.get_by_role("button", name="Save schema").click()
+    expect(page.locator("#schema-error")).to_contain_text("not a valid JSON Schema")
+    stored = httpx.get(f"{server.url}/v1/jobs/{job['id']}").json()
+    assert (stored["sections_confirmed"], stored["current_schema"]) == (False, None)
+    page.get_by_label("Schema (JSON)").fill("")  # nothing unsaved left: no leave warning
+
+    page.goto(server.url + "/console")
+    page.get_by_label("Prompt").fill("Fresh enough?")
+    page.get_by_label("Cache control").select_option("max-age")
+    page.get_by_label("max-age (seconds)").fill("")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#prompt-error")).to_contain_text("Give max-age")
+    assert httpx.get(f"{server.url}/v1/prompts").json() == []
+
+    made = httpx.post(f"{server.url}/v1/generate", json={"prompt": "Unchanged"}).json()
+    page.goto(f"{server.url}/console/prompts/{made['prompt_id']}")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("#edit-error")).to_contain_text("Nothing changed")
+    assert httpx.get(f"{server.url}/v1/prompts/{made['prompt_id']}").json()["latest_version"] == 1
+
+
+def test_errors_are_in_plain_language(
+    servers: Callable[..., Server], page: Page, tmp_path: Path
+) -> None:
+    server = servers()
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Words"}).json()
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator("#job-version")).to_have_text("1")
+    page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
+    page.get_by_role("button", name="Save schema").click()
+    error = page.locator("#schema-error")
+    expect(error).to_contain_text("current_schema: not a valid JSON Schema")
+    expect(error).not_to_contain_text("pydantic.dev")
+    expect(error).not_to_contain_text("Value error")
+    page.get_by_label("Schema (JSON)").fill("")
+
+    png = tmp_path / "diagram.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    page.goto(server.url + "/console/runs")
+    page.get_by_label("Ontology file (Turtle, RDF/XML, JSON-LD)").set_input_files(png)
+    expect(page.locator("#run-error")).to_contain_text("diagram.png is not a text file")
+    expect(page.get_by_label("Ontology", exact=True)).to_have_value("")
+
+
+BROKEN_WORDS = """(selector) => {
+    const broken = [];
+    for (const cell of document.querySelectorAll(selector)) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            for (const match of node.textContent.matchAll(/[A-Za-z]{4,}/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                if (range.getClientRects().length > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return broken;
+}"""
+
+
+def test_a_phone_can_retry_a_task_and_reads_whole_words(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Phone")
+        failed = client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={"kind": "export", "payload": {"formats": ["md"], "prompt_id": "0" * 32}},
+            headers={"Idempotency-Key": "phone"},
+        )
+        assert failed.status_code in (200, 201, 202), failed.text
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    row = page.locator("#tasks tbody tr").first
+    expect(row).to_have_attribute("data-status", "failed")
+    retry = row.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    expect(row.locator("progress")).to_be_visible()
+    retry.scroll_into_view_if_needed()
+    assert retry.bounding_box()["x"] + retry.bounding_box()["width"] <= 390  # type: ignore[index]
+    assert page.evaluate(BROKEN_WORDS, "#tasks th, #tasks td") == []
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+
+
+def test_search_and_page_are_in_the_address(servers: Callable[..., Server], page: Page) -> None:
+    server = servers()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for n in range(21):
+            assert client.post("/v1/generate", json={"prompt": f"tram {n}"}).status_code == 200
+            assert client.post("/v1/jobs", json={"title": f"job {n}"}).status_code == 201
+        assert client.post("/v1/generate", json={"prompt": "a bus"}).status_code == 200
+    page.goto(server.url + "/console/prompts")
+    rows = page.locator("#prompt-table tbody tr")
+    expect(rows).to_have_count(20)
+    page.get_by_label("Search prompts").fill("tram")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Next").click()
+    expect(rows).to_have_count(1)
+    page.reload()
+    expect(page.get_by_label("Search prompts")).to_have_value("tram")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("tram 0")
+    page.go_back()
+    expect(rows).to_have_count(20)
+    expect(rows.filter(has_text="a bus")).to_have_count(0)
+    page.go_back()
+    expect(page.get_by_label("Search prompts")).to_have_value("")
+    expect(rows).to_have_count(20)
+    expect(rows.filter(has_text="a bus")).to_have_count(1)
+
+    page.goto(server.url + "/console/jobs")
+    jobs = page.locator("#job-table tbody tr")
+    expect(jobs).to_have_count(20)
+    page.get_by_role("button", name="Next").click()
+    expect(jobs).to_have_count(1)
+    page.reload()
+    expect(jobs).to_have_count(1)
+    expect(jobs.first).to_contain_text("job 0")

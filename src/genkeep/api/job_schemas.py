@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -24,6 +26,16 @@ def check_json_size(value: dict[str, Any] | None, limit: int, name: str) -> None
         raise PayloadTooLarge(f"{name} is larger than {limit} bytes as JSON")
 
 
+def check_json_schema(value: dict[str, Any] | None) -> None:
+    """ValueError when ``value`` is not a JSON Schema (by its $schema, else the latest draft)."""
+    if value is None:
+        return
+    try:
+        validator_for(value).check_schema(value)
+    except SchemaError as error:
+        raise ValueError(f"not a valid JSON Schema: {error.message}") from None
+
+
 class Section(RequestModel):
     title: str = Field(min_length=1, max_length=300)
     content: str = Field(max_length=1_000_000, description="Markdown.")
@@ -33,7 +45,7 @@ class JobCreate(RequestModel):
     title: str = Field("Untitled job", min_length=1, max_length=300)
     sections: list[Section] = Field(default_factory=list, max_length=500)
     current_schema: dict[str, Any] | None = Field(
-        None, description=f"Any JSON object up to {MAX_SCHEMA_BYTES} bytes (413 above)."
+        None, description=f"A JSON Schema up to {MAX_SCHEMA_BYTES} bytes (413 above)."
     )
     sections_confirmed: bool = False
     schema_dirty: bool = False
@@ -42,6 +54,7 @@ class JobCreate(RequestModel):
     @classmethod
     def _schema_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         check_json_size(value, MAX_SCHEMA_BYTES, "current_schema")
+        check_json_schema(value)
         return value
 
 
@@ -54,7 +67,7 @@ class JobUpdate(RequestModel):
     title: Annotated[str, Field(min_length=1, max_length=300)] | SkipJsonSchema[None] = None
     sections: Annotated[list[Section], Field(max_length=500)] | SkipJsonSchema[None] = None
     current_schema: dict[str, Any] | None = Field(
-        None, description=f"Any JSON object up to {MAX_SCHEMA_BYTES} bytes; null clears it."
+        None, description=f"A JSON Schema up to {MAX_SCHEMA_BYTES} bytes; null clears it."
     )
     sections_confirmed: bool | SkipJsonSchema[None] = None
     schema_dirty: bool | SkipJsonSchema[None] = None
@@ -66,6 +79,7 @@ class JobUpdate(RequestModel):
     @classmethod
     def _schema_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         check_json_size(value, MAX_SCHEMA_BYTES, "current_schema")
+        check_json_schema(value)
         return value
 
 

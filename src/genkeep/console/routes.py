@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from genkeep import __version__
+from genkeep.console.headers import SecurityHeaders
 from genkeep.errors import NotFound
 
 HERE = Path(__file__).resolve().parent
@@ -104,6 +105,16 @@ async def sample(name: str) -> PlainTextResponse:
     return PlainTextResponse(path.read_text(encoding="utf-8"))
 
 
+@router.get("/{path:path}", response_class=HTMLResponse)
+async def not_found_page(request: Request, path: str) -> HTMLResponse:
+    """Any other console address: the console's own page, answered 404 (not the API's JSON)."""
+    answer = _page(
+        request, "notfound.html", page="notfound", title="Not found", path=request.url.path
+    )
+    answer.status_code = 404
+    return answer
+
+
 root = APIRouter(include_in_schema=False)
 
 
@@ -113,7 +124,11 @@ async def to_console() -> RedirectResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the console pages, its static files (from the package) and the / redirect."""
+    """Serve the console pages, its static files (from the package), the / redirect, and the
+    browser pages' security headers."""
+    # The static files first: the router's catch-all not-found page would take their paths.
+    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
     app.include_router(root)
-    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    # Outermost: the pages' headers are on every answer, an error's too.
+    app.add_middleware(SecurityHeaders)

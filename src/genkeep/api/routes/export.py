@@ -71,7 +71,11 @@ async def export(body: ExportRequest, owner: OwnerDep, services: ServicesDep) ->
     # Rendering (WeasyPrint especially) is CPU-bound: keep it off the event loop.
     rendered = await asyncio.to_thread(render, content, body.format, title=title, meta=meta)
     filename = f"{meta.result_id or 'export'}.{rendered.extension}"
-    headers = _headers(meta) | {"Content-Disposition": content_disposition(filename)}
+    headers = _headers(meta) | {
+        "Content-Disposition": content_disposition(filename),
+        # The file's own hash (a PDF or DOCX is not its content's bytes), to check a download by.
+        "X-Genkeep-File-Sha256": sha256_hex(rendered.data),
+    }
     return Response(rendered.data, media_type=rendered.media_type, headers=headers)
 
 

@@ -28,7 +28,13 @@ async function api(method, path, { json, headers = {}, raw = false } = {}) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    // The browser's "Failed to fetch" says nothing to a person: the request never got an answer.
+    throw new Error("The server could not be reached: check the network connection (and that genkeep is running), then try again.");
+  }
   if (!response.ok) {
     let problem = {};
     try { problem = await response.json(); } catch (e) { problem = { title: response.statusText }; }
@@ -52,14 +58,28 @@ function showError(id, error) {
   el.hidden = false;
 }
 
+// pydantic's wording is for developers: its links and prefixes go, its jargon is translated.
+function plainMessage(message) {
+  return String(message || "")
+    .replace(/\s*\[?For further information visit https:\/\/errors\.pydantic\.dev\S*\]?/gi, "")
+    .replace(/^(Value|Assertion) error, /, "");
+}
+
+function plainError(e) {
+  const field = (e.loc || []).filter((x) => x !== "body" && x !== "query" && x !== "header").join(".");
+  let text = plainMessage(e.msg);
+  if (e.type === "missing") text = "is required";
+  else if (e.type === "extra_forbidden") text = "is not a field this request takes";
+  else if (/^Input should be None/.test(text)) text = "cannot be given together with the other fields";
+  else if (e.type === "string_too_short") text = "is empty";
+  return field ? `${field}: ${text}` : text;
+}
+
 function problemSentence(error) {
   const p = error.problem || {};
-  let text = p.detail || p.title || error.message;
-  if (Array.isArray(p.errors) && p.errors.length) {
-    text = p.errors.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
-  } else if (Array.isArray(p.detail)) {
-    text = p.detail.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
-  }
+  let text = plainMessage(p.detail || p.title || error.message);
+  if (Array.isArray(p.errors) && p.errors.length) text = p.errors.map(plainError).join("; ");
+  else if (Array.isArray(p.detail)) text = p.detail.map(plainError).join("; ");
   return text;
 }
 
@@ -110,6 +130,46 @@ async function downloadStored(path, name) {
   return name;
 }
 
+// A page with unsaved edits asks before it is left; ``unsaved`` says whether it has any.
+function guardUnsaved(unsaved) {
+  window.addEventListener("beforeunload", (event) => {
+    if (!unsaved()) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+}
+
+// A submit button is off while its request is in flight, so a double-click sends it once.
+async function busy(button, work) {
+  button.disabled = true;
+  try { return await work(); } finally { button.disabled = false; }
+}
+
+// An item page whose item the API does not know (or that is another owner's): the page's
+// forms go, so nothing can be edited or submitted against it.
+function notFound(error, what, listHref) {
+  if (!(error instanceof ApiError) || (error.status !== 404 && error.status !== 422)) return false;
+  document.title = "Not found · genkeep console";
+  $("main").replaceChildren(
+    el("h1", { text: "Not found" }),
+    el("p", { id: "page-error", class: "error", role: "alert", text: `The ${what} ${itemId} was not found: it does not exist, or it is not yours.` }),
+    el("p", {}, el("a", { href: listHref, text: `All ${what}s` })));
+  return true;
+}
+
+// A list's search and page live in the address: a reload keeps them, Back returns to them.
+function listState(defaults) {
+  const params = new URLSearchParams(location.search);
+  return Object.fromEntries(Object.entries(defaults).map(([name, value]) => [name, params.get(name) ?? value]));
+}
+function pushListState(state, defaults) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(state)) if (value !== null && String(value) !== String(defaults[name])) params.set(name, value);
+  const query = params.toString();
+  const url = location.pathname + (query ? `?${query}` : "");
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 
 const pages = {};
@@ -144,7 +204,11 @@ pages.generate = () => {
     const cache = $("#cache").value;
     if (cache === "no-cache") request.cache = { no_cache: true };
     if (cache === "no-store") request.cache = { no_store: true };
-    if (cache === "max-age") request.cache = { max_age: Number($("#max-age").value) };
+    if (cache === "max-age") {
+      // An empty field is not 0 (which would refuse every stored result).
+      if ($("#max-age").value.trim() === "") { showError("prompt-error", "Give max-age in seconds, or choose another cache control."); $("#max-age").focus(); return; }
+      request.cache = { max_age: Number($("#max-age").value) };
+    }
     const button = $("#generate");
     button.disabled = true;
     try {
@@ -159,8 +223,12 @@ pages.generate = () => {
       if (answer.prompt_id) link.href = `/console/prompts/${answer.prompt_id}`;
       $("#answer-content").textContent = answer.content;
       $("#answer").hidden = false;
+      // The button was disabled while in flight, which drops focus to the page's top: a
+      // keyboard or screen-reader user goes on from the answer instead.
+      $("#answer").focus();
     } catch (error) {
       showError("prompt-error", error);
+      $("#prompt").focus();
     } finally {
       button.disabled = false;
     }
@@ -169,9 +237,16 @@ pages.generate = () => {
 
 pages.prompts = () => {
   const size = 20;
+  const DEFAULTS = { q: "", offset: "0" };
   let offset = 0;
-  const params = new URLSearchParams(location.search);
-  $("#search").value = params.get("q") || "";
+  function fromAddress() {
+    const state = listState(DEFAULTS);
+    $("#search").value = state.q;
+    offset = Math.max(0, Number(state.offset) || 0);
+  }
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ q: $("#search").value.trim(), offset: String(offset) }, DEFAULTS); load(); };
   async function load() {
     showError("page-error", null);
     const q = encodeURIComponent($("#search").value.trim());
@@ -186,16 +261,20 @@ pages.prompts = () => {
             el("td", { text: p.status }),
             el("td", { text: String(p.latest_version) }),
             el("td", { text: when(p.created_at) }))));
-      $("#prompt-empty").hidden = rows.length > 0 || offset > 0;
+      // An empty list after a search is "nothing matches", not "nothing yet".
+      const searched = $("#search").value.trim();
+      $("#prompt-empty").hidden = rows.length > 0 || offset > 0 || searched !== "";
+      $("#prompt-nomatch").hidden = rows.length > 0 || offset > 0 || searched === "";
+      $("#prompt-nomatch").textContent = `No prompt matches “${searched}”.`;
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
     } catch (error) {
       showError("page-error", error);
     }
   }
-  $("#search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; load(); });
-  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
-  $("#next").addEventListener("click", () => { offset += size; load(); });
+  $("#search-form").addEventListener("submit", (event) => { event.preventDefault(); offset = 0; go(); });
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); go(); });
+  $("#next").addEventListener("click", () => { offset += size; go(); });
   load();
 };
 
@@ -228,7 +307,7 @@ pages.prompt = () => {
     try {
       prompt = await api("GET", `/v1/prompts/${itemId}`);
     } catch (error) {
-      showError("page-error", error);
+      if (!notFound(error, "prompt", "/console/prompts")) showError("page-error", error);
       return;
     }
     $("#prompt-text").textContent = prompt.prompt;
@@ -258,6 +337,8 @@ pages.prompt = () => {
   }
   $("#regenerate").addEventListener("click", async () => {
     showError("regenerate-error", null);
+    // A new generator call, which may be paid for: asked, not done on a stray click.
+    if (!confirm("Regenerate this prompt? This calls the generator again (it may be paid for) and stores a new version.")) return;
     try { await api("POST", `/v1/prompts/${itemId}/regenerate`); await load(); }
     catch (error) { showError("regenerate-error", error); }
   });
@@ -265,6 +346,10 @@ pages.prompt = () => {
     event.preventDefault();
     showError("edit-error", null);
     if (!latest) return;
+    if ($("#edit-content").value === latest.content) {
+      showError("edit-error", "Nothing changed: the content is the latest version's, so no new version is saved.");
+      return;
+    }
     try {
       await api("POST", `/v1/results/${latest.id}/edits`, { json: { content: $("#edit-content").value } });
       await load();
@@ -272,10 +357,22 @@ pages.prompt = () => {
   });
   $("#diff-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const [a, b] = await Promise.all([
-      api("GET", `/v1/results/${$("#diff-a").value}`),
-      api("GET", `/v1/results/${$("#diff-b").value}`),
-    ]);
+    showError("diff-error", null);
+    let a, b;
+    try {
+      [a, b] = await Promise.all([
+        api("GET", `/v1/results/${$("#diff-a").value}`),
+        api("GET", `/v1/results/${$("#diff-b").value}`),
+      ]);
+    } catch (error) {
+      $("#diff").replaceChildren();
+      showError("diff-error", error);
+      return;
+    }
+    if (a.content === b.content) {
+      $("#diff").replaceChildren(el("span", { class: "same", text: "No difference: the two versions are identical." }));
+      return;
+    }
     $("#diff").replaceChildren(...lineDiff(a.content, b.content).map(([mark, line]) =>
       el("span", { class: mark === "+" ? "add" : mark === "-" ? "del" : "same", text: `${mark} ${line}\n` })));
   });
@@ -286,7 +383,9 @@ pages.prompt = () => {
       try {
         const response = await api("POST", "/v1/export", { json: { result_id: latest.id, format: button.dataset.format }, raw: true });
         $("#export-result").textContent = response.headers.get("X-Genkeep-Result-Id") || "";
-        $("#export-sha").textContent = response.headers.get("X-Genkeep-Content-Sha256") || "";
+        // The downloaded file's hash, to check it by; the stored content's is another one.
+        $("#export-sha").textContent = response.headers.get("X-Genkeep-File-Sha256") || "";
+        $("#export-content-sha").textContent = response.headers.get("X-Genkeep-Content-Sha256") || "";
         $("#export-file").textContent = await download(response, `export.${button.dataset.format}`);
         $("#export-facts").hidden = false;
       } catch (error) { showError("export-error", error); }
@@ -297,7 +396,12 @@ pages.prompt = () => {
 
 pages.jobs = () => {
   const size = 20;
+  const DEFAULTS = { cursor: "" };
   let cursor = null;
+  const fromAddress = () => { cursor = listState(DEFAULTS).cursor || null; };
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ cursor: cursor || "" }, DEFAULTS); load(); };
   async function load() {
     try {
       const page = await api("GET", `/v1/jobs?limit=${size}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
@@ -323,8 +427,8 @@ pages.jobs = () => {
       location.assign(`/console/jobs/${job.id}`);
     } catch (error) { showError("job-error", error); }
   });
-  $("#first").addEventListener("click", () => { cursor = null; load(); });
-  $("#next").addEventListener("click", () => { cursor = $("#next").dataset.cursor || null; load(); });
+  $("#first").addEventListener("click", () => { cursor = null; go(); });
+  $("#next").addEventListener("click", () => { cursor = $("#next").dataset.cursor || null; go(); });
   load();
 };
 
@@ -391,6 +495,11 @@ pages.job = () => {
       content: box.querySelector(".section-content").value,
     }));
   }
+  const savedSections = () => (job ? job.sections.map((s) => ({ title: s.title, content: s.content })) : []);
+  const sectionsUnsaved = () => job !== null && JSON.stringify(sections()) !== JSON.stringify(savedSections());
+  const schemaText = () => (job && job.current_schema ? JSON.stringify(job.current_schema, null, 2) : "");
+  const schemaUnsaved = () => job !== null && $("#schema").value.trim() !== schemaText().trim();
+  guardUnsaved(() => sectionsUnsaved() || schemaUnsaved());
 
   // Every change names the version it was made on; a stale one is the API's 412.
   async function change(fields, errorId) {
@@ -436,11 +545,12 @@ pages.job = () => {
   }
 
   function taskRow(task) {
+    // data-label: on a phone each row is a card, and each cell says what it is.
     const row = document.getElementById(`task-${task.id}`) || el("tr", { id: `task-${task.id}` },
-      el("td", {}, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
-      el("td", { class: "status" }), el("td", { class: "stage" }),
-      el("td", {}, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
-      el("td", { class: "actions" }), el("td", { class: "result" }));
+      el("td", { "data-label": "Task" }, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
+      el("td", { class: "status", "data-label": "Status" }), el("td", { class: "stage", "data-label": "Stage" }),
+      el("td", { "data-label": "Progress" }, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
+      el("td", { class: "actions", "data-label": "Actions" }), el("td", { class: "result", "data-label": "Result" }));
     if (task.kind) row.dataset.kind = task.kind; // a change event carries no kind
     row.querySelector(".result").replaceChildren(...taskLinks({ ...task, kind: row.dataset.kind }));
     row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
@@ -528,7 +638,18 @@ pages.job = () => {
     $("#sections").replaceChildren(...list.map(sectionEditor));
   });
   $("#sections-form").addEventListener("submit", (event) => { event.preventDefault(); change({ sections: sections() }, "sections-error"); });
-  $("#confirm-sections").addEventListener("click", () => change({ sections_confirmed: true }, "sections-error"));
+  $("#confirm-sections").addEventListener("click", () => {
+    // Confirming names the stored sections: edits on screen would be silently left out.
+    if (!job.sections.length) {
+      showError("sections-error", "The job has no sections: add and save at least one before confirming.");
+      return;
+    }
+    if (sectionsUnsaved()) {
+      showError("sections-error", "The sections have unsaved edits: save them (or reload) before confirming.");
+      return;
+    }
+    change({ sections_confirmed: true }, "sections-error");
+  });
   $("#clear-dirty").addEventListener("click", () => change({ schema_dirty: false }, "schema-error"));
   $("#schema-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -567,6 +688,32 @@ pages.job = () => {
     try { return JSON.parse($("#task-payload").value || "{}"); }
     catch (error) { throw new Error(`The payload is not valid JSON: ${error.message}`); }
   }
+  // What the worker would refuse only after queueing it is refused here, before submission.
+  async function checkedPayload(kind) {
+    const payload = payloadOf(kind);
+    if (kind === "export") {
+      if (!payload.formats.length) throw new Error("Choose at least one format to export.");
+      const source = $("#export-source").value;
+      if (source !== "sections") {
+        const id = payload[source];
+        const what = source === "prompt_id" ? "prompt" : "result";
+        if (!id) throw new Error(`Give the id of the ${what} to export.`);
+        try { await api("GET", `/v1/${what}s/${encodeURIComponent(id)}`); }
+        catch (error) {
+          if (error.status === 404 || error.status === 422) throw new Error(`There is no ${what} with the id ${id}.`);
+          throw error;
+        }
+      } else if (job && !job.sections.length) {
+        throw new Error("The job has no sections to export: add and save one first.");
+      }
+    }
+    if (kind === "generate" && !payload.prompt.trim()) throw new Error("The prompt to generate is empty.");
+    if (kind === "extract") {
+      if (!payload.text.trim()) throw new Error("The text to extract from is empty.");
+      if (!payload.ontology.trim()) throw new Error("The ontology to extract with is empty.");
+    }
+    return payload;
+  }
   $("#task-kind").addEventListener("change", showKind);
   $("#export-source").addEventListener("change", () => { $("#export-source-id").disabled = $("#export-source").value === "sections"; });
   $("#task-samples").addEventListener("click", async () => {
@@ -576,25 +723,40 @@ pages.job = () => {
     $("#task-ontology-name").value = "ontology.ttl";
     $("#task-input-name").value = "text.md";
   });
+  // One key per intended submission: a repeat of the same form (a double-click, even one whose
+  // second click comes after the first answer; a retry after a lost answer) is the same task.
+  // An edit of the form, or a few seconds, make the next click a new submission.
+  const REPEAT_MS = 3000;
+  let submissionKey = null;
+  $("#task-form").addEventListener("input", () => { submissionKey = null; });
+  $("#task-form").addEventListener("change", () => { submissionKey = null; });
   $("#task-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    const button = $("#submit-task");
+    if (button.disabled) return;
     showError("task-error", null);
     const kind = $("#task-kind").value;
-    try {
-      const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
-        json: { kind, payload: payloadOf(kind) },
-        headers: { "Idempotency-Key": randomKey() },
-      });
-      $("#tasks tbody").prepend(taskRow(task));
-      watch(task.id);
-      loadEvents();
-    } catch (error) { showError("task-error", error); }
+    submissionKey = submissionKey || randomKey();
+    await busy(button, async () => {
+      try {
+        const payload = await checkedPayload(kind);
+        const task = await api("POST", `/v1/jobs/${itemId}/tasks`, {
+          json: { kind, payload },
+          headers: { "Idempotency-Key": submissionKey },
+        });
+        const sent = submissionKey;
+        setTimeout(() => { if (submissionKey === sent) submissionKey = null; }, REPEAT_MS);
+        if (!document.getElementById(`task-${task.id}`)) $("#tasks tbody").prepend(taskRow(task));
+        watch(task.id);
+        loadEvents();
+      } catch (error) { showError("task-error", error); }
+    });
   });
   showKind();
 
   (async () => {
     try { await loadJob(); await loadEvents(); await loadArtifacts(); }
-    catch (error) { showError("page-error", error); }
+    catch (error) { if (!notFound(error, "job", "/console/jobs")) showError("page-error", error); }
   })();
 };
 
@@ -613,8 +775,16 @@ function runFacts(run, started) {
 pages.runs = () => {
   async function readFile(input, target, nameTarget) {
     const file = input.files[0];
+    showError("run-error", null);
     if (!file) return;
-    $(target).value = await file.text();
+    const text = await file.text();
+    // An image or other binary file would be dumped into the box as noise.
+    if (/^(image|audio|video)\//.test(file.type) || text.includes("\u0000") || text.includes("\uFFFD")) {
+      input.value = "";
+      showError("run-error", `${file.name} is not a text file: choose a text file (for an ontology, Turtle, RDF/XML or OWL).`);
+      return;
+    }
+    $(target).value = text;
     if (nameTarget) $(nameTarget).value = file.name;
   }
   let inputName = "input.txt";
@@ -634,13 +804,21 @@ pages.runs = () => {
     for (const [field, id] of [["chunk_size", "#chunk-size"], ["overlap", "#overlap"], ["batch_size", "#batch-size"]]) {
       if ($(id).value !== "") request[field] = Number($(id).value);
     }
+    const button = $("#start-run");
+    if (button.disabled) return;
+    button.disabled = true;
     try {
       const run = await api("POST", "/v1/runs", { json: request });
-      location.assign(`/console/runs/${run.id}`);
-    } catch (error) { showError("run-error", error); }
+      location.assign(`/console/runs/${run.id}`); // the button stays off: the page is leaving
+    } catch (error) { showError("run-error", error); button.disabled = false; }
   });
   const size = 20;
+  const DEFAULTS = { offset: "0" };
   let offset = 0;
+  const fromAddress = () => { offset = Math.max(0, Number(listState(DEFAULTS).offset) || 0); };
+  fromAddress();
+  window.addEventListener("popstate", () => { fromAddress(); load(); });
+  const go = () => { pushListState({ offset: String(offset) }, DEFAULTS); load(); };
   async function load() {
     try {
       const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}`);
@@ -657,8 +835,8 @@ pages.runs = () => {
       $("#next").disabled = rows.length <= size;
     } catch (error) { showError("page-error", error); }
   }
-  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); load(); });
-  $("#next").addEventListener("click", () => { offset += size; load(); });
+  $("#prev").addEventListener("click", () => { offset = Math.max(0, offset - size); go(); });
+  $("#next").addEventListener("click", () => { offset += size; go(); });
   load();
 };
 
@@ -723,7 +901,7 @@ pages.run = () => {
       render(run);
       if (run.status === "completed") { shown = true; await showResults(run); return; }
       if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
-    } catch (error) { showError("page-error", error); }
+    } catch (error) { if (!notFound(error, "run", "/console/runs")) showError("page-error", error); }
   }
 
   async function showResults(run) {
