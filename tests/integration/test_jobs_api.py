@@ -383,6 +383,22 @@ async def test_gate_closes_on_change_and_refuses_section_export(
     assert (await _event_types(api, job["id"])).count("task.queued") == 2
 
 
+async def test_a_schema_that_is_not_a_json_schema_is_refused_and_not_stored(api: Api) -> None:
+    job = await _open_job(api)
+    for nonsense in ({"type": "nonsense"}, {"required": "Outlook"}, {"minLength": -1}):
+        refused = await api.client.patch(
+            f"/v1/jobs/{job['id']}", json={"current_schema": nonsense}, headers=api.alice
+        )
+        assert refused.status_code == 422, refused.text
+        assert "not a valid JSON Schema" in refused.text
+        created = await api.client.post(
+            "/v1/jobs", json={"title": "x", "current_schema": nonsense}, headers=api.alice
+        )
+        assert created.status_code == 422, created.text
+    stored = await api.client.get(f"/v1/jobs/{job['id']}", headers=api.alice)
+    assert stored.json()["current_schema"] == job["current_schema"]
+
+
 async def test_clearing_schema_counts_as_a_schema_change(api: Api) -> None:
     job = await _open_job(api)
     with_schema = await _patch(api, job["id"], {"current_schema": {"v": 1}, "schema_dirty": False})
