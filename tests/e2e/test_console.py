@@ -95,6 +95,16 @@ def shot(page: Page, backend: str, name: str) -> None:
         page.set_viewport_size(viewport)
 
 
+def wait_until(page: Page, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll ``expression`` until it is true. Playwright's wait_for_function polls with eval,
+    which the console's Content-Security-Policy rightly blocks; evaluate does not."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        page.wait_for_timeout(50)
+
+
 def test_generate_cache_edit_export(
     servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
 ) -> None:
@@ -345,8 +355,8 @@ def test_extraction_run_cancel_resume_and_highlights(
     run_id = page.url.rsplit("/", 1)[1]
 
     # The bar moves by itself: each batch committed is pushed by the run's event stream.
-    page.wait_for_function("document.querySelector('#run-progress').value > 0")
-    page.wait_for_function("Number(document.body.dataset.runEvents) >= 5")
+    wait_until(page, "document.querySelector('#run-progress').value > 0")
+    wait_until(page, "Number(document.body.dataset.runEvents) >= 5")
     # Done/total, entities, the rate and the time left, as the batches come.
     expect(page.locator("#run-facts")).to_have_text(
         re.compile(r"\d+ of \d+ batches · \d+ entities · [\d.]+ batches/s · about \d+ s left")
@@ -360,7 +370,7 @@ def test_extraction_run_cancel_resume_and_highlights(
     route, answer = held[0]
     assert answer.json()["status"] == "running"
     route.fulfill(response=answer)
-    page.wait_for_function("document.body.dataset.cancelAnswered === 'true'")
+    wait_until(page, "document.body.dataset.cancelAnswered === 'true'")
     expect(page.locator("#run-status")).to_have_text("cancelled")
     page.unroute("**/cancel")
     stopped = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
@@ -807,7 +817,7 @@ def test_focus_goes_to_the_answer_after_generate(
     page.get_by_role("button", name="Generate").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#answer-outcome")).to_have_text("generated")
-    page.wait_for_function("document.activeElement.id === 'answer'")
+    wait_until(page, "document.activeElement.id === 'answer'")
     page.keyboard.press("Tab")  # on from the answer, not from the top of the page
     assert page.evaluate("document.activeElement.id") == "answer-prompt"
 
