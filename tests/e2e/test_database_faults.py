@@ -23,7 +23,7 @@ import pytest
 from genkeep.db.database import Database
 from genkeep.db.drivers.errors import lost_connection
 from genkeep.db.drivers.postgresql import ConnectionPool, is_closed
-from genkeep.db.drivers.postgresql import unavailable as postgres_unavailable
+from genkeep.db.drivers.postgresql_errors import unavailable as postgres_unavailable
 from genkeep.db.migrate import upgrade
 from tests.conftest import process_env
 from tests.support.postgres import admin

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from genkeep.api.openai_errors import error_object
 from genkeep.db.database import Database
-from genkeep.db.drivers.postgresql import unavailable as postgres_unavailable
-from genkeep.db.drivers.sqlite import unavailable as sqlite_unavailable
+from genkeep.db.drivers.postgresql_errors import unavailable as postgres_unavailable
+from genkeep.db.drivers.sqlite_errors import unavailable as sqlite_unavailable
 
 
 def is_unavailable(error: BaseException) -> bool:

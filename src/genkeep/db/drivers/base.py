@@ -9,6 +9,7 @@ driver connection instead of SQLAlchemy's) is a property of a driver, never a se
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -271,12 +272,13 @@ class DatabaseClock:
         return DbNowPlus(literal(float(seconds), Float))
 
 
-class UpsertStatements:
+class UpsertStatements(abc.ABC):
     """The upserts, spelled alike by both dialects' ``insert`` constructs."""
 
     @staticmethod
+    @abc.abstractmethod
     def _insert(table: Table) -> postgresql.Insert | sqlite.Insert:
-        raise NotImplementedError
+        """The dialect's own ``insert``, which knows ``on_conflict``."""
 
     def insert_ignoring_conflicts(self, table: Table, values: dict[str, Any]) -> Insert:
         return self._insert(table).values(**values).on_conflict_do_nothing()

@@ -39,7 +39,15 @@ from genkeep.db.drivers.base import (
     UpsertStatements,
     each_alone_if_refused,
 )
-from genkeep.db.drivers.errors import causes, lost_connection, raised_in
+from genkeep.db.drivers.errors import lost_connection
+from genkeep.db.drivers.postgresql_errors import unavailable
+from genkeep.db.drivers.postgresql_sql import (
+    PG_CHECKPOINT,
+    PG_CLAIM,
+    PG_COMPLETE,
+    PG_COMPLETE_AND_CLAIM,
+    PG_SUBMIT_MANY,
+)
 from genkeep.db.types import utcnow
 from genkeep.db.url import libpq_dsn, redacted
 
@@ -62,150 +70,6 @@ def _now(element: DbNow, compiler: Any, **kw: Any) -> str:
 def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return f"(statement_timestamp() + CAST({seconds} AS DOUBLE PRECISION) * INTERVAL '1 second')"
-
-
-# One round trip for a batch checkpoint on PostgreSQL: lock the run row if the lease token
-# still owns it, upsert the batch unless it is already done, add the new registry entries,
-# and bump the counters; it also reports a cancel request, acted on at this boundary.
-# Data-modifying CTEs run as one statement, so it commits or fails as a whole.
-_PG_CHECKPOINT = """
-WITH owned AS (
-    SELECT id, cancel_requested FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
-), saved AS (
-    INSERT INTO run_batches (run_id, batch_index, status, result, checksum, error, attempts,
-                             updated_at)
-    SELECT :run_id, :batch_index, 'done', :result, :checksum, NULL, 1, :now FROM owned
-    ON CONFLICT (run_id, batch_index) DO UPDATE
-        SET status = 'done', result = EXCLUDED.result, checksum = EXCLUDED.checksum,
-            error = NULL, attempts = run_batches.attempts + 1, updated_at = EXCLUDED.updated_at
-        WHERE run_batches.status <> 'done'
-    RETURNING batch_index
-), added AS (
-    INSERT INTO run_entities (run_id, entity_key, first_batch)
-    SELECT :run_id, key, :batch_index FROM unnest(CAST(:keys AS TEXT[])) AS key
-    WHERE EXISTS (SELECT 1 FROM saved)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), counted AS (
-    UPDATE runs SET batches_done = batches_done + 1,
-                    entities_found = entities_found + (SELECT count(*) FROM added),
-                    updated_at = :now
-    WHERE id = :run_id AND EXISTS (SELECT 1 FROM saved)
-    RETURNING entities_found
-)
-SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM saved) AS saved,
-       (SELECT entities_found FROM counted) AS entities_found,
-       (SELECT bool_or(cancel_requested) FROM owned) AS cancel_requested
-"""
-
-
-# Claim and complete on PostgreSQL in one statement each, with their events (Python time
-# per task is what bounds a queue on a small machine: every round trip costs some). Due
-# times and leases are stamped and compared by the database's clock (``now``).
-_CLAIM_CTES = """
-picked AS (
-    SELECT id FROM tasks
-    WHERE status = 'queued' AND run_after <= statement_timestamp()
-    ORDER BY run_after
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE tasks AS t
-    SET status = 'running', stage = 'starting', lease_token = :token,
-        lease_expires_at = statement_timestamp() + CAST(:lease_s AS FLOAT8) * INTERVAL '1 second',
-        worker_id = :worker, attempts = t.attempts + 1,
-        started_at = statement_timestamp(), updated_at = statement_timestamp()
-    FROM picked WHERE t.id = picked.id
-    RETURNING t.*
-), claim_events AS (
-    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
-    SELECT job_id, owner_id, 'task.started',
-           jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
-           trace_id, :actor, statement_timestamp()
-    FROM claimed
-)"""
-
-_COMPLETE_CTES = """
-input AS (
-    SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:tokens AS VARCHAR[]),
-                         CAST(:results AS TEXT[]), CAST(:actors AS TEXT[]))
-        AS i(id, token, result, actor)
-), done AS (
-    UPDATE tasks AS t
-    SET status = 'completed', stage = 'done', progress = 1.0, result = CAST(i.result AS JSONB),
-        error = NULL, lease_token = NULL, lease_expires_at = NULL, finished_at = :now,
-        updated_at = :now
-    FROM input AS i
-    WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
-    RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
-), done_events AS (
-    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
-    SELECT job_id, owner_id, 'task.completed',
-           jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
-           trace_id, actor, :now
-    FROM done
-)"""
-
-_PG_CLAIM = f"WITH {_CLAIM_CTES}\nSELECT * FROM claimed ORDER BY run_after"
-_PG_COMPLETE = f"WITH {_COMPLETE_CTES}\nSELECT id FROM done"
-# A worker's completions and its next claim in one round trip (the tasks it completes are
-# running, so the claim cannot pick them): one commit where there were two. The first
-# column lists the completed ids; the claimed tasks follow, one per row (none: one row of
-# NULLs).
-_PG_COMPLETE_AND_CLAIM = f"""WITH {_COMPLETE_CTES}, {_CLAIM_CTES}
-SELECT (SELECT array_agg(id) FROM done) AS done_ids, c.*
-FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
-ORDER BY c.run_after
-"""
-
-
-# Many submissions in one statement (a group commit, see db/group_commit.py): each row is
-# inserted unless its (owner, idempotency key) exists, even earlier in the same batch; one
-# commit and one NOTIFY serve the whole batch.
-_PG_SUBMIT_MANY = """
-WITH input AS (
-    SELECT * FROM unnest(
-        CAST(:ids AS VARCHAR[]), CAST(:owner_ids AS VARCHAR[]), CAST(:job_ids AS VARCHAR[]),
-        CAST(:kinds AS VARCHAR[]), CAST(:keys AS VARCHAR[]), CAST(:hashes AS VARCHAR[]),
-        CAST(:payloads AS TEXT[]), CAST(:max_attempts AS INTEGER[]),
-        CAST(:timeouts AS FLOAT8[]), CAST(:trace_ids AS VARCHAR[]), CAST(:actors AS TEXT[]),
-        CAST(:nows AS TIMESTAMPTZ[])
-    ) WITH ORDINALITY AS i(id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
-                           max_attempts, timeout_s, trace_id, actor, now, n)
-), created AS (
-    INSERT INTO tasks (id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
-                       status, stage, progress, attempts, max_attempts, run_after, timeout_at,
-                       cancel_requested, trace_id, created_at, updated_at)
-    SELECT id, owner_id, job_id, kind, idempotency_key, request_hash, CAST(payload AS JSONB),
-           'queued', 'queued', 0.0, 0, max_attempts, statement_timestamp(),
-           statement_timestamp() + timeout_s * INTERVAL '1 second', false, trace_id, now, now
-    FROM input ORDER BY n
-    ON CONFLICT (owner_id, idempotency_key) DO NOTHING
-    RETURNING *
-), events AS (
-    INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
-    SELECT c.job_id, c.owner_id, 'task.queued',
-           jsonb_build_object('task_id', c.id, 'kind', c.kind), c.trace_id, i.actor, i.now
-    FROM created AS c JOIN input AS i ON i.id = c.id
-    ORDER BY i.n
-), woken AS (
-    SELECT pg_notify('genkeep_tasks', '') WHERE EXISTS (SELECT 1 FROM created)
-)
-SELECT created.* FROM created LEFT JOIN woken ON true
-"""
-
-
-_PG_CLAIM = f"WITH {_CLAIM_CTES}\nSELECT * FROM claimed ORDER BY run_after"
-_PG_COMPLETE = f"WITH {_COMPLETE_CTES}\nSELECT id FROM done"
-# A worker's completions and its next claim in one round trip (the tasks it completes are
-# running, so the claim cannot pick them): one commit where there were two. The first
-# column lists the completed ids; the claimed tasks follow, one per row (none: one row of
-# NULLs).
-_PG_COMPLETE_AND_CLAIM = f"""WITH {_COMPLETE_CTES}, {_CLAIM_CTES}
-SELECT (SELECT array_agg(id) FROM done) AS done_ids, c.*
-FROM (SELECT 1) AS one LEFT JOIN claimed AS c ON true
-ORDER BY c.run_after
-"""
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:
@@ -313,11 +177,11 @@ class _Statement:
         return rows
 
 
-_CLAIM = _Statement(_PG_CLAIM)
-_COMPLETE = _Statement(_PG_COMPLETE)
-_COMPLETE_AND_CLAIM = _Statement(_PG_COMPLETE_AND_CLAIM)
-_SUBMIT_MANY = _Statement(_PG_SUBMIT_MANY)
-_CHECKPOINT = _Statement(_PG_CHECKPOINT)
+_CLAIM = _Statement(PG_CLAIM)
+_COMPLETE = _Statement(PG_COMPLETE)
+_COMPLETE_AND_CLAIM = _Statement(PG_COMPLETE_AND_CLAIM)
+_SUBMIT_MANY = _Statement(PG_SUBMIT_MANY)
+_CHECKPOINT = _Statement(PG_CHECKPOINT)
 
 
 def _claim_params(claim: TaskClaim) -> dict[str, Any]:
@@ -372,37 +236,6 @@ def hot_pool_size(pool_size: int) -> int:
     """Connections of each of the driver's own pools: one short statement each, so a few
     serve thousands a second; under a burst, callers wait for one instead of opening more."""
     return min(pool_size, 4)
-
-
-# SQLSTATE classes where the server, not the statement, is the trouble: 08 connection
-# exception; 28 the login is refused (role gone, NOLOGIN, password); 3D the database does
-# not exist (dropped or renamed); 53 insufficient resources (too many connections, disk
-# full); 57 operator intervention (shutdown, database dropped, cannot connect now, a
-# statement cancelled by an operator or a timeout); 58 the server's own I/O failed.
-_UNAVAILABLE_CLASSES = ("08", "28", "3D", "53", "57", "58")
-# A read-only transaction refusing a write: a standby after failover, or writes locked out.
-_UNAVAILABLE_CODES = frozenset({"25006"})
-# Object not in prerequisite state: at log-in, "database does not allow connections"
-# (ALTER DATABASE ... ALLOW_CONNECTIONS false); from a statement, a bug.
-_UNAVAILABLE_AT_CONNECT = frozenset({"55000"})
-_ASYNCPG_CONNECT = "asyncpg.connect_utils"
-
-
-def unavailable(error: BaseException) -> bool:
-    """Whether PostgreSQL (or the way to it) is unavailable: by SQLSTATE, asyncpg's or the
-    one SQLAlchemy keeps, or a socket error while asyncpg connected."""
-    for cause in causes(error):
-        sqlstate = getattr(cause, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            if sqlstate.startswith(_UNAVAILABLE_CLASSES) or sqlstate in _UNAVAILABLE_CODES:
-                return True
-            if sqlstate in _UNAVAILABLE_AT_CONNECT and raised_in(cause, _ASYNCPG_CONNECT):
-                return True
-        # An unknown host, no route, every address refusing ("Multiple exceptions: ..."):
-        # plain OSErrors, not ConnectionErrors.
-        if isinstance(cause, OSError) and raised_in(cause, _ASYNCPG_CONNECT):
-            return True
-    return False
 
 
 class PostgresDriver(DatabaseClock, UpsertStatements):
