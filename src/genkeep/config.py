@@ -159,9 +159,19 @@ class Settings(BaseSettings):
     # Blobs no row references are swept only once older than this (an upload in flight).
     orphan_grace_s: float = Field(default=3600.0, ge=0)
     db_pool_size: int = Field(default=10, gt=0)
+    # A trace viewer's page for one trace, e.g. https://jaeger.example.com/trace/{trace_id}:
+    # the console links a task's and an event's trace id there. Unset: ids shown, not linked.
+    trace_url: str = ""
 
     # Whether neither the database nor the data folder was chosen by a setting.
     _default_location: bool = PrivateAttr(default=False)
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_placeholder(cls, value: str) -> str:
+        if value.strip() and "{trace_id}" not in value:
+            raise ValueError("GENKEEP_TRACE_URL must contain {trace_id}, where the id goes")
+        return value.strip()
 
     @field_validator("data_dir")
     @classmethod

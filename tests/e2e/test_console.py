@@ -186,6 +186,15 @@ def test_generate_cache_edit_export(
     expect(page.locator('#queue tr[data-status="queued"] td').last).to_have_text("0")
     expect(page.locator("#duplicates-none")).to_be_visible()
 
+    # Usage: the owner's generated results counted in the database, the server's hits.
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator('#stored-usage tr[data-source="generated"] td').nth(2)).to_have_text("1")
+    expect(page.locator('#stored-usage tr[data-source="edited"] td').nth(2)).to_have_text("1")
+    expect(page.locator("#usage-calls")).to_have_text("1")
+    expect(page.locator("#usage-hits")).to_have_text("1")
+    shot(page, backend, "usage")
+
 
 async def alice_has_duplicates(database: Database) -> None:
     """Rows written around the unique constraint (I1), as in tests/integration/test_duplicates."""
@@ -218,6 +227,15 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_label("API key").fill(tokens["alice"])
     page.get_by_role("button", name="Use this key").click()
     expect(page).to_have_url(server.url + "/console")
+    expect(page.locator("#who")).to_have_text("signed in as alice")
+    # A new tab is handed the key by the open one (in memory): no second sign-in, and
+    # nothing written to disk without "Remember on this device".
+    second = page.context.new_page()
+    second.goto(server.url + "/console/jobs")
+    expect(second.locator("#who")).to_have_text("signed in as alice")
+    expect(second).to_have_url(server.url + "/console/jobs")
+    assert second.evaluate("localStorage.length") == 0
+    second.close()
     page.get_by_label("Prompt").fill("Alice's private prompt")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#answer-outcome")).to_have_text("generated")
@@ -227,6 +245,9 @@ def test_auth_required_keeps_owners_apart(
     alice = {"Authorization": f"Bearer {tokens['alice']}"}
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
     assert job.status_code == 201, job.text
+    # The audit log names the owner (and the key it used), not "api".
+    created = httpx.get(f"{server.url}/v1/jobs/{job.json()['id']}/events", headers=alice).json()
+    assert created[0]["actor"].startswith("alice (key:"), created[0]
     run = httpx.post(
         f"{server.url}/v1/runs",
         json={"text": "A tram.", "ontology": (SAMPLES / "ontology.ttl").read_text()},
@@ -316,7 +337,7 @@ def test_job_gates_conflict_and_live_export(
         download.click()
     data = Path(info.value.path()).read_bytes()
     assert data.startswith(b"%PDF-") or data.startswith(b"PK\x03\x04")
-    shot(page, backend, "job")
+    shot(page, backend, "job-export")
     page.goto(server.url + "/console/jobs")
     expect(page.locator("#job-table tbody tr")).to_have_count(1)
     shot(page, backend, "jobs")
@@ -377,19 +398,48 @@ def test_extraction_run_cancel_resume_and_highlights(
     assert 0 < stopped["batches_done"] < stopped["total_batches"]
     shot(page, backend, "run-cancelled")
 
-    page.get_by_role("button", name="Resume").click()
+    # Another tab resumes the run: this tab follows it to the end, and offers no Resume.
+    other = page.context.new_page()
+    other.goto(f"{server.url}/console/runs/{run_id}")
+    expect(other.locator("#resume-run")).to_be_enabled()
+    other.get_by_role("button", name="Resume").click()
+    expect(other.locator("#run-status")).not_to_have_text("cancelled")
+    other.close()
     expect(page.locator("#run-status")).to_have_text("completed", timeout=120_000)
+    expect(page.locator("#resume-run")).to_be_disabled()
     expect(page.locator("#run-results")).to_be_visible()
     run = httpx.get(f"{server.url}/v1/runs/{run_id}").json()
     mentions = run["outputs"]["counts"]["mentions"]
     assert mentions > 0
     expect(page.locator("#source mark")).to_have_count(mentions)
 
-    # Hundreds of updates and no polling: the run was read once on load and once for its
-    # outputs; everything between came on two event streams (before cancel, after resume).
+    # The extraction view: a distinct colour per class; a class switched off in the legend
+    # loses its highlights; a focused mention shows its entity, attributes and relations.
+    legend = page.locator("#legend button.class-toggle")
+    colours = legend.evaluate_all("bs => bs.map((b) => getComputedStyle(b).backgroundColor)")
+    assert len(colours) > 1 and len(set(colours)) == len(colours), colours
+    first_class = legend.first.get_attribute("data-class")
+    of_class = page.locator(f'#source mark[data-class="{first_class}"]').count()
+    legend.first.click()
+    expect(legend.first).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#source mark.off")).to_have_count(of_class)
+    legend.first.click()
+    expect(page.locator("#source mark.off")).to_have_count(0)
+    mark = page.locator("#source mark").first
+    mark.focus()
+    explained = page.locator("#mention-info")
+    expect(explained).to_be_visible()
+    expect(explained).to_contain_text(mark.get_attribute("data-entity") or "")
+    related = page.evaluate(SHOWS_A_RELATION)
+    if page.locator("#relations tbody tr").count():
+        assert related, "no mention shows a relation, though the run found some"
+
+    # Hundreds of updates and no polling of the run: it was read once on load and once for
+    # its outputs; everything between came on its event stream, which a stopped run's page
+    # asks again now and then (204 until a change follows), to see a resume made elsewhere.
     run_url = f"{server.url}/v1/runs/{run_id}"
     assert requests.count(f"GET {run_url}") == 2, [r for r in requests if run_id in r]
-    assert requests.count(f"GET {run_url}/events") == 2
+    assert requests.count(f"GET {run_url}/events") >= 2
     updates = int(page.evaluate("document.body.dataset.runEvents"))
     assert updates >= run["total_batches"]  # one event per batch, at least
 
@@ -401,6 +451,16 @@ def test_extraction_run_cancel_resume_and_highlights(
     page.goto(server.url + "/console/runs")
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
     shot(page, backend, "runs")
+
+
+# Focus each mention until one's entity shows a relation; that mention's text, or null.
+SHOWS_A_RELATION = """() => {
+    for (const mark of document.querySelectorAll("#source mark")) {
+        mark.focus();
+        if (document.querySelector("#mention-info li.relation")) return mark.textContent;
+    }
+    return null;
+}"""
 
 
 async def tasks_by_status(database: Database) -> dict[str, int]:
@@ -959,6 +1019,31 @@ def test_a_phone_can_retry_a_task_and_reads_whole_words(
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
 
+    # Every table's rows are cards: no column is dropped, no word broken, nothing sideways.
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        prompt = client.post("/v1/generate", json={"prompt": "Cards on a phone"}).json()
+        run = {"text": "A tram.", "ontology": (SAMPLES / "ontology.ttl").read_text()}
+        assert client.post("/v1/runs", json=run).status_code == 202
+    for path, table in (
+        ("/prompts", "#prompt-table"),
+        (f"/prompts/{prompt['prompt_id']}", "#versions"),
+        ("/jobs", "#job-table"),
+        ("/runs", "#run-table"),
+        ("/ops", "#counters"),
+    ):
+        page.goto(f"{server.url}/console{path}")
+        expect(page.locator(f"{table}:not([aria-busy])")).to_be_attached()
+        dropped = page.evaluate(DROPPED_CELLS, f"{table} td")
+        assert dropped == [], f"/console{path} hides {dropped} at 390px"
+        assert page.evaluate(BROKEN_WORDS, f"{table} th, {table} td") == [], path
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+
+
+# Cells with content that a narrow window does not show, by their column's name.
+DROPPED_CELLS = """(selector) => [...document.querySelectorAll(selector)]
+    .filter((cell) => cell.textContent.trim() && getComputedStyle(cell).display === "none")
+    .map((cell) => cell.dataset.label || cell.cellIndex)"""
+
 
 def test_search_and_page_are_in_the_address(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
@@ -994,3 +1079,109 @@ def test_search_and_page_are_in_the_address(servers: Callable[..., Server], page
     page.reload()
     expect(jobs).to_have_count(1)
     expect(jobs.first).to_contain_text("job 0")
+
+
+def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
+    servers: Callable[..., Server], page: Page, backend: str
+) -> None:
+    server = servers(GENKEEP_TRACE_URL="http://traces.example/trace/{trace_id}")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        job = confirmed_job(client, "Audited")
+        sections = [{"title": "One", "content": "a"}, {"title": "Two", "content": "b"}]
+        changed = client.patch(
+            f"/v1/jobs/{job['id']}", json={"title": "Audited twice", "sections": sections}
+        )
+        assert changed.status_code == 200, changed.text
+        assert client.patch(f"/v1/jobs/{job['id']}", json={"sections_confirmed": True}).is_success
+        failed = client.post(
+            f"/v1/jobs/{job['id']}/tasks",
+            json={"kind": "export", "payload": {"formats": ["md"], "prompt_id": "0" * 32}},
+            headers={"Idempotency-Key": "audit-fails"},
+        ).json()
+        done = export_markdown(client, job["id"], "audit-exports")
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    expect(page.locator(f"#task-{done['id']}")).to_have_attribute("data-status", "completed")
+    expect(page.locator(f"#task-{failed['id']}")).to_have_attribute("data-status", "failed")
+    events = page.locator("#events li")
+
+    # What changed, by whom (the owner, not "api"), which task of which kind, its error.
+    updated = events.filter(has_text="job.updated").first
+    expect(updated).to_contain_text('title: "Audited" → "Audited twice"')
+    expect(updated).to_contain_text("sections: 1 → 2 sections")
+    expect(updated).to_contain_text("sections confirmed: true → false")
+    expect(events.first).to_contain_text("by default")
+    expect(events.filter(has_text=re.compile(r"by api\b"))).to_have_count(0)
+    fail = events.filter(has_text="task.failed")
+    expect(fail).to_contain_text(f"export task {failed['id'][:8]}")
+    expect(fail).to_contain_text("error:")
+    # A completed export links to the artifact it made, which is on the page.
+    link = events.filter(has_text="task.completed").locator("a.artifact-link").first
+    expect(link).to_have_text("md v1")
+    target = link.get_attribute("href") or ""
+    expect(page.locator(target)).to_contain_text("Download")
+    shot(page, backend, "job")
+
+    # Filters by status and kind are in the address: a reload or a shared link keeps them.
+    page.get_by_label("Status", exact=True).select_option("failed")
+    expect(page).to_have_url(re.compile(r"\?status=failed$"))
+    rows = page.locator("#tasks tbody tr:visible")
+    expect(rows).to_have_count(1)
+    page.reload()
+    expect(page.get_by_label("Status", exact=True)).to_have_value("failed")
+    expect(page.locator(f"#task-{failed['id']}")).to_be_visible()
+    expect(page.locator(f"#task-{done['id']}")).to_be_hidden()
+    page.get_by_label("Kind", exact=True).select_option("generate")
+    expect(page.locator("#tasks-filtered")).to_be_visible()
+
+    # The task's own page: status, attempts, error, payload, events, the trace linked.
+    page.goto(f"{server.url}/console/tasks/{failed['id']}")
+    expect(page.locator("body[data-ready]")).to_have_count(1)
+    expect(page.locator("#task-status")).to_have_text("failed")
+    expect(page.locator("#task-attempts")).to_contain_text("1 of at most")
+    expect(page.locator("#task-error-text")).not_to_have_text("none")
+    expect(page.locator("#task-payload")).to_contain_text("0" * 32)
+    expect(page.locator("#task-events li").last).to_contain_text("task.failed")
+    trace = httpx.get(f"{server.url}/v1/tasks/{failed['id']}").json()["trace_id"]
+    expect(page.locator("#task-trace a")).to_have_attribute(
+        "href", f"http://traces.example/trace/{trace}"
+    )
+    page.goto(f"{server.url}/console/tasks/{done['id']}")
+    expect(page.locator("#task-artifacts li")).to_have_count(1)
+    expect(page.locator("#task-worker")).not_to_have_text("not claimed yet")
+    shot(page, backend, "task")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # what the browser shows only
+def test_placeholders_show_and_buttons_wait_until_the_data_arrives(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Slow"}).json()
+    held: list[Route] = []
+    the_job = re.compile(r".*/v1/jobs/[0-9a-f-]+$")
+    page.route(the_job, lambda route: held.append(route))
+    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    while not held:
+        page.wait_for_timeout(20)
+    expect(page.locator("#tasks tr.placeholder")).to_contain_text("Loading")
+    expect(page.locator("#job-title")).to_contain_text("Loading")
+    for name in ("Submit task", "Save sections", "Confirm sections", "Add section"):
+        expect(page.get_by_role("button", name=name)).to_be_disabled()
+    expect(page.locator("#tasks-empty")).to_be_hidden()
+    held[0].continue_()
+    page.unroute(the_job)
+    expect(page.get_by_role("button", name="Submit task")).to_be_enabled()
+    expect(page.locator("#tasks tr.placeholder")).to_have_count(0)
+    expect(page.locator("#tasks-empty")).to_be_visible()
+    expect(page.locator("#artifacts-empty")).to_be_visible()
+
+    held.clear()
+    page.route("**/v1/prompts?*", lambda route: held.append(route))
+    page.goto(f"{server.url}/console/prompts")
+    while not held:
+        page.wait_for_timeout(20)
+    expect(page.locator("#prompt-table tr.placeholder")).to_be_visible()
+    expect(page.locator("#prompt-empty")).to_be_hidden()
+    held[0].continue_()
+    expect(page.locator("#prompt-empty")).to_be_visible()
+    expect(page.locator("#prompt-table tr.placeholder")).to_have_count(0)

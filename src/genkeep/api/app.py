@@ -28,6 +28,7 @@ from genkeep.api.routes import (
     health,
     jobs,
     models,
+    owner,
     prompts,
     run_events,
     runs,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Routes are matched in this order, one by one: /v1/generate and /v1/chat/completions (the
 # cache hits, most of the traffic) before them all (their modules' ``install``).
-ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
+ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health, owner)
 
 
 def attach(app: FastAPI, services: Services) -> None:

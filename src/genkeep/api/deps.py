@@ -76,13 +76,14 @@ async def owner_of(request: Request) -> str:
     return settings.default_owner
 
 
-def audit(request: Request) -> Audit:
-    """The actor and W3C trace id (from ``traceparent``, or a new one) of this request."""
+def audit(request: Request, owner: Annotated[str, Depends(current_owner)]) -> Audit:
+    """The actor (the owner, and the key it used) and W3C trace id (from ``traceparent``, or a
+    new one) of this request."""
     # RequestId picked it (and sends it as x-request-id); an app without it picks here.
     trace_id = request.scope.get(TRACE_ID) or trace_id_of(request.scope["headers"])
     # current_owner already refused a malformed header, so this parse cannot fail here.
     key_id = key_id_of(bearer_token(request) or "")
-    return Audit(actor=f"key:{key_id}" if key_id else "api", trace_id=trace_id)
+    return Audit(actor=f"{owner} (key:{key_id})" if key_id else owner, trace_id=trace_id)
 
 
 # What a dependency answers, computed from the request alone: how ``genkeep.api.hot``

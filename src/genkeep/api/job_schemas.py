@@ -170,9 +170,13 @@ class TaskOut(BaseModel):
     result: dict[str, Any] | None
     error: str | None
     cancel_requested: bool
+    # Where and under which trace the task ran: the console's task page shows both.
+    worker_id: str | None = None
+    trace_id: str | None = None
     timeout_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None = None
     finished_at: datetime | None
 
     @classmethod

@@ -25,6 +25,7 @@ NAV = (
     ("/console/prompts", "Prompts"),
     ("/console/jobs", "Jobs"),
     ("/console/runs", "Extraction runs"),
+    ("/console/usage", "Usage"),
     ("/console/ops", "Operations"),
 )
 
@@ -41,6 +42,7 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
             "auth_required": settings.auth_enforced,
             "profiles": sorted(settings.profiles),
             "default_profile": settings.default_profile,
+            "trace_url": settings.trace_url,
             **context,
         },
     )
@@ -76,6 +78,16 @@ async def job_page(request: Request, job_id: str) -> HTMLResponse:
     # The kinds this server's API accepts (built-in and GENKEEP_TASK_MODULES extensions).
     kinds = request.app.state.services.catalogue.names()
     return _page(request, "job.html", page="job", title="Job", item_id=job_id, task_kinds=kinds)
+
+
+@router.get("/tasks/{task_id}", response_class=HTMLResponse)
+async def task_page(request: Request, task_id: str) -> HTMLResponse:
+    return _page(request, "task.html", page="task", title="Task", item_id=task_id)
+
+
+@router.get("/usage", response_class=HTMLResponse)
+async def usage_page(request: Request) -> HTMLResponse:
+    return _page(request, "usage.html", page="usage", title="Usage")
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -131,6 +131,7 @@ class JobStore:
             if changes.get("current_schema", job.current_schema) != job.current_schema:
                 # A changed schema marks derived output stale until someone clears the flag.
                 changes.setdefault("schema_dirty", True)
+            described = describe_changes(job, changes)
             condition = [Job.id == job_id, Job.owner_id == owner_id]
             if expected_version is not None:
                 condition.append(Job.version == expected_version)
@@ -149,7 +150,8 @@ class JobStore:
                     current_version=job.version,
                 )
             await session.refresh(job)
-            await append_event(session, job, "job.updated", {"fields": sorted(changes)}, audit)
+            payload = {"fields": sorted(changes), "changes": described}
+            await append_event(session, job, "job.updated", payload, audit)
         return job
 
     async def attach_file(self, owner_id: str, job_id: str, file: FileInfo, audit: Audit) -> Job:
@@ -191,6 +193,25 @@ class JobStore:
     async def _owned(session: AsyncSession, owner_id: str, job_id: str) -> Job | None:
         query = select(Job).where(Job.id == job_id, Job.owner_id == owner_id)
         return (await session.execute(query)).scalars().first()
+
+
+def describe_changes(job: Job, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What an update changed, for the audit log: from and to for the title and the gates,
+    section counts (not their text), and no more than "changed" for a schema."""
+    described: dict[str, dict[str, Any]] = {}
+    for field, new in changes.items():
+        old = getattr(job, field)
+        if new == old:
+            continue
+        if field == "sections":
+            described[field] = {"from": len(old or []), "to": len(new or []), "unit": "sections"}
+        elif field == "current_schema":
+            described[field] = {"changed": True}
+        elif field == "title":
+            described[field] = {"from": str(old)[:120], "to": str(new)[:120]}
+        else:
+            described[field] = {"from": old, "to": new}
+    return described
 
 
 async def referenced_file_keys(database: Database, keys: list[str]) -> set[str]:

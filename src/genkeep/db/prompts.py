@@ -112,6 +112,17 @@ def _find_query(now: ColumnElement[datetime]) -> ReadStatement:
     return ReadStatement(query)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredUsage:
+    """One owner's stored results of one profile and source, and their tokens."""
+
+    profile: str
+    source: str
+    results: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class PromptStore:
     """Every query on prompts and results; methods take the owner where data is read (I3)."""
 
@@ -274,6 +285,25 @@ class PromptStore:
         query = query.order_by(Prompt.created_at.desc(), Prompt.id).limit(limit).offset(offset)
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
+
+    async def usage(self, owner_id: str) -> list[StoredUsage]:
+        """The owner's stored results by profile and source (a generated one is one paid call)."""
+        query = (
+            select(
+                Prompt.profile_name,
+                Result.source,
+                func.count(),
+                func.coalesce(func.sum(Result.prompt_tokens), 0),
+                func.coalesce(func.sum(Result.completion_tokens), 0),
+            )
+            .join(Prompt, Prompt.id == Result.prompt_id)
+            .where(Result.owner_id == owner_id, Prompt.owner_id == owner_id)
+            .group_by(Prompt.profile_name, Result.source)
+            .order_by(Prompt.profile_name, Result.source)
+        )
+        async with self.db.reading() as session:
+            rows = (await session.execute(query)).all()
+        return [StoredUsage(p, s, n, int(pt or 0), int(ct or 0)) for p, s, n, pt, ct in rows]
 
     async def list_results(self, owner_id: str, prompt_id: str) -> list[Result]:
         query = (

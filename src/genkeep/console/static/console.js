@@ -1,8 +1,40 @@
 // genkeep console: plain JavaScript over the public API. The API key (when the server
-// requires one) lives in sessionStorage, so it is forgotten when the tab closes.
+// requires one) lives in sessionStorage, so it is forgotten when the tab closes; a new tab
+// asks the open tabs for it over a BroadcastChannel (same origin, memory only), and
+// localStorage holds it only when the person ticked "Remember on this device".
 "use strict";
 
 const KEY = "genkeep-api-key";
+const tabs = "BroadcastChannel" in window ? new BroadcastChannel("genkeep-console") : null;
+const storedKey = () => sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+function forgetKey() {
+  sessionStorage.removeItem(KEY);
+  localStorage.removeItem(KEY);
+}
+if (tabs) {
+  tabs.addEventListener("message", (event) => {
+    const message = event.data || {};
+    // A tab of this console opened without the key asks; a tab that has one answers.
+    if (message.type === "ask" && storedKey()) tabs.postMessage({ type: "key", key: storedKey() });
+    // "Forget key" in one tab forgets it in every tab.
+    if (message.type === "forget") { forgetKey(); if (authRequired) location.assign("/console/login"); }
+  });
+}
+// The key from another open tab, or null after a short wait when no tab has one.
+function keyFromOtherTab() {
+  if (!tabs) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { tabs.removeEventListener("message", answer); resolve(null); }, 400);
+    function answer(event) {
+      if ((event.data || {}).type !== "key") return;
+      clearTimeout(timer);
+      tabs.removeEventListener("message", answer);
+      resolve(event.data.key);
+    }
+    tabs.addEventListener("message", answer);
+    tabs.postMessage({ type: "ask" });
+  });
+}
 const $ = (sel, root = document) => root.querySelector(sel);
 const body = document.body;
 const authRequired = body.dataset.authRequired === "true";
@@ -17,7 +49,7 @@ class ApiError extends Error {
 }
 
 function authHeaders() {
-  const key = sessionStorage.getItem(KEY);
+  const key = storedKey();
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
@@ -39,7 +71,7 @@ async function api(method, path, { json, headers = {}, raw = false } = {}) {
     let problem = {};
     try { problem = await response.json(); } catch (e) { problem = { title: response.statusText }; }
     if (response.status === 401 && authRequired && body.dataset.page !== "login") {
-      sessionStorage.removeItem(KEY);
+      forgetKey();
       location.assign(`/console/login?next=${encodeURIComponent(location.pathname)}`);
     }
     throw new ApiError(response.status, problem);
@@ -91,6 +123,52 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const child of children) node.append(child);
   return node;
+}
+
+// On a phone every table's rows are cards: each cell says what it is (its column's name), for
+// rows rendered now and later.
+function labelTableCells() {
+  for (const table of document.querySelectorAll("table")) {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    const tbody = table.tBodies[0];
+    if (!tbody) continue;
+    const label = () => {
+      for (const row of tbody.rows) {
+        [...row.cells].forEach((cell, i) => { if (!cell.dataset.label && names[i] && cell.colSpan === 1) cell.dataset.label = names[i]; });
+      }
+    };
+    label();
+    new MutationObserver(label).observe(tbody, { childList: true });
+  }
+}
+
+// Until its data arrives a page shows placeholders and its data buttons are off: nothing
+// looks empty, and nothing acts on a job or prompt not yet read.
+function loaded(scope = document) {
+  for (const button of scope.querySelectorAll("[data-needs-data]")) button.disabled = false;
+  for (const table of scope.querySelectorAll("[aria-busy]")) table.removeAttribute("aria-busy");
+  for (const row of scope.querySelectorAll("tr.placeholder")) row.remove();
+  body.dataset.loaded = "true";
+}
+
+// A state at a glance: a coloured pill whose icon (CSS, by data-state) goes with the word,
+// so the state is not told by colour alone and the text stays the state's name.
+const PROMPT_STATES = { ready: "completed", generating: "running", pending: "queued", failed: "failed" };
+function pill(state, text = state) {
+  return el("span", { class: "pill", "data-state": state, text });
+}
+function setPill(node, state, text = state) {
+  node.textContent = text;
+  node.classList.add("pill");
+  node.dataset.state = state;
+}
+
+// A trace id, linked to the trace viewer when GENKEEP_TRACE_URL is set.
+function traceLink(traceId) {
+  const template = body.dataset.traceUrl;
+  if (!traceId) return el("span", { text: "" });
+  if (!template) return el("code", { text: traceId });
+  return el("a", { href: template.replace("{trace_id}", encodeURIComponent(traceId)), class: "trace", target: "_blank", rel: "noopener noreferrer" }, el("code", { text: traceId }));
 }
 
 // crypto.randomUUID needs a secure context; a console served over plain http has none.
@@ -180,11 +258,12 @@ pages.login = () => {
     const key = $("#api-key").value.trim();
     sessionStorage.setItem(KEY, key);
     try {
-      await api("GET", "/v1/prompts?limit=1");
+      await api("GET", "/v1/me");
+      if ($("#remember").checked) localStorage.setItem(KEY, key);
       const next = new URLSearchParams(location.search).get("next") || "/console";
       location.assign(next.startsWith("/console") ? next : "/console");
     } catch (error) {
-      sessionStorage.removeItem(KEY);
+      forgetKey();
       showError("login-error", error);
     }
   });
@@ -258,7 +337,7 @@ pages.prompts = () => {
           el("tr", {},
             el("td", {}, el("a", { href: `/console/prompts/${p.id}`, text: p.prompt })),
             el("td", { text: p.profile }),
-            el("td", { text: p.status }),
+            el("td", {}, pill(PROMPT_STATES[p.status] || p.status, p.status)),
             el("td", { text: String(p.latest_version) }),
             el("td", { text: when(p.created_at) }))));
       // An empty list after a search is "nothing matches", not "nothing yet".
@@ -268,6 +347,7 @@ pages.prompts = () => {
       $("#prompt-nomatch").textContent = `No prompt matches “${searched}”.`;
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
+      loaded();
     } catch (error) {
       showError("page-error", error);
     }
@@ -333,6 +413,7 @@ pages.prompt = () => {
       const page = await api("GET", `/v1/results/${latest.id}/preview`, { raw: true });
       $("#preview").srcdoc = await page.text();
     }
+    loaded();
     body.dataset.ready = "true";
   }
   $("#regenerate").addEventListener("click", async () => {
@@ -409,13 +490,14 @@ pages.jobs = () => {
         el("tr", {},
           el("td", {}, el("a", { href: `/console/jobs/${j.id}`, text: j.title })),
           el("td", { text: String(j.sections.length) }),
-          el("td", { text: `${j.sections_confirmed ? "confirmed" : "not confirmed"}${j.schema_dirty ? ", schema dirty" : ""}` }),
+          el("td", {}, pill(j.sections_confirmed ? "ok" : "open", j.sections_confirmed ? "confirmed" : "not confirmed"), j.schema_dirty ? " " : "", j.schema_dirty ? pill("dirty", "schema dirty") : ""),
           el("td", { text: String(j.version) }),
           el("td", { text: when(j.created_at) }))));
       $("#job-empty").hidden = page.items.length > 0 || cursor !== null;
       $("#first").disabled = cursor === null;
       $("#next").disabled = !page.next_cursor;
       $("#next").dataset.cursor = page.next_cursor || "";
+      loaded();
     } catch (error) { showError("page-error", error); }
   }
   $("#job-form").addEventListener("submit", async (event) => {
@@ -467,6 +549,7 @@ const FINISHED = new Set(["completed", "failed", "cancelled"]);
 pages.job = () => {
   let job = null;
   const followed = new Set();
+  const taskKinds = new Map(); // task id -> kind, for the audit log
 
   function sectionEditor(section, index) {
     const box = el("fieldset", { class: "section" },
@@ -482,9 +565,8 @@ pages.job = () => {
   function render() {
     $("#job-title").textContent = job.title;
     $("#job-version").textContent = job.version;
-    $("#gate-confirmed").textContent = job.sections_confirmed ? "sections confirmed" : "sections not confirmed";
-    $("#gate-confirmed").dataset.state = job.sections_confirmed ? "ok" : "open";
-    $("#gate-schema").textContent = job.schema_dirty ? "schema dirty" : "schema clean";
+    setPill($("#gate-confirmed"), job.sections_confirmed ? "ok" : "open", job.sections_confirmed ? "sections confirmed" : "sections not confirmed");
+    setPill($("#gate-schema"), job.schema_dirty ? "dirty" : "ok", job.schema_dirty ? "schema dirty" : "schema clean");
     $("#sections").replaceChildren(...job.sections.map(sectionEditor));
     $("#schema").value = job.current_schema ? JSON.stringify(job.current_schema, null, 2) : "";
   }
@@ -533,30 +615,62 @@ pages.job = () => {
   async function readNewEvents() {
     for (;;) {
       const events = await api("GET", `/v1/jobs/${itemId}/events?after=${lastEvent}&limit=${EVENT_PAGE}`);
-      $("#events").append(...events.map((e) =>
-        el("li", {},
-          el("strong", { text: e.event_type }), ` · ${when(e.created_at)} · actor `,
-          el("code", { text: e.actor }), " · trace ", el("code", { text: e.trace_id }))));
-      if (events.length) lastEvent = events[events.length - 1].id;
+      // The tasks first: an event names its task's kind, read from the task.
       const taskIds = [...new Set(events.filter((e) => e.event_type === "task.queued").map((e) => e.payload.task_id))];
       for (const id of taskIds) if (!document.getElementById(`task-${id}`)) await addTask(id);
+      $("#events").append(...events.map(auditEntry));
+      if (events.length) lastEvent = events[events.length - 1].id;
       if (events.length < EVENT_PAGE) return;
     }
+  }
+
+  // One audit entry in words: what changed, which task (its kind), its error, its artifacts.
+  function auditEntry(e) {
+    const p = e.payload || {};
+    const what = [];
+    if (e.event_type === "job.created" && p.title) what.push(`“${p.title}”`);
+    if (e.event_type === "job.updated") {
+      const changes = Object.entries(p.changes || {});
+      for (const [field, c] of changes) {
+        const name = field.replace(/_/g, " ");
+        if (c.changed) what.push(`${name} changed`);
+        else if (c.unit) what.push(`${name}: ${c.from} → ${c.to} ${c.unit}`);
+        else what.push(`${name}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`);
+      }
+      if (!changes.length && p.fields) what.push(p.fields.length ? `saved ${p.fields.join(", ").replace(/_/g, " ")} (no change)` : "no change");
+    }
+    const detail = el("span", { class: "what", text: what.join("; ") });
+    const extra = [];
+    if (p.task_id) {
+      const kind = p.kind || taskKinds.get(p.task_id) || "task";
+      extra.push(" · ", el("a", { href: `/console/tasks/${p.task_id}`, "data-kind": kind, text: `${kind} task ${p.task_id.slice(0, 8)}` }));
+    }
+    if (p.attempt) extra.push(` · attempt ${p.attempt}`);
+    if (p.error) extra.push(" · ", el("span", { class: "error-text", text: `error: ${p.error}` }));
+    for (const a of p.artifacts || []) {
+      extra.push(" · ", el("a", { href: `#artifact-${a.id}`, class: "artifact-link", text: `${a.kind} v${a.version}` }));
+    }
+    return el("li", { "data-event": e.event_type },
+      el("strong", { text: e.event_type }), what.length ? " · " : "", detail, ...extra,
+      el("br"), el("small", {}, `${when(e.created_at)} · by `, el("code", { text: e.actor }), " · trace ", traceLink(e.trace_id)));
   }
 
   function taskRow(task) {
     // data-label: on a phone each row is a card, and each cell says what it is.
     const row = document.getElementById(`task-${task.id}`) || el("tr", { id: `task-${task.id}` },
-      el("td", { "data-label": "Task" }, el("code", { text: task.id.slice(0, 8) }), ` ${task.kind}`),
+      el("td", { "data-label": "Task" }, el("a", { href: `/console/tasks/${task.id}` }, el("code", { text: task.id.slice(0, 8) })), ` ${task.kind}`),
       el("td", { class: "status", "data-label": "Status" }), el("td", { class: "stage", "data-label": "Stage" }),
       el("td", { "data-label": "Progress" }, el("progress", { max: "1", value: "0", "aria-label": `progress of task ${task.id.slice(0, 8)}` })),
       el("td", { class: "actions", "data-label": "Actions" }), el("td", { class: "result", "data-label": "Result" }));
-    if (task.kind) row.dataset.kind = task.kind; // a change event carries no kind
+    if (task.kind) { row.dataset.kind = task.kind; taskKinds.set(task.id, task.kind); } // a change event carries no kind
     row.querySelector(".result").replaceChildren(...taskLinks({ ...task, kind: row.dataset.kind }));
-    row.querySelector(".status").textContent = task.status + (task.error ? `: ${task.error}` : "");
+    const status = row.querySelector(".status");
+    status.replaceChildren(pill(task.status));
+    if (task.error) status.append(" ", el("span", { class: "error-text", text: task.error }));
     row.querySelector(".stage").textContent = task.stage || "";
     row.querySelector("progress").value = task.progress;
     row.dataset.status = task.status;
+    filterRow(row);
     const actions = row.querySelector(".actions");
     actions.replaceChildren();
     if (!FINISHED.has(task.status)) {
@@ -605,15 +719,45 @@ pages.job = () => {
     followed.delete(id);
   }
 
+  function showTasksEmpty() {
+    if (document.querySelector("#tasks tr.placeholder")) return; // still loading
+    const rows = [...document.querySelectorAll("#tasks tbody tr:not(.placeholder)")];
+    $("#tasks-empty").hidden = rows.length > 0;
+    $("#tasks-filtered").hidden = !rows.length || rows.some((r) => !r.hidden);
+  }
+  // Linkable filters: ?status=failed&kind=export shows those tasks, and a reload keeps them.
+  const FILTERS = { status: "", kind: "" };
+  function filterRow(row) {
+    const f = listState(FILTERS);
+    row.hidden = (f.status && row.dataset.status !== f.status) || (f.kind && row.dataset.kind !== f.kind);
+  }
+  function applyFilters() {
+    const f = listState(FILTERS);
+    $("#filter-status").value = f.status;
+    $("#filter-kind").value = f.kind;
+    for (const row of document.querySelectorAll("#tasks tbody tr:not(.placeholder)")) filterRow(row);
+    showTasksEmpty();
+  }
+  for (const id of ["#filter-status", "#filter-kind"]) {
+    $(id).addEventListener("change", () => {
+      pushListState({ status: $("#filter-status").value, kind: $("#filter-kind").value }, FILTERS);
+      applyFilters();
+    });
+  }
+  window.addEventListener("popstate", applyFilters);
+  applyFilters();
+
   async function addTask(id) {
     const task = await api("GET", `/v1/tasks/${id}`);
     $("#tasks tbody").prepend(taskRow(task));
+    showTasksEmpty();
     if (!FINISHED.has(task.status)) watch(id);
   }
 
   async function loadArtifacts() {
     const artifacts = await api("GET", `/v1/jobs/${itemId}/artifacts`);
     const kinds = [...new Set(artifacts.map((a) => a.kind))];
+    $("#artifacts-empty").hidden = artifacts.length > 0;
     $("#artifacts").replaceChildren(...kinds.map((kind) => {
       const versions = artifacts.filter((a) => a.kind === kind).sort((a, b) => b.version - a.version);
       return el("section", { class: "artifact-kind" }, el("h3", { text: kind }),
@@ -624,7 +768,7 @@ pages.job = () => {
             try { await downloadStored(`/v1/artifacts/${a.id}/download`, a.filename); }
             catch (error) { showError("artifact-error", error); }
           });
-          return el("li", { "data-version": String(a.version) },
+          return el("li", { "data-version": String(a.version), id: `artifact-${a.id}` },
             `v${a.version}${i === 0 ? " (latest)" : ""} · ${a.size} bytes · sha256 `,
             el("code", { text: a.sha256.slice(0, 16) + "…", title: a.sha256 }), " ", button);
         })));
@@ -747,6 +891,7 @@ pages.job = () => {
         const sent = submissionKey;
         setTimeout(() => { if (submissionKey === sent) submissionKey = null; }, REPEAT_MS);
         if (!document.getElementById(`task-${task.id}`)) $("#tasks tbody").prepend(taskRow(task));
+        showTasksEmpty();
         watch(task.id);
         loadEvents();
       } catch (error) { showError("task-error", error); }
@@ -755,8 +900,88 @@ pages.job = () => {
   showKind();
 
   (async () => {
-    try { await loadJob(); await loadEvents(); await loadArtifacts(); }
+    try { await loadJob(); await loadEvents(); await loadArtifacts(); loaded(); showTasksEmpty(); }
     catch (error) { if (!notFound(error, "job", "/console/jobs")) showError("page-error", error); }
+  })();
+};
+
+// How long something took, in words a person reads at a glance.
+function took(fromIso, toIso) {
+  if (!fromIso || !toIso) return "";
+  const seconds = (new Date(toIso) - new Date(fromIso)) / 1000;
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+// A task's own page: its status and attempts, where and when it ran, its error, payload,
+// artifacts and audit events; live while it runs.
+pages.task = () => {
+  let task = null;
+  function render(t) {
+    task = { ...task, ...t };
+    $("#task-kind").textContent = task.kind;
+    setPill($("#task-status"), task.status);
+    body.dataset.taskStatus = task.status;
+    $("#task-job").href = `/console/jobs/${task.job_id}`;
+    $("#task-progress").value = task.progress;
+    $("#task-stage").textContent = task.stage || "";
+    $("#task-attempts").textContent = `${task.attempts} of at most ${task.max_attempts}`;
+    $("#task-worker").textContent = task.worker_id || "not claimed yet";
+    $("#task-created").textContent = when(task.created_at);
+    $("#task-started").textContent = when(task.started_at) || "not started";
+    $("#task-finished").textContent = when(task.finished_at) || (FINISHED.has(task.status) ? "" : "not finished");
+    $("#task-took").textContent = took(task.started_at, task.finished_at);
+    $("#task-trace").replaceChildren(traceLink(task.trace_id));
+    $("#task-error-text").textContent = task.error || "none";
+    $("#task-payload").textContent = JSON.stringify(task.payload, null, 2);
+    const result = task.result;
+    const links = [];
+    if (task.kind === "generate" && result && result.prompt_id) links.push(el("a", { href: `/console/prompts/${result.prompt_id}`, text: `prompt, version ${result.version}` }));
+    if (task.kind === "extract" && task.status !== "queued") links.push(el("a", { href: `/console/runs/${task.id}`, text: "extraction run" }));
+    $("#task-result").replaceChildren(...links, result ? el("pre", { class: "content", text: JSON.stringify(result, null, 2) }) : el("p", { text: FINISHED.has(task.status) ? "No result." : "No result yet." }));
+    $("#task-cancel").disabled = FINISHED.has(task.status);
+    $("#task-retry").disabled = !(task.status === "failed" || task.status === "cancelled");
+  }
+  async function events() {
+    const all = [];
+    for (let after = 0; ;) {
+      const page = await api("GET", `/v1/jobs/${task.job_id}/events?after=${after}&limit=500`);
+      all.push(...page.filter((e) => e.payload && e.payload.task_id === itemId));
+      if (page.length < 500) break;
+      after = page[page.length - 1].id;
+    }
+    $("#task-events").replaceChildren(...all.map((e) => el("li", { "data-event": e.event_type },
+      el("strong", { text: e.event_type }), e.payload.error ? ` · error: ${e.payload.error}` : "", e.payload.attempt ? ` · attempt ${e.payload.attempt}` : "",
+      el("br"), el("small", {}, `${when(e.created_at)} · by `, el("code", { text: e.actor }), " · trace ", traceLink(e.trace_id)))));
+    const made = all.flatMap((e) => e.payload.artifacts || []);
+    const artifacts = await Promise.all(made.map((a) => api("GET", `/v1/artifacts/${a.id}`).catch(() => null)));
+    $("#task-artifacts").replaceChildren(...artifacts.filter(Boolean).map((a) => {
+      const button = el("button", { type: "button", class: "download", text: `Download ${a.filename}` });
+      button.addEventListener("click", () => downloadStored(`/v1/artifacts/${a.id}/download`, a.filename).catch((error) => showError("task-action-error", error)));
+      return el("li", {}, `${a.kind} v${a.version} · ${a.size} bytes `, button);
+    }));
+    $("#task-artifacts-empty").hidden = made.length > 0;
+  }
+  async function watch() {
+    try {
+      await follow(`/v1/tasks/${itemId}/events`, async (_name, change) => {
+        render(change);
+        if (FINISHED.has(change.status)) { render(await api("GET", `/v1/tasks/${itemId}`)); await events(); }
+      });
+    } catch (error) { showError("task-action-error", error); }
+  }
+  $("#task-cancel").addEventListener("click", async () => {
+    try { render(await api("POST", `/v1/tasks/${itemId}/cancel`)); await events(); } catch (error) { showError("task-action-error", error); }
+  });
+  $("#task-retry").addEventListener("click", async () => {
+    try { render(await api("POST", `/v1/tasks/${itemId}/retry`)); await events(); watch(); } catch (error) { showError("task-action-error", error); }
+  });
+  (async () => {
+    try { render(await api("GET", `/v1/tasks/${itemId}`)); }
+    catch (error) { if (!notFound(error, "task", "/console/jobs")) showError("page-error", error); return; }
+    try { await events(); } catch (error) { showError("page-error", error); }
+    loaded();
+    body.dataset.ready = "true";
+    if (!FINISHED.has(task.status)) watch();
   })();
 };
 
@@ -826,11 +1051,12 @@ pages.runs = () => {
       $("#run-table tbody").replaceChildren(...runs.map((r) =>
         el("tr", {},
           el("td", {}, el("a", { href: `/console/runs/${r.id}`, text: `${r.input_name} · ${r.id.slice(0, 8)}` })),
-          el("td", { text: r.status }),
+          el("td", {}, pill(r.status)),
           el("td", {}, el("progress", { max: "1", value: String(r.progress), "aria-label": `progress of run ${r.id.slice(0, 8)}` })),
           el("td", { text: String(r.entities_found) }),
           el("td", { text: when(r.created_at) }))));
       $("#run-empty").hidden = runs.length > 0 || offset > 0;
+      loaded();
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
     } catch (error) { showError("page-error", error); }
@@ -840,11 +1066,10 @@ pages.runs = () => {
   load();
 };
 
-// A stable colour per class, so the legend and the marks agree.
-function classColour(iri) {
-  let hash = 0;
-  for (const ch of iri) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return `hsl(${hash % 360} 70% 82%)`;
+// A distinct colour per class of one run: hues a golden angle apart, in the classes' order,
+// so the legend and the marks agree and no two classes of a run look alike.
+function classColours(classes) {
+  return new Map([...classes].sort().map((c, i) => [c, `hsl(${Math.round((i * 137.508) % 360)} 70% 80%)`]));
 }
 const shortIri = (iri) => iri.replace(/^.*[#/]/, "");
 
@@ -864,7 +1089,7 @@ pages.run = () => {
   function render(run) {
     if (run.input_name) $("#run-name").textContent = run.input_name;
     if (!started || run.status !== "running") started = { at: Date.now(), done: run.batches_done };
-    $("#run-status").textContent = run.status;
+    setPill($("#run-status"), run.status);
     body.dataset.runStatus = run.status;
     $("#run-progress").value = run.progress;
     $("#run-facts").textContent = runFacts(run, started);
@@ -881,8 +1106,13 @@ pages.run = () => {
   // Progress is pushed: the run's event stream (SSE), from the change log in the database,
   // so a run that a worker process executes shows here too. No polling; the stream ends
   // when the run stops, and Resume opens a new one after the last event seen.
+  // A stopped run may be resumed elsewhere (another tab, the CLI): while it is stopped the
+  // stream is asked again now and then, which answers 204 until a change follows the last.
+  const WATCH_STOPPED_MS = 1500;
+  let again = null;
   async function live() {
     if (stream) stream.abort();
+    clearTimeout(again);
     const controller = new AbortController();
     stream = controller;
     try {
@@ -892,7 +1122,10 @@ pages.run = () => {
         render(change);
         if (change.status === "completed") await completed();
       }, { lastEventId: lastSeq, signal: controller.signal });
-    } catch (error) { showError("page-error", error); }
+    } catch (error) { showError("page-error", error); return; }
+    if (stream === controller && !controller.signal.aborted && body.dataset.runStatus !== "completed") {
+      again = setTimeout(live, WATCH_STOPPED_MS);
+    }
   }
 
   async function load() {
@@ -900,7 +1133,7 @@ pages.run = () => {
       const run = await api("GET", `/v1/runs/${itemId}`);
       render(run);
       if (run.status === "completed") { shown = true; await showResults(run); return; }
-      if (run.status !== "cancelled" && run.status !== "failed") live(); // else: until Resume
+      live();
     } catch (error) { if (!notFound(error, "run", "/console/runs")) showError("page-error", error); }
   }
 
@@ -914,6 +1147,9 @@ pages.run = () => {
       fetchDocument(`/v1/runs/${itemId}/graph?format=jsonld`),
     ]);
     const mentions = jsonl.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    const colours = classColours(new Set(mentions.map((m) => m.class)));
+    const classColour = (c) => colours.get(c);
+    const graph = JSON.parse(jsonld)["@graph"] || [];
     // Offsets count code points; Array.from splits the text the same way.
     const chars = Array.from(text);
     const sorted = [...mentions].sort((a, b) => a.start - b.start || b.end - a.end);
@@ -922,14 +1158,25 @@ pages.run = () => {
     for (const m of sorted) {
       if (m.start < at) continue; // overlapping mention: the outer one is shown
       parts.push(chars.slice(at, m.start).join(""));
-      parts.push(el("mark", { "data-class": m.class, title: shortIri(m.class), style: `background:${classColour(m.class)}`, text: chars.slice(m.start, m.end).join("") }));
+      parts.push(el("mark", { "data-class": m.class, "data-entity": m.entity, tabindex: "0", "aria-describedby": "mention-info", style: `background:${classColour(m.class)}`, text: chars.slice(m.start, m.end).join("") }));
       at = m.end;
     }
     parts.push(chars.slice(at).join(""));
     $("#source").replaceChildren(...parts);
     $("#source").dataset.mentions = String(mentions.length);
-    const classes = [...new Set(mentions.map((m) => m.class))];
-    $("#legend").replaceChildren(...classes.map((c) => el("mark", { "data-class": c, style: `background:${classColour(c)}`, text: shortIri(c) })));
+    const classes = [...new Set(mentions.map((m) => m.class))].sort();
+    // The legend filters: a class switched off keeps its text, without its highlight.
+    $("#legend").replaceChildren(...classes.map((c) => {
+      const count = mentions.filter((m) => m.class === c).length;
+      const toggle = el("button", { type: "button", class: "class-toggle", "aria-pressed": "true", "data-class": c, style: `--swatch:${classColour(c)}`, text: `${shortIri(c)} (${count})` });
+      toggle.addEventListener("click", () => {
+        const on = toggle.getAttribute("aria-pressed") !== "true";
+        toggle.setAttribute("aria-pressed", String(on));
+        for (const mark of document.querySelectorAll("#source mark")) if (mark.dataset.class === c) mark.classList.toggle("off", !on);
+        $("#source").dataset.hidden = String(document.querySelectorAll("#source mark.off").length);
+      });
+      return toggle;
+    }));
     const byEntity = new Map();
     for (const m of mentions) {
       const entry = byEntity.get(m.entity) || { surface: m.surface, class: m.class, count: 0 };
@@ -940,11 +1187,37 @@ pages.run = () => {
       el("tr", {}, el("td", { text: e.surface }), el("td", { text: shortIri(e.class) }), el("td", { text: String(e.count) }), el("td", {}, el("code", { text: iri })))));
     const labels = new Map();
     const relations = [];
-    for (const node of JSON.parse(jsonld)["@graph"] || []) {
+    const attributes = new Map(); // entity -> [[property, value]]
+    for (const node of graph) {
       if (node["rdfs:label"]) labels.set(node["@id"], node["rdfs:label"]);
       for (const [key, value] of Object.entries(node)) {
-        if (!key.startsWith("@") && key !== "rdfs:label" && value && value["@id"]) relations.push([node["@id"], key, value["@id"]]);
+        if (key.startsWith("@") || key === "rdfs:label") continue;
+        for (const one of Array.isArray(value) ? value : [value]) {
+          if (one && one["@id"]) relations.push([node["@id"], key, one["@id"]]);
+          else if (one !== null && one !== undefined) {
+            const list = attributes.get(node["@id"]) || [];
+            list.push([key, typeof one === "object" ? one["@value"] ?? JSON.stringify(one) : String(one)]);
+            attributes.set(node["@id"], list);
+          }
+        }
       }
+    }
+    // Hover or focus a mention: its entity's class, attributes and relations, beside the text.
+    function explain(mark) {
+      const entity = mark.dataset.entity;
+      const name = (iri) => labels.get(iri) || shortIri(iri);
+      const rels = relations.filter(([s, , o]) => s === entity || o === entity);
+      $("#mention-info").replaceChildren(
+        el("strong", { text: mark.textContent }), ` · ${shortIri(mark.dataset.class)} · `, el("code", { text: entity }),
+        el("ul", {},
+          ...(attributes.get(entity) || []).map(([k, v]) => el("li", { class: "attribute", text: `${shortIri(k)}: ${v}` })),
+          ...rels.map(([s, p, o]) => el("li", { class: "relation", text: `${name(s)} ${shortIri(p)} ${name(o)}` }))),
+        rels.length || attributes.has(entity) ? "" : el("p", { text: "No attributes or relations." }));
+      $("#mention-info").hidden = false;
+    }
+    for (const mark of document.querySelectorAll("#source mark")) {
+      mark.addEventListener("mouseenter", () => explain(mark));
+      mark.addEventListener("focus", () => explain(mark));
     }
     $("#relations tbody").replaceChildren(...relations.map(([s, p, o]) =>
       el("tr", {}, el("td", { text: labels.get(s) || s }), el("td", { text: shortIri(p) }), el("td", { text: labels.get(o) || o }))));
@@ -1037,22 +1310,56 @@ pages.ops = () => {
     await Promise.all([probe("/healthz", "#healthz"), probe("/readyz", "#readyz")]);
     try { await metrics(); } catch (error) { showError("page-error", error); }
     try { await duplicates(); } catch (error) { showError("duplicates-error", error); }
+    loaded();
     body.dataset.ready = "true";
   }
   $("#refresh").addEventListener("click", load);
   load();
 };
 
+pages.usage = () => {
+  (async () => {
+    try {
+      const rows = await api("GET", "/v1/me/stored-usage");
+      $("#stored-usage tbody").replaceChildren(...rows.map((u) =>
+        el("tr", { "data-source": u.source },
+          el("td", { text: u.profile }), el("td", { text: u.source }), el("td", { text: String(u.results) }),
+          el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
+      $("#stored-usage-empty").hidden = rows.length > 0;
+      const samples = parseMetrics(await (await fetch("/metrics")).text());
+      const total = (name, filter = () => true) => samples.filter((x) => x.name === name && filter(x)).reduce((sum, x) => sum + x.value, 0);
+      const calls = total("genkeep_generator_calls_total");
+      const hits = total("genkeep_cache_hits_total");
+      $("#usage-calls").textContent = String(calls);
+      $("#usage-hits").textContent = String(hits);
+      $("#usage-rate").textContent = calls + hits ? `${Math.round((100 * hits) / (calls + hits))} % of answers were hits` : "no answers yet";
+    } catch (error) { showError("usage-error", error); }
+    loaded();
+    body.dataset.ready = "true";
+  })();
+};
+
 // ---- start ----------------------------------------------------------------------------------
 
-document.addEventListener("DOMContentLoaded", () => {
-  if (authRequired && body.dataset.page !== "login" && !sessionStorage.getItem(KEY)) {
-    location.assign(`/console/login?next=${encodeURIComponent(location.pathname)}`);
-    return;
+document.addEventListener("DOMContentLoaded", async () => {
+  if (authRequired && body.dataset.page !== "login" && !storedKey()) {
+    const handed = await keyFromOtherTab();
+    if (!handed) {
+      location.assign(`/console/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      return;
+    }
+    sessionStorage.setItem(KEY, handed);
   }
   const signOut = $("#sign-out");
-  if (signOut) signOut.addEventListener("click", () => { sessionStorage.removeItem(KEY); location.assign("/console/login"); });
-  $("#who").textContent = authRequired ? (sessionStorage.getItem(KEY) ? "signed in with an API key" : "") : "default owner";
+  if (signOut) signOut.addEventListener("click", () => { forgetKey(); if (tabs) tabs.postMessage({ type: "forget" }); location.assign("/console/login"); });
+  labelTableCells();
   const start = pages[body.dataset.page];
   if (start) start();
+  if (body.dataset.page !== "login" && (!authRequired || storedKey())) {
+    // Who this console acts as: the owner the API resolves these credentials to.
+    api("GET", "/v1/me").then((me) => {
+      $("#who").replaceChildren("signed in as ", el("strong", { text: me.owner }));
+      $("#who").title = me.key_id ? `API key ${me.key_id}` : "no API key: the server's default owner";
+    }).catch(() => {});
+  }
 });
