@@ -78,3 +78,26 @@ async def test_the_job_page_offers_the_catalogues_kinds(
     # Built-in kinds and the test extension's (GENKEEP_TASK_MODULES), as the API accepts them.
     assert offered == services.catalogue.names()
     assert {"export", "extract", "generate", "sleep", "noop"} <= set(offered)
+
+
+async def test_the_caller_and_its_stored_usage_are_its_own(
+    app_client: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = app_client
+    _, token = await services.keys.create("bob", "console")
+    bob = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/me")).json() == {"owner": "default", "key_id": None}
+    me = (await client.get("/v1/me", headers=bob)).json()
+    assert me["owner"] == "bob" and token.startswith(f"gk_{me['key_id']}_")
+
+    made = (await client.post("/v1/generate", json={"prompt": "Counted once"})).json()
+    assert (await client.post("/v1/generate", json={"prompt": "Counted once"})).json()["cached"]
+    edit = await client.post(f"/v1/results/{made['result_id']}/edits", json={"content": "mine"})
+    assert edit.status_code in (200, 201), edit.text
+    usage = (await client.get("/v1/me/stored-usage")).json()
+    by_source = {row["source"]: row for row in usage}
+    # One generator call stored (the hit stored nothing), and one edit that called nothing.
+    assert set(by_source) == {"generated", "edited"}
+    assert by_source["generated"]["results"] == 1 and by_source["edited"]["results"] == 1
+    assert by_source["generated"]["profile"] == "default"
+    assert (await client.get("/v1/me/stored-usage", headers=bob)).json() == []  # I3

@@ -143,10 +143,12 @@ async def test_job_lifecycle_with_gates_and_optimistic_concurrency(api: Api) -> 
     events = (await api.client.get(f"/v1/jobs/{job['id']}/events", headers=api.alice)).json()
     kinds = [e["event_type"] for e in events]
     assert kinds[:3] == ["job.created", "job.updated", "task.queued"]
+    # The update says what it changed, not only which fields were sent.
+    assert events[1]["payload"]["changes"] == {"sections_confirmed": {"from": False, "to": True}}
     assert "task.completed" in kinds
     queued = next(e for e in events if e["event_type"] == "task.queued")
     assert queued["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert queued["actor"].startswith("key:")
+    assert queued["actor"].startswith("alice (key:")  # the owner, and the key it used
 
 
 async def test_a_stored_file_is_delivered_as_a_redirect_its_url_or_its_content(
@@ -498,6 +500,8 @@ NO_OWNER_IDS = {
     ("POST", "/v1/chat/completions"),  # keys are per owner: tested in e2e/test_chat_completions
     ("GET", "/v1/models"),  # generator profiles: configuration, not owner data
     ("GET", "/v1/models/{model}"),  # a profile name, not an owner's id
+    ("GET", "/v1/me"),  # the caller's own owner id
+    ("GET", "/v1/me/stored-usage"),  # the owner's own: tested in test_console_api
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
