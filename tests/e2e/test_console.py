@@ -36,6 +36,9 @@ CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
 TIMEOUT_MS = 20_000
 TEXT_COPIES = 120  # about 400 kB: several hundred one-chunk batches, still running at cancel
 T = TypeVar("T")
+# A test of what the browser shows and does, not of the data: the database does not change
+# it, so it runs on SQLite only (the flows that write and read data run on both).
+BROWSER_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def in_database(db_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -447,10 +450,20 @@ def test_extraction_run_cancel_resume_and_highlights(
         page.get_by_role("button", name="Turtle").click()
     graph = Graph().parse(data=Path(info.value.path()).read_text(), format="turtle")
     assert len(graph) > 0
+    expect(page.locator("#run-chunking")).to_contain_text("chunk size: 1000")
     shot(page, backend, "run")
     page.goto(server.url + "/console/runs")
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
     shot(page, backend, "runs")
+    # The status filter is the API's (the list is paged) and in the address.
+    page.get_by_label("Status", exact=True).select_option("failed")
+    expect(page).to_have_url(re.compile(r"\?status=failed$"))
+    expect(page.locator("#run-nomatch")).to_be_visible()
+    expect(page.locator("#run-table tbody tr")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#run-nomatch")).to_be_visible()
+    page.get_by_label("Status", exact=True).select_option("completed")
+    expect(page.locator("#run-table tbody tr")).to_have_count(1)
 
 
 # Focus each mention until one's entity shows a relation; that mention's text, or null.
@@ -578,6 +591,7 @@ def test_long_lists_are_paged(servers: Callable[..., Server], page: Page) -> Non
         expect(rows).to_have_count(20)
 
 
+@BROWSER_ONLY
 def test_pages_fit_a_narrow_window_name_every_field_and_work_by_keyboard(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -802,6 +816,7 @@ def test_task_payloads_are_checked_before_anything_is_queued(
     assert in_database(db_url, _count_tasks) == 0
 
 
+@BROWSER_ONLY
 def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
     assert (
@@ -815,6 +830,7 @@ def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: 
     expect(page.locator("#prompt-empty")).to_be_hidden()
 
 
+@BROWSER_ONLY
 def test_unknown_pages_and_items_answer_not_found(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -831,6 +847,7 @@ def test_unknown_pages_and_items_answer_not_found(
         expect(page.locator("main button")).to_have_count(0)
 
 
+@BROWSER_ONLY
 def test_regenerate_asks_first_and_a_diff_says_what_it_found(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -866,6 +883,7 @@ def test_regenerate_asks_first_and_a_diff_says_what_it_found(
     page.unroute("**/v1/results/*")
 
 
+@BROWSER_ONLY
 def test_focus_goes_to_the_answer_after_generate(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -882,6 +900,7 @@ def test_focus_goes_to_the_answer_after_generate(
     assert page.evaluate("document.activeElement.id") == "answer-prompt"
 
 
+@BROWSER_ONLY
 def test_pages_send_a_strict_policy_that_blocks_injected_script(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -954,6 +973,7 @@ def test_validation_gaps_are_closed(servers: Callable[..., Server], page: Page) 
     assert httpx.get(f"{server.url}/v1/prompts/{made['prompt_id']}").json()["latest_version"] == 1
 
 
+@BROWSER_ONLY
 def test_errors_are_in_plain_language(
     servers: Callable[..., Server], page: Page, tmp_path: Path
 ) -> None:
@@ -994,6 +1014,7 @@ BROKEN_WORDS = """(selector) => {
 }"""
 
 
+@BROWSER_ONLY
 def test_a_phone_can_retry_a_task_and_reads_whole_words(
     servers: Callable[..., Server], page: Page
 ) -> None:
@@ -1151,7 +1172,7 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     shot(page, backend, "task")
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # what the browser shows only
+@BROWSER_ONLY
 def test_placeholders_show_and_buttons_wait_until_the_data_arrives(
     servers: Callable[..., Server], page: Page
 ) -> None:

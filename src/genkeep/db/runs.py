@@ -97,10 +97,16 @@ class RunStore:
             raise NotFound(f"run {run_id} not found")
         return run
 
-    async def list_runs(self, owner_id: str, limit: int = 50, offset: int = 0) -> list[Run]:
+    async def list_runs(
+        self, owner_id: str, limit: int = 50, offset: int = 0, status: str | None = None
+    ) -> list[Run]:
+        """The owner's runs, newest first; with ``status``, only the runs in that state."""
+        where = [Run.owner_id == owner_id]
+        if status is not None:
+            where.append(Run.status == status)
         query = (
             select(Run)
-            .where(Run.owner_id == owner_id)
+            .where(*where)
             .order_by(Run.created_at.desc(), Run.id.desc())
             .limit(limit)
             .offset(offset)

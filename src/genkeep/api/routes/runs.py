@@ -36,6 +36,9 @@ class RunCreate(RequestModel):
     batch_size: PositiveInt32 | None = Field(None)
 
 
+RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
+
+
 class RunOut(BaseModel):
     id: str
     status: str
@@ -54,7 +57,10 @@ class RunOut(BaseModel):
     cancel_requested: bool
     error: str | None
     outputs: dict[str, Any] | None
+    # The process that holds (or last held) the run's lease: the console's run page shows it.
+    holder: str | None = None
     created_at: datetime
+    updated_at: datetime | None = None
     finished_at: datetime | None
 
     @classmethod
@@ -79,7 +85,9 @@ class RunOut(BaseModel):
             cancel_requested=run.cancel_requested,
             error=run.error,
             outputs=run.outputs,
+            holder=run.holder,
             created_at=run.created_at,
+            updated_at=run.updated_at,
             finished_at=run.finished_at,
         )
 
@@ -131,9 +139,11 @@ async def list_runs(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
 ) -> list[RunOut]:
     """The owner's runs, newest first."""
-    return [RunOut.of(r) for r in await services.runs.list_runs(owner, limit, offset)]
+    found = await services.runs.list_runs(owner, limit, offset, status=status)
+    return [RunOut.of(r) for r in found]
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))

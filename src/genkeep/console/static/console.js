@@ -1038,15 +1038,21 @@ pages.runs = () => {
     } catch (error) { showError("run-error", error); button.disabled = false; }
   });
   const size = 20;
-  const DEFAULTS = { offset: "0" };
+  const DEFAULTS = { status: "", offset: "0" };
   let offset = 0;
-  const fromAddress = () => { offset = Math.max(0, Number(listState(DEFAULTS).offset) || 0); };
+  const fromAddress = () => {
+    const state = listState(DEFAULTS);
+    offset = Math.max(0, Number(state.offset) || 0);
+    $("#filter-status").value = state.status;
+  };
   fromAddress();
   window.addEventListener("popstate", () => { fromAddress(); load(); });
-  const go = () => { pushListState({ offset: String(offset) }, DEFAULTS); load(); };
+  const go = () => { pushListState({ status: $("#filter-status").value, offset: String(offset) }, DEFAULTS); load(); };
+  $("#filter-status").addEventListener("change", () => { offset = 0; go(); });
   async function load() {
     try {
-      const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}`);
+      const status = $("#filter-status").value;
+      const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}${status ? `&status=${status}` : ""}`);
       const runs = rows.slice(0, size);
       $("#run-table tbody").replaceChildren(...runs.map((r) =>
         el("tr", {},
@@ -1055,7 +1061,8 @@ pages.runs = () => {
           el("td", {}, el("progress", { max: "1", value: String(r.progress), "aria-label": `progress of run ${r.id.slice(0, 8)}` })),
           el("td", { text: String(r.entities_found) }),
           el("td", { text: when(r.created_at) }))));
-      $("#run-empty").hidden = runs.length > 0 || offset > 0;
+      $("#run-empty").hidden = runs.length > 0 || offset > 0 || status !== "";
+      $("#run-nomatch").hidden = runs.length > 0 || offset > 0 || status === "";
       loaded();
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
@@ -1095,6 +1102,16 @@ pages.run = () => {
     $("#run-facts").textContent = runFacts(run, started);
     $("#cancel-run").disabled = run.status !== "running" || run.cancel_requested;
     $("#resume-run").disabled = run.status === "running" || run.status === "completed";
+    if (run.error !== undefined) $("#run-error-text").textContent = run.error || "none";
+    if (!run.created_at) return; // a change event: the counts only
+    $("#run-created").textContent = when(run.created_at);
+    $("#run-finished").textContent = when(run.finished_at) || "not finished";
+    $("#run-took").textContent = took(run.created_at, run.finished_at);
+    $("#run-holder").textContent = run.holder || "none";
+    $("#run-extractor").textContent = run.extractor;
+    const part = (value, what) => (value === null || value === undefined ? `${what}: server default` : `${what}: ${value}`);
+    $("#run-chunking").textContent = [part(run.chunk_size, "chunk size"), part(run.overlap, "overlap"), part(run.batch_size, "chunks per batch")].join(" · ");
+    $("#run-input-sha").textContent = run.input_sha256;
   }
 
   async function completed() {
