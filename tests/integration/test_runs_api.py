@@ -67,6 +67,10 @@ async def test_run_over_http(api: tuple[httpx.AsyncClient, Services, RunManager]
     assert len(Graph().parse(data=turtle.content, format="turtle")) > 20
     again = await client.post(f"/v1/runs/{run_id}/resume")
     assert again.status_code == 409
+    # The list filters by status in the database (the console's linkable filter).
+    assert [r["id"] for r in (await client.get("/v1/runs?status=completed")).json()] == [run_id]
+    assert (await client.get("/v1/runs?status=failed")).json() == []
+    assert (await client.get("/v1/runs?status=nonsense")).status_code == 422
 
 
 async def test_cancel_and_resume_over_http(

@@ -1117,7 +1117,9 @@ pages.run = () => {
   async function completed() {
     if (shown) return;
     shown = true;
-    await showResults(await api("GET", `/v1/runs/${itemId}`)); // the outputs: read once
+    const run = await api("GET", `/v1/runs/${itemId}`); // the outputs (and timings): read once
+    render(run);
+    await showResults(run);
   }
 
   // Progress is pushed: the run's event stream (SSE), from the change log in the database,
