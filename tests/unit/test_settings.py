@@ -113,3 +113,11 @@ def test_download_urls_follow_the_servers_own_address_unless_set(
     assert Settings(_env_file=None).public_url == expected
     monkeypatch.setenv("GENKEEP_PUBLIC_URL", "https://genkeep.example.com")
     assert Settings(_env_file=None).public_url == "https://genkeep.example.com"
+
+
+def test_a_trace_url_names_where_the_trace_id_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENKEEP_TRACE_URL", "http://jaeger:16686/trace/{trace_id}")
+    assert Settings(_env_file=None).trace_url == "http://jaeger:16686/trace/{trace_id}"
+    monkeypatch.setenv("GENKEEP_TRACE_URL", "http://jaeger:16686/trace/")
+    with pytest.raises(ValueError, match="trace_id"):
+        Settings(_env_file=None)
