@@ -1,0 +1,51 @@
+"""The retention rules, each run to its end in bounded batches (db/retention.py).
+
+Settings name every period (``GENKEEP_RETENTION_*``, ``GENKEEP_LLM_CACHE_TTL_S``, a
+profile's ``keep_versions`` and ``keep_days``); docs/operations.md gives their defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from genkeep.db.retention import RetentionStore
+from genkeep.services import Services
+
+
+async def apply_retention(services: Services, batch: int) -> dict[str, int]:
+    """Apply every rule; the rows each deleted, by rule."""
+    settings = services.settings
+    store = RetentionStore(services.database)
+    rules: dict[str, Callable[[], Awaitable[int]]] = {
+        # Change rows first: the tasks' cascade would delete them in larger statements.
+        "task_changes": lambda: store.delete_task_changes(settings.retention_changes_s, batch),
+        "tasks": lambda: store.delete_finished_tasks(settings.retention_tasks_s, batch),
+        "run_changes": lambda: store.delete_run_changes(settings.retention_changes_s, batch),
+        "run_batches": lambda: store.delete_run_batches(settings.retention_run_batches_s, batch),
+        "llm_cache": lambda: store.delete_llm_answers(settings.llm_cache_ttl_s, batch),
+    }
+    if settings.retention_task_events_s is not None:
+        events_s = settings.retention_task_events_s
+        rules["task_events"] = lambda: store.delete_task_events(events_s, batch)
+    for name, profile in settings.profiles.items():
+        if profile.keep_versions is None and profile.keep_days is None:
+            continue
+
+        def results(
+            name: str = name,
+            versions: int | None = profile.keep_versions,
+            days: float | None = profile.keep_days,
+        ) -> Awaitable[int]:
+            return store.delete_results(name, keep_versions=versions, keep_days=days, limit=batch)
+
+        rules[f"results:{name}"] = results
+    deleted: dict[str, int] = {}
+    for name, rule in rules.items():
+        total = 0
+        while True:
+            count = await rule()
+            total += count
+            if count < batch:
+                break
+        deleted[name] = total
+    return deleted
