@@ -11,8 +11,9 @@ retention, the opt-in ``task.*`` event rule included (``retention_task_events_s`
 rows of ``tasks``, ``task_changes`` and ``job_events`` are counted in the database every
 ``--every-s``. Sentinels the script writes itself, a day old by their stamps and never
 finished (queued for tomorrow, or running under a day-long lease), must all be there at
-the end with their status, and every submitted task must have completed: the script
-counts them at the source (rows left plus rows each sweep reports deleting).
+the end with their status, and every submitted task must have completed: the completions
+the database confirmed (the RETURNING of the workers' completion statements) are counted,
+so a task deleted before it finished would be missing from them.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
         retention_task_events_s=args.retention_s,
         sweep_interval_s=args.sweep_s,
         worker_concurrency=64,
+        # The no-op kind of the tests' extension (tests/support/handlers.py).
+        task_modules=["tests.support.handlers"],
         db_pool_size=20,
         _env_file=None,
     )
@@ -131,6 +134,24 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
             swept["sweeps"] += 1
         return report
 
+    confirmed = {"completions": 0}
+    complete_many, complete_and_claim = (
+        services.tasks.complete_many,
+        services.tasks.complete_and_claim,
+    )
+
+    async def counted_many(completions: Any) -> list[bool]:
+        done = await complete_many(completions)
+        confirmed["completions"] += sum(done)
+        return done
+
+    async def counted_and_claim(completions: Any, *rest: Any) -> Any:
+        done, claimed = await complete_and_claim(completions, *rest)
+        confirmed["completions"] += sum(done)
+        return done, claimed
+
+    services.tasks.complete_many = counted_many  # type: ignore[method-assign]
+    services.tasks.complete_and_claim = counted_and_claim  # type: ignore[method-assign]
     try:
         job = await services.jobs.create("soak", {"title": "soak"}, AUDIT)
         sentinels = await plant_sentinels(services, job)
@@ -195,11 +216,6 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
                     )
                 ).all()
             )
-            completed = (
-                await session.execute(
-                    select(func.count()).select_from(Task).where(Task.status == "completed")
-                )
-            ).scalar_one()
             unfinished = (
                 await session.execute(
                     select(func.count())
@@ -210,7 +226,7 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
         sentinels_ok = (
             len(kept) == SENTINELS and sorted(kept.values()).count("running") == SENTINELS // 2
         )
-        all_completed = completed + swept["tasks"] == args.tasks and unfinished == 0
+        all_completed = confirmed["completions"] == args.tasks and unfinished == 0
         during = [s for s in samples if s.submitted < args.tasks] or samples
         return {
             "backend": "postgresql" if url.startswith("postgresql") else "sqlite",
@@ -225,6 +241,7 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
             "rate_per_s": round(during[-1].submitted / max(during[-1].elapsed_s, 1e-6)),
             "final": asdict(samples[-1]),
             "sentinels_untouched": sentinels_ok,
+            "completions_confirmed": confirmed["completions"],
             "every_task_completed": all_completed,
             "samples": [asdict(s) for s in samples],
         }
