@@ -151,7 +151,7 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
         return done, claimed
 
     services.tasks.complete_many = counted_many  # type: ignore[method-assign]
-    services.tasks.complete_and_claim = counted_and_claim  # type: ignore[method-assign]
+    services.tasks.complete_and_claim = counted_and_claim  # type: ignore[method-assign,assignment]
     try:
         job = await services.jobs.create("soak", {"title": "soak"}, AUDIT)
         sentinels = await plant_sentinels(services, job)

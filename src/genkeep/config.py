@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     llm_cache_ttl_s: float = Field(default=30 * 86400.0, gt=0)
     # How often some worker sweeps (one process per period, recorded in the database);
     # 0 leaves sweeping to `genkeep ops sweep` (a CronJob).
-    sweep_interval_s: float = Field(default=600.0, ge=0)
+    sweep_interval_s: float = Field(default=3600.0, ge=0)
     sweep_batch: int = Field(default=1000, ge=1)
     # How long a deletion waits for the running tasks it cancelled to stop.
     deletion_wait_s: float = Field(default=5.0, ge=0)
