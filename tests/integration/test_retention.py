@@ -269,6 +269,8 @@ async def test_one_process_sweeps_per_period_and_a_worker_sweeps_by_itself(
     assert await store.claim_sweep("probe", "a", HOUR)
     assert not await store.claim_sweep("probe", "b", HOUR)  # a swept within the hour
     assert await store.claim_sweep("probe", "b", 0)
+    await store.renew_sweep("probe", "b")  # b sweeps on: nobody joins it within the period
+    assert not await store.claim_sweep("probe", "c", 60)
 
     with_settings(services, retention_changes_s=0, retention_tasks_s=0, sweep_interval_s=0.2)
     job = await services.jobs.create("alice", {"title": "worker sweep"}, AUDIT)

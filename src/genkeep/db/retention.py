@@ -163,6 +163,16 @@ class RetentionStore:
             )
         return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
+    async def renew_sweep(self, name: str, holder: str) -> None:
+        """Move the slot's stamp to now while ``holder`` still sweeps: a sweep longer than the
+        period is not joined by a second one (two would deadlock on the same rows)."""
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Sweep)
+                .where(Sweep.name == name, Sweep.holder == holder)
+                .values(swept_at=self.db.driver.now())
+            )
+
     async def record_sweep(self, name: str, holder: str) -> None:
         """Stamp the slot (a CronJob's sweep), so workers skip the period it covered."""
         async with self.db.transaction() as session:

@@ -6,14 +6,20 @@ profile's ``keep_versions`` and ``keep_days``); docs/operations.md gives their d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from genkeep.db.retention import RetentionStore
 from genkeep.services import Services
 
+log = logging.getLogger(__name__)
 
-async def apply_retention(services: Services, batch: int) -> dict[str, int]:
-    """Apply every rule; the rows each deleted, by rule."""
+
+async def apply_retention(
+    services: Services, batch: int, renew: Callable[[], Awaitable[None]] | None = None
+) -> dict[str, int]:
+    """Apply every rule, calling ``renew`` after each batch (the sweep's slot); the rows each
+    deleted, by rule. A rule that fails is logged and left to the next sweep."""
     settings = services.settings
     store = RetentionStore(services.database)
     rules: dict[str, Callable[[], Awaitable[int]]] = {
@@ -42,10 +48,17 @@ async def apply_retention(services: Services, batch: int) -> dict[str, int]:
     deleted: dict[str, int] = {}
     for name, rule in rules.items():
         total = 0
-        while True:
-            count = await rule()
-            total += count
-            if count < batch:
-                break
+        try:
+            while True:
+                count = await rule()
+                total += count
+                if renew is not None:
+                    await renew()
+                if count < batch:
+                    break
+        except Exception:
+            log.exception(
+                "retention rule %s failed after %d rows; the next sweep goes on", name, total
+            )
         deleted[name] = total
     return deleted

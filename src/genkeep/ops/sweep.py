@@ -50,16 +50,22 @@ async def sweep_if_due(services: Services, holder: str | None = None) -> SweepRe
     interval = services.settings.sweep_interval_s
     if not await RetentionStore(services.database).claim_sweep(SWEEP, holder, interval):
         return None
-    return await sweep(services)
+    return await sweep(services, holder=holder)
 
 
-async def sweep(services: Services, *, batch: int | None = None) -> SweepReport:
+async def sweep(
+    services: Services, *, batch: int | None = None, holder: str | None = None
+) -> SweepReport:
     batch = batch or services.settings.sweep_batch
+    holder = holder or identity.process_id()
     report = SweepReport()
-    await RetentionStore(services.database).record_sweep(SWEEP, identity.process_id())
+    slot = RetentionStore(services.database)
+    await slot.record_sweep(SWEEP, holder)
     report.deletions_finished = await finish_pending(services)
     if services.settings.retention_enabled:
-        report.retention = await apply_retention(services, batch)
+        report.retention = await apply_retention(
+            services, batch, renew=lambda: slot.renew_sweep(SWEEP, holder)
+        )
     while True:
         keys = await services.artifacts.delete_expired(utcnow(), limit=batch)
         report.artifacts_deleted += len(keys)

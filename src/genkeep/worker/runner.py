@@ -70,7 +70,9 @@ class Worker:
     async def run(self) -> None:
         await self.services.wakeups.start()
         loop = asyncio.get_running_loop()
-        next_reap = next_sweep = loop.time()
+        next_reap = loop.time()
+        # Not at start-up: a fleet restarting together would all ask at once, for nothing.
+        next_sweep = loop.time() + self._sweep_check_s()
         try:
             while not self._stopping.is_set():
                 if loop.time() >= next_sweep:
