@@ -108,6 +108,7 @@ async def test_task_rules_delete_finished_tasks_by_period_and_never_an_unfinishe
     for column in ("created_at", "updated_at", "run_after", "started_at"):
         await age(services, Task, column, Task.id, everyone, 2 * HOUR)
     await age(services, Task, "finished_at", Task.id, [old_done], 2 * HOUR)
+    await age(services, TaskChange, "changed_at", TaskChange.task_id, everyone, 2 * HOUR)
     events = await count(services, JobEvent, JobEvent.job_id == job.id)
 
     with_settings(services, retention_changes_s=HOUR, retention_tasks_s=24 * HOUR)
@@ -208,6 +209,7 @@ async def test_a_completed_run_keeps_what_export_and_resume_read_and_a_stopped_r
         )
     assert await count(services, RunBatch, RunBatch.run_id == done.id) > 0
     await age(services, Run, "finished_at", Run.id, [done.id, stopped.id], 2 * HOUR)
+    await age(services, RunChange, "changed_at", RunChange.run_id, [done.id, stopped.id], 2 * HOUR)
 
     with_settings(services, retention_run_batches_s=HOUR, retention_changes_s=HOUR)
     deleted = await apply_retention(services, batch=3)

@@ -9,6 +9,7 @@ only split the work.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,8 @@ from genkeep.db.models import (
 )
 from genkeep.db.task_repository import FINISHED
 
+# Called between batches of a long rule: the sweep renews its slot.
+Renew = Callable[[], Awaitable[None]]
 # A run in one of these states streams no more; only a completed one never resumes.
 RUN_STOPPED = ("completed", "failed", "cancelled")
 
@@ -42,23 +45,73 @@ class RetentionStore:
         return self.db.driver.now_plus(-seconds)
 
     async def _delete(self, table: Any, key: Any, picked: Any) -> int:
-        """Delete the rows whose ``key`` the ``picked`` query names; how many went."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                delete(table).where(key.in_(picked)).execution_options(synchronize_session=False)
-            )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        """Delete the rows whose ``key`` the ``picked`` query names; how many went.
 
-    async def delete_task_changes(self, older_s: float, limit: int) -> int:
-        """Change rows of tasks finished more than ``older_s`` ago (oldest log rows first)."""
-        picked = (
-            select(TaskChange.seq)
-            .join(Task, Task.id == TaskChange.task_id)
-            .where(Task.status.in_(FINISHED), Task.finished_at < self._before(older_s))
-            .order_by(TaskChange.seq)
-            .limit(limit)
+        The keys are read first and deleted by value: ``DELETE … WHERE key IN (SELECT …)``
+        is planned as a scan of the whole table whenever its statistics are stale (a queue
+        table that grew since the last ANALYZE), one scan per batch.
+        """
+        async with self.db.transaction() as session:
+            keys = list((await session.execute(picked)).scalars())
+            if keys:
+                await session.execute(
+                    delete(table).where(key.in_(keys)).execution_options(synchronize_session=False)
+                )
+        return len(keys)
+
+    async def delete_task_changes(
+        self, older_s: float, limit: int, renew: Renew | None = None
+    ) -> int:
+        """Change rows of tasks finished more than ``older_s`` ago, the whole log swept."""
+        expired = Task.status.in_(FINISHED) & (Task.finished_at < self._before(older_s))
+        return await self._sweep_log(
+            TaskChange, TaskChange.task_id, Task, expired, older_s, limit, renew
         )
-        return await self._delete(TaskChange, TaskChange.seq, picked)
+
+    async def _sweep_log(
+        self,
+        log: Any,
+        key: Any,
+        parent: Any,
+        expired: ColumnElement[bool],
+        older_s: float,
+        limit: int,
+        renew: Renew | None,
+    ) -> int:
+        """Walk a change log in ``seq`` order, ``limit`` rows a transaction, deleting the rows
+        whose parent is ``expired``; stop at rows younger than the period (no parent of
+        theirs can have expired). How many went.
+
+        By primary key, not by a join: a join's plan on a queue table whose statistics are
+        stale (it grew since the last ANALYZE) scanned the whole table for every batch.
+        """
+        deleted, after = 0, None
+        while True:
+            async with self.db.transaction() as session:
+                young = (log.changed_at > self._before(older_s)).label("young")
+                query = select(log.seq, young, key).order_by(log.seq).limit(limit)
+                if after is not None:
+                    query = query.where(log.seq > after)
+                window = (await session.execute(query)).all()
+                if not window:
+                    break
+                parents = {row[2] for row in window}
+                gone = set(
+                    (
+                        await session.execute(
+                            select(parent.id).where(parent.id.in_(parents), expired)
+                        )
+                    ).scalars()
+                )
+                doomed = [row.seq for row in window if row[2] in gone]
+                if doomed:
+                    await session.execute(delete(log).where(log.seq.in_(doomed)))
+            deleted, after = deleted + len(doomed), window[-1].seq
+            if renew is not None:
+                await renew()
+            if len(window) < limit or all(row.young for row in window):
+                break
+        return deleted
 
     async def delete_finished_tasks(self, older_s: float, limit: int) -> int:
         """Tasks finished more than ``older_s`` ago, with their change rows (cascade)."""
@@ -79,16 +132,14 @@ class RetentionStore:
         )
         return await self._delete(JobEvent, JobEvent.id, picked)
 
-    async def delete_run_changes(self, older_s: float, limit: int) -> int:
+    async def delete_run_changes(
+        self, older_s: float, limit: int, renew: Renew | None = None
+    ) -> int:
         """Change rows of runs stopped more than ``older_s`` ago; a resume logs anew."""
-        picked = (
-            select(RunChange.seq)
-            .join(Run, Run.id == RunChange.run_id)
-            .where(Run.status.in_(RUN_STOPPED), Run.finished_at < self._before(older_s))
-            .order_by(RunChange.seq)
-            .limit(limit)
+        expired = Run.status.in_(RUN_STOPPED) & (Run.finished_at < self._before(older_s))
+        return await self._sweep_log(
+            RunChange, RunChange.run_id, Run, expired, older_s, limit, renew
         )
-        return await self._delete(RunChange, RunChange.seq, picked)
 
     async def delete_run_batches(self, older_s: float, limit: int) -> int:
         """Batch results of runs completed more than ``older_s`` ago: export and a resume of a

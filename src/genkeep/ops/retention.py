@@ -22,11 +22,21 @@ async def apply_retention(
     deleted, by rule. A rule that fails is logged and left to the next sweep."""
     settings = services.settings
     store = RetentionStore(services.database)
-    rules: dict[str, Callable[[], Awaitable[int]]] = {
+    # The change logs are swept whole in one call each (walked by key, db/retention.py).
+    logs = {
         # Change rows first: the tasks' cascade would delete them in larger statements.
-        "task_changes": lambda: store.delete_task_changes(settings.retention_changes_s, batch),
+        "task_changes": store.delete_task_changes,
+        "run_changes": store.delete_run_changes,
+    }
+    deleted: dict[str, int] = {}
+    for name, sweep_log in logs.items():
+        try:
+            deleted[name] = await sweep_log(settings.retention_changes_s, batch, renew)
+        except Exception:
+            log.exception("retention rule %s failed; the next sweep goes on", name)
+            deleted[name] = 0
+    rules: dict[str, Callable[[], Awaitable[int]]] = {
         "tasks": lambda: store.delete_finished_tasks(settings.retention_tasks_s, batch),
-        "run_changes": lambda: store.delete_run_changes(settings.retention_changes_s, batch),
         "run_batches": lambda: store.delete_run_batches(settings.retention_run_batches_s, batch),
         "llm_cache": lambda: store.delete_llm_answers(settings.llm_cache_ttl_s, batch),
     }
@@ -45,7 +55,6 @@ async def apply_retention(
             return store.delete_results(name, keep_versions=versions, keep_days=days, limit=batch)
 
         rules[f"results:{name}"] = results
-    deleted: dict[str, int] = {}
     for name, rule in rules.items():
         total = 0
         try:
