@@ -43,10 +43,17 @@ class GeneratorProfile(BaseModel):
     # How /v1/chat/completions normalizes message text for its cache key (docs/chat.md);
     # it keys chat only, so it stays out of the key material of /v1/generate.
     chat_normalization: Literal["whitespace", "seed", "exact"] = "whitespace"
+    # Result retention (never part of the key): unset keeps every version for ever. The
+    # sweep deletes versions beyond the newest ``keep_versions``, and versions older than
+    # ``keep_days``; a prompt's latest result always stays.
+    keep_versions: int | None = Field(default=None, ge=1)
+    keep_days: float | None = Field(default=None, gt=0)
 
     def key_material(self) -> dict[str, Any]:
         """The parameters that change output, so one model never serves another's answer."""
-        return self.model_dump(exclude={"latency_ms", "chat_normalization"})
+        return self.model_dump(
+            exclude={"latency_ms", "chat_normalization", "keep_versions", "keep_days"}
+        )
 
 
 def own_url(host: str, port: int) -> str:
@@ -162,6 +169,26 @@ class Settings(BaseSettings):
     # A trace viewer's page for one trace, e.g. https://jaeger.example.com/trace/{trace_id}:
     # the console links a task's and an event's trace id there. Unset: ids shown, not linked.
     trace_url: str = ""
+
+    # Retention (docs/operations.md), in seconds; the sweep deletes in batches of sweep_batch.
+    retention_enabled: bool = True
+    # Change logs of finished tasks and stopped runs: a stream reconnects within minutes.
+    retention_changes_s: float = Field(default=3600.0, ge=0)
+    # Finished tasks (their idempotency keys with them); a job's audit log stays.
+    retention_tasks_s: float = Field(default=7 * 86400.0, ge=0)
+    # Batch results of completed runs (export and resume read the stored documents).
+    retention_run_batches_s: float = Field(default=86400.0, ge=0)
+    # The task.* events of a job's audit log; unset: they stay as long as the job.
+    retention_task_events_s: float | None = Field(default=None, ge=0)
+    llm_cache_ttl_s: float = Field(default=30 * 86400.0, gt=0)
+    # How often some worker sweeps (one process per period, recorded in the database);
+    # 0 leaves sweeping to `genkeep ops sweep` (a CronJob).
+    sweep_interval_s: float = Field(default=3600.0, ge=0)
+    sweep_batch: int = Field(default=1000, ge=1)
+    # How long a deletion waits for the running tasks it cancelled to stop.
+    deletion_wait_s: float = Field(default=5.0, ge=0)
+    # The bearer token of the admin API (owner purge); unset, the admin API refuses.
+    admin_token: SecretStr | None = None
 
     # Whether neither the database nor the data folder was chosen by a setting.
     _default_location: bool = PrivateAttr(default=False)

@@ -14,6 +14,7 @@ GenkeepError                      code                  status
 ├── MalformedRequest              malformed-request     400  (JSON too deep, two credentials)
 │   └── InvalidJson               invalid-json          400
 ├── Unauthorized                  unauthorized          401
+├── Forbidden                     forbidden             403  (the admin API, off or refused)
 ├── NotFound                      not-found             404
 │   ├── UnknownModel              model-not-found       404  (chat completions' model)
 │   └── BlobNotFound              blob-not-found        404  (blobs.store)
@@ -131,6 +132,12 @@ class Unauthorized(GenkeepError):
     code = "unauthorized"
     status = 401
     title = "Missing or invalid credentials"
+
+
+class Forbidden(GenkeepError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
 
 
 class NotFound(GenkeepError):

@@ -64,7 +64,7 @@ async def open_services(settings: Settings) -> Services:
     artifacts = ArtifactStore(database, settings.artifact_retention_days)
     wakeups = Wakeups(database.driver)
     runs = RunStore(database)
-    extractors = default_extractors(settings, DbLlmCache(database))
+    extractors = default_extractors(settings, DbLlmCache(database, settings.llm_cache_ttl_s))
     generate = GenerateService(prompts, settings, generators)
     return Services(
         settings=settings,

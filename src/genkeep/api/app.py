@@ -23,6 +23,7 @@ from genkeep.api.routes import (
     artifacts,
     blobs,
     chat,
+    deletions,
     export,
     generate,
     health,
@@ -44,7 +45,20 @@ log = logging.getLogger(__name__)
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Routes are matched in this order, one by one: /v1/generate and /v1/chat/completions (the
 # cache hits, most of the traffic) before them all (their modules' ``install``).
-ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health, owner)
+ROUTERS = (
+    models,
+    prompts,
+    export,
+    jobs,
+    tasks,
+    artifacts,
+    runs,
+    run_events,
+    blobs,
+    health,
+    owner,
+    deletions,
+)
 
 
 def attach(app: FastAPI, services: Services) -> None:
@@ -67,9 +81,10 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         worker_task = None
         worker = None
         if settings.serve_worker:
+            from genkeep.ops.sweep import sweep_if_due
             from genkeep.worker.runner import Worker
 
-            worker = Worker(services)
+            worker = Worker(services, housekeeping=lambda: sweep_if_due(services))
             worker_task = asyncio.create_task(worker.run(), name="genkeep-worker")
         # What start-up built lives as long as the process: out of the cyclic collector's
         # way, whose full passes over it (tens of ms) made the tail of request latency.

@@ -56,7 +56,8 @@ def ops_duplicates() -> None:
 
 @ops_app.command("sweep", cls=Command, epilog=examples("genkeep ops sweep"))
 def ops_sweep() -> None:
-    """Delete expired non-latest artifacts and their blobs, then orphan blobs."""
+    """Finish deletions cut short, apply retention, delete expired non-latest artifacts and
+    their blobs, then orphan blobs."""
     from genkeep.ops.sweep import sweep
     from genkeep.services import close_services, open_services
 
@@ -75,6 +76,10 @@ def ops_sweep() -> None:
         f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}"
     )
     console.print(f"unreferenced job files deleted: {report.files_deleted}")
+    console.print(f"deletions finished: {report.deletions_finished}")
+    if report.retention:
+        shown = ", ".join(f"{name} {count}" for name, count in report.retention.items())
+        console.print(f"retention deleted: {shown}")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from genkeep import __version__
-from genkeep.cli import db, keys, ops, runs, serve
+from genkeep.cli import db, keys, ops, owners, runs, serve
 from genkeep.cli.common import (
     database_failure,
     errors,
@@ -174,6 +174,7 @@ runs.register(app)
 db.register(app)
 keys.register(app)
 ops.register(app)
+owners.register(app)
 
 
 def main() -> None:

@@ -93,6 +93,7 @@ def worker(
     """Run tasks until SIGTERM/SIGINT; then finish or release the tasks held, and exit."""
     import signal
 
+    from genkeep.ops.sweep import sweep_if_due
     from genkeep.services import close_services, open_services
     from genkeep.worker.runner import Worker
 
@@ -100,7 +101,9 @@ def worker(
 
     async def main() -> None:
         services = await open_services(settings)
-        runner = Worker(services, concurrency=concurrency)
+        runner = Worker(
+            services, concurrency=concurrency, housekeeping=lambda: sweep_if_due(services)
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.stop)

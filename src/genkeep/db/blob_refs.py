@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from genkeep.core import interleave
 from genkeep.db.database import Database
-from genkeep.db.models import Artifact, Job, Task
+from genkeep.db.models import Artifact, Job, Run, Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +21,15 @@ class BlobReferences:
     referenced: set[str]  # keys an artifact row or a job file points at
     task_status: dict[str, str]  # status of each task asked about that still exists
     jobs: set[str]  # jobs asked about that still exist
+    runs: set[str]  # runs asked about that still exist
 
 
 async def read_references(
-    database: Database, keys: list[str], task_ids: list[str], job_ids: list[str]
+    database: Database,
+    keys: list[str],
+    task_ids: list[str],
+    job_ids: list[str],
+    run_ids: list[str] | None = None,
 ) -> BlobReferences:
     """Rows pointing at ``keys``, and the tasks and jobs named, as of one moment."""
     async with database.snapshot() as session:
@@ -39,4 +44,7 @@ async def read_references(
         statuses = await session.execute(select(Task.id, Task.status).where(Task.id.in_(task_ids)))
         task_status = {row.id: row.status for row in statuses}
         jobs = set((await session.execute(select(Job.id).where(Job.id.in_(job_ids)))).scalars())
-    return BlobReferences(referenced, task_status, jobs)
+        runs = set(
+            (await session.execute(select(Run.id).where(Run.id.in_(run_ids or [])))).scalars()
+        )
+    return BlobReferences(referenced, task_status, jobs, runs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.models import LlmAnswer
@@ -10,15 +10,20 @@ from genkeep.db.types import utcnow
 
 
 class DbLlmCache:
-    """Valid LLM answers by request hash, shared by every process on the database."""
+    """Valid LLM answers by request hash, shared by every process on the database; an
+    answer older than ``ttl_s`` is a miss (and the sweep deletes it)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, ttl_s: float = 30 * 86400.0) -> None:
         self.db = database
+        self.ttl_s = ttl_s
 
     async def get(self, key: str) -> str | None:
+        query = select(LlmAnswer.answer).where(
+            LlmAnswer.request_hash == key,
+            LlmAnswer.created_at >= self.db.driver.now_plus(-self.ttl_s),
+        )
         async with self.db.reading() as session:
-            found = await session.get(LlmAnswer, key)
-        return None if found is None else found.answer
+            return (await session.execute(query)).scalar_one_or_none()
 
     @completes_when_cancelled
     async def put(self, key: str, answer: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 
@@ -33,9 +34,18 @@ def default_worker_id() -> str:
 
 class Worker:
     def __init__(
-        self, services: Services, *, worker_id: str | None = None, concurrency: int | None = None
+        self,
+        services: Services,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        housekeeping: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.services = services
+        # The periodic sweep (ops.sweep.sweep_if_due, given by the composition root: ops
+        # sits above the worker); it decides in the database whether it is this process's turn.
+        self.housekeeping = housekeeping
+        self._housekeeping_task: asyncio.Task[object] | None = None
         self.settings = services.settings
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency or self.settings.worker_concurrency
@@ -61,8 +71,13 @@ class Worker:
         await self.services.wakeups.start()
         loop = asyncio.get_running_loop()
         next_reap = loop.time()
+        # Not at start-up: a fleet restarting together would all ask at once, for nothing.
+        next_sweep = loop.time() + self._sweep_check_s()
         try:
             while not self._stopping.is_set():
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + self._sweep_check_s()
+                    self._start_housekeeping()
                 if loop.time() >= next_reap:
                     # Any worker may requeue tasks whose worker died; the UPDATE is atomic.
                     next_reap = loop.time() + self.settings.task_lease_s / 3
@@ -87,7 +102,31 @@ class Worker:
                 wait = min(self.settings.task_poll_s, max(next_reap - loop.time(), 0.01))
                 await self.services.wakeups.wait(wait)
         finally:
+            if self._housekeeping_task is not None:
+                self._housekeeping_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._housekeeping_task
             await self._drain()
+
+    def _sweep_check_s(self) -> float:
+        """How often to ask whether a sweep is due: a tenth of the period, at most a minute."""
+        return min(max(self.settings.sweep_interval_s / 10, 0.05), 60.0)
+
+    def _start_housekeeping(self) -> None:
+        if self.housekeeping is None or self.settings.sweep_interval_s <= 0:
+            return
+        if self._housekeeping_task is not None and not self._housekeeping_task.done():
+            return  # the last sweep is still running
+
+        async def sweep() -> object:
+            assert self.housekeeping is not None
+            try:
+                return await self.housekeeping()
+            except Exception:
+                log.exception("the periodic sweep failed; the next period tries again")
+                return None
+
+        self._housekeeping_task = asyncio.create_task(sweep(), name="housekeeping")
 
     def reserve(self) -> int:
         """Reserve every free slot for a claim; how many (none once stopping)."""
