@@ -1,7 +1,7 @@
 """retention and deletion: the deletions audit table, the sweep slot, and the indexes the
 retention sweep reads by (finished tasks, LLM-cache age)
 
-Revision ID: 0007r
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-04
 """
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from genkeep.db.drivers.types import UTCDateTime
 
-revision: str = "0007r"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
