@@ -21,6 +21,7 @@ from genkeep.core import interleave
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.drivers.base import BatchCheckpoint
 from genkeep.db.models import Run, RunBatch, RunEntity
+from genkeep.db.paging import Position, newest_first
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, CorruptBatch, LeaseLost, NotFound
 
@@ -97,14 +98,14 @@ class RunStore:
             raise NotFound(f"run {run_id} not found")
         return run
 
-    async def list_runs(self, owner_id: str, limit: int = 50, offset: int = 0) -> list[Run]:
-        query = (
-            select(Run)
-            .where(Run.owner_id == owner_id)
-            .order_by(Run.created_at.desc(), Run.id.desc())
-            .limit(limit)
-            .offset(offset)
+    async def list_runs(
+        self, owner_id: str, limit: int = 50, offset: int = 0, after: Position | None = None
+    ) -> list[Run]:
+        """The owner's runs, newest first, after ``after`` (keyset) or skipping ``offset``."""
+        query = newest_first(
+            select(Run).where(Run.owner_id == owner_id), Run.created_at, Run.id, after
         )
+        query = query.limit(limit).offset(offset)
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
 

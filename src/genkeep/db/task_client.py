@@ -18,7 +18,7 @@ from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Job, Task
 from genkeep.db.task_repository import (
     FINISHED,
-    STATUSES,
+    UNFINISHED,
     Submission,
     TaskRepository,
     task_from_row,
@@ -78,9 +78,14 @@ class TaskClientOps(TaskRepository):
         ]
 
     async def count_by_status(self) -> dict[str, int]:
-        """Every owner's tasks by status (every status, zero included): the queue's depth."""
-        query = select(Task.status, func.count()).group_by(Task.status)
-        counts = dict.fromkeys(STATUSES, 0)
+        """Every owner's unfinished tasks by status (zero included): the queue's depth,
+        read from the claim index, whose size is the queue's, not the history's."""
+        query = (
+            select(Task.status, func.count())
+            .where(Task.status.in_(UNFINISHED))
+            .group_by(Task.status)
+        )
+        counts = dict.fromkeys(UNFINISHED, 0)
         async with self.db.reading() as session:
             for status, count in (await session.execute(query)).all():
                 counts[status] = count

@@ -312,7 +312,13 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
     async def _claim(self, connection: AsyncConnection, claim: TaskClaim) -> list[Row]:
         due = (
             select(self._tasks.c.id)
-            .where(self._tasks.c.status == "queued", self._tasks.c.run_after <= self.now())
+            # The IN repeats the claim index's predicate: SQLite uses a partial index only
+            # for a query that names it.
+            .where(
+                self._tasks.c.status.in_(("queued", "running")),
+                self._tasks.c.status == "queued",
+                self._tasks.c.run_after <= self.now(),
+            )
             .order_by(self._tasks.c.run_after)
             .limit(claim.limit)
         )
