@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -184,14 +185,12 @@ async def measure(server: Server, url: str) -> dict[str, float]:
         lists = {"prompts": "/v1/prompts", "jobs": "/v1/jobs", "runs": "/v1/runs"}
         for name, path in lists.items():
             found[f"{name} page 1 ms"] = await latency_ms(
-                lambda path=path: client.get(f"{path}?limit={PAGE}")
+                functools.partial(client.get, f"{path}?limit={PAGE}")
             )
             cursor = await deep_cursor(url, name)
             if cursor is not None:
                 found[f"{name} page {DEEP_PAGE} ms"] = await latency_ms(
-                    lambda path=path, cursor=cursor: client.get(
-                        f"{path}?limit={PAGE}&cursor={cursor}"
-                    )
+                    functools.partial(client.get, f"{path}?limit={PAGE}&cursor={cursor}")
                 )
         events_job = "j-1"
         found["events page ms"] = await latency_ms(
