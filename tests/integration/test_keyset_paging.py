@@ -74,10 +74,33 @@ async def test_prompts_page_by_cursor_through_ties_and_past_other_owners(api: Ed
         assert refused.status_code == 422
 
 
-async def test_runs_and_jobs_page_by_cursor(api: EdgeApi) -> None:
+async def test_tasks_runs_and_jobs_page_by_cursor(api: EdgeApi) -> None:
+    jobs = []
     for i in range(3):
         created = await api.client.post("/v1/jobs", json={"title": f"j{i}"}, headers=api.alice)
         assert created.status_code == 201
+        jobs.append(created.json()["id"])
+    submitted = []
+    for i, job_id in enumerate([jobs[0], jobs[1], jobs[0]]):
+        task = await api.client.post(
+            f"/v1/jobs/{job_id}/tasks",
+            json={"kind": "noop", "payload": {}},
+            headers={**api.alice, "Idempotency-Key": f"k{i}"},
+        )
+        assert task.status_code == 201, task.text
+        submitted.append(task.json()["id"])
+    bobs = await api.client.get("/v1/tasks", headers=api.bob)
+    assert bobs.json() == []
+    page = await api.client.get("/v1/tasks?limit=2", headers=api.alice)
+    rest = await api.client.get(page.headers["link"].split(">")[0][1:], headers=api.alice)
+    assert "link" not in rest.headers
+    listed = page.json() + rest.json()
+    # Newest first, ties (one clock tick) broken by id: every task once.
+    newest_first = sorted(listed, key=lambda t: (t["created_at"], t["id"]), reverse=True)
+    assert [t["id"] for t in listed] == [t["id"] for t in newest_first]
+    assert sorted(t["id"] for t in listed) == sorted(submitted)
+    of_job = await api.client.get(f"/v1/tasks?job_id={jobs[0]}", headers=api.alice)
+    assert sorted(t["id"] for t in of_job.json()) == sorted([submitted[0], submitted[2]])
     first = await api.client.get("/v1/jobs?limit=2", headers=api.alice)
     rest = await api.client.get(
         f"/v1/jobs?limit=2&cursor={first.json()['next_cursor']}", headers=api.alice

@@ -160,6 +160,7 @@ class Task(Base):
             sqlite_where=text(UNFINISHED_SQL),
         ),
         Index("ix_tasks_job", "job_id"),
+        Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

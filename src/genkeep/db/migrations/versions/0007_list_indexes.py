@@ -34,6 +34,7 @@ _KEYSET = (
     ("prompts", "ix_prompts_owner_created", None),
     ("jobs", "ix_jobs_owner_created", ["owner_id", "created_at"]),
     ("runs", "ix_runs_owner_created", ["owner_id", "created_at"]),
+    ("tasks", "ix_tasks_owner_created", None),
 )
 
 
