@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # (60 s): a server that closes first races the client's next request on that connection,
     # which then fails with no response at all.
     keep_alive_s: int = Field(default=75, gt=0)
+    # The request line and headers of one request (431 beyond): nginx's default is 8-32 KiB.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    # A request's head must arrive whole within this; a body that stalls this long is
+    # answered 408: half-sent requests otherwise hold a connection (and a file) for ever.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
 
     persistence_enabled: bool = True
     persistence_await: bool = True
@@ -189,6 +195,11 @@ class Settings(BaseSettings):
     deletion_wait_s: float = Field(default=5.0, ge=0)
     # The bearer token of the admin API (owner purge); unset, the admin API refuses.
     admin_token: SecretStr | None = None
+
+    # A statement (or its wait for a lock) running longer is cancelled: the request answers
+    # 503 instead of hanging (PostgreSQL statement_timeout and lock_timeout; SQLite's busy
+    # timeout).
+    db_statement_timeout_s: float = Field(default=30.0, gt=0)
 
     # Whether neither the database nor the data folder was chosen by a setting.
     _default_location: bool = PrivateAttr(default=False)

@@ -52,7 +52,11 @@ async def open_services(settings: Settings) -> Services:
     """Connect and check everything; raise a GenkeepError if this process cannot run."""
     check_durable(settings)
     catalogue = load_catalogue(settings.task_modules)
-    database = open_database(settings, pool_size=settings.db_pool_size)
+    database = open_database(
+        settings,
+        pool_size=settings.db_pool_size,
+        statement_timeout_s=settings.db_statement_timeout_s,
+    )
     try:
         await prepare_schema(database)
         generators = build_generators(settings)
@@ -86,12 +90,16 @@ async def open_services(settings: Settings) -> Services:
     )
 
 
-def open_database(settings: Settings, *, pool_size: int = 10) -> Database:
+def open_database(
+    settings: Settings, *, pool_size: int = 10, statement_timeout_s: float | None = None
+) -> Database:
     """The settings' database; only the data folder, where the embedded database lives, is
     made here: a database URL naming a missing folder is an error (a typo, not a wish)."""
     if settings.database_in_data_dir:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Database(settings.database_url, pool_size=pool_size)
+    return Database(
+        settings.database_url, pool_size=pool_size, statement_timeout_s=statement_timeout_s
+    )
 
 
 async def close_services(services: Services) -> None:

@@ -496,6 +496,7 @@ NO_OWNER_IDS = {
     ("POST", "/v1/runs"),
     ("GET", "/v1/runs"),  # listing: checked below
     ("GET", "/v1/prompts"),  # listing: checked below
+    ("GET", "/v1/tasks"),  # listing: checked below
     ("GET", "/v1/prompts/duplicates"),  # the owner's own: tested in test_ops_api
     ("POST", "/v1/chat/completions"),  # keys are per owner: tested in e2e/test_chat_completions
     ("GET", "/v1/models"),  # generator profiles: configuration, not owner data
@@ -579,6 +580,12 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     assert (await api.client.get("/v1/jobs", headers=api.bob)).json()["items"] == []
     assert (await api.client.get("/v1/runs", headers=api.bob)).json() == []
     assert (await api.client.get("/v1/prompts", headers=api.bob)).json() == []
+    assert (await api.client.get("/v1/tasks", headers=api.bob)).json() == []
+    theirs = await api.client.get(f"/v1/tasks?job_id={job['id']}", headers=api.bob)
+    assert theirs.json() == []
+    assert task["id"] in [
+        t["id"] for t in (await api.client.get("/v1/tasks", headers=api.alice)).json()
+    ]
     mine_run = await api.client.get(f"/v1/runs/{ids['run_id']}", headers=api.alice)
     assert mine_run.json()["status"] == "completed"
     same = await api.client.post("/v1/generate", json={"prompt": "alice's secret"}, headers=api.bob)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
-_FORWARDED_HEADERS = ("retry-after",)
+_FORWARDED_HEADERS = ("retry-after", "www-authenticate", "allow")
 _PARAMS: dict[type[Exception], str] = {UnknownModel: "model", ContextLengthExceeded: "messages"}
 # Paths of OpenAI's API: one genkeep does not serve answers as OpenAI's own unknown URL.
 _OPENAI_PREFIX = "/v1/"

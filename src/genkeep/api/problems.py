@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from genkeep.errors import GenkeepError
 
@@ -23,6 +24,7 @@ MAX_DETAIL = 1000
 _UNION_TAG = re.compile(r"^(none|str|int|float|bool|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
 # RFC 6750: a 401 names the scheme the client should use.
 _WWW_AUTHENTICATE = 'Bearer realm="genkeep"'
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def problem(
@@ -119,15 +121,32 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         405: "method-not-allowed",
         413: "payload-too-large",
     }.get(exc.status_code, "http-error")
-    # 405 keeps the router's Allow header (RFC 9110 requires it).
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # RFC 9110: Allow lists every method of the path; the router names only those of
+        # the first route it matched (GET /v1/jobs, not POST /v1/jobs beside it).
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem(
-        exc.status_code,
-        code,
-        str(exc.detail),
-        str(exc.detail),
-        request.url.path,
-        headers=dict(exc.headers or {}),
+        exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path, headers=headers
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (each is asked, as
+    the router would be: included routers keep their routes to themselves)."""
+    found = []
+    for method in _METHODS:
+        # From the app's root: inside a mount, root_path has grown by the mount's path.
+        root = request.scope.get("app_root_path", "")
+        scope = {**request.scope, "method": method, "root_path": root}
+        for route in request.app.router.routes:
+            # A mount matches any method; the app mounts only static files (GET, HEAD).
+            if isinstance(route, Mount) and method not in ("GET", "HEAD"):
+                continue
+            if route.matches(scope)[0] is Match.FULL:
+                found.append(method)
+                break
+    return found
 
 
 async def handled(request: Request, exc: Exception) -> Response | None:

@@ -19,8 +19,14 @@ KEEP_ALIVE_S = 15  # a comment line, so proxies do not close a quiet stream
 
 # The parameters every event stream takes.
 Interval = Annotated[float, Query(ge=0.05, le=10, description="Poll interval (s).")]
+# The pattern states what event_id refuses (its own check answers the refusal, bad-input).
 LastEventId = Annotated[
-    str | None, Header(description="The `id` of the last event received; resume after it.")
+    str | None,
+    Header(
+        description="The `id` of the last event received; resume after it "
+        f"(digits, at most {INT64_MAX}).",
+        json_schema_extra={"pattern": "^[0-9]{0,19}$"},
+    ),
 ]
 
 

@@ -45,6 +45,8 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         timeout_keep_alive=settings.keep_alive_s,
+        # httptools with the header cap and read timeouts (genkeep.api.edge).
+        http="genkeep.api.edge:EdgeProtocol",
     )
 
 

@@ -30,10 +30,23 @@ T = TypeVar("T")
 class Database:
     """The database's driver, its engine and the session factory over it."""
 
-    def __init__(self, url: str | URL, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        statement_timeout_s: float | None = None,
+    ) -> None:
+        """``statement_timeout_s`` bounds every statement and lock wait (unset: the
+        driver's default; migrations and admin commands run without the serving bound)."""
         self.url = async_url(str(url)) if isinstance(url, str) else url
         self.driver: Driver = open_driver(
-            self.url, Base.metadata.tables, pool_size=pool_size, echo=echo
+            self.url,
+            Base.metadata.tables,
+            pool_size=pool_size,
+            echo=echo,
+            statement_timeout_s=statement_timeout_s,
         )
         self.engine: AsyncEngine = self.driver.engine
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.db.database import Database
 from genkeep.db.models import Job, JobEvent
+from genkeep.db.paging import newest_first
 from genkeep.db.types import utcnow
 from genkeep.errors import NotFound, PreconditionFailed
 
@@ -100,13 +101,9 @@ class JobStore:
         self, owner_id: str, *, limit: int, after: tuple[str, str] | None = None
     ) -> list[Job]:
         """Newest first; ``after`` is the (created_at iso, id) of the previous page's last job."""
+        position = None if after is None else (datetime.fromisoformat(after[0]), after[1])
         query = select(Job).where(Job.owner_id == owner_id)
-        if after is not None:
-            created, job_id = datetime.fromisoformat(after[0]), after[1]
-            query = query.where(
-                (Job.created_at < created) | ((Job.created_at == created) & (Job.id < job_id))
-            )
-        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        query = newest_first(query, Job.created_at, Job.id, position).limit(limit)
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
 

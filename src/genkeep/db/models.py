@@ -16,11 +16,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from genkeep.db.drivers.types import BigId, JSONType, UTCDateTime
 from genkeep.db.types import utcnow
+
+# The tasks a claim or a lease check can pick: the partial claim index covers these only.
+UNFINISHED_SQL = "status IN ('queued', 'running')"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -41,6 +45,8 @@ class Prompt(Base):
     __tablename__ = "prompts"
     __table_args__ = (
         UniqueConstraint("owner_id", "profile_key", "normalized_hash", name="uq_prompts_key"),
+        # A page of an owner's prompts, newest first, read from the index (keyset paging).
+        Index("ix_prompts_owner_created", "owner_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -104,7 +110,7 @@ class Job(Base):
     """A unit of user work: sections, a schema, an uploaded file; gates that tasks respect."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_id: Mapped[str] = mapped_column(String(64))
@@ -145,10 +151,18 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("owner_id", "idempotency_key", name="uq_tasks_idempotency"),
-        Index("ix_tasks_claimable", "status", "run_after"),
+        # Unfinished tasks only: finished ones (most rows, in time) are never claimed.
+        Index(
+            "ix_tasks_claimable",
+            "status",
+            "run_after",
+            postgresql_where=text(UNFINISHED_SQL),
+            sqlite_where=text(UNFINISHED_SQL),
+        ),
         Index("ix_tasks_job", "job_id"),
         # What the retention sweep reads finished tasks by.
         Index("ix_tasks_finished", "finished_at"),
+        Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -281,7 +295,7 @@ class Run(Base):
     """An extraction run: its manifest (I7), checkpoint (I6), lease (I13) and outputs."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_owner_created", "owner_id", "created_at"),)
+    __table_args__ = (Index("ix_runs_owner_created", "owner_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_id: Mapped[str] = mapped_column(String(64))

@@ -21,6 +21,7 @@ from genkeep.core import interleave
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.drivers.base import BatchCheckpoint
 from genkeep.db.models import Run, RunBatch, RunEntity
+from genkeep.db.paging import Position, newest_first
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, CorruptBatch, LeaseLost, NotFound
 
@@ -98,19 +99,20 @@ class RunStore:
         return run
 
     async def list_runs(
-        self, owner_id: str, limit: int = 50, offset: int = 0, status: str | None = None
+        self,
+        owner_id: str,
+        limit: int = 50,
+        offset: int = 0,
+        after: Position | None = None,
+        status: str | None = None,
     ) -> list[Run]:
-        """The owner's runs, newest first; with ``status``, only the runs in that state."""
+        """The owner's runs, newest first, after ``after`` (keyset) or skipping ``offset``;
+        with ``status``, only the runs in that state."""
         where = [Run.owner_id == owner_id]
         if status is not None:
             where.append(Run.status == status)
-        query = (
-            select(Run)
-            .where(*where)
-            .order_by(Run.created_at.desc(), Run.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
+        query = newest_first(select(Run).where(*where), Run.created_at, Run.id, after)
+        query = query.limit(limit).offset(offset)
         async with self.db.reading() as session:
             return list((await session.execute(query)).scalars())
 

@@ -16,9 +16,10 @@ from genkeep.db.drivers.base import NewTask
 from genkeep.db.group_commit import GroupCommit
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Job, Task
+from genkeep.db.paging import Position, newest_first
 from genkeep.db.task_repository import (
     FINISHED,
-    STATUSES,
+    UNFINISHED,
     Submission,
     TaskRepository,
     task_from_row,
@@ -78,13 +79,29 @@ class TaskClientOps(TaskRepository):
         ]
 
     async def count_by_status(self) -> dict[str, int]:
-        """Every owner's tasks by status (every status, zero included): the queue's depth."""
-        query = select(Task.status, func.count()).group_by(Task.status)
-        counts = dict.fromkeys(STATUSES, 0)
+        """Every owner's unfinished tasks by status (zero included): the queue's depth,
+        read from the claim index, whose size is the queue's, not the history's."""
+        query = (
+            select(Task.status, func.count())
+            .where(Task.status.in_(UNFINISHED))
+            .group_by(Task.status)
+        )
+        counts = dict.fromkeys(UNFINISHED, 0)
         async with self.db.reading() as session:
             for status, count in (await session.execute(query)).all():
                 counts[status] = count
         return counts
+
+    async def list_page(
+        self, owner_id: str, *, limit: int, job_id: str | None = None, after: Position | None = None
+    ) -> list[Task]:
+        """The owner's tasks (of one job, if given), newest first, after ``after`` (keyset)."""
+        query = select(Task).where(Task.owner_id == owner_id)
+        if job_id is not None:
+            query = query.where(Task.job_id == job_id)
+        query = newest_first(query, Task.created_at, Task.id, after).limit(limit)
+        async with self.db.reading() as session:
+            return list((await session.execute(query)).scalars())
 
     async def get(self, owner_id: str, task_id: str) -> Task | None:
         query = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)

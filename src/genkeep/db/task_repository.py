@@ -19,7 +19,9 @@ from genkeep.db.database import Database
 from genkeep.db.models import Task
 
 FINISHED = ("completed", "failed", "cancelled")
-STATUSES = ("queued", "running", *FINISHED)
+# The statuses the partial claim index covers (models.UNFINISHED_SQL).
+UNFINISHED = ("queued", "running")
+STATUSES = (*UNFINISHED, *FINISHED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from genkeep.db.database import completes_when_cancelled
 from genkeep.db.drivers.base import TaskClaim, TaskCompletion
 from genkeep.db.jobs import Audit, append_event
 from genkeep.db.models import Artifact, Task
-from genkeep.db.task_repository import Lease, TaskRepository, task_from_row
+from genkeep.db.task_repository import UNFINISHED, Lease, TaskRepository, task_from_row
 from genkeep.db.types import utcnow
 from genkeep.errors import LeaseLost
 
@@ -46,7 +46,13 @@ class TaskWorkerOps(TaskRepository):
             reaped = (
                 await session.execute(
                     update(Task)
-                    .where(Task.status == "running", Task.lease_expires_at < now)
+                    # The IN names the claim index's predicate: SQLite uses a partial
+                    # index only for a query that repeats it.
+                    .where(
+                        Task.status.in_(UNFINISHED),
+                        Task.status == "running",
+                        Task.lease_expires_at < now,
+                    )
                     .values(
                         status=case((Task.attempts >= Task.max_attempts, "failed"), else_="queued"),
                         stage=case((Task.attempts >= Task.max_attempts, "failed"), else_="queued"),

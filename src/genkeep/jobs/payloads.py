@@ -13,7 +13,9 @@ class ExportPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    formats: list[ExportFormat] = Field(min_length=1, max_length=4)
+    formats: list[ExportFormat] = Field(
+        min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}
+    )
     result_id: str | None = None
     prompt_id: str | None = None
     title: str | None = Field(None, max_length=300)

@@ -18,10 +18,10 @@ from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute, allow_body
 from genkeep.api.job_schemas import EventOut, JobCreate, JobOut, JobPage, JobUpdate
 from genkeep.api.openapi import documented
-from genkeep.api.problems import truncate
-from genkeep.core.types import INT32_MAX, NonNegativeInt64
+from genkeep.api.preconditions import matched_version
+from genkeep.core.types import NonNegativeInt64
 from genkeep.db.jobs import FileInfo
-from genkeep.errors import BadInput, PreconditionFailed
+from genkeep.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +80,24 @@ async def update_job(
     audit: AuditDep,
     services: ServicesDep,
     response: Response,
-    if_match: Annotated[str | None, Header(description='Expected version, e.g. "3"')] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The ETag of the version read, e.g. "3"; a list of them, or * for any '
+            "(RFC 9110). A weak tag (W/) never matches."
+        ),
+    ] = None,
 ) -> JobOut:
     """Change a job; a stale If-Match (or body version) answers 412 and changes nothing."""
     expected = body.version
     changes = body.model_dump(mode="json", exclude_unset=True, exclude={"version"})
-    await services.jobs.require(owner, job_id)
+    current = await services.jobs.require(owner, job_id)
     if if_match is not None:
-        expected = _version_of(if_match)
+        # The version matched is still checked by the write: a change in between is 412.
+        expected = matched_version(if_match, current.version)
     job = await services.jobs.update(owner, job_id, changes, audit, expected_version=expected)
     response.headers["ETag"] = _etag(job.version)
     return JobOut.of(job)
-
-
-def _version_of(if_match: str) -> int:
-    """The version an If-Match names; one no job can have answers 412 (RFC 9110 §13.1.1)."""
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if tag.isascii() and tag.isdigit() and len(tag) <= 10 and 1 <= int(tag) <= INT32_MAX:
-        return int(tag)
-    raise PreconditionFailed(f"If-Match {truncate(if_match, 40)} names no version of this job")
 
 
 @router.put(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
+from genkeep.api.cursor import CursorQuery, paged, position_of
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
@@ -27,13 +28,20 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["prompts"])
 async def list_prompts(
     owner: OwnerDep,
     services: ServicesDep,
+    request: Request,
+    response: Response,
     q: Annotated[str, Query(max_length=500, description="Text the prompt contains")] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    cursor: CursorQuery = None,
+    offset: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="Rows to skip (each costs a read; see cursor)")
+    ] = 0,
 ) -> list[PromptSummary]:
-    """The owner's prompts, newest first, searchable and paged."""
-    found = await services.prompts.list_prompts(owner, search=q, limit=limit, offset=offset)
-    return [PromptSummary.of(p) for p in found]
+    """The owner's prompts, newest first, searchable and paged (Link rel=next)."""
+    found = await services.prompts.list_prompts(
+        owner, search=q, limit=limit + 1, offset=offset, after=position_of(cursor)
+    )
+    return [PromptSummary.of(p) for p in paged(request, response, found, limit)]
 
 
 # Declared before /prompts/{prompt_id}, which would otherwise take "duplicates" for an id.

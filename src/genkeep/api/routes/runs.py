@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from genkeep.api.cursor import CursorQuery, paged, position_of
 from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
@@ -137,13 +138,20 @@ async def create_run(
 async def list_runs(
     owner: OwnerDep,
     services: ServicesDep,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    cursor: CursorQuery = None,
+    offset: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="Rows to skip (each costs a read; see cursor)")
+    ] = 0,
     status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
 ) -> list[RunOut]:
-    """The owner's runs, newest first."""
-    found = await services.runs.list_runs(owner, limit, offset, status=status)
-    return [RunOut.of(r) for r in found]
+    """The owner's runs, newest first (Link rel=next)."""
+    found = await services.runs.list_runs(
+        owner, limit + 1, offset, after=position_of(cursor), status=status
+    )
+    return [RunOut.of(r) for r in paged(request, response, found, limit)]
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from genkeep.api.cursor import CursorQuery, paged, position_of
 from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.job_schemas import TaskCreate, TaskEventOut, TaskOut
@@ -57,6 +58,23 @@ async def submit_task(
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/tasks/{task.id}"
     return TaskOut.of(task)
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+async def list_tasks(
+    owner: OwnerDep,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
+    job_id: Annotated[str | None, Query(max_length=64, description="Only this job's")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: CursorQuery = None,
+) -> list[TaskOut]:
+    """The owner's tasks, newest first, paged by cursor (Link rel=next)."""
+    found = await services.tasks.list_page(
+        owner, limit=limit + 1, job_id=job_id, after=position_of(cursor)
+    )
+    return [TaskOut.of(t) for t in paged(request, response, found, limit)]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=documented(404))

@@ -13,7 +13,12 @@ __all__ = ["Driver", "open_driver"]
 
 
 def open_driver(
-    url: URL, tables: Mapping[str, Table], *, pool_size: int = 10, echo: bool = False
+    url: URL,
+    tables: Mapping[str, Table],
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    statement_timeout_s: float | None = None,
 ) -> Driver:
     """The driver for ``url``'s database: the one place that asks which database it is.
 
@@ -24,9 +29,13 @@ def open_driver(
     if name == "postgresql":
         from genkeep.db.drivers.postgresql import PostgresDriver
 
-        return PostgresDriver(url, pool_size=pool_size, echo=echo)
+        return PostgresDriver(
+            url, pool_size=pool_size, echo=echo, statement_timeout_s=statement_timeout_s
+        )
     if name == "sqlite":
         from genkeep.db.drivers.sqlite import SqliteDriver
 
-        return SqliteDriver(url, tables, pool_size=pool_size, echo=echo)
+        return SqliteDriver(
+            url, tables, pool_size=pool_size, echo=echo, statement_timeout_s=statement_timeout_s
+        )
     raise ValueError(f"no driver for the database {name!r}")

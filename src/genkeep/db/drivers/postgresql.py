@@ -232,6 +232,14 @@ class _Listening:
             await self._connection.close()
 
 
+def _session_bounds(statement_timeout_s: float | None) -> dict[str, str]:
+    """The session settings that bound a statement and its wait for a lock."""
+    if statement_timeout_s is None:
+        return {}
+    milliseconds = str(max(1, round(statement_timeout_s * 1000)))
+    return {"statement_timeout": milliseconds, "lock_timeout": milliseconds}
+
+
 def hot_pool_size(pool_size: int) -> int:
     """Connections of each of the driver's own pools: one short statement each, so a few
     serve thousands a second; under a burst, callers wait for one instead of opening more."""
@@ -244,8 +252,18 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
     embedded = False
     rebuilds_tables_to_alter = False
 
-    def __init__(self, url: URL, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: URL,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        statement_timeout_s: float | None = None,
+    ) -> None:
         self.url = url
+        # Each session bounds its statements and lock waits; the server cancels one past
+        # it (SQLSTATE 57014 or 55P03), which is_unavailable judges an outage: 503.
+        bounds = _session_bounds(statement_timeout_s)
         # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).
         # Connections are recycled instead, and a dropped one fails one request. The hot
         # pools' connections come out of the overflow allowance, so a process still holds
@@ -259,9 +277,12 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
             pool_size=pool_size,
             max_overflow=pool_size * 2 - 2 * hot,
             pool_recycle=300,
+            connect_args={"server_settings": bounds} if bounds else {},
         )
         self._dialect = self.engine.dialect
         connect = asyncpg_connect_kwargs(url)
+        if bounds:
+            connect["server_settings"] = {**connect.get("server_settings", {}), **bounds}
         self._writes = ConnectionPool(connect, hot, json_codecs=True)
         self._reads = ConnectionPool(connect, hot, json_codecs=False)
 

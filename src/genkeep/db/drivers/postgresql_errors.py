@@ -10,8 +10,9 @@ from genkeep.db.drivers.errors import causes, raised_in
 # full); 57 operator intervention (shutdown, database dropped, cannot connect now, a
 # statement cancelled by an operator or a timeout); 58 the server's own I/O failed.
 _UNAVAILABLE_CLASSES = ("08", "28", "3D", "53", "57", "58")
-# A read-only transaction refusing a write: a standby after failover, or writes locked out.
-_UNAVAILABLE_CODES = frozenset({"25006"})
+# A read-only transaction refusing a write: a standby after failover, or writes locked out;
+# a lock not granted within lock_timeout (the statement timeout is 57014, in class 57).
+_UNAVAILABLE_CODES = frozenset({"25006", "55P03"})
 # Object not in prerequisite state: at log-in, "database does not allow connections"
 # (ALTER DATABASE ... ALLOW_CONNECTIONS false); from a statement, a bug.
 _UNAVAILABLE_AT_CONNECT = frozenset({"55000"})

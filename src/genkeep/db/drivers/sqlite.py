@@ -70,13 +70,21 @@ def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     return _NOW.format(shift=f", ({seconds}) || ' seconds'")
 
 
-def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _set_pragmas(dbapi_connection, busy_timeout_ms)
+
+    return on_connect
+
+
+def _set_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the single writer; busy_timeout makes writers queue
-    # instead of failing; foreign keys are off by default in SQLite.
+    # instead of failing (and bounds the wait: SQLITE_BUSY is an outage, 503); foreign keys
+    # are off by default in SQLite.
     # busy_timeout first: switching a new file to WAL needs it alone, and another process
     # may be creating it at that moment.
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -106,8 +114,9 @@ class _Reader:
     a thread that may wait.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
@@ -129,7 +138,7 @@ class _Reader:
         return await asyncio.to_thread(self._fetch_waiting, sql, values)
 
     def _fetch_waiting(self, sql: str, values: list[Any]) -> Row | None:
-        connection = self._connect(timeout=BUSY_TIMEOUT_MS / 1000)
+        connection = self._connect(timeout=self._busy_timeout_ms / 1000)
         try:
             return _first(connection, sql, values)
         finally:
@@ -165,9 +174,20 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
     rebuilds_tables_to_alter = True
 
     def __init__(
-        self, url: URL, tables: Mapping[str, Table], *, pool_size: int = 10, echo: bool = False
+        self,
+        url: URL,
+        tables: Mapping[str, Table],
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        statement_timeout_s: float | None = None,
     ) -> None:
         self.url = url
+        # SQLite has no statement timeout; the wait that can hang is the one for the write
+        # lock, bounded by busy_timeout.
+        busy_ms = (
+            BUSY_TIMEOUT_MS if statement_timeout_s is None else round(statement_timeout_s * 1000)
+        )
         # The tables come from the models, which take their column types from the drivers.
         self._tasks, self._events = tables["tasks"], tables["job_events"]
         self._runs, self._batches = tables["runs"], tables["run_batches"]
@@ -186,13 +206,13 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             echo=echo,
             # Parameters are user content: an error's message (and so a log) must not carry them.
             hide_parameters=True,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+            connect_args={"timeout": busy_ms / 1000},
         )
         self._dialect = self.engine.dialect
-        event.listen(self.engine.sync_engine, "connect", _pragmas)
+        event.listen(self.engine.sync_engine, "connect", _pragmas(busy_ms))
         event.listen(self.engine.sync_engine, "begin", _begin)
         # An in-memory database exists only inside the engine's own connection.
-        self._reader = None if self._file is None else _Reader(str(self._file))
+        self._reader = None if self._file is None else _Reader(str(self._file), busy_ms)
         # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
         self._save_batch = self.upsert_unless(
             self._batches,
@@ -292,7 +312,13 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
     async def _claim(self, connection: AsyncConnection, claim: TaskClaim) -> list[Row]:
         due = (
             select(self._tasks.c.id)
-            .where(self._tasks.c.status == "queued", self._tasks.c.run_after <= self.now())
+            # The IN repeats the claim index's predicate: SQLite uses a partial index only
+            # for a query that names it.
+            .where(
+                self._tasks.c.status.in_(("queued", "running")),
+                self._tasks.c.status == "queued",
+                self._tasks.c.run_after <= self.now(),
+            )
             .order_by(self._tasks.c.run_after)
             .limit(claim.limit)
         )
