@@ -76,11 +76,16 @@ async def owner_of(request: Request) -> str:
     return settings.default_owner
 
 
+def request_trace_id(request: Request) -> str:
+    """The W3C trace id of this request (from ``traceparent``, or a new one)."""
+    # RequestId picked it (and sends it as x-request-id); an app without it picks here.
+    return str(request.scope.get(TRACE_ID) or trace_id_of(request.scope["headers"]))
+
+
 def audit(request: Request, owner: Annotated[str, Depends(current_owner)]) -> Audit:
     """The actor (the owner, and the key it used) and W3C trace id (from ``traceparent``, or a
     new one) of this request."""
-    # RequestId picked it (and sends it as x-request-id); an app without it picks here.
-    trace_id = request.scope.get(TRACE_ID) or trace_id_of(request.scope["headers"])
+    trace_id = request_trace_id(request)
     # current_owner already refused a malformed header, so this parse cannot fail here.
     key_id = key_id_of(bearer_token(request) or "")
     return Audit(actor=f"{owner} (key:{key_id})" if key_id else owner, trace_id=trace_id)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep, audit, bearer_token
+from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep, bearer_token, request_trace_id
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
 from genkeep.db.deletions import DeletionStore
@@ -87,7 +87,7 @@ async def admin_audit(request: Request) -> Audit:
     token = bearer_token(request) or ""
     if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
         raise Unauthorized("the admin API needs `Authorization: Bearer <GENKEEP_ADMIN_TOKEN>`")
-    return Audit(actor="admin", trace_id=audit(request).trace_id)
+    return Audit(actor="admin", trace_id=request_trace_id(request))
 
 
 @router.delete(
