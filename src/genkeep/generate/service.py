@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
+from opentelemetry.trace import SpanContext
 from prometheus_client import Counter
 
 from genkeep.config import GeneratorProfile, Settings
@@ -22,6 +23,12 @@ from genkeep.generate.claim import ClaimProtocol
 from genkeep.generate.generator import Generator
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
+from genkeep.generate.spans import (
+    current_generation,
+    describe_outcome,
+    generation_span,
+    link_leader,
+)
 from genkeep.telemetry.metrics import CACHE_HITS, COALESCED, REQUEST_LATENCY
 
 # Labelled children looked up once: ``labels()`` takes a lock and builds a key each call.
@@ -40,6 +47,8 @@ class GenerateService:
         self.claims = ClaimProtocol(store, settings, generators)
         self._flights: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
         self._reads: dict[tuple[object, ...], asyncio.Future[Outcome | None]] = {}
+        # The generation span of each flight's leader, linked from the requests that join it.
+        self._leaders: dict[tuple[object, ...], SpanContext] = {}
         # Settings do not change during the service's life, so neither do profile keys.
         self._profile_keys: dict[str, str] = {}
         self._hit_counters: dict[str, Counter] = {}
@@ -65,7 +74,10 @@ class GenerateService:
     ) -> Outcome:
         """Generate once for a key; ``produce`` (chat) replaces the profile's prompt call."""
         started = time.perf_counter()
-        outcome = await self._join_flight(key, profile, cache, produce)
+        with generation_span(key.profile_name, profile.model) as span:
+            outcome = await self._join_flight(key, profile, cache, produce)
+            if span is not None:
+                describe_outcome(span, outcome)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         _LATENCY[label].observe(time.perf_counter() - started)
         return outcome
@@ -179,11 +191,13 @@ class GenerateService:
             opened = self._start_flight(flight_key, key, profile, cache, arrived, None, produce)
             return await asyncio.shield(opened)
         # Identical concurrent misses in this process share one claim and one generation.
+        leader = self._leaders.get(flight_key)
         outcome = await asyncio.shield(flight)
         if outcome.cached:
             self._hits(key.profile_name).inc()
             return outcome
         COALESCED.labels("process").inc()
+        link_leader(leader)
         return replace(outcome, cached=False, coalesced=True)
 
     async def _read_or_fly(
@@ -228,10 +242,14 @@ class GenerateService:
         # The flight is its own task so that a cancelled request cannot cancel the others.
         flight = asyncio.create_task(self.claims.fly(key, profile, cache, arrived, found, produce))
         self._flights[flight_key] = flight
+        leader = current_generation()
+        if leader is not None:
+            self._leaders[flight_key] = leader
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return flight
 
     def _land(self, flight_key: tuple[object, ...], flight: asyncio.Task[Outcome]) -> None:
         self._flights.pop(flight_key, None)
+        self._leaders.pop(flight_key, None)
         if not flight.cancelled():
             flight.exception()  # marks it retrieved when every waiter has gone
