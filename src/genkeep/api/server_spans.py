@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import Tracer
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Probes and scrapes would be most of the spans and tell nothing.
 UNTRACED = "/healthz$,/readyz$,/metrics$"
@@ -18,6 +19,7 @@ UNTRACED = "/healthz$,/readyz$,/metrics$"
 
 def install_server_spans(app: FastAPI, tracer: Tracer) -> None:
     """Add the tracing middleware, outermost (call it after every other middleware)."""
+    app.add_middleware(RouteNames)
     app.add_middleware(
         OpenTelemetryMiddleware,
         tracer=tracer,
@@ -25,35 +27,36 @@ def install_server_spans(app: FastAPI, tracer: Tracer) -> None:
         meter=NoOpMeterProvider().get_meter("genkeep.server"),
         excluded_urls=UNTRACED,
         exclude_spans=["receive", "send"],
-        default_span_details=SpanNames(app).details,
+        # Named by the method until the route is known (RouteNames): never by the raw
+        # path, whose ids would make a span name per task.
+        default_span_details=_method_only,
     )
 
 
-class SpanNames:
-    """``{method} {route}`` by the route's template (``/v1/tasks/{task_id}``), never the raw
-    path: one span name per route, whatever ids a client sends."""
+def _method_only(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return str(scope.get("method") or "HTTP"), {}
 
-    def __init__(self, app: FastAPI) -> None:
+
+class RouteNames:
+    """ASGI middleware just inside the SERVER span: once the router (or the hot path lookup)
+    chose a route, the span is named ``{method} {route}`` (``POST /v1/jobs/{job_id}/tasks``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
-    def details(self, scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        method, path = scope.get("method", "HTTP"), scope.get("path", "")
-        found = self._known.get((method, path))
-        if found is not None:
-            return found
-        route = self._template(scope)
-        details: tuple[str, dict[str, Any]] = (
-            (f"{method} {route}", {"http.route": route}) if route else (method, {})
-        )
-        # Only a route without parameters names itself by its path: safe to remember.
-        if route == path and len(self._known) < 256:
-            self._known[(method, path)] = details
-        return details
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
 
-    def _template(self, scope: dict[str, Any]) -> str | None:
-        for route in self.app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return getattr(route, "path_format", None) or getattr(route, "path", None)
-        return None
+        async def named(message: Message) -> None:
+            # Before the answer goes out: the instrumentation ends the span with it.
+            if message["type"] == "http.response.start":
+                route = getattr(scope.get("route"), "path_format", None)
+                span = trace.get_current_span()
+                if route is not None and span.is_recording():
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attribute("http.route", route)
+            await send(message)
+
+        await self.app(scope, receive, named)
