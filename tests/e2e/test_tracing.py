@@ -28,7 +28,7 @@ from tests.e2e.test_workers import rows, wait_for
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.postgres import dsn
-from tests.support.server import Server, WorkerProcess
+from tests.support.server import Server, WorkerProcess, pid_of
 
 pytestmark = pytest.mark.e2e
 
@@ -192,19 +192,20 @@ async def test_a_task_killed_mid_run_continues_its_trace_in_another_worker(
     assert submitted.headers["x-request-id"] == trace_id
     task_id = submitted.json()["id"]
     env = {**traced.env, **FAST_LEASE}
-    doomed = WorkerProcess(env, traced.logs / "doomed.log").start()
-    survivor: WorkerProcess | None = None
+    # Two workers started together (one start-up to wait for): the one that claims the task
+    # is killed, the other takes it over once the lease expires.
+    started = [WorkerProcess(env, traced.logs / f"worker{i}.log").start() for i in range(2)]
     try:
         # The first attempt stored its span before it worked: that is what it is killed with.
-        [(first_attempt,)] = await wait_for(
+        [(first_attempt, holder)] = await wait_for(
             traced.db_url,
-            select(Task.attempt_context).where(Task.id == task_id),
+            select(Task.attempt_context, Task.worker_id).where(Task.id == task_id),
             lambda v: v[0][0] is not None,
             seconds=30,
         )
+        [doomed] = [w for w in started if w.pid == pid_of(str(holder))]
+        [survivor] = [w for w in started if w is not doomed]
         doomed.signal(signal.SIGKILL)
-        doomed.wait()
-        survivor = WorkerProcess(env, traced.logs / "survivor.log").start()
         await wait_for(
             traced.db_url,
             select(Task.status).where(Task.id == task_id),
@@ -212,9 +213,8 @@ async def test_a_task_killed_mid_run_continues_its_trace_in_another_worker(
             seconds=60,
         )
     finally:
-        doomed.stop()
-        if survivor is not None:
-            survivor.stop()  # SIGTERM: it flushes its spans on the way out
+        for worker in started:
+            worker.stop()  # SIGTERM: the survivor flushes its spans on the way out
 
     names = ("POST /v1/jobs/{job_id}/tasks", "send tasks", "process tasks", "claim tasks")
     spans = whole(traced.receiver, trace_id, *names, "blob put")
