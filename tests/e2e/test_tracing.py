@@ -138,6 +138,9 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     server = one(spans, "POST /v1/chat/completions")
     assert server.kind == "SERVER" and server.parent_id == caller_span
     assert server.service == "genkeep-test"
+    assert server.attributes["http.route"] == "/v1/chat/completions"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["genkeep.cache.hit"] is False
     generation = one(spans, "genkeep.generate")
     assert generation.parent_id == server.span_id
     assert generation.attributes["genkeep.cache.hit"] is False
@@ -155,11 +158,13 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     assert "gen_ai.input.messages" not in attributes  # content only when opted in
     assert result_id
 
-    hit_spans = whole(receiver, hit_trace, "POST /v1/chat/completions", "genkeep.generate")
-    answered = one(hit_spans, "genkeep.generate")
+    hit_spans = whole(receiver, hit_trace, "POST /v1/chat/completions")
+    # A hit is told on the request's own span: no generation, no model call under it.
+    [answered] = hit_spans
+    assert answered.kind == "SERVER"
     assert answered.attributes["genkeep.cache.hit"] is True
+    assert answered.attributes["genkeep.coalesced"] is False
     assert answered.attributes["genkeep.result.id"] == generation.attributes["genkeep.result.id"]
-    assert not [s for s in hit_spans if s.kind == "CLIENT"]
     # Without a traceparent, the answer's id is the new trace's.
     plain_id = plain.headers["x-request-id"]
     receiver.wait_for(lambda s: any(x.trace_id == plain_id and x.kind == "SERVER" for x in s))

@@ -33,7 +33,7 @@ from genkeep.api.routes import (
     runs,
     tasks,
 )
-from genkeep.api.server_spans import install_server_spans
+from genkeep.api.server_spans import ServerSpans
 from genkeep.config import Settings, load_settings
 from genkeep.console import install as install_console
 from genkeep.extract.manager import RunManager
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.add_middleware(RequestId, from_span=tracer is not None)  # the boundary's answers too
     if tracer is not None:
         # Outermost: every request, the hot routes' included, gets its SERVER span first.
-        install_server_spans(app, tracer)
+        app.add_middleware(ServerSpans, tracer=tracer)
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)

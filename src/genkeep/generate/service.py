@@ -24,10 +24,10 @@ from genkeep.generate.generator import Generator
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
 from genkeep.generate.spans import (
-    current_generation,
     describe_outcome,
-    generation_span,
     link_leader,
+    start_generation,
+    traced_flight,
 )
 from genkeep.telemetry.metrics import CACHE_HITS, COALESCED, REQUEST_LATENCY
 
@@ -74,10 +74,8 @@ class GenerateService:
     ) -> Outcome:
         """Generate once for a key; ``produce`` (chat) replaces the profile's prompt call."""
         started = time.perf_counter()
-        with generation_span(key.profile_name, profile.model) as span:
-            outcome = await self._join_flight(key, profile, cache, produce)
-            if span is not None:
-                describe_outcome(span, outcome)
+        outcome = await self._join_flight(key, profile, cache, produce)
+        describe_outcome(outcome)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         _LATENCY[label].observe(time.perf_counter() - started)
         return outcome
@@ -240,11 +238,15 @@ class GenerateService:
         produce: Produce | None,
     ) -> asyncio.Task[Outcome]:
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self.claims.fly(key, profile, cache, arrived, found, produce))
+        flying = self.claims.fly(key, profile, cache, arrived, found, produce)
+        # Only a flight has a span of its own (a hit is told on the request's span): the
+        # model call is its child, and the requests that join it link to it.
+        generation = start_generation(key.profile_name, profile.model)
+        if generation is not None:
+            self._leaders[flight_key] = generation.get_span_context()
+            flying = traced_flight(generation, flying)
+        flight = asyncio.create_task(flying)
         self._flights[flight_key] = flight
-        leader = current_generation()
-        if leader is not None:
-            self._leaders[flight_key] = leader
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return flight
 

@@ -1,11 +1,14 @@
-"""The spans generate once writes: the generation a request asked for, and the model call
-(GenAI CLIENT span) a miss makes; a hit or a coalesced request makes no model call."""
+"""The spans generate once writes: a flight's ``genkeep.generate`` and its model call (the
+GenAI CLIENT span). A hit or a request that joined a flight makes neither: its own span (the
+SERVER span, say) is told how it was answered, and a joiner links to the flight's span."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from contextlib import AbstractContextManager
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext, SpanKind
 
 from genkeep.config import GeneratorProfile
@@ -17,16 +20,33 @@ from genkeep.telemetry import genai, tracing
 PROVIDERS = {"openai": "openai", "builtin": "genkeep"}
 
 
-def generation_span(profile_name: str, model: str) -> AbstractContextManager[Span | None]:
-    """The span of one generate-once request (None while tracing is off)."""
-    return tracing.span(
-        "genkeep.generate",
-        attributes={"genkeep.profile": profile_name, "gen_ai.request.model": model},
-    )
+def start_generation(profile_name: str, model: str) -> Span | None:
+    """The span of one flight (a miss's claim, generation and commit), a child of the
+    request that opened it; None while tracing is off."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        return None
+    attributes = {"genkeep.profile": profile_name, "gen_ai.request.model": model}
+    return tracer.start_span("genkeep.generate", attributes=attributes)
 
 
-def describe_outcome(span: Span, outcome: Outcome) -> None:
-    """Say how the request was answered: a hit, coalesced, or generated here."""
+async def traced_flight(span: Span, flight: Coroutine[Any, Any, Outcome]) -> Outcome:
+    """Run ``flight`` under its span (the model call becomes its child) and end it."""
+    with trace.use_span(span, end_on_exit=True):
+        outcome = await flight
+        _describe(span, outcome)
+        return outcome
+
+
+def describe_outcome(outcome: Outcome) -> None:
+    """Say on the request's span how it was answered: a hit, coalesced, or generated (a
+    hit makes no span of its own: it is most requests, and a span is most of a hit's cost)."""
+    span = tracing.current_span()
+    if span is not None:
+        _describe(span, outcome)
+
+
+def _describe(span: Span, outcome: Outcome) -> None:
     span.set_attributes(
         {
             "genkeep.cache.hit": outcome.cached,
@@ -38,16 +58,10 @@ def describe_outcome(span: Span, outcome: Outcome) -> None:
 
 
 def link_leader(leader: SpanContext | None) -> None:
-    """A request that joined another's flight links to that request's generation."""
+    """A request that joined another's flight links to that flight's span."""
     span = tracing.current_span() if leader is not None else None
     if span is not None and leader is not None:
         span.add_link(leader, {"genkeep.link": "leader generation"})
-
-
-def current_generation() -> SpanContext | None:
-    """The current generation span's context, for the requests that will join its flight."""
-    found = tracing.current_span()
-    return None if found is None else found.get_span_context()
 
 
 def model_call(profile: GeneratorProfile, *, chat: bool) -> AbstractContextManager[genai.ModelCall]:
