@@ -232,10 +232,10 @@ async def test_a_task_killed_mid_run_continues_its_trace_in_another_worker(
     assert consumer.attributes["genkeep.worker.id"].split(":")[1] == str(survivor.pid)
     failed_span = first_attempt.split("-")[2]
     assert [(link.trace_id, link.span_id) for link in consumer.links] == [(trace_id, failed_span)]
-    # Each attempt's claim is its child; the killed attempt's claim was exported before the
-    # kill, under the span the survivor links to.
+    # Each attempt's claim is its child; the killed attempt's, if it was exported before the
+    # kill, is under the span the survivor links to.
     claims = {s.parent_id for s in spans if s.name == "claim tasks"}
-    assert claims == {consumer.span_id, failed_span}
+    assert consumer.span_id in claims and claims <= {consumer.span_id, failed_span}
     assert one(spans, "blob put").parent_id == consumer.span_id
     # The audit log's trace id is the exported one, for every event of the task.
     events = await rows(
