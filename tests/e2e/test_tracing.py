@@ -156,6 +156,12 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     assert attributes["gen_ai.usage.input_tokens"] > 0
     assert attributes["gen_ai.usage.output_tokens"] > 0
     assert "gen_ai.input.messages" not in attributes  # content only when opted in
+    # The upstream HTTP request (httpx's instrumentation) is the model call's child, and the
+    # upstream was sent the trace.
+    [http] = [s for s in spans if s.parent_id == client_span.span_id]
+    assert http.kind == "CLIENT" and http.name.startswith("POST")
+    [sent] = traced.upstream.requests
+    assert sent.headers["traceparent"].split("-")[1] == miss_trace
     assert result_id
 
     hit_spans = whole(receiver, hit_trace, "POST /v1/chat/completions")

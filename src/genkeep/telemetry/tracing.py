@@ -63,10 +63,30 @@ def configure() -> Tracer | None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _State.tracer = provider.get_tracer(_SCOPE, __version__)
+    _instrument_http_clients(provider)
     _State.shutdown = provider.shutdown
     # Spans still queued at exit are sent (a CLI command ends before the batch delay).
     atexit.register(shutdown)
     return _State.tracer
+
+
+def _instrument_http_clients(provider: Any) -> None:
+    """httpx (the OpenAI SDK's client) by its maintained instrumentation: each upstream
+    request is an HTTP CLIENT span under the model call's, and carries the ``traceparent``
+    to an upstream that traces too (vLLM, a gateway). Only misses call upstream: a hit pays
+    nothing for it. Clients made after this (the generators, built next) are covered."""
+    try:
+        from opentelemetry.instrumentation import httpx as instrumentation
+    except ImportError:  # an install without it still traces everything else
+        return
+    # The OpenAI SDK's client is httpx's or, in newer SDKs, its fork httpx2's: both.
+    for name in ("HTTPXClientInstrumentor", "HTTPX2ClientInstrumentor"):
+        instrumentor = getattr(instrumentation, name, None)
+        if instrumentor is not None:
+            try:
+                instrumentor().instrument(tracer_provider=provider)
+            except ModuleNotFoundError:  # that client is not installed
+                continue
 
 
 def shutdown() -> None:
