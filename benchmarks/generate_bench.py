@@ -8,7 +8,10 @@ serve it side by side with the same worker count while a separate load-generator
 (wrk, else Python) drives them in alternating rounds; medians are reported. Then a fresh
 genkeep with a 300 ms generator times one new prompt against a burst of identical ones.
 A chat-completions hit (``POST /v1/chat/completions``) is measured on the same genkeep server
-in the same alternating rounds, and compared with the ``/v1/generate`` hit.
+in the same alternating rounds, and compared with the ``/v1/generate`` hit. With ``--tracing``
+a second genkeep server, tracing on (every request sampled, exported over OTLP/HTTP to a sink
+that discards), is driven in the same rounds: its server CPU per hit over the untraced one's
+is the cost of tracing (goal <= 1.15).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.coalescing import CoalescingResult, measure_coalescing
 from benchmarks.databases import throwaway_database
 from benchmarks.loadgen import LoadResult, run_python, run_wrk, wrk_available
+from benchmarks.otlp_sink import OtlpSink
 from benchmarks.profiles import Profile, py_spy_available, start_recording, summarize
 from benchmarks.servers import (
     ROOT,
@@ -54,9 +58,16 @@ BACKENDS = ("sqlite", "postgresql")
 DEFAULT_WORKERS = {"sqlite": 1, "postgresql": 2}
 PATH = "/v1/generate"
 CHAT_PATH = "/v1/chat/completions"
-MARKERS = {"genkeep": '"cached":true', "bare": '"content":"', "chat": '"object":"chat.completion"'}
+MARKERS = {
+    "genkeep": '"cached":true',
+    "bare": '"content":"',
+    "chat": '"object":"chat.completion"',
+    "traced": '"cached":true',
+}
 # A chat hit may cost at most this much server CPU per request over a /v1/generate hit.
 GOAL_CHAT_COST = 1.2
+# A hit with tracing on may cost at most this much server CPU per request over one without.
+GOAL_TRACING_COST = 1.15
 GOAL_RATIO = 0.8
 GOAL_COALESCING = 1.3
 COALESCING_LATENCY_MS = 300
@@ -81,6 +92,7 @@ class Options:
     log_level: str
     json_path: Path
     profile_dir: Path | None
+    tracing: bool = False
 
     @property
     def round_seconds(self) -> float:
@@ -168,8 +180,21 @@ class BackendRun:
         pairs = zip(self.targets["chat"].rounds, self.targets["genkeep"].rounds, strict=True)
         return statistics.median(g.load.rps / c.load.rps for c, g in pairs if c.load.rps)
 
+    @property
+    def tracing_cost(self) -> float | None:
+        """Median over rounds of a traced hit's server CPU per request over an untraced one's."""
+        if "traced" not in self.targets:
+            return None
+        pairs = zip(self.targets["traced"].rounds, self.targets["genkeep"].rounds, strict=True)
+        return statistics.median(
+            t.cpu_us_per_request / g.cpu_us_per_request for t, g in pairs if g.cpu_us_per_request
+        )
+
     def to_json(self) -> dict[str, Any]:
+        cost = self.tracing_cost
         return {
+            "tracing_cpu_cost_over_untraced": cost,
+            "tracing_cost_goal_met": None if cost is None else cost <= GOAL_TRACING_COST,
             "workers": self.workers,
             "chat_cpu_cost_over_generate": self.chat_cost,
             "generate_rps_over_chat_rps": self.chat_rps_ratio,
@@ -263,6 +288,10 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
             "genkeep": Server(env, work / "genkeep.log", workers=workers),
             "bare": BareServer(env, work / "bare.log", workers=workers),
         }
+        sink = OtlpSink().__enter__() if options.tracing else None
+        if sink is not None:
+            traced_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
+            servers["traced"] = Server(traced_env, work / "traced.log", workers=workers)
         bodies = prompt_bodies(options.prompts)
         # name -> the server, path and bodies it is driven with; chat shares genkeep's server.
         plan = {
@@ -270,6 +299,8 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
             "bare": (servers["bare"], PATH, bodies),
             "chat": (servers["genkeep"], CHAT_PATH, chat_bodies(options.prompts)),
         }
+        if "traced" in servers:
+            plan["traced"] = (servers["traced"], PATH, bodies)
         targets = {name: TargetRun() for name in plan}
         hit_errors: list[str] = []
         try:
@@ -313,6 +344,9 @@ def bench_backend(backend: str, options: Options, pool: Executor | None) -> Back
         finally:
             for server in servers.values():
                 server.stop()
+            if sink is not None:
+                console.print(f"  tracing: {sink.exports} OTLP exports, {sink.bytes} bytes")
+                sink.__exit__(None, None, None)
         coalescing = coalesce(database_url, work, workers, options)
     errors = [
         f"{backend}/{name} round {i + 1}: {r.load.bad} bad answers ({r.load.bad_sample}), "
@@ -415,6 +449,28 @@ def report(runs: list[BackendRun], options: Options) -> None:
         )
     console.print(chat)
 
+    traced_runs = [run for run in runs if run.tracing_cost is not None]
+    if traced_runs:
+        tracing = Table(
+            title="A /v1/generate hit with tracing on beside one with it off (two servers, same "
+            f"rounds); cost = on/off server CPU per request (goal <= {GOAL_TRACING_COST})"
+        )
+        for column in ("backend", "off req/s", "on req/s", "off us/req", "on us/req", "cost"):
+            tracing.add_column(column, justify="right")
+        for run in traced_runs:
+            off, on, cost = run.targets["genkeep"], run.targets["traced"], run.tracing_cost
+            assert cost is not None
+            verdict = "ok" if cost <= GOAL_TRACING_COST else "[red]high[/]"
+            tracing.add_row(
+                run.backend,
+                f"{off.rps:.0f}",
+                f"{on.rps:.0f}",
+                f"{off.cpu_us_per_request:.0f}",
+                f"{on.cpu_us_per_request:.0f}",
+                f"{cost:.2f} {verdict}",
+            )
+        console.print(tracing)
+
     coalescing = Table(
         title=f"Coalescing, generator latency {COALESCING_LATENCY_MS} ms (fresh server)"
     )
@@ -468,6 +524,7 @@ def settings_of(options: Options) -> dict[str, Any]:
         "wrk_threads": options.wrk_threads if options.loadgen == "wrk" else None,
         "log_level": options.log_level,
         "burst": options.burst,
+        "tracing": options.tracing,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
     }
@@ -492,6 +549,11 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--profile", type=Path, help="after the rounds, sample each server with py-spy into DIR"
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also drive a genkeep server with tracing on (OTLP/HTTP to a discarding sink)",
+    )
     args = parser.parse_args(argv)
     if args.profile is not None and not py_spy_available():
         parser.error("py-spy is not installed (the bench extra installs it)")
@@ -514,6 +576,7 @@ def parse_options(argv: list[str] | None) -> Options:
         log_level=args.log_level,
         json_path=args.json,
         profile_dir=args.profile,
+        tracing=args.tracing,
     )
 
 

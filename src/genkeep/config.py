@@ -277,3 +277,44 @@ def hand_to_server_processes(**values: object) -> None:
 def columns_set() -> bool:
     """Whether ``COLUMNS`` gives the terminal's width (rich reads it)."""
     return "COLUMNS" in os.environ
+
+
+# The OpenTelemetry SDK reads the rest of its standard variables (service name, resource
+# attributes, exporter headers, batch sizes) itself; genkeep decides only whether to start it.
+def otel_traces_endpoint() -> str | None:
+    """Where spans go over OTLP/HTTP, or None: tracing is off until one is set."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    return (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None
+    )
+
+
+def otel_metrics_endpoint() -> str | None:
+    """Where metrics go over OTLP/HTTP, or None (they stay on ``/metrics`` only)."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
+        return None
+    return (
+        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None
+    )
+
+
+def otel_capture_content() -> bool:
+    """Whether GenAI spans may carry message content (the GenAI conventions' opt-in)."""
+    value = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
+    return value.strip().lower() in ("true", "1", "span_only", "span_and_event")
+
+
+def otel_service_name_set() -> bool:
+    """Whether the operator named the service (else genkeep names itself)."""
+    return bool(os.environ.get("OTEL_SERVICE_NAME")) or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )

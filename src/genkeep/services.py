@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genkeep.blobs import BlobStore, open_blob_store
+from genkeep.blobs.traced import trace_writes
 from genkeep.config import Settings
 from genkeep.db.artifacts import ArtifactStore
 from genkeep.db.database import Database
@@ -25,6 +26,7 @@ from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
 from genkeep.generate.service import GenerateService
 from genkeep.jobs import Catalogue, load_catalogue
+from genkeep.telemetry import otel_metrics, tracing
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Services:
 async def open_services(settings: Settings) -> Services:
     """Connect and check everything; raise a GenkeepError if this process cannot run."""
     check_durable(settings)
+    tracing.configure()
+    otel_metrics.configure()
     catalogue = load_catalogue(settings.task_modules)
     database = open_database(
         settings,
@@ -61,6 +65,8 @@ async def open_services(settings: Settings) -> Services:
         await prepare_schema(database)
         generators = build_generators(settings)
         blobs = await open_blob_store(settings)
+        if tracing.tracer() is not None:
+            blobs = trace_writes(blobs)
     except BaseException:
         await database.dispose()
         raise
@@ -117,6 +123,7 @@ async def close_services(services: Services) -> None:
     await services.run_changes.stop()
     await services.blobs.aclose()
     await services.database.dispose()
+    tracing.flush()
 
 
 def check_durable(settings: Settings) -> None:

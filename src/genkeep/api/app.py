@@ -35,10 +35,12 @@ from genkeep.api.routes import (
     runs,
     tasks,
 )
+from genkeep.api.server_spans import ServerSpans
 from genkeep.config import Settings, load_settings
 from genkeep.console import install as install_console
 from genkeep.extract.manager import RunManager
 from genkeep.services import Services, close_services, open_services
+from genkeep.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,11 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
         app.add_middleware(HotPaths, router=app.router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
-    app.add_middleware(RequestId)  # outermost: the boundary's answers carry it too
+    tracer = tracing.configure()
+    app.add_middleware(RequestId, from_span=tracer is not None)  # the boundary's answers too
+    if tracer is not None:
+        # Outermost: every request, the hot routes' included, gets its SERVER span first.
+        app.add_middleware(ServerSpans, tracer=tracer)
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)

@@ -8,6 +8,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.telemetry.tracing import current_trace_id
+
 TRACE_ID = "genkeep.trace_id"
 _TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _ALL_ZERO = b"0" * 32
@@ -25,16 +27,19 @@ def trace_id_of(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class RequestId:
-    """ASGI middleware, the outermost: picks the trace id and sends it on the answer."""
+    """ASGI middleware, outermost but for the tracing one: picks the trace id and sends it
+    on the answer. ``from_span``: the trace id is the SERVER span's (tracing on), so the
+    answer, the audit log and the exported trace name one id."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, from_span: bool = False) -> None:
         self.app = app
+        self.from_span = from_span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = trace_id_of(scope["headers"])
+        trace_id = (self.from_span and current_trace_id()) or trace_id_of(scope["headers"])
         scope[TRACE_ID] = trace_id
         header = (b"x-request-id", trace_id.encode())
 

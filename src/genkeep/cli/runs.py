@@ -21,6 +21,7 @@ from genkeep.cli.help import Command, Group, examples
 from genkeep.cli.outputs import OutputFormat, plan_outputs, write_outputs
 from genkeep.config import Settings
 from genkeep.errors import BadInput
+from genkeep.telemetry import tracing
 
 if TYPE_CHECKING:
     from genkeep.db.models import Run
@@ -142,8 +143,10 @@ def extract(
 
     async def main() -> int:
         async with extraction(settings) as (services, service):
-            created = await service.create(settings.default_owner, request, extractor.value)
-            return await execute(services, service, created.id, settings, outputs)
+            # One trace for the whole command: the run, its batches, its outputs.
+            with tracing.span("genkeep extract", attributes={"genkeep.input": input_file.name}):
+                created = await service.create(settings.default_owner, request, extractor.value)
+                return await execute(services, service, created.id, settings, outputs)
 
     raise typer.Exit(run(main()))
 

@@ -26,6 +26,8 @@ from genkeep.db.task_repository import (
 )
 from genkeep.db.types import utcnow
 from genkeep.errors import Conflict, IdempotencyMismatch, NotFound
+from genkeep.telemetry import tracing
+from genkeep.telemetry.messaging import producer_span
 
 
 class TaskClientOps(TaskRepository):
@@ -41,6 +43,15 @@ class TaskClientOps(TaskRepository):
 
     async def submit(self, job: Job, submission: Submission, audit: Audit) -> tuple[Task, bool]:
         """The task for this idempotency key, creating it if new; True when created."""
+        with producer_span(submission.kind) as span:
+            task, created = await self._submit(job, submission, audit)
+            if span is not None:
+                span.set_attributes(
+                    {"messaging.message.id": task.id, "genkeep.task.created": created}
+                )
+            return task, created
+
+    async def _submit(self, job: Job, submission: Submission, audit: Audit) -> tuple[Task, bool]:
         request_hash = submission.request_hash(job.id)
         new = NewTask(
             id=str(uuid.uuid4()),
@@ -55,6 +66,8 @@ class TaskClientOps(TaskRepository):
             trace_id=audit.trace_id,
             actor=audit.actor,
             now=utcnow(),
+            # Stored with the row, in the transaction that queues it (I18).
+            trace_context=tracing.carrier(),
         )
         # Insert first: the common case is a new key, and the unique constraint decides races.
         # The task is due now by the database's clock, and its event commits with it.

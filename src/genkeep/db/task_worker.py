@@ -96,6 +96,11 @@ class TaskWorkerOps(TaskRepository):
         return await self._fenced(lease, lease_expires_at=self.db.driver.now_plus(lease_s))
 
     @completes_when_cancelled
+    async def record_attempt(self, lease: Lease, trace_context: str | None) -> None:
+        """Store the running attempt's span (a traceparent) for the attempt after it."""
+        await self._fenced(lease, attempt_context=trace_context)
+
+    @completes_when_cancelled
     async def set_stage(self, lease: Lease, stage: str, progress: float) -> bool:
         return await self._fenced(lease, stage=stage, progress=max(0.0, min(progress, 1.0)))
 

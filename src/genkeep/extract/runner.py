@@ -14,7 +14,10 @@ import itertools
 import json
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+
+from opentelemetry.trace import Span
 
 from genkeep.blobs import BlobStore
 from genkeep.core import identity, interleave
@@ -28,6 +31,8 @@ from genkeep.extract.dedupe import merge_chunk_results
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
 from genkeep.extract.outputs import write_outputs
+from genkeep.telemetry import tracing
+from genkeep.telemetry.messaging import consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,25 @@ def decode_result(text: str) -> tuple[int, ChunkResult]:
     )
 
 
+def run_span(run: Run, holder: str) -> AbstractContextManager[Span | None]:
+    """One execution of a run: it continues the trace the run was created in (I18)."""
+    return consumer_span(
+        run.extractor_name,
+        run.id,
+        submitted=run.trace_context,
+        previous_attempt=None,
+        attempt=0,
+        destination="runs",
+        worker_id=holder,
+    )
+
+
+def batch_span(run_id: str, index: int, chunks: int) -> AbstractContextManager[Span | None]:
+    """One batch: extracted and committed with its checkpoint (I6)."""
+    attributes = {"genkeep.run.id": run_id, "genkeep.batch.index": index, "genkeep.chunks": chunks}
+    return tracing.span("extract batch", attributes=attributes)
+
+
 class ExtractionRunner:
     def __init__(
         self,
@@ -155,7 +179,11 @@ class ExtractionRunner:
             )
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
-            return await self._execute(run, lease, inputs, cancel, on_progress)
+            with run_span(run, self.holder) as span:
+                status = await self._execute(run, lease, inputs, cancel, on_progress)
+                if span is not None:
+                    span.set_attribute("genkeep.run.status", status)
+                return status
         except LeaseLost:
             log.warning("run %s: lease taken over; stopping", run.id)
             return "interrupted"
@@ -202,9 +230,10 @@ class ExtractionRunner:
             if stopped is not None:
                 return stopped
             try:
-                outputs = await write_outputs(
-                    self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
-                )
+                with tracing.span("merge run outputs", attributes={"genkeep.run.id": run.id}):
+                    outputs = await write_outputs(
+                        self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
+                    )
             except CorruptBatch as exc:
                 if merge == 2:
                     raise
@@ -250,10 +279,11 @@ class ExtractionRunner:
                 except asyncio.QueueEmpty:
                     return
                 try:
-                    result = await self._extract(plan[index], inputs, next_start)
-                    encoded = encode_result(plan[index][0].start, result)
-                    keys = sorted({e.key for e in result.entities})
-                    saved = await self.runs.save_batch(lease, index, encoded, keys)
+                    with batch_span(run.id, index, len(plan[index])):
+                        result = await self._extract(plan[index], inputs, next_start)
+                        encoded = encode_result(plan[index][0].start, result)
+                        keys = sorted({e.key for e in result.entities})
+                        saved = await self.runs.save_batch(lease, index, encoded, keys)
                     if saved.saved:
                         state["done"] += 1
                         entities = saved.entities

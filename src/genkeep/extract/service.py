@@ -19,6 +19,8 @@ from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import ExtractionRunner, RunInputs
+from genkeep.telemetry import tracing
+from genkeep.telemetry.messaging import producer_span
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,13 @@ class ExtractionService:
             "chunk_overlap": params.overlap,
             "batch_size": params.batch_size,
         }
-        return await self.runs.create(owner_id, manifest, run_id)
+        with producer_span(extractor.name, destination="runs") as span:
+            # Stored with the run row (I18): whoever executes the run continues this trace.
+            manifest["trace_context"] = tracing.carrier()
+            run = await self.runs.create(owner_id, manifest, run_id)
+            if span is not None:
+                span.set_attribute("messaging.message.id", run.id)
+            return run
 
     def runner(self) -> ExtractionRunner:
         """A runner that executes runs with this process's lease and concurrency."""

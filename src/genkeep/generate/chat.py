@@ -22,6 +22,7 @@ from genkeep.generate.feed import Feed
 from genkeep.generate.generator import ChatGenerator
 from genkeep.generate.outcome import Outcome
 from genkeep.generate.service import GenerateService
+from genkeep.generate.spans import describe_chat
 
 FlightKey = tuple[str, str, str, CacheControl]
 # Stored content is streamed line by line: pieces a client renders as they come.
@@ -88,6 +89,7 @@ class ChatService:
         key, profile, backend, call = self._prepare(owner_id, model, call)
 
         async def produce(result_id: str | None) -> Generation:
+            describe_chat(call)
             return await backend.chat(call, profile)
 
         return await self.generate.generate_key(key, profile, cache, produce)
@@ -101,6 +103,7 @@ class ChatService:
 
         async def produce(result_id: str | None) -> Generation:
             stream.led = True
+            describe_chat(call)
             feed = self._feeds[flight] = Feed(result_id)
             self._announce()
             try:

@@ -22,6 +22,7 @@ from genkeep.errors import GenerationFailed, GenerationTimeout, GenkeepError, Pe
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.generator import Generator
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
+from genkeep.generate.spans import model_call
 from genkeep.telemetry.metrics import (
     COALESCED,
     GENERATOR_CALLS,
@@ -226,12 +227,14 @@ class ClaimProtocol:
     ) -> Generation:
         started = time.perf_counter()
         try:
-            if produce is None:
-                generation = await self.generators[profile.backend].generate(
-                    key.prompt_text, profile
-                )
-            else:
-                generation = await produce(result_id)
+            with model_call(profile, chat=produce is not None) as call:
+                if produce is None:
+                    generation = await self.generators[profile.backend].generate(
+                        key.prompt_text, profile
+                    )
+                else:
+                    generation = await produce(result_id)
+                call.answered(generation)
         except GenkeepError:
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise

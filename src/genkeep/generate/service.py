@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
+from opentelemetry.trace import SpanContext
 from prometheus_client import Counter
 
 from genkeep.config import GeneratorProfile, Settings
@@ -22,6 +23,12 @@ from genkeep.generate.claim import ClaimProtocol
 from genkeep.generate.generator import Generator
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
+from genkeep.generate.spans import (
+    describe_outcome,
+    link_leader,
+    start_generation,
+    traced_flight,
+)
 from genkeep.telemetry.metrics import CACHE_HITS, COALESCED, REQUEST_LATENCY
 
 # Labelled children looked up once: ``labels()`` takes a lock and builds a key each call.
@@ -40,6 +47,8 @@ class GenerateService:
         self.claims = ClaimProtocol(store, settings, generators)
         self._flights: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
         self._reads: dict[tuple[object, ...], asyncio.Future[Outcome | None]] = {}
+        # The generation span of each flight's leader, linked from the requests that join it.
+        self._leaders: dict[tuple[object, ...], SpanContext] = {}
         # Settings do not change during the service's life, so neither do profile keys.
         self._profile_keys: dict[str, str] = {}
         self._hit_counters: dict[str, Counter] = {}
@@ -66,6 +75,7 @@ class GenerateService:
         """Generate once for a key; ``produce`` (chat) replaces the profile's prompt call."""
         started = time.perf_counter()
         outcome = await self._join_flight(key, profile, cache, produce)
+        describe_outcome(outcome)
         label = "hit" if outcome.cached else "coalesced" if outcome.coalesced else "generated"
         _LATENCY[label].observe(time.perf_counter() - started)
         return outcome
@@ -179,11 +189,13 @@ class GenerateService:
             opened = self._start_flight(flight_key, key, profile, cache, arrived, None, produce)
             return await asyncio.shield(opened)
         # Identical concurrent misses in this process share one claim and one generation.
+        leader = self._leaders.get(flight_key)
         outcome = await asyncio.shield(flight)
         if outcome.cached:
             self._hits(key.profile_name).inc()
             return outcome
         COALESCED.labels("process").inc()
+        link_leader(leader)
         return replace(outcome, cached=False, coalesced=True)
 
     async def _read_or_fly(
@@ -226,12 +238,20 @@ class GenerateService:
         produce: Produce | None,
     ) -> asyncio.Task[Outcome]:
         # The flight is its own task so that a cancelled request cannot cancel the others.
-        flight = asyncio.create_task(self.claims.fly(key, profile, cache, arrived, found, produce))
+        flying = self.claims.fly(key, profile, cache, arrived, found, produce)
+        # Only a flight has a span of its own (a hit is told on the request's span): the
+        # model call is its child, and the requests that join it link to it.
+        generation = start_generation(key.profile_name, profile.model)
+        if generation is not None:
+            self._leaders[flight_key] = generation.get_span_context()
+            flying = traced_flight(generation, flying)
+        flight = asyncio.create_task(flying)
         self._flights[flight_key] = flight
         flight.add_done_callback(lambda done: self._land(flight_key, done))
         return flight
 
     def _land(self, flight_key: tuple[object, ...], flight: asyncio.Task[Outcome]) -> None:
         self._flights.pop(flight_key, None)
+        self._leaders.pop(flight_key, None)
         if not flight.cancelled():
             flight.exception()  # marks it retrieved when every waiter has gone

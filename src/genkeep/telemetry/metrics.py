@@ -85,3 +85,28 @@ def exposition(snapshot: list[Metric] | None = None) -> tuple[bytes, str]:
         read.register(_Snapshot(snapshot))
         body += generate_latest(read)
     return body, CONTENT_TYPE_LATEST
+
+
+# The OpenTelemetry GenAI client metrics, with the buckets the conventions advise; the same
+# names an OTLP-to-Prometheus bridge would give them.
+GENAI_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+GENAI_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+_GENAI_LABELS = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+GENAI_TOKENS = Histogram(
+    "gen_ai_client_token_usage",
+    "Tokens used per upstream model call (gen_ai.client.token.usage), by gen_ai_token_type.",
+    [*_GENAI_LABELS, "gen_ai_token_type"],
+    buckets=GENAI_TOKEN_BUCKETS,
+)
+GENAI_DURATION = Histogram(
+    "gen_ai_client_operation_duration",
+    "Duration of upstream model calls (gen_ai.client.operation.duration); error_type is "
+    "empty on success.",
+    [*_GENAI_LABELS, "error_type"],
+    unit="seconds",
+    buckets=GENAI_DURATION_BUCKETS,
+)

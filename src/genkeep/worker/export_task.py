@@ -15,6 +15,7 @@ from genkeep.export.types import ExportMeta
 from genkeep.generate.canonical import persisted_content, title_of
 from genkeep.jobs.gates import export_gate
 from genkeep.jobs.payloads import ExportPayload
+from genkeep.telemetry import tracing
 from genkeep.worker.context import TaskContext, TaskOutput
 
 
@@ -47,7 +48,8 @@ async def export(context: TaskContext) -> TaskOutput:
     files: list[tuple[str, bytes, str]] = []
     for index, fmt in enumerate(payload.formats):
         await context.progress(f"rendering {fmt}", 0.1 + 0.7 * index / len(payload.formats))
-        rendered = await asyncio.to_thread(render, content, fmt, title=title, meta=meta)
+        with tracing.span("export render", attributes={"genkeep.export.format": fmt}):
+            rendered = await asyncio.to_thread(render, content, fmt, title=title, meta=meta)
         files.append((f"{_slug(title)}.{rendered.extension}", rendered.data, rendered.media_type))
     await context.progress("storing", 0.85)
     kind: str = payload.formats[0]

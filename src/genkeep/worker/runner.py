@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from genkeep.db.models import Task
 from genkeep.db.tasks import Lease
 from genkeep.errors import GenkeepError, LeaseLost, TaskCancelled
 from genkeep.services import Services
+from genkeep.telemetry import tracing
+from genkeep.telemetry.messaging import claim_span, consumer_span
 from genkeep.worker.completer import Completer
 from genkeep.worker.context import TaskContext, TaskOutput
 from genkeep.worker.registry import Handler, load_handlers
@@ -87,6 +90,7 @@ class Worker:
                         log.exception("reaping expired leases failed; retrying")
                 free = self.reserve()
                 claimed = []
+                claim_started = time.time_ns()
                 try:
                     if free > 0:
                         claimed = await self.services.tasks.claim(
@@ -95,7 +99,7 @@ class Worker:
                 except Exception:
                     log.exception("claiming tasks failed; retrying")
                 finally:
-                    self.hand_over(claimed, free)
+                    self.hand_over(claimed, free, (claim_started, time.time_ns()))
                 # Wait even after a partial claim: it emptied the queue for now. Wake-ups are
                 # sticky (a new task or a freed slot during the claim ends this wait at once),
                 # so claiming again straight away would only be an empty round trip.
@@ -136,16 +140,24 @@ class Worker:
         self._reserved += free
         return free
 
-    def hand_over(self, claimed: list[tuple[Task, Lease]], reserved: int) -> None:
-        """Start the tasks a claim into ``reserved`` slots returned."""
+    def hand_over(
+        self,
+        claimed: list[tuple[Task, Lease]],
+        reserved: int,
+        claim_window: tuple[int, int] | None = None,
+    ) -> None:
+        """Start the tasks a claim into ``reserved`` slots returned (between the two times
+        of ``claim_window``, in ns, when known: each task's trace shows its claim)."""
         self._reserved -= reserved
         for task, lease in claimed:
-            self._start(task, lease)
+            self._start(task, lease, claim_window)
 
-    def _start(self, task: Task, lease: Lease) -> None:
+    def _start(self, task: Task, lease: Lease, claim_window: tuple[int, int] | None) -> None:
         self._leases[task.id] = lease
         self._busy.add(task.id)
-        runner = asyncio.create_task(self._run(task, lease), name=f"task:{task.id}")
+        runner = asyncio.create_task(
+            self._traced_run(task, lease, claim_window), name=f"task:{task.id}"
+        )
         self._running[task.id] = runner
 
         def done(_: asyncio.Task[None]) -> None:
@@ -181,6 +193,28 @@ class Worker:
                 runner.cancel()
             if pending:
                 await asyncio.wait(pending)
+
+    async def _traced_run(
+        self, task: Task, lease: Lease, claim_window: tuple[int, int] | None
+    ) -> None:
+        """``_run`` under the attempt's CONSUMER span, whose context is stored with the task
+        first: the attempt that takes over after a crash links to it."""
+        with consumer_span(
+            task.kind,
+            task.id,
+            submitted=task.trace_context,
+            previous_attempt=task.attempt_context,
+            attempt=task.attempts,
+            start_time=claim_window[0] if claim_window else None,
+            worker_id=self.worker_id,
+        ) as span:
+            if span is None:
+                await self._run(task, lease)
+                return
+            if claim_window is not None:
+                claim_span(*claim_window, self.worker_id)
+            await self._quietly(self.services.tasks.record_attempt(lease, tracing.carrier()))
+            await self._run(task, lease)
 
     async def _run(self, task: Task, lease: Lease) -> None:
         tasks = self.services.tasks

@@ -78,6 +78,8 @@ class NewTask:
     trace_id: str
     actor: str
     now: datetime
+    # The submitter's PRODUCER span as a W3C traceparent (None while tracing is off).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,6 +361,7 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
             "max_attempts": [new.max_attempts for new in batch],
             "timeouts": [new.timeout_s for new in batch],
             "trace_ids": [new.trace_id for new in batch],
+            "trace_contexts": [new.trace_context for new in batch],
             "actors": [new.actor for new in batch],
             "nows": [new.now for new in batch],
         }

@@ -432,6 +432,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                     "payload": new.payload,
                     "max_attempts": new.max_attempts,
                     "trace_id": new.trace_id,
+                    "trace_context": new.trace_context,
                     "status": "queued",
                     "stage": "queued",
                     "progress": 0.0,

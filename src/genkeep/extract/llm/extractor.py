@@ -27,6 +27,7 @@ from genkeep.extract.llm.answer import (
 )
 from genkeep.extract.llm.grounding import ground
 from genkeep.extract.model import Chunk, ChunkResult, OntologyIndexLike
+from genkeep.telemetry.genai import ModelCall, model_call
 
 if TYPE_CHECKING:
     # The SDK takes a second of CPU to import: a worker or server that never calls an LLM
@@ -240,13 +241,17 @@ class LlmExtractor:
             "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": schema},
         }
         self.stats.requests += 1
-        completion = await self._chat.complete(
-            model=self.model,
-            messages=messages,
-            response_format=response_format,
-            temperature=self.temperature if self.temperature is not None else omit,
-        )
-        return _content(completion)
+        params = {"temperature": self.temperature}
+        shown = [dict(m) for m in messages]
+        with model_call("chat", "openai", self.model, params, messages=shown) as call:
+            completion = await self._chat.complete(
+                model=self.model,
+                messages=messages,
+                response_format=response_format,
+                temperature=self.temperature if self.temperature is not None else omit,
+            )
+            _report(call, completion)
+            return _content(completion)
 
     def _read(
         self, answer: str, chunk: Chunk, index: OntologyIndexLike, vocabulary: Vocabulary
@@ -256,6 +261,20 @@ class LlmExtractor:
         self.stats.dropped_entities += grounded.dropped_entities
         self.stats.dropped_relations += grounded.dropped_relations
         return grounded.result
+
+
+def _report(call: ModelCall, completion: Any) -> None:
+    """The answer's model, usage and finish reason on the model call's span and metrics."""
+    usage = getattr(completion, "usage", None)
+    choices = getattr(completion, "choices", None) or [None]
+    model, finish = getattr(completion, "model", None), getattr(choices[0], "finish_reason", None)
+    tokens = [getattr(usage, name, None) for name in ("prompt_tokens", "completion_tokens")]
+    call.reported(
+        model=model if isinstance(model, str) else None,
+        input_tokens=tokens[0] if isinstance(tokens[0], int) else None,
+        output_tokens=tokens[1] if isinstance(tokens[1], int) else None,
+        finish_reason=finish if isinstance(finish, str) else None,
+    )
 
 
 def _content(completion: Any) -> str:
