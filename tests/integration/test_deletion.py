@@ -179,7 +179,7 @@ async def test_deleting_a_job_removes_all_of_it_and_nothing_else(api: InProcess)
 
     [record] = (await client.get("/v1/deletions", headers=ALICE)).json()
     assert record["kind"] == "job" and record["target_id"] == gone.job
-    assert record["actor"] == "api" and record["finished_at"] is not None
+    assert record["actor"] == "alice" and record["finished_at"] is not None
     assert record["counts"]["tasks"] == 1 and record["counts"]["runs"] == 1
     assert "secret title" not in (await client.get("/v1/deletions", headers=ALICE)).text
     assert (await client.get("/v1/deletions", headers=BOB)).json() == []
