@@ -27,9 +27,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
+# Two test processes: most tests wait on a server, a browser or a database, so two share
+# two cores well (each has its own template databases and free ports).
+TEST_JOBS ?= 2
+
 test: lint
 	bash scripts/install-test-tools.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS)
 
 # The console's browser tests (SQLite runs) save a screenshot of every page into docs/console/.
 screenshots: $(VENV)/.installed-test
