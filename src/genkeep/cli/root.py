@@ -68,7 +68,7 @@ def options(
 @app.command(cls=Command, epilog=examples("genkeep info"))
 def info() -> None:
     """Where genkeep keeps its data, and the state of the database; exit 1 if it is unusable."""
-    from genkeep.extract.service import llm_configured
+    from genkeep.extract.service import llm_configured, ner_available
 
     settings = load_cli_settings()
     where, state, problem = _database_state(settings.database_url, settings.database_in_data_dir)
@@ -77,7 +77,9 @@ def info() -> None:
         "data dir": str(settings.data_dir),
         "database": f"{where} ({state})",
         "blobs": str(blobs) if settings.blob_backend == "local" else settings.blob_backend,
-        "extractors": "builtin" + (", llm" if llm_configured(settings) else ""),
+        "extractors": "builtin"
+        + (f", ner ({settings.ner_model}, the default)" if ner_available(settings) else "")
+        + (", llm" if llm_configured(settings) else ""),
         "env": settings.env,
     }
     width = max(map(len, rows))

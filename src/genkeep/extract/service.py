@@ -17,6 +17,9 @@ from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import IndexCache
 from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
+from genkeep.extract.ner import pipeline
+from genkeep.extract.ner.extractor import NerExtractor
+from genkeep.extract.ner.mapping import read_overrides
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import ExtractionRunner, RunInputs
 
@@ -27,6 +30,11 @@ LLM_NOT_CONFIGURED = (
     "the llm extractor is not configured: set GENKEEP_EXTRACT_LLM_MODEL (the model, e.g. "
     "gpt-4o-mini) and GENKEEP_OPENAI_BASE_URL (any OpenAI-compatible API), plus "
     "GENKEEP_OPENAI_API_KEY if that API needs a key"
+)
+NER_NOT_INSTALLED = (
+    "the ner extractor needs spaCy and a pipeline: pip install 'genkeep[ner]' && "
+    "python -m spacy download en_core_web_sm (or set GENKEEP_NER_MODEL to an installed "
+    "pipeline's name or folder)"
 )
 
 
@@ -137,21 +145,31 @@ class ExtractionService:
         self.extractors = extractors
         self.index_cache = index_cache or IndexCache()
 
-    def extractor(self, name: str) -> Extractor:
-        found = self.extractors.get(name)
+    @property
+    def default_extractor(self) -> str:
+        """``ner`` when a spaCy pipeline is installed, else ``builtin``."""
+        return "ner" if "ner" in self.extractors else "builtin"
+
+    def extractor(self, name: str | None = None) -> Extractor:
+        """The extractor by name (None: the default); BadInput naming what is missing."""
+        return self.pick(self.extractors, name or self.default_extractor)
+
+    @staticmethod
+    def pick(extractors: dict[str, Extractor], name: str) -> Extractor:
+        found = extractors.get(name)
         if found is None and name == "llm":
             raise BadInput(LLM_NOT_CONFIGURED)
+        if found is None and name == "ner":
+            raise BadInput(NER_NOT_INSTALLED)
         if found is None:
-            raise BadInput(
-                f"unknown extractor {name!r}; known: {', '.join(sorted(self.extractors))}"
-            )
+            raise BadInput(f"unknown extractor {name!r}; known: {', '.join(sorted(extractors))}")
         return found
 
     async def create(
         self,
         owner_id: str,
         request: RunRequest,
-        extractor_name: str,
+        extractor_name: str | None,
         job_id: str | None = None,
         run_id: str | None = None,
     ) -> Run:
@@ -165,6 +183,13 @@ class ExtractionService:
         digest = sha256_hex(data)
         key = f"owners/{owner_id}/inputs/{digest}"
         await self.blobs.put(key, data, content_type="text/plain; charset=utf-8")
+        version = extractor.version
+        if isinstance(extractor, NerExtractor):
+            # The mapping the run starts with is kept, so a resume maps the same way.
+            version, record = extractor.pin(self.index_cache.get(ontology))
+            await self.blobs.put(
+                _pin_key(owner_id, extractor.name, version), record, content_type="application/json"
+            )
         manifest: dict[str, Any] = {
             "job_id": job_id,
             "input_name": request.input_name[:255],
@@ -173,7 +198,7 @@ class ExtractionService:
             "input_chars": len(request.text),
             "ontology_hash": ontology.content_hash,
             "extractor_name": extractor.name,
-            "extractor_version": extractor.version,
+            "extractor_version": version,
             "chunk_size": params.size,
             "chunk_overlap": params.overlap,
             "batch_size": params.batch_size,
@@ -196,7 +221,12 @@ class ExtractionService:
     ) -> RunInputs:
         """The run's inputs, checked against its manifest; a changed input is refused."""
         extractor = self.extractor(run.extractor_name)
-        if extractor.version != run.extractor_version:
+        if isinstance(extractor, NerExtractor) and run.extractor_version.startswith(
+            extractor.version + "."
+        ):
+            key = _pin_key(run.owner_id, extractor.name, run.extractor_version)
+            extractor = extractor.pinned(run.extractor_version, await self.blobs.get(key))
+        elif extractor.version != run.extractor_version:
             raise ManifestMismatch(
                 f"run {run.id} was extracted with {run.extractor_name} {run.extractor_version}, "
                 f"this genkeep has {extractor.version}; start a new run"
@@ -236,12 +266,25 @@ def llm_configured(settings: Settings) -> bool:
     )
 
 
+def _pin_key(owner_id: str, extractor_name: str, version: str) -> str:
+    return f"owners/{owner_id}/extractor-pins/{extractor_name}-{version}.json"
+
+
+def ner_available(settings: Settings) -> bool:
+    return pipeline.available(settings.ner_model)
+
+
 def default_extractors(
     settings: Settings | None = None, cache: LlmCache | None = None
 ) -> dict[str, Extractor]:
-    """The built-in extractor, and the LLM extractor when a model and an API are configured."""
+    """The built-in extractor; the ner extractor when its spaCy pipeline is installed; the
+    LLM extractor when a model and an API are configured."""
     builtin = BuiltinExtractor()
     extractors: dict[str, Extractor] = {builtin.name: builtin, "builtin": builtin}
+    if settings is not None and ner_available(settings):
+        overrides = read_overrides(settings.ner_mapping) if settings.ner_mapping else None
+        ner = NerExtractor(settings.ner_model, overrides)
+        extractors[ner.name] = extractors["ner"] = ner
     if settings is not None and llm_configured(settings) and cache is not None:
         assert settings.extract_llm_model is not None
         llm = LlmExtractor.from_settings(settings, model=settings.extract_llm_model, cache=cache)

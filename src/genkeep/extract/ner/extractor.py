@@ -1,0 +1,354 @@
+"""The ``ner`` extractor: named mentions first, class words as a fallback, cued relations.
+
+Per chunk: spaCy finds named mentions; each is typed by a class word that describes it
+("Varnholm is a city", "the river Ise", "Acme, a company") or else by the entity type's
+mapped class (``mapping``); one name keeps one class within the chunk. A short name is the
+full name mentioned before it ("Maria" is "Maria Okafor"). Class words the label matcher
+finds outside named mentions stay, as the builtin extractor gives them. Relations and URL
+or e-mail values come from the parse (``relations``). Deterministic: the same chunk gives
+the same result, so a resumed run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from genkeep.errors import ManifestMismatch
+from genkeep.extract.builtin import BuiltinExtractor
+from genkeep.extract.index import OntologyIndex
+from genkeep.extract.model import Chunk, ChunkResult, Entity, OntologyIndexLike, Relation
+from genkeep.extract.ner import pipeline
+from genkeep.extract.ner.mapping import TYPE_CUES, Mapping, automatic, with_overrides
+from genkeep.extract.ner.relations import (
+    PropertyCues,
+    path_between,
+    property_cues,
+    stems_of,
+    value_properties,
+)
+from genkeep.extract.ontology import Ontology
+
+_DETERMINERS = frozenset({"the", "a", "an", "this", "that"})
+_PAIR_WINDOW = 12
+_PLACE_TYPES = ("GPE", "LOC", "FAC")
+
+
+@dataclass(slots=True)
+class _Mention:
+    entity: Entity
+    root: Any  # spaCy Token: the span's syntactic head
+    named: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What one ontology gives the extractor: the mapping and the properties' cues."""
+
+    mapping: Mapping
+    cues: list[PropertyCues]
+    urls: list[PropertyCues]
+    emails: list[PropertyCues]
+
+
+class NerExtractor:
+    """spaCy named entities typed by the ontology; see the module docstring."""
+
+    name: str = "genkeep-ner"
+    version: str = "1"
+
+    def __init__(
+        self,
+        model: str = pipeline.DEFAULT_MODEL,
+        overrides: dict[str, str | None] | None = None,
+        *,
+        pinned: Mapping | None = None,
+    ) -> None:
+        self.model = model
+        self.overrides = dict(overrides or {})
+        self._pinned = pinned
+        self._prepared: tuple[OntologyIndex, _Prepared] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def nlp(self) -> Any:
+        return pipeline.load(self.model)
+
+    async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
+        # Tens of milliseconds of CPU per chunk: off the event loop.
+        return await asyncio.to_thread(self.extract_now, chunk, index)
+
+    def for_owner(self, owner_id: str) -> NerExtractor:
+        return self  # nothing it keeps comes from an owner's text
+
+    # --- the run's manifest -----------------------------------------------------------
+
+    def mapping_for(self, ontology: Ontology) -> Mapping:
+        if self._pinned is not None:
+            return self._pinned
+        return with_overrides(automatic(ontology), self.overrides, ontology)
+
+    def pin(self, index: OntologyIndex) -> tuple[str, bytes]:
+        """(the version a run records, the record of the pipeline and mapping it used)."""
+        record = {
+            "pipeline": pipeline.describe(self.nlp),
+            "mapping": self.mapping_for(index.ontology).record(),
+        }
+        data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        return f"{self.version}.{hashlib.sha256(data).hexdigest()[:24]}", data
+
+    def pinned(self, version: str, record: bytes) -> NerExtractor:
+        """This extractor mapping as ``record`` says; ManifestMismatch if it cannot."""
+        if hashlib.sha256(record).hexdigest()[:24] != version.partition(".")[2]:
+            raise ManifestMismatch("the run's ner mapping record does not match its version")
+        body = json.loads(record)
+        have = pipeline.describe(self.nlp)
+        if body["pipeline"] != have:
+            raise ManifestMismatch(
+                f"the run was extracted with the spaCy pipeline {body['pipeline']}, this "
+                f"genkeep has {have}; start a new run"
+            )
+        return NerExtractor(self.model, pinned=Mapping.from_record(body["mapping"]))
+
+    # --- extraction -------------------------------------------------------------------
+
+    def extract_now(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
+        """``extract`` without the coroutine, for benchmarks and evaluation."""
+        if not isinstance(index, OntologyIndex):
+            return BuiltinExtractor().extract_now(chunk, index)
+        prepared = self._prepare(index)
+        with self._lock:  # one document at a time through a shared pipeline
+            doc = self.nlp(chunk.text)
+        words = index.matcher.find(chunk.text)
+        described = self._class_words_by_token(doc, words)
+        exact = {
+            span.root.i
+            for m in words
+            if (span := doc.char_span(m.start, m.end)) is not None
+        }
+        mentions = self._named(doc, chunk, prepared.mapping, described, exact)
+        taken = [(m.entity.start, m.entity.end) for m in mentions]
+        for match in words:
+            start, end = chunk.start + match.start, chunk.start + match.end
+            if any(s is not None and e is not None and s < end and start < e for s, e in taken):
+                continue  # a word inside a name ("Acme Bus Company"): the name says it
+            span = doc.char_span(match.start, match.end, alignment_mode="expand")
+            if span is None:
+                continue
+            for class_iri in match.classes:
+                entity = Entity(class_iri, chunk.text[match.start : match.end], start, end)
+                mentions.append(_Mention(entity, span.root, False))
+        mentions.sort(key=lambda m: (m.entity.start or 0, m.entity.end or 0, m.entity.class_iri))
+        relations = self._relations(mentions, index.ontology, prepared)
+        relations += self._values(doc, chunk, mentions, index.ontology, prepared)
+        return ChunkResult([m.entity for m in mentions], relations)
+
+    def _prepare(self, index: OntologyIndex) -> _Prepared:
+        if self._prepared is None or self._prepared[0] is not index:
+            cues = property_cues(index.ontology)
+            prepared = _Prepared(
+                self.mapping_for(index.ontology),
+                cues,
+                value_properties(cues, email=False),
+                value_properties(cues, email=True),
+            )
+            self._prepared = (index, prepared)
+        return self._prepared[1]
+
+    @staticmethod
+    def _class_words_by_token(doc: Any, words: list[Any]) -> dict[int, tuple[str, ...]]:
+        """Token index of a class word's head -> the classes it names."""
+        found: dict[int, tuple[str, ...]] = {}
+        for match in words:
+            span = doc.char_span(match.start, match.end, alignment_mode="expand")
+            if span is not None:
+                found[span.root.i] = match.classes
+        return found
+
+    def _named(
+        self,
+        doc: Any,
+        chunk: Chunk,
+        mapping: Mapping,
+        described: dict[int, tuple[str, ...]],
+        words_at: set[int],
+    ) -> list[_Mention]:
+        spans = []
+        for ent in doc.ents:
+            if ent.label_ not in TYPE_CUES:
+                continue
+            while len(ent) > 1 and (ent[0].lower_ in _DETERMINERS or ent[0].is_space):
+                ent = ent[1:]
+            while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_space):
+                ent = ent[:-1]
+            proper = any(t.is_title or t.is_upper or t.like_num for t in ent)
+            if not proper or ent.text.strip() != ent.text or ent.root.i in words_at:
+                continue  # a class word the model took for a name ("the LEZ"): the word wins
+            spans.append(ent)
+        # One class per name within the chunk: the first class word describing it wins.
+        decided: dict[str, str] = {}
+        for ent in spans:
+            context = _describing_class(ent, described, mapping)
+            if context is not None:
+                decided.setdefault(_norm(ent.text), context)
+        mentions: list[_Mention] = []
+        full_names: list[tuple[list[str], str, str]] = []  # tokens, name, class
+        person = mapping.class_for("PERSON")
+        for ent in spans:
+            text = ent.text
+            tokens = [t.lower_ for t in ent]
+            class_iri = decided.get(_norm(text)) or mapping.class_for(ent.label_)
+            name: str | None = None
+            for full_tokens, full_name, full_class in reversed(full_names):
+                if len(full_tokens) > len(tokens) and (
+                    full_tokens[: len(tokens)] == tokens or full_tokens[-len(tokens) :] == tokens
+                ):
+                    if full_class == class_iri or full_class == person:
+                        name, class_iri = full_name, full_class
+                        break
+            if class_iri is None:
+                continue
+            if name is None and len(tokens) > 1:
+                full_names.append((tokens, text, class_iri))
+            start = chunk.start + ent.start_char
+            entity = Entity(class_iri, text, start, start + len(text), name=name)
+            mentions.append(_Mention(entity, ent.root, True))
+        return mentions
+
+    def _relations(
+        self, mentions: list[_Mention], ontology: Ontology, prepared: _Prepared
+    ) -> list[Relation]:
+        relations: list[Relation] = []
+        seen: set[tuple[str, str, str]] = set()
+        by_sentence: dict[int, list[_Mention]] = {}
+        for mention in mentions:
+            by_sentence.setdefault(mention.root.sent.start, []).append(mention)
+        for members in by_sentence.values():
+            for i, a in enumerate(members):
+                for b in members[i + 1 : i + 1 + _PAIR_WINDOW]:
+                    if a.entity.key == b.entity.key or b.root.i == a.root.i:
+                        continue
+                    if not (a.named or b.named):
+                        continue  # two class words: the builtin extractor's guesswork
+                    for relation in _relate(a, b, ontology, prepared.cues):
+                        triple = (relation.subject_key, relation.property_iri, relation.object_key)
+                        if triple not in seen:
+                            seen.add(triple)
+                            relations.append(relation)
+        return relations
+
+    def _values(
+        self,
+        doc: Any,
+        chunk: Chunk,
+        mentions: list[_Mention],
+        ontology: Ontology,
+        prepared: _Prepared,
+    ) -> list[Relation]:
+        found: list[Relation] = []
+        for token in doc:
+            email = bool(token.like_email)
+            if not (email or token.like_url):
+                continue
+            props = prepared.emails if email else prepared.urls
+            value = token.text.rstrip(".,;:)")
+            subjects = [
+                m for m in mentions if m.named and m.root.sent.start == token.sent.start
+            ]
+            subjects = [m for m in subjects if m.root.i < token.i] or subjects
+            for subject in sorted(subjects, key=lambda m: abs(m.root.i - token.i)):
+                fitting = [c for c in props if ontology.fits(subject.entity.class_iri, c.prop.domain)
+                           or not c.prop.domain]  # fmt: skip
+                if fitting:
+                    prop = fitting[0].prop
+                    start = chunk.start + token.idx
+                    found.append(
+                        Relation(
+                            prop.iri,
+                            subject.entity.key,
+                            value,
+                            min(subject.entity.start or start, start),
+                            start + len(value),
+                            cue="email" if email else "url",
+                            literal=True,
+                        )
+                    )
+                    break
+        return found
+
+
+def _relate(a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCues]) -> list[Relation]:
+    path = path_between(a.root, b.root)
+    if path is None:
+        return []
+    stems = stems_of(path)
+    # "X was founded by Y": the agent comes second in the text, first in the relation.
+    first, second = (b, a) if any(t.dep_ == "agent" for t in path) else (a, b)
+    best: list[tuple[PropertyCues, _Mention, _Mention, str | None]] = []
+    best_strength = 0
+    fits = ontology.fits
+    for c in cues:
+        if c.prop.kind == "datatype":
+            continue
+        s, o = first, second
+        if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
+            s, o = second, first
+            if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
+                continue
+        matched = c.cues & stems
+        strength = len(matched)
+        cue = min(matched) if matched else None
+        if cue is None and (c.open or len(path) > 1):
+            continue
+        if strength > best_strength:
+            best, best_strength = [], strength
+        if strength == best_strength:
+            best.append((c, s, o, cue))
+    if best_strength == 0 and len(best) != 1:
+        return []  # without a cue only the one property that fits
+    start = min(a.entity.start or 0, b.entity.start or 0)
+    end = max(a.entity.end or 0, b.entity.end or 0)
+    return [
+        Relation(c.prop.iri, s.entity.key, o.entity.key, start, end, cue=cue)
+        for c, s, o, cue in best
+    ]
+
+
+def _fits(fits: Any, mention: _Mention, allowed: frozenset[str]) -> bool:
+    return not allowed or bool(fits(mention.entity.class_iri, allowed))
+
+
+def _describing_class(
+    ent: Any, described: dict[int, tuple[str, ...]], mapping: Mapping
+) -> str | None:
+    """The class of a class word that says what the named span is, if one does.
+
+    "X is a city" and "X, a city" say it whatever the model's type; "the city of X" and
+    "the river X" only choose among the classes the type maps to ("the council of Brenna"
+    does not make Brenna a council).
+    """
+    root = ent.root
+    strong: list[Any] = [t for t in root.children if t.dep_ == "appos"]
+    if root.dep_ == "appos":
+        strong.append(root.head)
+    if root.dep_ in ("nsubj", "nsubjpass") and root.head.lemma_ == "be":
+        strong.extend(t for t in root.head.children if t.dep_ == "attr")
+    named = {iri for iris in mapping.candidates.values() for iri in iris}
+    places = {iri for t in _PLACE_TYPES for iri in mapping.candidates.get(t, ())}
+    # "mayor Ilse Marten", "the river Ise": a kind of named thing before the name.
+    weak = [(t, named) for t in root.lefts if t.i < ent.start and t.pos_ == "NOUN"]
+    if root.dep_ == "pobj" and root.head.lower_ == "of":
+        weak.append((root.head.head, places))  # "the city of Lyon", not "the council of X"
+    for token, allowed in [(t, None) for t in strong] + weak:
+        for class_iri in described.get(token.i, ()):
+            if allowed is None or class_iri in allowed:
+                return str(class_iri)
+    return None
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
