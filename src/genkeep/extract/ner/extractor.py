@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from genkeep.extract.ontology import Ontology
 _DETERMINERS = frozenset({"the", "a", "an", "this", "that"})
 _PAIR_WINDOW = 12
 _PLACE_TYPES = ("GPE", "LOC", "FAC")
+_PREPOSITIONS = frozenset({"in", "at", "of", "on", "into", "through", "within", "about", "by"})
 
 
 @dataclass(slots=True)
@@ -145,6 +147,7 @@ class NerExtractor:
         mentions.sort(key=lambda m: (m.entity.start or 0, m.entity.end or 0, m.entity.class_iri))
         relations = self._relations(mentions, index.ontology, prepared)
         relations += self._values(doc, chunk, mentions, index.ontology, prepared)
+        mentions.sort(key=lambda m: (m.entity.start or 0, m.entity.end or 0, m.entity.class_iri))
         return ChunkResult([m.entity for m in mentions], relations)
 
     def _prepare(self, index: OntologyIndex) -> _Prepared:
@@ -177,31 +180,32 @@ class NerExtractor:
         described: dict[int, tuple[str, ...]],
         words_at: set[int],
     ) -> list[_Mention]:
-        spans = []
+        spans: list[tuple[Any, str]] = []
         for ent in doc.ents:
-            if ent.label_ not in TYPE_CUES:
+            label = ent.label_  # a slice of the span below has none
+            if label not in TYPE_CUES:
                 continue
             while len(ent) > 1 and (ent[0].lower_ in _DETERMINERS or ent[0].is_space):
                 ent = ent[1:]
             while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_space):
                 ent = ent[:-1]
-            proper = any(t.is_title or t.is_upper or t.like_num for t in ent)
+            proper = any(t.text[:1].isupper() or t.like_num for t in ent)
             if not proper or ent.text.strip() != ent.text or ent.root.i in words_at:
                 continue  # a class word the model took for a name ("the LEZ"): the word wins
-            spans.append(ent)
+            spans.append((ent, label))
         # One class per name within the chunk: the first class word describing it wins.
         decided: dict[str, str] = {}
-        for ent in spans:
-            context = _describing_class(ent, described, mapping)
+        for ent, label in spans:
+            context = _describing_class(ent, label, described, mapping)
             if context is not None:
                 decided.setdefault(_norm(ent.text), context)
         mentions: list[_Mention] = []
         full_names: list[tuple[list[str], str, str]] = []  # tokens, name, class
         person = mapping.class_for("PERSON")
-        for ent in spans:
+        for ent, label in spans:
             text = ent.text
             tokens = [t.lower_ for t in ent]
-            class_iri = decided.get(_norm(text)) or mapping.class_for(ent.label_)
+            class_iri = decided.get(_norm(text)) or mapping.class_for(label)
             name: str | None = None
             for full_tokens, full_name, full_class in reversed(full_names):
                 if len(full_tokens) > len(tokens) and (
@@ -217,6 +221,7 @@ class NerExtractor:
             start = chunk.start + ent.start_char
             entity = Entity(class_iri, text, start, start + len(text), name=name)
             mentions.append(_Mention(entity, ent.root, True))
+        mentions += _repeated(doc, chunk, mentions, full_names, person)
         return mentions
 
     def _relations(
@@ -232,11 +237,12 @@ class NerExtractor:
                 for b in members[i + 1 : i + 1 + _PAIR_WINDOW]:
                     if a.entity.key == b.entity.key or b.root.i == a.root.i:
                         continue
-                    if not (a.named or b.named):
-                        continue  # two class words: the builtin extractor's guesswork
+                    if not (a.named and b.named):
+                        continue  # a class word's referent is a guess: no relation on it
                     for relation in _relate(a, b, ontology, prepared.cues):
                         triple = (relation.subject_key, relation.property_iri, relation.object_key)
-                        if triple not in seen:
+                        mirror = (relation.object_key, relation.property_iri, relation.subject_key)
+                        if triple not in seen and mirror not in seen:
                             seen.add(triple)
                             relations.append(relation)
         return relations
@@ -266,19 +272,64 @@ class NerExtractor:
                 if fitting:
                     prop = fitting[0].prop
                     start = chunk.start + token.idx
-                    found.append(
-                        Relation(
-                            prop.iri,
-                            subject.entity.key,
-                            value,
-                            min(subject.entity.start or start, start),
-                            start + len(value),
-                            cue="email" if email else "url",
-                            literal=True,
+                    first = min(subject.entity.start or start, start)
+                    cue = "email" if email else "url"
+                    ranges = sorted(r for r in prop.range if r in ontology.classes)
+                    if prop.kind == "object" and ranges:
+                        # A page is a thing of the range's class ("homepage" -> Document).
+                        page = Entity(ranges[0], value, start, start + len(value))
+                        mentions.append(_Mention(page, token, True))
+                        found.append(
+                            Relation(prop.iri, subject.entity.key, page.key, first,
+                                     start + len(value), cue=cue)  # fmt: skip
                         )
-                    )
+                    else:
+                        found.append(
+                            Relation(prop.iri, subject.entity.key, value, first,
+                                     start + len(value), cue=cue, literal=True)  # fmt: skip
+                        )
                     break
         return found
+
+
+def _repeated(
+    doc: Any,
+    chunk: Chunk,
+    mentions: list[_Mention],
+    full_names: list[tuple[list[str], str, str]],
+    person: str | None,
+) -> list[_Mention]:
+    """Later mentions the model missed: a full name again, or a person's first or last name.
+
+    The model tags "Maria" as a nationality once, or not at all; the name it found before
+    says who she is.
+    """
+    taken = [(m.entity.start or 0, m.entity.end or 0) for m in mentions]
+    wanted: dict[str, tuple[str, str, int]] = {}  # surface -> (name, class, first offset)
+    for m in mentions:
+        if m.named:
+            wanted.setdefault(m.entity.surface, (m.entity.name or m.entity.surface,
+                                                 m.entity.class_iri, m.entity.start or 0))  # fmt: skip
+    for tokens, name, class_iri in full_names:
+        if class_iri == person:
+            for part in name.split()[:1] + name.split()[-1:]:
+                if len(part) > 2 and part[:1].isupper():
+                    first = wanted.get(name, ("", "", 0))[2]
+                    wanted.setdefault(part, (name, class_iri, first))
+    found: list[_Mention] = []
+    for surface, (name, class_iri, first) in sorted(wanted.items()):
+        pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@])")
+        for m in pattern.finditer(chunk.text):
+            start, end = chunk.start + m.start(), chunk.start + m.end()
+            if start < first or any(s < end and start < e for s, e in taken):
+                continue
+            span = doc.char_span(m.start(), m.end())
+            if span is None:
+                continue
+            taken.append((start, end))
+            alias = None if name == surface else name
+            found.append(_Mention(Entity(class_iri, surface, start, end, name=alias), span.root, True))
+    return found
 
 
 def _relate(a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCues]) -> list[Relation]:
@@ -300,10 +351,14 @@ def _relate(a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCue
             if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
                 continue
         matched = c.cues & stems
+        if len(path) > 2:
+            matched -= _PREPOSITIONS  # "in" far from both mentions says nothing about them
         strength = len(matched)
         cue = min(matched) if matched else None
         if cue is None and (c.open or len(path) > 1):
             continue
+        if c.open and len(path) > 2:
+            continue  # an open property needs its cue right between the two
         if strength > best_strength:
             best, best_strength = [], strength
         if strength == best_strength:
@@ -323,7 +378,7 @@ def _fits(fits: Any, mention: _Mention, allowed: frozenset[str]) -> bool:
 
 
 def _describing_class(
-    ent: Any, described: dict[int, tuple[str, ...]], mapping: Mapping
+    ent: Any, label: str, described: dict[int, tuple[str, ...]], mapping: Mapping
 ) -> str | None:
     """The class of a class word that says what the named span is, if one does.
 
@@ -335,6 +390,8 @@ def _describing_class(
     strong: list[Any] = [t for t in root.children if t.dep_ == "appos"]
     if root.dep_ == "appos":
         strong.append(root.head)
+    if root.dep_ == "compound" and root.head.i >= ent.end:
+        strong.append(root.head)  # "the OpenTide project"
     if root.dep_ in ("nsubj", "nsubjpass") and root.head.lemma_ == "be":
         strong.extend(t for t in root.head.children if t.dep_ == "attr")
     named = {iri for iris in mapping.candidates.values() for iri in iris}

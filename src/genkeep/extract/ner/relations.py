@@ -45,7 +45,7 @@ SYNONYMS: dict[str, frozenset[str]] = {
         "interest": {"interest", "stud", "research"},
         "topic": {"topic", "about", "cover"},
         "fund": {"fund", "sponsor", "financ", "support", "grant"},
-        "project": {"lead", "work", "run", "manag", "coordinat"},
+        "project": {"lead", "run", "manag", "coordinat", "maintain"},
         "birth": {"born", "bear"},
         "alumni": {"stud", "graduat", "alumn", "attend"},
         "parent": {"part", "division", "subsidiar", "own", "unit"},
@@ -62,6 +62,7 @@ _EMAIL_WORDS = frozenset(map(stem, ("mbox", "email", "mail", "e-mail")))
 _STOP = frozenset({"has", "have", "is", "of", "the", "a", "an", "by", "to", "for", "and", "in"})
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _PATH_LIMIT = 6
+_RECIPROCAL_VERBS = frozenset({"meet", "marry", "collaborate", "partner", "cooperate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,14 @@ def value_properties(cues: list[PropertyCues], email: bool) -> list[PropertyCues
 def path_between(a: Any, b: Any) -> list[Any] | None:
     """Tokens on the dependency path from ``a`` to ``b`` (both excluded), or None if too long.
 
-    When one governs the other through a coordination, the verb above them is added.
+    A coordinated mention stands where its first conjunct stands. Two conjuncts of one
+    another ("X and Y know each other", "X and Y met") are linked by their verb only when it
+    is reciprocal; otherwise not at all ("made by X and Y" does not relate X to Y).
     """
+    a, b = _first_conjunct(a), _first_conjunct(b)
+    if a.i == b.i:
+        verb = _governing_verb(a)
+        return verb if verb and _reciprocal(verb[-1]) else None
     up_a = [a, *a.ancestors]
     where = {t.i: k for k, t in enumerate(up_a)}
     up_b = [b, *b.ancestors]
@@ -109,10 +116,20 @@ def path_between(a: Any, b: Any) -> list[Any] | None:
             path = up_a[1 : where[token.i]] + up_b[1:k]
             if token.i not in (a.i, b.i):
                 path.append(token)
-            elif b.dep_ == "conj" or a.dep_ == "conj":
-                path.extend(_governing_verb(token))
             return path if len(path) <= _PATH_LIMIT else None
     return None
+
+
+def _first_conjunct(token: Any) -> Any:
+    while token.dep_ == "conj" and token.head.i != token.i:
+        token = token.head
+    return token
+
+
+def _reciprocal(verb: Any) -> bool:
+    return verb.lemma_ in _RECIPROCAL_VERBS or any(
+        t.lemma_ == "other" or t.lower_ in ("together", "jointly") for t in verb.subtree
+    )
 
 
 def _governing_verb(token: Any) -> list[Any]:

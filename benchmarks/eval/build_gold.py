@@ -1,0 +1,64 @@
+"""Builds each evaluation set's gold.jsonl from its hand-written spec.json and text.md.
+
+The spec names every entity with the surfaces the text uses for it, every nominal mention
+(a class word that refers to one thing: "the project"), and the relations the text states.
+Every word-bounded occurrence of a surface is a mention (names case-sensitive, class words
+not), longest first; ``skip`` lists occurrences (0-based, in text order) that refer to
+nothing ("met in person"). Run: ``python benchmarks/eval/build_gold.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def build(folder: Path) -> dict[str, object]:
+    spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
+    text = (folder / "text.md").read_text(encoding="utf-8")
+    prefix = spec["namespace"]
+
+    def iri(name: str) -> str:
+        return name if "://" in name else prefix + name
+
+    wanted: list[tuple[str, str, str, bool, set[int]]] = []  # surface, class, name, case, skip
+    for class_name, entities in spec["named"].items():
+        for name, surfaces in entities.items():
+            for surface in surfaces:
+                wanted.append((surface, iri(class_name), name, True, set()))
+    for class_name, surface, skip in spec.get("nominal", []):
+        wanted.append((surface, iri(class_name), surface, False, set(skip)))
+    wanted.sort(key=lambda w: -len(w[0]))
+    taken: list[tuple[int, int]] = []
+    entities: list[dict[str, object]] = []
+    for surface, class_iri, name, case, skip in wanted:
+        flags = 0 if case else re.IGNORECASE
+        pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@]|\.\w)", flags)
+        for number, m in enumerate(pattern.finditer(text)):
+            if number in skip or any(s < m.end() and m.start() < e for s, e in taken):
+                continue
+            taken.append(m.span())
+            entities.append({"start": m.start(), "end": m.end(), "class": class_iri,
+                             "surface": m.group(), "entity": name})  # fmt: skip
+    entities.sort(key=lambda e: (e["start"], e["end"]))
+    relations = [
+        {"subject": s, "property": p if "://" in p else spec["properties"] + p, "object": o}
+        for s, p, o in spec["relations"]
+    ]
+    return {"text": text, "entities": entities, "relations": relations}
+
+
+def main() -> None:
+    for spec in sorted(HERE.glob("*/spec.json")):
+        document = build(spec.parent)
+        line = json.dumps(document, ensure_ascii=False)
+        (spec.parent / "gold.jsonl").write_text(line + "\n", encoding="utf-8")
+        print(f"{spec.parent.name}: {len(document['entities'])} mentions, "  # type: ignore[arg-type]
+              f"{len(document['relations'])} relations")  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
