@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkResult, Entity, OntologyIndexLike, Relation
 from genkeep.extract.ner import pipeline
+from genkeep.extract.ner.countries import COUNTRIES
 from genkeep.extract.ner.mapping import TYPE_CUES, Mapping, automatic, with_overrides
 from genkeep.extract.ner.relations import (
     PropertyCues,
@@ -37,6 +39,7 @@ from genkeep.extract.ontology import Ontology
 _DETERMINERS = frozenset({"the", "a", "an", "this", "that"})
 _PAIR_WINDOW = 12
 _PLACE_TYPES = ("GPE", "LOC", "FAC")
+_SCHOOL_WORDS = frozenset({"university", "college", "school", "academy", "polytechnic"})
 _PREPOSITIONS = frozenset({"in", "at", "of", "on", "into", "through", "within", "about", "by"})
 
 
@@ -180,32 +183,27 @@ class NerExtractor:
         described: dict[int, tuple[str, ...]],
         words_at: set[int],
     ) -> list[_Mention]:
-        spans: list[tuple[Any, str]] = []
-        for ent in doc.ents:
-            label = ent.label_  # a slice of the span below has none
-            if label not in TYPE_CUES:
-                continue
-            while len(ent) > 1 and (ent[0].lower_ in _DETERMINERS or ent[0].is_space):
-                ent = ent[1:]
-            while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_space):
-                ent = ent[:-1]
-            proper = any(t.text[:1].isupper() or t.like_num for t in ent)
-            if not proper or ent.text.strip() != ent.text or ent.root.i in words_at:
-                continue  # a class word the model took for a name ("the LEZ"): the word wins
-            spans.append((ent, label))
-        # One class per name within the chunk: the first class word describing it wins.
+        spans = _name_spans(doc, words_at)
+        # One class per name within the chunk: a class word describing it, else the vote of
+        # its mentions' types ("Innsbruck" is a city even where the model said ORG).
         decided: dict[str, str] = {}
+        votes: dict[str, Counter[str]] = {}
         for ent, label in spans:
             context = _describing_class(ent, label, described, mapping)
             if context is not None:
                 decided.setdefault(_norm(ent.text), context)
+            voted = mapping.class_for(label)
+            if voted is not None:
+                votes.setdefault(_norm(ent.text), Counter())[voted] += 1
+        for name, counter in votes.items():
+            decided.setdefault(name, counter.most_common(1)[0][0])
         mentions: list[_Mention] = []
         full_names: list[tuple[list[str], str, str]] = []  # tokens, name, class
         person = mapping.class_for("PERSON")
-        for ent, label in spans:
+        for ent, _ in spans:
             text = ent.text
             tokens = [t.lower_ for t in ent]
-            class_iri = decided.get(_norm(text)) or mapping.class_for(label)
+            class_iri = decided.get(_norm(text))
             name: str | None = None
             for full_tokens, full_name, full_class in reversed(full_names):
                 if len(full_tokens) > len(tokens) and (
@@ -290,6 +288,71 @@ class NerExtractor:
                         )
                     break
         return found
+
+
+def _name_spans(doc: Any, words_at: set[int]) -> list[tuple[Any, str]]:
+    """The model's named spans, trimmed, with their types refined (see ``_refined``)."""
+    spans: list[tuple[Any, str]] = []
+    for ent in doc.ents:
+        label = ent.label_  # a slice of the span below has none
+        if label not in TYPE_CUES:
+            continue
+        ent = _one_line(ent)
+        while len(ent) > 1 and ent[0].lower_ in _DETERMINERS and label != "WORK_OF_ART":
+            ent = ent[1:]
+        while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct):
+            ent = ent[:-1]
+        proper = any(t.text[:1].isupper() or t.like_num for t in ent)
+        if not proper or ent.text.strip() != ent.text or ent.root.i in words_at:
+            continue  # a class word the model took for a name ("the LEZ"): the word wins
+        spans.append((ent, label))
+    spans += _missed(doc, spans)
+    # "Elena Marković" as ORG once, "Marković" as PERSON later: a person.
+    people = {ent.text for ent, label in spans if label == "PERSON" and len(ent) == 1}
+    return [(ent, _refined(ent, label, people)) for ent, label in spans]
+
+
+def _missed(doc: Any, spans: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """Other occurrences of the names found, which the model passed over."""
+    taken = [(ent.start_char, ent.end_char) for ent, _ in spans]
+    labels: dict[str, str] = {}
+    for ent, label in spans:
+        labels.setdefault(ent.text, label)
+    found: list[tuple[Any, str]] = []
+    for text, label in sorted(labels.items(), key=lambda item: -len(item[0])):
+        pattern = re.compile(rf"(?<![\w@./]){re.escape(text)}(?![\w@])")
+        for m in pattern.finditer(doc.text):
+            if any(s < m.end() and m.start() < e for s, e in taken):
+                continue
+            span = doc.char_span(m.start(), m.end())
+            if span is not None:
+                taken.append(m.span())
+                found.append((span, label))
+    return found
+
+
+def _refined(ent: Any, label: str, people: set[str]) -> str:
+    if label != "PERSON" and 2 <= len(ent) <= 3 and ent[-1].text in people:
+        return "PERSON"
+    if label == "GPE" and ent.text in COUNTRIES:
+        return "GPE_COUNTRY"
+    if label == "ORG" and any(t.lower_ in _SCHOOL_WORDS for t in ent):
+        return "ORG_EDUCATION"
+    return label
+
+
+def _one_line(ent: Any) -> Any:
+    """The part of a span on its root's line: the model runs a heading into the next line."""
+    breaks = [t.i for t in ent if "\n" in t.text]
+    if not breaks:
+        return ent
+    start, end = ent.start, ent.end
+    for i in breaks:
+        if i < ent.root.i:
+            start = i + 1
+        elif i >= ent.root.i:
+            end = min(end, i)
+    return ent.doc[start:end] if end > start else ent
 
 
 def _repeated(
@@ -392,6 +455,8 @@ def _describing_class(
         strong.append(root.head)
     if root.dep_ == "compound" and root.head.i >= ent.end:
         strong.append(root.head)  # "the OpenTide project"
+    if root.dep_ == "attr" and root.head.lemma_ == "be":
+        strong.extend(t for t in root.head.children if t.dep_ == "nsubj")  # "the book is X"
     if root.dep_ in ("nsubj", "nsubjpass") and root.head.lemma_ == "be":
         strong.extend(t for t in root.head.children if t.dep_ == "attr")
     named = {iri for iris in mapping.candidates.values() for iri in iris}

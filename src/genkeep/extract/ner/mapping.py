@@ -48,7 +48,12 @@ TYPE_CUES: dict[str, tuple[str, ...]] = {
                     "publication", "painting"),
     "LAW": ("law", "legislation", "regulation", "act", "policy"),
     "LANGUAGE": ("language",),
+    # Refinements the extractor makes (a country's name, a school's): mapped only to a class
+    # a cue names, else they fall back to their base type.
+    "GPE_COUNTRY": ("country", "nation", "sovereign state"),
+    "ORG_EDUCATION": ("educational organization", "university", "school", "college"),
 }  # fmt: skip
+_BASE = {"GPE_COUNTRY": "GPE", "ORG_EDUCATION": "ORG"}
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[_\-\s]+")
 _WORDS = re.compile(r"[a-z]+")
 
@@ -92,7 +97,10 @@ class Mapping:
         )
 
     def class_for(self, label: str) -> str | None:
-        return self.types.get(label)
+        """The type's class; a refined type absent from the mapping is its base type's."""
+        if label in self.types:
+            return self.types[label]
+        return self.types.get(_BASE.get(label, ""))
 
 
 def automatic(ontology: Ontology) -> Mapping:
@@ -121,6 +129,10 @@ def automatic(ontology: Ontology) -> Mapping:
         scored.sort()
         named.sort()
         candidates[entity_type] = tuple(iri for _, _, iri in named)
+        if entity_type in _BASE:
+            if named:  # a refinement maps only to a class its cue names
+                types[entity_type] = named[0][2]
+            continue
         types[entity_type] = scored[0][2] if scored else None
     return Mapping(types, candidates)
 
