@@ -195,6 +195,7 @@ class NerExtractor:
             voted = mapping.class_for(label)
             if voted is not None:
                 votes.setdefault(_norm(ent.text), Counter())[voted] += 1
+        _conjunct_classes(spans, decided)
         for name, counter in votes.items():
             decided.setdefault(name, counter.most_common(1)[0][0])
         mentions: list[_Mention] = []
@@ -312,6 +313,25 @@ def _name_spans(doc: Any, words_at: set[int]) -> list[tuple[Any, str]]:
     return [(ent, _refined(ent, label, people)) for ent, label in spans]
 
 
+def _conjunct_classes(spans: list[tuple[Any, str]], decided: dict[str, str]) -> None:
+    """"the Rhône and the Saône" are of one kind: a name without a class word takes the class
+    a class word gave its conjunct."""
+    by_root = {ent.root.i: _norm(ent.text) for ent, _ in spans}
+    for ent, _ in spans:
+        name = _norm(ent.text)
+        if name in decided:
+            continue
+        root = ent.root
+        partners = [t for t in root.children if t.dep_ == "conj"]
+        if root.dep_ == "conj":
+            partners.append(root.head)
+        for partner in partners:
+            known = decided.get(by_root.get(partner.i, ""))
+            if known is not None:
+                decided[name] = known
+                break
+
+
 def _missed(doc: Any, spans: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
     """Other occurrences of the names found, which the model passed over."""
     taken = [(ent.start_char, ent.end_char) for ent, _ in spans]
@@ -334,6 +354,8 @@ def _missed(doc: Any, spans: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
 def _refined(ent: Any, label: str, people: set[str]) -> str:
     if label != "PERSON" and 2 <= len(ent) <= 3 and ent[-1].text in people:
         return "PERSON"
+    if label == "PERSON" and ent.start > 0 and ent.doc[ent.start - 1].lower_ == "the":
+        return "LOC"  # "the Rhône": people do not take an article
     if label == "GPE" and ent.text in COUNTRIES:
         return "GPE_COUNTRY"
     if label == "ORG" and any(t.lower_ in _SCHOOL_WORDS for t in ent):
@@ -450,7 +472,10 @@ def _describing_class(
     does not make Brenna a council).
     """
     root = ent.root
-    strong: list[Any] = [t for t in root.children if t.dep_ == "appos"]
+    # "Lake Geneva", "Kettle Square Station": a class word at either end of the name.
+    strong: list[Any] = [t for t in (ent[0], ent[-1]) if t.i != root.i or len(ent) == 1]
+    strong = [t for t in strong if len(ent) > 1]
+    strong += [t for t in root.children if t.dep_ == "appos"]
     if root.dep_ == "appos":
         strong.append(root.head)
     if root.dep_ == "compound" and root.head.i >= ent.end:
@@ -463,13 +488,19 @@ def _describing_class(
     places = {iri for t in _PLACE_TYPES for iri in mapping.candidates.get(t, ())}
     # "mayor Ilse Marten", "the river Ise": a kind of named thing before the name.
     weak = [(t, named) for t in root.lefts if t.i < ent.start and t.pos_ == "NOUN"]
-    if root.dep_ == "pobj" and root.head.lower_ == "of":
-        weak.append((root.head.head, places))  # "the city of Lyon", not "the council of X"
+    head = root.head.head
+    if root.dep_ == "pobj" and root.head.lower_ == "of" and not _ranked(head):
+        weak.append((head, places))  # "the city of Lyon", not "the council of X"
     for token, allowed in [(t, None) for t in strong] + weak:
         for class_iri in described.get(token.i, ()):
             if allowed is None or class_iri in allowed:
                 return str(class_iri)
     return None
+
+
+def _ranked(noun: Any) -> bool:
+    """"the highest mountain of the Alps": one of many, not the name's own kind."""
+    return any(t.tag_ in ("JJS", "RBS") or t.dep_ in ("nummod",) for t in noun.children)
 
 
 def _norm(text: str) -> str:
