@@ -4,7 +4,9 @@ The spec names every entity with the surfaces the text uses for it, every nomina
 (a class word that refers to one thing: "the project"), and the relations the text states.
 Every word-bounded occurrence of a surface is a mention (names case-sensitive, class words
 not), longest first; ``skip`` lists occurrences (0-based, in text order) that refer to
-nothing ("met in person"). Run: ``python benchmarks/eval/build_gold.py``.
+nothing ("met in person"). A spec may name its text, gold file and ontology elsewhere (``sample/``: the shipped
+sample's text, whose named-entity gold lives beside it). Run:
+``python benchmarks/eval/build_gold.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 def build(folder: Path) -> dict[str, object]:
     spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
-    text = (folder / "text.md").read_text(encoding="utf-8")
+    text = (folder / spec.get("text", "text.md")).read_text(encoding="utf-8")
     prefix = spec["namespace"]
 
     def iri(name: str) -> str:
@@ -48,14 +50,18 @@ def build(folder: Path) -> dict[str, object]:
         {"subject": s, "property": p if "://" in p else spec["properties"] + p, "object": o}
         for s, p, o in spec["relations"]
     ]
-    return {"text": text, "entities": entities, "relations": relations}
+    document: dict[str, object] = {"text": text, "entities": entities, "relations": relations}
+    if spec.get("scope"):
+        document["scope"] = spec["scope"]
+    return document
 
 
 def main() -> None:
     for spec in sorted(HERE.glob("*/spec.json")):
         document = build(spec.parent)
         line = json.dumps(document, ensure_ascii=False)
-        (spec.parent / "gold.jsonl").write_text(line + "\n", encoding="utf-8")
+        target = json.loads(spec.read_text(encoding="utf-8")).get("gold", "gold.jsonl")
+        (spec.parent / target).resolve().write_text(line + "\n", encoding="utf-8")
         print(f"{spec.parent.name}: {len(document['entities'])} mentions, "  # type: ignore[arg-type]
               f"{len(document['relations'])} relations")  # type: ignore[arg-type]
 

@@ -5,7 +5,9 @@ Gold is JSON Lines, one document a line:
 "entity": "Maria Okafor"}], "relations": [{"subject": "Maria Okafor", "property": "<iri>",
 "object": "Acme"}]}`` (``surface``, ``entity`` and ``relations`` are optional; ``surface``
 must equal ``text[start:end]``, ``entity`` names the entity a mention stands for, by default
-its surface; a relation's object is an entity's name or a literal value).
+its surface; a relation's object is an entity's name or a literal value). A document with
+``"scope": "named"`` annotates names only: predicted mentions that do not start with a
+capital letter are left out of its scores.
 
 Three levels, each micro-averaged over all documents, overall and per class:
 - mentions: a prediction is correct when its (start, end, class) equals a gold span's;
@@ -37,6 +39,8 @@ class GoldDocument:
     names: dict[Span, str] = field(default_factory=dict)
     # (subject name, property IRI, object name or value), names as in ``names``.
     relations: frozenset[tuple[str, str, str]] = frozenset()
+    # Gold of names only ("scope": "named"): predictions of class words are not scored.
+    named_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,8 @@ async def evaluate_report(
         chunk = Chunk(index=0, start=0, end=len(document.text), text=document.text)
         result = await extractor.extract(chunk, index)
         for entity in result.entities:
+            if document.named_only and not entity.surface[:1].isupper():
+                continue
             if entity.start is not None and entity.end is not None:
                 span = (entity.start, entity.end, entity.class_iri)
                 mentions[1].add((number, span, entity.class_iri))
@@ -235,7 +241,8 @@ def _parse_document(raw: Any) -> GoldDocument:
         if not all(isinstance(v, str) for v in (subject, prop, obj)):
             raise TypeError(f"relation {relation!r} needs string subject, property and object")
         relations.add((normalize_name(subject), prop, normalize_name(obj)))
-    return GoldDocument(text, frozenset(spans), names, frozenset(relations))
+    named_only = raw.get("scope") == "named"
+    return GoldDocument(text, frozenset(spans), names, frozenset(relations), named_only)
 
 
 def normalize_name(name: str) -> str:
