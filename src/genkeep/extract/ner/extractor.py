@@ -130,11 +130,7 @@ class NerExtractor:
             doc = self.nlp(chunk.text)
         words = index.matcher.find(chunk.text)
         described = self._class_words_by_token(doc, words)
-        exact = {
-            span.root.i
-            for m in words
-            if (span := doc.char_span(m.start, m.end)) is not None
-        }
+        exact = {(m.start, m.end) for m in words}
         mentions = self._named(doc, chunk, prepared.mapping, described, exact)
         taken = [(m.entity.start, m.entity.end) for m in mentions]
         for match in words:
@@ -181,7 +177,7 @@ class NerExtractor:
         chunk: Chunk,
         mapping: Mapping,
         described: dict[int, tuple[str, ...]],
-        words_at: set[int],
+        words_at: set[tuple[int, int]],
     ) -> list[_Mention]:
         spans = _name_spans(doc, words_at)
         # One class per name within the chunk: a class word describing it, else the vote of
@@ -291,7 +287,7 @@ class NerExtractor:
         return found
 
 
-def _name_spans(doc: Any, words_at: set[int]) -> list[tuple[Any, str]]:
+def _name_spans(doc: Any, words_at: set[tuple[int, int]]) -> list[tuple[Any, str]]:
     """The model's named spans, trimmed, with their types refined (see ``_refined``)."""
     spans: list[tuple[Any, str]] = []
     for ent in doc.ents:
@@ -304,7 +300,7 @@ def _name_spans(doc: Any, words_at: set[int]) -> list[tuple[Any, str]]:
         while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct):
             ent = ent[:-1]
         proper = any(t.text[:1].isupper() or t.like_num for t in ent)
-        if not proper or ent.text.strip() != ent.text or ent.root.i in words_at:
+        if not proper or ent.text.strip() != ent.text or (ent.start_char, ent.end_char) in words_at:
             continue  # a class word the model took for a name ("the LEZ"): the word wins
         spans.append((ent, label))
     spans += _missed(doc, spans)

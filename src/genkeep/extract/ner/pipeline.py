@@ -56,8 +56,30 @@ def load(model: str) -> Any:
         if nlp is None:
             import spacy
 
-            nlp = _LOADED[resolved] = spacy.load(resolved)
+            nlp = spacy.load(resolved)
+            if "parser" in nlp.pipe_names:
+                _register_blank_lines()
+                nlp.add_pipe("genkeep_blank_lines", before="parser")
+            _LOADED[resolved] = nlp
         return nlp
+
+
+def _register_blank_lines() -> None:
+    """A component that starts a sentence after a blank line: the parser would run a
+    Markdown heading into the paragraph under it ("Getting around Varnholm Varnholm is")."""
+    from spacy.language import Language
+
+    if "genkeep_blank_lines" in Language.factories:
+        return
+
+    def blank_lines(doc: Any) -> Any:
+        for token in doc[1:]:
+            previous = doc[token.i - 1]
+            if previous.is_space and previous.text.count("\n") >= 2 and not token.is_space:
+                token.is_sent_start = True
+        return doc
+
+    Language.component("genkeep_blank_lines", func=blank_lines)
 
 
 def describe(nlp: Any) -> str:
