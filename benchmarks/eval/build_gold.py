@@ -4,9 +4,9 @@ The spec names every entity with the surfaces the text uses for it, every nomina
 (a class word that refers to one thing: "the project"), and the relations the text states.
 Every word-bounded occurrence of a surface is a mention (names case-sensitive, class words
 not), longest first; ``skip`` lists occurrences (0-based, in text order) that refer to
-nothing ("met in person"). A spec may name its text, gold file and ontology elsewhere (``sample/``: the shipped
-sample's text, whose named-entity gold lives beside it). Run:
-``python benchmarks/eval/build_gold.py``.
+nothing ("met in person"). A spec may name its text and gold file elsewhere (``sample/``:
+the shipped sample's text, whose named-entity gold lives beside it), and a ``scope`` of
+"named" (names only). Run: ``python benchmarks/eval/build_gold.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def build(folder: Path) -> dict[str, object]:
         wanted.append((surface, iri(class_name), surface, False, set(skip)))
     wanted.sort(key=lambda w: -len(w[0]))
     taken: list[tuple[int, int]] = []
-    entities: list[dict[str, object]] = []
+    found: list[dict[str, object]] = []
     for surface, class_iri, name, case, skip in wanted:
         flags = 0 if case else re.IGNORECASE
         pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@]|\.\w)", flags)
@@ -43,9 +43,11 @@ def build(folder: Path) -> dict[str, object]:
             if number in skip or any(s < m.end() and m.start() < e for s, e in taken):
                 continue
             taken.append(m.span())
-            entities.append({"start": m.start(), "end": m.end(), "class": class_iri,
-                             "surface": m.group(), "entity": name})  # fmt: skip
-    entities.sort(key=lambda e: (e["start"], e["end"]))
+            found.append(
+                {"start": m.start(), "end": m.end(), "class": class_iri, "surface": m.group(),
+                 "entity": name}
+            )  # fmt: skip
+    entities = sorted(found, key=lambda e: (int(str(e["start"])), int(str(e["end"]))))
     relations = [
         {"subject": s, "property": p if "://" in p else spec["properties"] + p, "object": o}
         for s, p, o in spec["relations"]
@@ -62,8 +64,9 @@ def main() -> None:
         line = json.dumps(document, ensure_ascii=False)
         target = json.loads(spec.read_text(encoding="utf-8")).get("gold", "gold.jsonl")
         (spec.parent / target).resolve().write_text(line + "\n", encoding="utf-8")
-        print(f"{spec.parent.name}: {len(document['entities'])} mentions, "  # type: ignore[arg-type]
-              f"{len(document['relations'])} relations")  # type: ignore[arg-type]
+        mentions, relations = document["entities"], document["relations"]
+        assert isinstance(mentions, list) and isinstance(relations, list)
+        print(f"{spec.parent.name}: {len(mentions)} mentions, {len(relations)} relations")
 
 
 if __name__ == "__main__":

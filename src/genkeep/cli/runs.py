@@ -396,7 +396,7 @@ def evaluate(
     from genkeep.extract.index import OntologyIndex
     from genkeep.extract.llm.extractor import MemoryLlmCache
     from genkeep.extract.ontology import load_ontology
-    from genkeep.extract.service import ExtractionService, default_extractors
+    from genkeep.extract.service import ExtractionService, default_extractors, pick_default
 
     settings = load_cli_settings()
     gold = gold or SAMPLES / "gold.jsonl"
@@ -404,16 +404,14 @@ def evaluate(
     read_file(gold)  # refused as the other commands refuse a file they cannot read
     index = OntologyIndex(load_ontology(read_file(ontology), name=ontology.name))
     known = default_extractors(settings, MemoryLlmCache())
-    default = "ner" if "ner" in known else "builtin"
+    default = pick_default(known, settings.extract_default)
     names = [choice.value for choice in extractor] if extractor else [default]
 
     async def main() -> dict[str, Any]:
         reports: dict[str, Any] = {}
         for name in names:
             chosen = ExtractionService.pick(known, name)
-            reports[f"{chosen.name} {chosen.version}"] = await evaluate_report(
-                gold, chosen, index
-            )
+            reports[f"{chosen.name} {chosen.version}"] = await evaluate_report(gold, chosen, index)
         return reports
 
     reports = run(main())

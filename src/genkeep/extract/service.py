@@ -57,6 +57,7 @@ class ExtractionSetup:
     max_input_bytes: int
     lease_s: float
     concurrency: int
+    default_extractor: str = "auto"  # GENKEEP_EXTRACT_DEFAULT
 
     @classmethod
     def of(cls, settings: Settings) -> ExtractionSetup:
@@ -67,6 +68,7 @@ class ExtractionSetup:
             max_input_bytes=settings.max_run_input_bytes,
             lease_s=settings.extract_lease_s,
             concurrency=settings.extract_concurrency,
+            default_extractor=settings.extract_default,
         )
 
     def request(
@@ -147,8 +149,9 @@ class ExtractionService:
 
     @property
     def default_extractor(self) -> str:
-        """``ner`` when a spaCy pipeline is installed, else ``builtin``."""
-        return "ner" if "ner" in self.extractors else "builtin"
+        """GENKEEP_EXTRACT_DEFAULT; auto: ``ner`` when its pipeline is installed, else
+        ``builtin``."""
+        return pick_default(self.extractors, self.setup.default_extractor)
 
     def extractor(self, name: str | None = None) -> Extractor:
         """The extractor by name (None: the default); BadInput naming what is missing."""
@@ -264,6 +267,12 @@ def llm_configured(settings: Settings) -> bool:
     return bool(
         settings.extract_llm_model and (settings.openai_base_url or settings.openai_api_key)
     )
+
+
+def pick_default(extractors: dict[str, Extractor], setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "ner" if "ner" in extractors else "builtin"
 
 
 def _pin_key(owner_id: str, extractor_name: str, version: str) -> str:

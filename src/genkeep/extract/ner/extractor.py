@@ -192,8 +192,8 @@ class NerExtractor:
             if voted is not None:
                 votes.setdefault(_norm(ent.text), Counter())[voted] += 1
         _conjunct_classes(spans, decided)
-        for name, counter in votes.items():
-            decided.setdefault(name, counter.most_common(1)[0][0])
+        for voted_name, counter in votes.items():
+            decided.setdefault(voted_name, counter.most_common(1)[0][0])
         mentions: list[_Mention] = []
         full_names: list[tuple[list[str], str, str]] = []  # tokens, name, class
         person = mapping.class_for("PERSON")
@@ -203,12 +203,13 @@ class NerExtractor:
             class_iri = decided.get(_norm(text))
             name: str | None = None
             for full_tokens, full_name, full_class in reversed(full_names):
-                if len(full_tokens) > len(tokens) and (
-                    full_tokens[: len(tokens)] == tokens or full_tokens[-len(tokens) :] == tokens
-                ):
-                    if full_class == class_iri or full_class == person:
-                        name, class_iri = full_name, full_class
-                        break
+                inside = len(full_tokens) > len(tokens) and tokens in (
+                    full_tokens[: len(tokens)],
+                    full_tokens[-len(tokens) :],
+                )
+                if inside and full_class in (class_iri, person):
+                    name, class_iri = full_name, full_class
+                    break
             if class_iri is None:
                 continue
             if name is None and len(tokens) > 1:
@@ -257,13 +258,13 @@ class NerExtractor:
                 continue
             props = prepared.emails if email else prepared.urls
             value = token.text.rstrip(".,;:)")
-            subjects = [
-                m for m in mentions if m.named and m.root.sent.start == token.sent.start
-            ]
+            subjects = [m for m in mentions if m.named and m.root.sent.start == token.sent.start]
             subjects = [m for m in subjects if m.root.i < token.i] or subjects
             for subject in sorted(subjects, key=lambda m: abs(m.root.i - token.i)):
-                fitting = [c for c in props if ontology.fits(subject.entity.class_iri, c.prop.domain)
-                           or not c.prop.domain]  # fmt: skip
+                cls = subject.entity.class_iri
+                fitting = [
+                    c for c in props if not c.prop.domain or ontology.fits(cls, c.prop.domain)
+                ]
                 if fitting:
                     prop = fitting[0].prop
                     start = chunk.start + token.idx
@@ -275,13 +276,26 @@ class NerExtractor:
                         page = Entity(ranges[0], value, start, start + len(value))
                         mentions.append(_Mention(page, token, True))
                         found.append(
-                            Relation(prop.iri, subject.entity.key, page.key, first,
-                                     start + len(value), cue=cue)  # fmt: skip
+                            Relation(
+                                prop.iri,
+                                subject.entity.key,
+                                page.key,
+                                first,
+                                start + len(value),
+                                cue=cue,
+                            )
                         )
                     else:
                         found.append(
-                            Relation(prop.iri, subject.entity.key, value, first,
-                                     start + len(value), cue=cue, literal=True)  # fmt: skip
+                            Relation(
+                                prop.iri,
+                                subject.entity.key,
+                                value,
+                                first,
+                                start + len(value),
+                                cue=cue,
+                                literal=True,
+                            )
                         )
                     break
         return found
@@ -310,7 +324,7 @@ def _name_spans(doc: Any, words_at: set[tuple[int, int]]) -> list[tuple[Any, str
 
 
 def _conjunct_classes(spans: list[tuple[Any, str]], decided: dict[str, str]) -> None:
-    """"the Rhône and the Saône" are of one kind: a name without a class word takes the class
+    """ "the Rhône and the Saône" are of one kind: a name without a class word takes the class
     a class word gave its conjunct."""
     by_root = {ent.root.i: _norm(ent.text) for ent, _ in spans}
     for ent, _ in spans:
@@ -389,9 +403,11 @@ def _repeated(
     wanted: dict[str, tuple[str, str, int]] = {}  # surface -> (name, class, first offset)
     for m in mentions:
         if m.named:
-            wanted.setdefault(m.entity.surface, (m.entity.name or m.entity.surface,
-                                                 m.entity.class_iri, m.entity.start or 0))  # fmt: skip
-    for tokens, name, class_iri in full_names:
+            wanted.setdefault(
+                m.entity.surface,
+                (m.entity.name or m.entity.surface, m.entity.class_iri, m.entity.start or 0),
+            )
+    for _, name, class_iri in full_names:
         if class_iri == person:
             for part in name.split()[:1] + name.split()[-1:]:
                 if len(part) > 2 and part[:1].isupper():
@@ -400,20 +416,24 @@ def _repeated(
     found: list[_Mention] = []
     for surface, (name, class_iri, first) in sorted(wanted.items()):
         pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@])")
-        for m in pattern.finditer(chunk.text):
-            start, end = chunk.start + m.start(), chunk.start + m.end()
+        for found_at in pattern.finditer(chunk.text):
+            start, end = chunk.start + found_at.start(), chunk.start + found_at.end()
             if start < first or any(s < end and start < e for s, e in taken):
                 continue
-            span = doc.char_span(m.start(), m.end())
+            span = doc.char_span(found_at.start(), found_at.end())
             if span is None:
                 continue
             taken.append((start, end))
             alias = None if name == surface else name
-            found.append(_Mention(Entity(class_iri, surface, start, end, name=alias), span.root, True))
+            found.append(
+                _Mention(Entity(class_iri, surface, start, end, name=alias), span.root, True)
+            )
     return found
 
 
-def _relate(a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCues]) -> list[Relation]:
+def _relate(
+    a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCues]
+) -> list[Relation]:
     path = path_between(a.root, b.root)
     if path is None:
         return []
@@ -495,7 +515,7 @@ def _describing_class(
 
 
 def _ranked(noun: Any) -> bool:
-    """"the highest mountain of the Alps": one of many, not the name's own kind."""
+    """ "the highest mountain of the Alps": one of many, not the name's own kind."""
     return any(t.tag_ in ("JJS", "RBS") or t.dep_ in ("nummod",) for t in noun.children)
 
 

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from genkeep.extract.stems import stem
 from genkeep.extract.ner.mapping import local_name
 from genkeep.extract.ontology import Ontology, OntologyProperty
+from genkeep.extract.stems import stem
 
 # Cue stems a property word stands for; a property's own words are always cues.
 SYNONYMS: dict[str, frozenset[str]] = {
@@ -76,7 +76,7 @@ def property_cues(ontology: Ontology) -> list[PropertyCues]:
     """Every property with its cue stems, in IRI order."""
     found: list[PropertyCues] = []
     for prop in ontology.properties.values():
-        words = set()
+        words: set[str] = set()
         for text in (*prop.labels, local_name(prop.iri)):
             words.update(stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP)
         cues = set(words)
