@@ -318,9 +318,16 @@ def _name_spans(doc: Any, words_at: set[tuple[int, int]]) -> list[tuple[Any, str
             continue  # a class word the model took for a name ("the LEZ"): the word wins
         spans.append((ent, label))
     spans += _missed(doc, spans)
+    spans = [(ent, _unarticled(ent, label)) for ent, label in spans]
     # "Elena Marković" as ORG once, "Marković" as PERSON later: a person.
     people = {ent.text for ent, label in spans if label == "PERSON" and len(ent) == 1}
     return [(ent, _refined(ent, label, people)) for ent, label in spans]
+
+
+def _unarticled(ent: Any, label: str) -> str:
+    if label == "PERSON" and ent.start > 0 and ent.doc[ent.start - 1].lower_ == "the":
+        return "LOC"  # "the Rhône": people do not take an article
+    return label
 
 
 def _conjunct_classes(spans: list[tuple[Any, str]], decided: dict[str, str]) -> None:
@@ -364,8 +371,6 @@ def _missed(doc: Any, spans: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
 def _refined(ent: Any, label: str, people: set[str]) -> str:
     if label != "PERSON" and 2 <= len(ent) <= 3 and ent[-1].text in people:
         return "PERSON"
-    if label == "PERSON" and ent.start > 0 and ent.doc[ent.start - 1].lower_ == "the":
-        return "LOC"  # "the Rhône": people do not take an article
     if label == "GPE" and ent.text in COUNTRIES:
         return "GPE_COUNTRY"
     if label == "ORG" and any(t.lower_ in _SCHOOL_WORDS for t in ent):
