@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from genkeep.extract.builtin import BuiltinExtractor  # noqa: E402
 from genkeep.extract.evaluate import Report, evaluate_report  # noqa: E402
 from genkeep.extract.index import OntologyIndex  # noqa: E402
+from genkeep.extract.model import Extractor  # noqa: E402
 from genkeep.extract.ner.extractor import NerExtractor  # noqa: E402
 from genkeep.extract.ontology import load_ontology  # noqa: E402
 
@@ -57,7 +58,7 @@ def kinds_f1(report: Report) -> float:
 
 
 async def main() -> None:
-    extractors = {"builtin": BuiltinExtractor(), "ner": NerExtractor()}
+    extractors: dict[str, Extractor] = {"builtin": BuiltinExtractor(), "ner": NerExtractor()}
     table = Table(title="builtin vs ner: F1 (precision / recall)")
     for column in ("set", "extractor", "mentions", "entities", "person/org/place entities",
                    "relations"):  # fmt: skip

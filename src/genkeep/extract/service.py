@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -189,7 +190,8 @@ class ExtractionService:
         version = extractor.version
         if isinstance(extractor, NerExtractor):
             # The mapping the run starts with is kept, so a resume maps the same way.
-            version, record = extractor.pin(self.index_cache.get(ontology))
+            # Off the loop: the first call loads the spaCy pipeline (seconds).
+            version, record = await asyncio.to_thread(extractor.pin, self.index_cache.get(ontology))
             await self.blobs.put(
                 _pin_key(owner_id, extractor.name, version), record, content_type="application/json"
             )
@@ -228,7 +230,8 @@ class ExtractionService:
             extractor.version + "."
         ):
             key = _pin_key(run.owner_id, extractor.name, run.extractor_version)
-            extractor = extractor.pinned(run.extractor_version, await self.blobs.get(key))
+            record = await self.blobs.get(key)
+            extractor = await asyncio.to_thread(extractor.pinned, run.extractor_version, record)
         elif extractor.version != run.extractor_version:
             raise ManifestMismatch(
                 f"run {run.id} was extracted with {run.extractor_name} {run.extractor_version}, "
