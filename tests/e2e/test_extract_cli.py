@@ -75,7 +75,7 @@ def progress(db_url: str) -> tuple[int, int, str | None]:
 
 
 # (extractor, input bytes, chunk size, batch size): the ner extractor reads ~50x slower.
-CRASH_CASES = {"builtin": (2_000_000, 2000, 4), "ner": (12_000, 600, 1)}
+CRASH_CASES = {"builtin": (2_000_000, 2000, 4), "ner": (6_000, 400, 1)}
 
 
 @pytest.mark.parametrize("extractor", sorted(CRASH_CASES))
@@ -117,7 +117,7 @@ def test_sigkill_then_resume_is_byte_identical(db_url: str, tmp_path: Path, extr
         stderr=subprocess.PIPE,
     )
     total = 1
-    kill_at = random.Random().randint(3, 8 if extractor == "ner" else 60)
+    kill_at = random.Random().randint(3, 6 if extractor == "ner" else 60)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         done, total, run_id = progress(db_url)

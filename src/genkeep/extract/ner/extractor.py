@@ -445,7 +445,7 @@ def _relate(
     stems = stems_of(path)
     # "X was founded by Y": the agent comes second in the text, first in the relation.
     first, second = (b, a) if any(t.dep_ == "agent" for t in path) else (a, b)
-    best: list[tuple[PropertyCues, _Mention, _Mention, str | None]] = []
+    best: list[tuple[PropertyCues, _Mention, _Mention, str]] = []
     best_strength = 0
     fits = ontology.fits
     for c in cues:
@@ -459,18 +459,13 @@ def _relate(
         matched = c.cues & stems
         if len(path) > 2:
             matched -= _PREPOSITIONS  # "in" far from both mentions says nothing about them
+        if not matched or (c.open and len(path) > 2):
+            continue  # no cue; or an open property whose cue is not right between the two
         strength = len(matched)
-        cue = min(matched) if matched else None
-        if cue is None and (c.open or len(path) > 1):
-            continue
-        if c.open and len(path) > 2:
-            continue  # an open property needs its cue right between the two
         if strength > best_strength:
             best, best_strength = [], strength
         if strength == best_strength:
-            best.append((c, s, o, cue))
-    if best_strength == 0 and len(best) != 1:
-        return []  # without a cue only the one property that fits
+            best.append((c, s, o, min(matched)))
     start = min(a.entity.start or 0, b.entity.start or 0)
     end = max(a.entity.end or 0, b.entity.end or 0)
     return [

@@ -3,10 +3,9 @@
 Two mentions of one sentence are related by a property when its domain and range fit their
 classes (either way round) and a word on the dependency path between them (or the verb that
 governs a coordination: "X and Y know each other") is a cue of the property: a word of its
-labels or local name, or a synonym of one (``SYNONYMS``). A property whose domain or range is
-open (untyped, ``owl:Thing``) is never used without a cue; one with both typed is used
-without a cue only when it is the one property that fits and the mentions are next to each
-other in the parse ("Y's X", "X of Y"). URLs and e-mail addresses become values of the
+labels or local name, or a synonym of one (``SYNONYMS``). No relation without a cue; for a
+property whose domain or range is open (untyped, ``owl:Thing``) the cue must be right
+between the two (a path of at most two words). URLs and e-mail addresses become values of the
 property whose words say so (homepage, url, mbox, email) for the nearest named subject.
 """
 
