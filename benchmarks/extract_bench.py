@@ -17,6 +17,10 @@
 
 About 3 minutes on 2 cores (2.5 with ``--merge-modes merge``). Results also go to
 benchmarks/results/extract_bench.json.
+
+``--extractor ner [--ner-kb 25,100]`` measures the ner extractor instead (spaCy; one child
+process per input size, ``benchmarks/extract_ner.py``), results in
+benchmarks/results/extract_bench_ner.json. Goals: >= 1 MB/s per process, peak RSS flat.
 """
 
 from __future__ import annotations
@@ -163,7 +167,11 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--merge-modes", default=",".join(MODES))
     parser.add_argument("--page-size", type=int, help="iter_results page in merge mode")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/extract_bench.json")
+    parser.add_argument("--extractor", choices=("builtin", "ner"), default="builtin")
+    parser.add_argument("--ner-kb", default="25,100", help="ner: input sizes, kB")
     args = parser.parse_args(argv)
+    if args.extractor == "ner":
+        sys.exit(ner_main([int(kb) * 1000 for kb in args.ner_kb.split(",")]))
     parts = tuple(sorted(int(part) for part in args.parts.split(",")))
     backends = tuple(args.backends.split(","))
     modes = tuple(args.merge_modes.split(","))
@@ -237,6 +245,40 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"{elapsed:.0f} s in all; results written to {options.json_path}", highlight=False
     )
+    return 0
+
+
+def ner_main(sizes: list[int]) -> int:
+    """``--extractor ner``: throughput and memory of the ner extractor (extract_ner.py)."""
+    from benchmarks.extract_ner import GOAL_MB_S, GOAL_MEMORY_RATIO, measure_ner
+
+    started = time.perf_counter()
+    results = measure_ner(tuple(sizes))
+    table = Table(
+        title=f"ner extractor, one process per size: goal >= {GOAL_MB_S:g} MB/s, "
+        f"peak RSS largest/smallest <= {GOAL_MEMORY_RATIO:g}"
+    )
+    for column in ("input kB", "chunks", "mentions", "relations", "load s", "extract s",
+                   "MB/s", "RSS loaded MiB", "RSS peak MiB"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r.text_bytes / 1000:.0f}", str(r.chunks), str(r.mentions), str(r.relations),
+            f"{r.load_s:.2f}", f"{r.seconds:.2f}", f"{r.mb_per_s:.4f}",
+            f"{r.rss_loaded_mib:.0f}", f"{r.rss_peak_mib:.0f}",
+        )  # fmt: skip
+    console.print(table)
+    ratio = results[-1].rss_peak_mib / results[0].rss_peak_mib
+    console.print(f"peak RSS ratio {ratio:.3f}; load average {os.getloadavg()}", highlight=False)
+    document = {
+        "environment": environment(),
+        "ner": [r.as_dict() for r in results],
+        "rss_ratio": ratio,
+        "seconds": time.perf_counter() - started,
+    }
+    path = ROOT / "benchmarks/results/extract_bench_ner.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 

@@ -29,6 +29,11 @@ pytest_plugins = ["tests.support.azurite"]
 
 BACKENDS = ("sqlite", "postgresql")
 
+# A run that names no extractor gets the builtin one throughout the suite, in process and in
+# subprocesses: with spaCy installed the default would be ner, whose pipeline costs each test
+# fifty times the CPU. The ner tests name it (tests/*/test_ner_*.py).
+os.environ.setdefault("GENKEEP_EXTRACT_DEFAULT", "builtin")
+
 
 def admin_url() -> str:
     return os.environ.get("GENKEEP_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)

@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     extract_batch_size: int = Field(default=8, ge=1)
     # The model of the LLM extractor (OpenAI-compatible, GENKEEP_OPENAI_*); unset disables it.
     extract_llm_model: str | None = None
+    # The extractor of a run that names none: auto is ner when its pipeline is installed,
+    # else builtin.
+    extract_default: Literal["auto", "builtin", "ner", "llm"] = "auto"
+    # The spaCy pipeline of the ner extractor: an installed package's name or a folder.
+    ner_model: str = "en_core_web_sm"
+    # A JSON file mapping entity types to ontology classes, over the automatic mapping.
+    ner_mapping: Path | None = None
     max_run_input_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
 
     blob_backend: Literal["local", "s3", "azure"] = "local"

@@ -12,6 +12,12 @@ from genkeep.config import GeneratorProfile, Settings
 EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
 
+@pytest.fixture(autouse=True)
+def _code_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code's own defaults: without the suite's GENKEEP_EXTRACT_DEFAULT (tests/conftest.py)."""
+    monkeypatch.delenv("GENKEEP_EXTRACT_DEFAULT", raising=False)
+
+
 def documented() -> dict[str, str]:
     pairs = re.findall(r"^#?\s*(GENKEEP_[A-Z0-9_]+)=(.*)$", EXAMPLE.read_text(), re.MULTILINE)
     return dict(pairs)

@@ -24,7 +24,7 @@ from genkeep.cli.common import (
 from genkeep.cli.common import main as run_app
 from genkeep.cli.common import settings as load_cli_settings
 from genkeep.cli.help import Command, Group, examples
-from genkeep.config import default_data_dir
+from genkeep.config import Settings, default_data_dir
 from genkeep.errors import GenkeepError
 
 app = typer.Typer(
@@ -68,8 +68,6 @@ def options(
 @app.command(cls=Command, epilog=examples("genkeep info"))
 def info() -> None:
     """Where genkeep keeps its data, and the state of the database; exit 1 if it is unusable."""
-    from genkeep.extract.service import llm_configured
-
     settings = load_cli_settings()
     where, state, problem = _database_state(settings.database_url, settings.database_in_data_dir)
     blobs = settings.blob_dir or settings.data_dir / "blobs"
@@ -77,7 +75,7 @@ def info() -> None:
         "data dir": str(settings.data_dir),
         "database": f"{where} ({state})",
         "blobs": str(blobs) if settings.blob_backend == "local" else settings.blob_backend,
-        "extractors": "builtin" + (", llm" if llm_configured(settings) else ""),
+        "extractors": _extractors(settings),
         "env": settings.env,
     }
     width = max(map(len, rows))
@@ -85,6 +83,21 @@ def info() -> None:
         sys.stdout.write(f"{name:<{width}}  {value}\n")
     if problem is not None:
         raise fail(problem)
+
+
+def _extractors(settings: Settings) -> str:
+    """The extractors this process can run, and the one a run gets when it names none."""
+    from genkeep.extract.service import llm_configured, ner_available
+
+    names = ["builtin"]
+    if ner_available(settings):
+        names.append(f"ner ({settings.ner_model})")
+    if llm_configured(settings):
+        names.append("llm")
+    default = settings.extract_default
+    if default == "auto":
+        default = "ner" if len(names) > 1 and names[1].startswith("ner") else "builtin"
+    return f"{', '.join(names)}; default {default}"
 
 
 def _database_state(url: str, in_data_dir: bool) -> tuple[str, str, str | None]:

@@ -50,6 +50,7 @@ async def extraction(settings: Settings) -> AsyncIterator[tuple[Services, Extrac
 
 class ExtractorChoice(StrEnum):
     builtin = "builtin"
+    ner = "ner"
     llm = "llm"
 
 
@@ -114,12 +115,14 @@ def extract(
         ),
     ] = None,
     extractor: Annotated[
-        ExtractorChoice,
+        ExtractorChoice | None,
         typer.Option(
-            help="builtin: offline ontology-label matching; llm: an OpenAI-compatible model "
-            "(GENKEEP_EXTRACT_LLM_MODEL, GENKEEP_OPENAI_BASE_URL)."
+            help="builtin: offline ontology-label matching; ner: spaCy's named entities "
+            "typed by the ontology (GENKEEP_NER_MODEL); llm: an OpenAI-compatible model "
+            "(GENKEEP_EXTRACT_LLM_MODEL, GENKEEP_OPENAI_BASE_URL).",
+            show_default="ner when installed, else builtin",
         ),
-    ] = ExtractorChoice.builtin,
+    ] = None,
     output: OutputOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -145,7 +148,9 @@ def extract(
         async with extraction(settings) as (services, service):
             # One trace for the whole command: the run, its batches, its outputs.
             with tracing.span("genkeep extract", attributes={"genkeep.input": input_file.name}):
-                created = await service.create(settings.default_owner, request, extractor.value)
+                created = await service.create(
+                    settings.default_owner, request, extractor.value if extractor else None
+                )
                 return await execute(services, service, created.id, settings, outputs)
 
     raise typer.Exit(run(main()))
@@ -379,20 +384,46 @@ def evaluate(
             readable=False,
         ),
     ] = None,
+    extractor: Annotated[
+        list[ExtractorChoice] | None,
+        typer.Option(
+            help="The extractor to score; repeat to compare several.",
+            show_default="ner when installed, else builtin",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Span-level precision, recall and F1 of the built-in extractor on gold annotations."""
-    from genkeep.extract.builtin import BuiltinExtractor
-    from genkeep.extract.evaluate import evaluate as score
-    from genkeep.extract.evaluate import format_table
+    """Precision, recall and F1 of extractors on gold annotations: mentions, entities and
+    relations, overall and per class."""
+    from genkeep.extract.evaluate import evaluate_report, format_table
     from genkeep.extract.index import OntologyIndex
+    from genkeep.extract.llm.extractor import MemoryLlmCache
     from genkeep.extract.ontology import load_ontology
+    from genkeep.extract.service import ExtractionService, default_extractors, pick_default
 
+    settings = load_cli_settings()
     gold = gold or SAMPLES / "gold.jsonl"
     ontology = ontology or SAMPLES / "ontology.ttl"
     read_file(gold)  # refused as the other commands refuse a file they cannot read
     index = OntologyIndex(load_ontology(read_file(ontology), name=ontology.name))
-    scores = run(score(gold, BuiltinExtractor(), index))
-    console.print(format_table([("genkeep-builtin 1", scores)]))
+    known = default_extractors(settings, MemoryLlmCache())
+    default = pick_default(known, settings.extract_default)
+    names = [choice.value for choice in extractor] if extractor else [default]
+
+    async def main() -> dict[str, Any]:
+        reports: dict[str, Any] = {}
+        for name in names:
+            chosen = ExtractionService.pick(known, name)
+            reports[f"{chosen.name} {chosen.version}"] = await evaluate_report(gold, chosen, index)
+        return reports
+
+    reports = run(main())
+    if as_json:
+        print_json({name: report.as_json() for name, report in reports.items()})
+        return
+    for name, report in reports.items():
+        console.print(f"[bold]{name}[/bold]  {gold.name}", highlight=False)
+        console.print(format_table(report.rows()), highlight=False)
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "extract" / "samples"
@@ -409,6 +440,9 @@ def register(app: typer.Typer) -> None:
     app.command(
         "eval",
         cls=Command,
-        epilog=examples("genkeep eval", "genkeep eval --gold gold.jsonl --ontology onto.ttl"),
+        epilog=examples(
+            "genkeep eval --extractor builtin --extractor ner",
+            "genkeep eval --gold gold.jsonl --ontology onto.ttl --extractor ner",
+        ),
     )(evaluate)
     app.add_typer(runs_app, name="runs")

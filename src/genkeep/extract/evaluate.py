@@ -1,18 +1,27 @@
 """Span-level scores of an extractor against gold annotations.
 
 Gold is JSON Lines, one document a line:
-``{"text": "...", "entities": [{"start": 4, "end": 16, "class": "<iri>", "surface": "..."}]}``
-(``surface`` is optional; when given it must equal ``text[start:end]``). A prediction is
-correct when its (start, end, class) equals a gold span's; duplicates count once. Scores
-are micro-averaged over all documents. With no predictions precision is 1.0, with no gold
-spans recall is 1.0; F1 is 0.0 when both are 0.
+``{"text": "...", "entities": [{"start": 4, "end": 16, "class": "<iri>", "surface": "...",
+"entity": "Maria Okafor"}], "relations": [{"subject": "Maria Okafor", "property": "<iri>",
+"object": "Acme"}]}`` (``surface``, ``entity`` and ``relations`` are optional; ``surface``
+must equal ``text[start:end]``, ``entity`` names the entity a mention stands for, by default
+its surface; a relation's object is an entity's name or a literal value). A document with
+``"scope": "named"`` annotates names only: predicted mentions that do not start with a
+capital letter are left out of its scores.
+
+Three levels, each micro-averaged over all documents, overall and per class:
+- mentions: a prediction is correct when its (start, end, class) equals a gold span's;
+- entities: the distinct (name, class) pairs of a document, names compared case-blind;
+- relations: the distinct (subject name, property, object name) triples of a document.
+Duplicates count once. With no predictions precision is 1.0, with no gold spans recall is
+1.0; F1 is 0.0 when both are 0.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,12 @@ Span = tuple[int, int, str]
 class GoldDocument:
     text: str
     spans: frozenset[Span]
+    # The entity a span names ("Maria" -> "Maria Okafor"); absent: its surface.
+    names: dict[Span, str] = field(default_factory=dict)
+    # (subject name, property IRI, object name or value), names as in ``names``.
+    relations: frozenset[tuple[str, str, str]] = frozenset()
+    # Gold of names only ("scope": "named"): predictions of class words are not scored.
+    named_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +95,99 @@ async def evaluate(gold_path: Path | str, extractor: Extractor, index: OntologyI
     return Scores.from_counts(tp, len(predicted) - tp, len(gold) - tp)
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Scores of one extractor on one gold file: each level overall and per class."""
+
+    mentions: Scores
+    entities: Scores
+    relations: Scores
+    mentions_by_class: dict[str, Scores]
+    entities_by_class: dict[str, Scores]
+    relations_by_property: dict[str, Scores]
+
+    def rows(self) -> list[tuple[str, Scores]]:
+        """Table rows: each level, then its classes (by local name)."""
+        rows: list[tuple[str, Scores]] = []
+        for level, total, parts in (
+            ("mentions", self.mentions, self.mentions_by_class),
+            ("entities", self.entities, self.entities_by_class),
+            ("relations", self.relations, self.relations_by_property),
+        ):
+            rows.append((level, total))
+            rows.extend((f"  {_short(key)}", parts[key]) for key in sorted(parts))
+        return rows
+
+    def as_json(self) -> dict[str, Any]:
+        def one(s: Scores) -> dict[str, float | int]:
+            return {"precision": s.precision, "recall": s.recall, "f1": s.f1,
+                    "tp": s.tp, "fp": s.fp, "fn": s.fn}  # fmt: skip
+
+        return {
+            "mentions": one(self.mentions),
+            "entities": one(self.entities),
+            "relations": one(self.relations),
+            "mentions_by_class": {k: one(v) for k, v in sorted(self.mentions_by_class.items())},
+            "entities_by_class": {k: one(v) for k, v in sorted(self.entities_by_class.items())},
+            "relations_by_property": {
+                k: one(v) for k, v in sorted(self.relations_by_property.items())
+            },
+        }
+
+
+async def evaluate_report(
+    gold_path: Path | str, extractor: Extractor, index: OntologyIndexLike
+) -> Report:
+    """Run the extractor on every gold document (one chunk each): mentions, entities, relations."""
+    mentions: tuple[set[Any], set[Any]] = (set(), set())
+    entities: tuple[set[Any], set[Any]] = (set(), set())
+    relations: tuple[set[Any], set[Any]] = (set(), set())
+    for number, document in enumerate(load_gold(gold_path)):
+        for span in document.spans:
+            mentions[0].add((number, span, span[2]))
+            name = document.names.get(span) or document.text[span[0] : span[1]]
+            entities[0].add((number, normalize_name(name), span[2]))
+        for triple in document.relations:
+            relations[0].add((number, triple, triple[1]))
+        chunk = Chunk(index=0, start=0, end=len(document.text), text=document.text)
+        result = await extractor.extract(chunk, index)
+        for entity in result.entities:
+            if document.named_only and not entity.surface[:1].isupper():
+                continue
+            if entity.start is not None and entity.end is not None:
+                span = (entity.start, entity.end, entity.class_iri)
+                mentions[1].add((number, span, entity.class_iri))
+            name = entity.surface if entity.name is None else entity.name
+            entities[1].add((number, normalize_name(name), entity.class_iri))
+        for relation in result.relations:
+            subject = relation.subject_key.partition("|")[2]
+            obj = relation.object_key if relation.literal else relation.object_key.partition("|")[2]
+            triple = (subject, relation.property_iri, normalize_name(obj))
+            relations[1].add((number, triple, relation.property_iri))
+    return Report(
+        _total(*mentions), _total(*entities), _total(*relations),
+        _by_group(*mentions), _by_group(*entities), _by_group(*relations),
+    )  # fmt: skip
+
+
+def _total(gold: set[Any], predicted: set[Any]) -> Scores:
+    tp = len(gold & predicted)
+    return Scores.from_counts(tp, len(predicted) - tp, len(gold) - tp)
+
+
+def _by_group(gold: set[Any], predicted: set[Any]) -> dict[str, Scores]:
+    """Scores per class (or property), for every class the gold or the predictions name."""
+    groups = sorted({item[-1] for item in gold | predicted})
+    return {
+        group: _total({i for i in gold if i[-1] == group}, {i for i in predicted if i[-1] == group})
+        for group in groups
+    }
+
+
+def _short(iri: str) -> str:
+    return iri.rstrip("/#").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
 def format_table(rows: Iterable[tuple[str, Scores]]) -> str:
     """A plain-text table: one row per named result."""
     header = ("", "precision", "recall", "f1", "tp", "fp", "fn")
@@ -111,6 +219,7 @@ def _parse_document(raw: Any) -> GoldDocument:
     if not isinstance(text, str):
         raise TypeError("'text' must be a string")
     spans: set[Span] = set()
+    names: dict[Span, str] = {}
     for entity in raw["entities"]:
         start, end, class_iri = entity["start"], entity["end"], entity["class"]
         if not (isinstance(start, int) and isinstance(end, int) and isinstance(class_iri, str)):
@@ -121,4 +230,20 @@ def _parse_document(raw: Any) -> GoldDocument:
         if surface is not None and text[start:end] != surface:
             raise ValueError(f"text[{start}:{end}] is {text[start:end]!r}, not {surface!r}")
         spans.add((start, end, class_iri))
-    return GoldDocument(text, frozenset(spans))
+        name = entity.get("entity")
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"entity {entity!r}: 'entity' must be a string")
+            names[(start, end, class_iri)] = name
+    relations: set[tuple[str, str, str]] = set()
+    for relation in raw.get("relations", ()):
+        subject, prop, obj = relation["subject"], relation["property"], relation["object"]
+        if not all(isinstance(v, str) for v in (subject, prop, obj)):
+            raise TypeError(f"relation {relation!r} needs string subject, property and object")
+        relations.add((normalize_name(subject), prop, normalize_name(obj)))
+    named_only = raw.get("scope") == "named"
+    return GoldDocument(text, frozenset(spans), names, frozenset(relations), named_only)
+
+
+def normalize_name(name: str) -> str:
+    return " ".join(name.casefold().split())

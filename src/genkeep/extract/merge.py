@@ -37,6 +37,7 @@ _NOT_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\\ud800-\udfff]')
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _SLUG_CHARS = 48
+_UNCUED_EXAMPLES = 3
 _TURTLE_ESCAPES: dict[int, str] = {code: f"\\u{code:04X}" for code in [*range(0x20), 0x7F]} | {
     ord("\\"): "\\\\",
     ord('"'): '\\"',
@@ -109,6 +110,8 @@ class Merger:
         self._graph_nodes = 0
         self._counts = {"batches": 0, "mentions": 0, "duplicate_mentions": 0}
         self._duplicate_relations = 0
+        # Relations no word of the text supports, by property: a few examples each, and counts.
+        self.uncued: dict[str, tuple[int, list[tuple[str, str]]]] = {}
         if turtle is not None:
             turtle.write(TURTLE_HEADER)
         if jsonld is not None:
@@ -136,7 +139,8 @@ class Merger:
             if iri is None:
                 _check_iri(entity.class_iri, "class IRI")
                 iri = self._entities[key] = entity_iri(self._base, key)
-                label = " ".join(entity.surface.split()).translate(_SURROGATES)
+                name = entity.surface if entity.name is None else entity.name
+                label = " ".join(name.split()).translate(_SURROGATES)
                 turtle.append(
                     f"<{iri}> a <{entity.class_iri}> ;\n    rdfs:label {_turtle_string(label)} .\n"
                 )
@@ -144,16 +148,25 @@ class Merger:
             lines.append(_mention_line(batch.index, entity, iri))
         written = 0
         for relation in unique_relations(batch.relations):
-            triple = (relation.subject_key, relation.property_iri, relation.object_key)
+            # A literal object is a value, never an entity's key of the same spelling.
+            obj_key = "\x00" + relation.object_key if relation.literal else relation.object_key
+            triple = (relation.subject_key, relation.property_iri, obj_key)
             if triple in self._relations:
                 continue
             _check_iri(relation.property_iri, "property IRI")
             self._relations.add(triple)
             written += 1
             subject = self._iri(relation.subject_key)
-            obj = self._iri(relation.object_key)
-            turtle.append(f"<{subject}> <{relation.property_iri}> <{obj}> .\n")
-            nodes.append({"@id": subject, relation.property_iri: {"@id": obj}})
+            if relation.literal:
+                value = relation.object_key.translate(_SURROGATES)
+                turtle.append(f"<{subject}> <{relation.property_iri}> {_turtle_string(value)} .\n")
+                nodes.append({"@id": subject, relation.property_iri: value})
+            else:
+                obj = self._iri(relation.object_key)
+                turtle.append(f"<{subject}> <{relation.property_iri}> <{obj}> .\n")
+                nodes.append({"@id": subject, relation.property_iri: {"@id": obj}})
+            if relation.cue is None:
+                self._note_uncued(relation)
         self._duplicate_relations += len(batch.relations) - written
         self._write(turtle, nodes, lines)
 
@@ -171,6 +184,12 @@ class Merger:
             relations=len(self._relations),
             duplicate_relations=self._duplicate_relations,
         )
+
+    def _note_uncued(self, relation: Relation) -> None:
+        count, examples = self.uncued.get(relation.property_iri, (0, []))
+        if len(examples) < _UNCUED_EXAMPLES:
+            examples.append((relation.subject_key, relation.object_key))
+        self.uncued[relation.property_iri] = (count + 1, examples)
 
     def _iri(self, key: str) -> str:
         iri = self._entities.get(key)

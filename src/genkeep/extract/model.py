@@ -40,22 +40,32 @@ class Entity:
     start: int | None
     end: int | None
     alignment: Alignment = "exact"
+    # The full name a short mention stands for ("Maria" for "Maria Okafor"); None: the surface.
+    name: str | None = None
 
     @property
     def key(self) -> str:
         """Identity of the entity across chunks and batches: its class and normalized name."""
-        return f"{self.class_iri}|{' '.join(self.surface.casefold().split())}"
+        name = self.surface if self.name is None else self.name
+        return f"{self.class_iri}|{' '.join(name.casefold().split())}"
 
 
 @dataclass(frozen=True, slots=True)
 class Relation:
-    """A property between two entities of one sentence, as their keys."""
+    """A property between two entities of one sentence, as their keys.
+
+    With ``literal`` set the object is that value (a URL, an e-mail address), not an entity:
+    ``object_key`` holds the value too. ``cue`` is the word of the text the relation was read
+    from; None when only the domain and range of the property suggested it.
+    """
 
     property_iri: str
     subject_key: str
     object_key: str
     start: int | None
     end: int | None
+    cue: str | None = None
+    literal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ _SUFFIX_FORMATS = {
 # An XML root element with attributes (namespace declarations); a Turtle IRI has no space.
 _XML_START = re.compile(rb"<(?:[?!]|[A-Za-z_][\w.:-]*\s)")
 _LABEL_PREDICATES = (RDFS.label, SKOS.prefLabel, SKOS.altLabel)
+_COMMENT_PREDICATES = (RDFS.comment, SKOS.definition)
 _PROPERTY_KINDS: tuple[tuple[URIRef, PropertyKind], ...] = (
     (OWL.ObjectProperty, "object"),
     (OWL.DatatypeProperty, "datatype"),
@@ -84,6 +85,7 @@ class OntologyClass:
     iri: str
     labels: tuple[str, ...]
     superclasses: frozenset[str]  # direct rdfs:subClassOf IRIs
+    comments: tuple[str, ...] = ()  # rdfs:comment and skos:definition, English or untagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +249,7 @@ def _classes(graph: Graph) -> dict[str, OntologyClass]:
                 for parent in graph.objects(iri, RDFS.subClassOf)
                 if isinstance(parent, URIRef) and parent != iri
             ),
+            comments=_labels(graph, iri, _COMMENT_PREDICATES),
         )
         for iri in sorted(iris)
     }
@@ -279,9 +282,11 @@ def _properties(graph: Graph) -> dict[str, OntologyProperty]:
     }
 
 
-def _labels(graph: Graph, subject: URIRef) -> tuple[str, ...]:
+def _labels(
+    graph: Graph, subject: URIRef, predicates: tuple[URIRef, ...] = _LABEL_PREDICATES
+) -> tuple[str, ...]:
     found: set[str] = set()
-    for predicate in _LABEL_PREDICATES:
+    for predicate in predicates:
         for value in graph.objects(subject, predicate):
             if isinstance(value, RdfLiteral) and _is_english_or_untagged(value.language):
                 text = " ".join(str(value).split())

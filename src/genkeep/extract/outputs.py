@@ -13,7 +13,7 @@ from genkeep.blobs import BlobStore
 from genkeep.db.models import Run
 from genkeep.db.runs import RunStore
 from genkeep.extract.merge import BatchResult, Merger
-from genkeep.extract.validate import validate_graph
+from genkeep.extract.validate import open_properties, uncued_problems, validate_graph
 
 DOCUMENTS = {
     "turtle": ("graph.ttl", "text/turtle; charset=utf-8"),
@@ -54,6 +54,8 @@ async def write_outputs(
         graph = await asyncio.to_thread(paths["turtle"].read_bytes)
         ontology_graph = Graph().parse(data=ontology, format="nt")
         report = await asyncio.to_thread(validate_graph, graph, ontology_graph)
+        problems = uncued_problems(merger.uncued, open_properties(ontology_graph))
+        problems += report.problems
         outputs: dict[str, Any] = {
             "counts": {
                 "batches": counts.batches,
@@ -62,7 +64,7 @@ async def write_outputs(
                 "entities": counts.entities,
                 "relations": counts.relations,
             },
-            "validation": {"conforms": report.conforms, "problems": report.problems[:50]},
+            "validation": {"conforms": not problems, "problems": problems[:50]},
         }
         for name, (filename, media_type) in DOCUMENTS.items():
             key = f"owners/{run.owner_id}/runs/{run.id}/{filename}"

@@ -77,28 +77,38 @@ def encode_result(start: int, result: ChunkResult) -> str:
     # Explicit dicts: dataclasses.asdict deep-copies and dominated the per-batch CPU.
     body = {
         "start": start,
-        "entities": [
-            {
-                "class_iri": e.class_iri,
-                "surface": e.surface,
-                "start": e.start,
-                "end": e.end,
-                "alignment": e.alignment,
-            }
-            for e in result.entities
-        ],
-        "relations": [
-            {
-                "property_iri": r.property_iri,
-                "subject_key": r.subject_key,
-                "object_key": r.object_key,
-                "start": r.start,
-                "end": r.end,
-            }
-            for r in result.relations
-        ],
+        "entities": [_entity_body(e) for e in result.entities],
+        "relations": [_relation_body(r) for r in result.relations],
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _entity_body(e: Entity) -> dict[str, object]:
+    body: dict[str, object] = {
+        "class_iri": e.class_iri,
+        "surface": e.surface,
+        "start": e.start,
+        "end": e.end,
+        "alignment": e.alignment,
+    }
+    if e.name is not None:  # only when set: batches stored before it decode the same
+        body["name"] = e.name
+    return body
+
+
+def _relation_body(r: Relation) -> dict[str, object]:
+    body: dict[str, object] = {
+        "property_iri": r.property_iri,
+        "subject_key": r.subject_key,
+        "object_key": r.object_key,
+        "start": r.start,
+        "end": r.end,
+    }
+    if r.cue is not None:
+        body["cue"] = r.cue
+    if r.literal:
+        body["literal"] = True
+    return body
 
 
 def decode_result(text: str) -> tuple[int, ChunkResult]:

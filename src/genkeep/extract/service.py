@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import IndexCache
 from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
+from genkeep.extract.ner import pipeline
+from genkeep.extract.ner.extractor import NerExtractor
+from genkeep.extract.ner.mapping import read_overrides
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import ExtractionRunner, RunInputs
 from genkeep.telemetry import tracing
@@ -29,6 +33,11 @@ LLM_NOT_CONFIGURED = (
     "the llm extractor is not configured: set GENKEEP_EXTRACT_LLM_MODEL (the model, e.g. "
     "gpt-4o-mini) and GENKEEP_OPENAI_BASE_URL (any OpenAI-compatible API), plus "
     "GENKEEP_OPENAI_API_KEY if that API needs a key"
+)
+NER_NOT_INSTALLED = (
+    "the ner extractor needs spaCy and a pipeline: pip install 'genkeep[ner]' && "
+    "python -m spacy download en_core_web_sm (or set GENKEEP_NER_MODEL to an installed "
+    "pipeline's name or folder)"
 )
 
 
@@ -51,6 +60,7 @@ class ExtractionSetup:
     max_input_bytes: int
     lease_s: float
     concurrency: int
+    default_extractor: str = "auto"  # GENKEEP_EXTRACT_DEFAULT
 
     @classmethod
     def of(cls, settings: Settings) -> ExtractionSetup:
@@ -61,6 +71,7 @@ class ExtractionSetup:
             max_input_bytes=settings.max_run_input_bytes,
             lease_s=settings.extract_lease_s,
             concurrency=settings.extract_concurrency,
+            default_extractor=settings.extract_default,
         )
 
     def request(
@@ -139,21 +150,32 @@ class ExtractionService:
         self.extractors = extractors
         self.index_cache = index_cache or IndexCache()
 
-    def extractor(self, name: str) -> Extractor:
-        found = self.extractors.get(name)
+    @property
+    def default_extractor(self) -> str:
+        """GENKEEP_EXTRACT_DEFAULT; auto: ``ner`` when its pipeline is installed, else
+        ``builtin``."""
+        return pick_default(self.extractors, self.setup.default_extractor)
+
+    def extractor(self, name: str | None = None) -> Extractor:
+        """The extractor by name (None: the default); BadInput naming what is missing."""
+        return self.pick(self.extractors, name or self.default_extractor)
+
+    @staticmethod
+    def pick(extractors: dict[str, Extractor], name: str) -> Extractor:
+        found = extractors.get(name)
         if found is None and name == "llm":
             raise BadInput(LLM_NOT_CONFIGURED)
+        if found is None and name == "ner":
+            raise BadInput(NER_NOT_INSTALLED)
         if found is None:
-            raise BadInput(
-                f"unknown extractor {name!r}; known: {', '.join(sorted(self.extractors))}"
-            )
+            raise BadInput(f"unknown extractor {name!r}; known: {', '.join(sorted(extractors))}")
         return found
 
     async def create(
         self,
         owner_id: str,
         request: RunRequest,
-        extractor_name: str,
+        extractor_name: str | None,
         job_id: str | None = None,
         run_id: str | None = None,
     ) -> Run:
@@ -167,6 +189,14 @@ class ExtractionService:
         digest = sha256_hex(data)
         key = f"owners/{owner_id}/inputs/{digest}"
         await self.blobs.put(key, data, content_type="text/plain; charset=utf-8")
+        version = extractor.version
+        if isinstance(extractor, NerExtractor):
+            # The mapping the run starts with is kept, so a resume maps the same way.
+            # Off the loop: the first call loads the spaCy pipeline (seconds).
+            version, record = await asyncio.to_thread(extractor.pin, self.index_cache.get(ontology))
+            await self.blobs.put(
+                _pin_key(owner_id, extractor.name, version), record, content_type="application/json"
+            )
         manifest: dict[str, Any] = {
             "job_id": job_id,
             "input_name": request.input_name[:255],
@@ -175,7 +205,7 @@ class ExtractionService:
             "input_chars": len(request.text),
             "ontology_hash": ontology.content_hash,
             "extractor_name": extractor.name,
-            "extractor_version": extractor.version,
+            "extractor_version": version,
             "chunk_size": params.size,
             "chunk_overlap": params.overlap,
             "batch_size": params.batch_size,
@@ -204,7 +234,13 @@ class ExtractionService:
     ) -> RunInputs:
         """The run's inputs, checked against its manifest; a changed input is refused."""
         extractor = self.extractor(run.extractor_name)
-        if extractor.version != run.extractor_version:
+        if isinstance(extractor, NerExtractor) and run.extractor_version.startswith(
+            extractor.version + "."
+        ):
+            key = _pin_key(run.owner_id, extractor.name, run.extractor_version)
+            record = await self.blobs.get(key)
+            extractor = await asyncio.to_thread(extractor.pinned, run.extractor_version, record)
+        elif extractor.version != run.extractor_version:
             raise ManifestMismatch(
                 f"run {run.id} was extracted with {run.extractor_name} {run.extractor_version}, "
                 f"this genkeep has {extractor.version}; start a new run"
@@ -244,12 +280,31 @@ def llm_configured(settings: Settings) -> bool:
     )
 
 
+def pick_default(extractors: dict[str, Extractor], setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "ner" if "ner" in extractors else "builtin"
+
+
+def _pin_key(owner_id: str, extractor_name: str, version: str) -> str:
+    return f"owners/{owner_id}/extractor-pins/{extractor_name}-{version}.json"
+
+
+def ner_available(settings: Settings) -> bool:
+    return pipeline.available(settings.ner_model)
+
+
 def default_extractors(
     settings: Settings | None = None, cache: LlmCache | None = None
 ) -> dict[str, Extractor]:
-    """The built-in extractor, and the LLM extractor when a model and an API are configured."""
+    """The built-in extractor; the ner extractor when its spaCy pipeline is installed; the
+    LLM extractor when a model and an API are configured."""
     builtin = BuiltinExtractor()
     extractors: dict[str, Extractor] = {builtin.name: builtin, "builtin": builtin}
+    if settings is not None and ner_available(settings):
+        overrides = read_overrides(settings.ner_mapping) if settings.ner_mapping else None
+        ner = NerExtractor(settings.ner_model, overrides)
+        extractors[ner.name] = extractors["ner"] = ner
     if settings is not None and llm_configured(settings) and cache is not None:
         assert settings.extract_llm_model is not None
         llm = LlmExtractor.from_settings(settings, model=settings.extract_llm_model, cache=cache)

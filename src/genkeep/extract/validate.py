@@ -74,6 +74,39 @@ def validate_graph(
     return ValidationReport(not ordered, ordered)
 
 
+def open_properties(ontology: Graph) -> set[str]:
+    """Properties whose domain or range is open (untyped, ``owl:Thing``, ``rdfs:Resource``):
+    the ontology cannot tell a nonsense use of them from a sound one."""
+    found: set[str] = set()
+    for prop in _properties(ontology):
+        for predicate in (RDFS.domain, RDFS.range):
+            targets = _class_set(ontology, ontology.objects(prop, predicate))
+            if not targets or targets & _UNIVERSAL:
+                found.add(str(prop))
+    return found
+
+
+def uncued_problems(
+    uncued: dict[str, tuple[int, list[tuple[str, str]]]], open_props: set[str]
+) -> list[str]:
+    """One problem per open property used by relations that no word of the text supports."""
+    problems: list[str] = []
+    for prop in sorted(uncued):
+        if prop not in open_props:
+            continue
+        count, examples = uncued[prop]
+        shown = "; ".join(f"{_name(s)} → {_name(o)}" for s, o in examples)
+        problems.append(
+            f"{count} relation(s) {_show(URIRef(prop))} have no cue in the text and the "
+            f"property's domain or range is open (e.g. {shown})"
+        )
+    return problems
+
+
+def _name(key: str) -> str:
+    return repr(key.partition("|")[2] or key)[:60]
+
+
 def build_shapes(ontology: Graph) -> tuple[Graph, dict[Node, str]]:
     """SHACL shapes for every domain and range, inherited through ``rdfs:subPropertyOf``.
 

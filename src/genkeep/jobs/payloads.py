@@ -47,7 +47,7 @@ class ExtractPayload(BaseModel):
     ontology: str = Field(min_length=1)
     ontology_name: str = "ontology.ttl"
     input_name: str = "input.txt"
-    extractor: str = "builtin"
+    extractor: str | None = None  # unset: the worker's default (ner when installed)
     # Unset: the GENKEEP_EXTRACT_* settings of the worker that starts the run.
     chunk_size: PositiveInt32 | None = Field(None)
     overlap: NonNegativeInt32 | None = Field(None)

@@ -31,7 +31,9 @@ class RunCreate(RequestModel):
         "ontology.ttl", max_length=255, description="Its file name; the suffix tells the format."
     )
     input_name: str = Field("input.txt", max_length=255)
-    extractor: str = "builtin"
+    extractor: str | None = Field(
+        None, description="builtin, ner or llm; unset: ner when installed, else builtin."
+    )
     chunk_size: PositiveInt32 | None = Field(None)
     overlap: NonNegativeInt32 | None = Field(None, description="Smaller than chunk_size.")
     batch_size: PositiveInt32 | None = Field(None)
