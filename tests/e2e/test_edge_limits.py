@@ -247,7 +247,7 @@ def test_405_lists_every_method_of_the_path(edge: Edge) -> None:
             ("PUT", "/v1/generate"): {"POST"},
             ("GET", "/v1/chat/completions"): {"POST"},
             ("POST", "/v1/models"): {"GET"},
-            ("DELETE", "/v1/jobs/x"): {"GET", "PATCH"},
+            ("PUT", "/v1/jobs/x"): {"GET", "PATCH", "DELETE"},
             ("POST", "/console/static/console.js"): {"GET", "HEAD"},
         }
         for (method, path), methods in expected.items():
