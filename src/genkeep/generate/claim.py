@@ -18,9 +18,19 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.core import identity, interleave
 from genkeep.core.generation import Generation
 from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore
-from genkeep.errors import GenerationFailed, GenerationTimeout, GenkeepError, PersistenceFailed
+from genkeep.db.rate_buckets import RateBuckets
+from genkeep.db.upstream_windows import UpstreamWindows
+from genkeep.errors import (
+    GenerationFailed,
+    GenerationTimeout,
+    GenkeepError,
+    PersistenceFailed,
+    UpstreamRateLimited,
+)
+from genkeep.generate.attempts import ATTEMPT_GATE, AttemptGate
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.generator import Generator
+from genkeep.generate.limits import ProviderLimiter, estimated_tokens
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
 from genkeep.telemetry.metrics import (
     COALESCED,
@@ -37,11 +47,17 @@ class ClaimProtocol:
     """Claim and generate, or wait for the claimant: one generator call per prompt version."""
 
     def __init__(
-        self, store: PromptStore, settings: Settings, generators: Mapping[str, Generator]
+        self,
+        store: PromptStore,
+        settings: Settings,
+        generators: Mapping[str, Generator],
+        limiter: ProviderLimiter | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.generators = generators
+        self.limiter = limiter or ProviderLimiter(RateBuckets(store.db), settings)
+        self.windows = UpstreamWindows(store.db)
         self._persisting: set[asyncio.Task[None]] = set()
 
     async def wait_for_persistence(self) -> None:
@@ -127,6 +143,7 @@ class ClaimProtocol:
             )
             if not lease_live:
                 if waited and prompt.status == "failed":
+                    await self._refuse_if_throttled(prompt.id)
                     raise GenerationFailed(f"generation failed: {prompt.last_error}")
                 claim = await self.store.claim_existing(
                     prompt.id, prompt.latest_version, holder, lease_s
@@ -157,7 +174,9 @@ class ClaimProtocol:
         result_id = str(uuid.uuid4())
         try:
             try:
-                generation = await self._call_generator(key, profile, produce, result_id)
+                generation = await self._call_generator(
+                    key, profile, produce, result_id, claim.prompt_id
+                )
             except BaseException as exc:
                 await asyncio.shield(self._release(claim, exc))
                 raise
@@ -198,9 +217,19 @@ class ClaimProtocol:
         finally:
             heartbeat.cancel()
 
+    async def _refuse_if_throttled(self, prompt_id: str) -> None:
+        """A claimant the provider rate limited: its waiters get its 429, not a 502."""
+        retry_after = await self.windows.refusal(prompt_id, self.settings.upstream_window_s)
+        if retry_after is not None:
+            raise UpstreamRateLimited(
+                "the provider is rate limiting this prompt", retry_after_s=retry_after
+            )
+
     async def _release(self, claim: Claim, exc: BaseException) -> None:
         reason = str(exc) or type(exc).__name__
         try:
+            if isinstance(exc, UpstreamRateLimited):
+                await self.windows.throttled(claim.prompt_id, exc.retry_after_s)
             await self.store.fail(claim, reason)
         except Exception:
             # The lease will expire on its own; a waiter then takes over.
@@ -223,8 +252,21 @@ class ClaimProtocol:
         profile: GeneratorProfile,
         produce: Produce | None,
         result_id: str | None,
+        prompt_id: str | None = None,
     ) -> Generation:
         started = time.perf_counter()
+        gate = AttemptGate(
+            windows=self.windows,
+            limiter=self.limiter,
+            prompt_id=prompt_id,
+            profile_name=key.profile_name,
+            profile=profile,
+            tokens=estimated_tokens(key.prompt_text, profile),
+            window_s=self.settings.upstream_window_s,
+            most=self.settings.upstream_window_attempts,
+        )
+        # The backend's client passes every upstream attempt through it (generate.attempts).
+        gated = ATTEMPT_GATE.set(gate)
         try:
             if produce is None:
                 generation = await self.generators[profile.backend].generate(
@@ -238,6 +280,8 @@ class ClaimProtocol:
         except Exception as exc:
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise GenerationFailed(f"generator error: {exc}") from exc
+        finally:
+            ATTEMPT_GATE.reset(gated)
         GENERATOR_CALLS.labels(key.profile_name, "ok").inc()
         GENERATOR_LATENCY.labels(key.profile_name).observe(time.perf_counter() - started)
         return generation

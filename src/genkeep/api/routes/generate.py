@@ -30,7 +30,7 @@ def install(app: FastAPI, *, hot: bool = True) -> None:
         methods=["POST"],
         tags=["generate"],
         response_model=GenerateResponse,
-        responses=documented(413, 502, 504),
+        responses=documented(413, 429, 502, 504),
         route_class_override=HotRoute if hot else GuardedRoute,
     )
 
