@@ -122,7 +122,11 @@ class Settings(BaseSettings):
     # Seconds' worth of a per-minute limit a bucket holds: 1 lets RPM/60 through at once.
     rate_limit_burst_s: float = Field(default=1.0, gt=0)
     # Whether a cache hit counts toward a key's requests per minute (it never spends budget).
-    limits_count_hits: bool = False
+    limits_count_hits: bool = True
+    # Bearer token of the admin API (/v1/admin/limits); unset, that API is off.
+    admin_token: SecretStr | None = None
+    # Seconds a process trusts the limits it read: a change reaches every process within it.
+    limits_cache_s: float = Field(default=2.0, ge=0)
     # A crashed holder's budget reservation is released after this (I16).
     reservation_lease_s: float = Field(default=300.0, gt=0)
 

@@ -32,6 +32,7 @@ from genkeep.api.routes import (
     run_events,
     runs,
     tasks,
+    usage,
 )
 from genkeep.config import Settings, load_settings
 from genkeep.console import install as install_console
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 # Routes are matched in this order, one by one: /v1/generate and /v1/chat/completions (the
 # cache hits, most of the traffic) before them all (their modules' ``install``).
-ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health)
+ROUTERS = (models, prompts, export, jobs, tasks, artifacts, runs, run_events, blobs, health, usage)
 
 
 def attach(app: FastAPI, services: Services) -> None:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from genkeep.api.request_id import TRACE_ID, trace_id_of
+from genkeep.core.caller import CALLER, Caller
 from genkeep.db.jobs import Audit
 from genkeep.db.keys import key_id_of
 from genkeep.errors import MalformedRequest, Unauthorized
@@ -55,7 +56,16 @@ async def current_owner(
 
 
 async def owner_of(request: Request) -> str:
-    """``current_owner`` without its documentation-only Bearer parameter."""
+    """``current_owner`` without its documentation-only Bearer parameter; the caller (owner,
+    key, trace) is kept for metering and limits (``core.caller``)."""
+    owner = await _owner_of(request)
+    key_id = key_id_of(bearer_token(request) or "")
+    trace_id = request.scope.get(TRACE_ID)
+    CALLER.set(Caller(owner, key_id, trace_id if isinstance(trace_id, str) else None))
+    return owner
+
+
+async def _owner_of(request: Request) -> str:
     found: Services = request.app.state.services
     settings = found.settings
     token = bearer_token(request)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from genkeep import __version__
-from genkeep.cli import db, keys, ops, runs, serve
+from genkeep.cli import db, keys, ops, runs, serve, usage
 from genkeep.cli.common import (
     database_failure,
     errors,
@@ -173,6 +173,7 @@ serve.register(app)
 runs.register(app)
 db.register(app)
 keys.register(app)
+usage.register(app)
 ops.register(app)
 
 

@@ -68,12 +68,13 @@ class RateBuckets:
             table.c.tokens + elapsed * bindparam("tok_rate", type_=Float),
         )
         cost = bindparam("cost", type_=Float)
+        wanted = bindparam("wanted", type_=Float)
         # Built once: SQLAlchemy compiles each once per process, not per call.
         self._take = (
             update(table)
-            .where(table.c.name == bindparam("bucket"), requests >= 1.0, tokens >= cost)
+            .where(table.c.name == bindparam("bucket"), requests >= wanted, tokens >= cost)
             .values(
-                requests=requests - 1.0,
+                requests=requests - wanted,
                 tokens=tokens - cost,
                 refilled_at=case((now > table.c.refilled_at, now), else_=table.c.refilled_at),
             )
@@ -85,9 +86,12 @@ class RateBuckets:
         self._known: set[str] = set()
 
     @completes_when_cancelled
-    async def take(self, name: str, rates: BucketRates, tokens: float = 0.0) -> Taken:
-        """Take one request and ``tokens`` if the bucket has both; else say how long to wait."""
+    async def take(
+        self, name: str, rates: BucketRates, tokens: float = 0.0, requests: float = 1.0
+    ) -> Taken:
+        """Take ``requests`` and ``tokens`` if the bucket has both; else say how long to wait."""
         params = {
+            "wanted": float(requests),
             "bucket": name,
             "req_cap": rates.request_capacity(),
             "req_rate": (rates.rpm if rates.rpm is not None else UNLIMITED) / 60,
@@ -107,8 +111,8 @@ class RateBuckets:
             self._known.discard(name)
             return Taken(False, 0.0, 0.0, 0.0)
         waits = [0.0]
-        if peek.requests < 1.0:
-            waits.append((1.0 - peek.requests) / params["req_rate"])
+        if peek.requests < requests:
+            waits.append((requests - peek.requests) / params["req_rate"])
         if peek.tokens < tokens:
             waits.append((tokens - peek.tokens) / params["tok_rate"])
         return Taken(False, peek.requests, peek.tokens, max(waits))

@@ -31,6 +31,7 @@ from genkeep.generate.attempts import ATTEMPT_GATE, AttemptGate
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.generator import Generator
 from genkeep.generate.limits import ProviderLimiter, estimated_tokens
+from genkeep.generate.metering import Metering
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
 from genkeep.telemetry.metrics import (
     COALESCED,
@@ -52,12 +53,14 @@ class ClaimProtocol:
         settings: Settings,
         generators: Mapping[str, Generator],
         limiter: ProviderLimiter | None = None,
+        metering: Metering | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.generators = generators
         self.limiter = limiter or ProviderLimiter(RateBuckets(store.db), settings)
         self.windows = UpstreamWindows(store.db)
+        self.metering = metering
         self._persisting: set[asyncio.Task[None]] = set()
 
     async def wait_for_persistence(self) -> None:
@@ -255,13 +258,17 @@ class ClaimProtocol:
         prompt_id: str | None = None,
     ) -> Generation:
         started = time.perf_counter()
+        tokens = estimated_tokens(key.prompt_text, profile)
+        metering = self.metering
+        # Admitted (limits, budgets reserved) before the call, settled after it (I16).
+        admission = await metering.admit_call(profile, tokens, None) if metering else None
         gate = AttemptGate(
             windows=self.windows,
             limiter=self.limiter,
             prompt_id=prompt_id,
             profile_name=key.profile_name,
             profile=profile,
-            tokens=estimated_tokens(key.prompt_text, profile),
+            tokens=tokens,
             window_s=self.settings.upstream_window_s,
             most=self.settings.upstream_window_attempts,
         )
@@ -274,14 +281,31 @@ class ClaimProtocol:
                 )
             else:
                 generation = await produce(result_id)
-        except GenkeepError:
-            GENERATOR_CALLS.labels(key.profile_name, "error").inc()
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if metering is not None and admission is not None:
+                await asyncio.shield(
+                    metering.settle(
+                        admission, key.profile_name, profile, None, None, prompt_text=""
+                    )
+                )
+            if isinstance(exc, GenkeepError):
+                GENERATOR_CALLS.labels(key.profile_name, "error").inc()
+                raise
+            if not isinstance(exc, Exception):
+                raise
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise GenerationFailed(f"generator error: {exc}") from exc
         finally:
             ATTEMPT_GATE.reset(gated)
+        if metering is not None and admission is not None:
+            await metering.settle(
+                admission,
+                key.profile_name,
+                profile,
+                generation,
+                result_id,
+                prompt_text=key.prompt_text,
+            )
         GENERATOR_CALLS.labels(key.profile_name, "ok").inc()
         GENERATOR_LATENCY.labels(key.profile_name).observe(time.perf_counter() - started)
         return generation
