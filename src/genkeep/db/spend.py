@@ -99,8 +99,8 @@ class SpendStore:
         self._expired = (
             delete(reservations)
             .where(
-                reservations.c.subject == bindparam("subject"),
-                reservations.c.period == bindparam("period"),
+                reservations.c.subject == bindparam("c_subject"),
+                reservations.c.period == bindparam("c_period"),
                 reservations.c.expires_at < now,
             )
             .returning(reservations.c.amount_micros)
@@ -109,8 +109,8 @@ class SpendStore:
         self._reserve = (
             update(counters)
             .where(
-                counters.c.subject == bindparam("subject"),
-                counters.c.period == bindparam("period"),
+                counters.c.subject == bindparam("c_subject"),
+                counters.c.period == bindparam("c_period"),
                 counters.c.spent_micros + counters.c.reserved_micros - freed + amount
                 <= bindparam("cap"),
             )
@@ -118,10 +118,10 @@ class SpendStore:
             .returning(counters.c.spent_micros)
         )
         self._release = update(counters).where(
-            counters.c.subject == bindparam("subject"), counters.c.period == bindparam("period")
+            counters.c.subject == bindparam("c_subject"), counters.c.period == bindparam("c_period")
         )
         self._read_counter = select(counters.c.spent_micros, counters.c.reserved_micros).where(
-            counters.c.subject == bindparam("subject"), counters.c.period == bindparam("period")
+            counters.c.subject == bindparam("c_subject"), counters.c.period == bindparam("c_period")
         )
         self._now = now
 
@@ -181,10 +181,11 @@ class SpendStore:
     async def _reserve_one(
         self, connection: AsyncConnection, hold: Hold, amount: int
     ) -> Refused | None:
-        key = {"subject": hold.subject, "period": hold.period}
+        row = {"subject": hold.subject, "period": hold.period}
+        key = {"c_subject": hold.subject, "c_period": hold.period}
         await connection.execute(
             self.db.driver.insert_ignoring_conflicts(
-                self._counters, {**key, "spent_micros": 0, "reserved_micros": 0}
+                self._counters, {**row, "spent_micros": 0, "reserved_micros": 0}
             )
         )
         # Reservations of holders that died (their lease passed) are released here.
@@ -214,10 +215,11 @@ class SpendStore:
                 )
                 held = {(r.subject, r.period): r.amount_micros for r in gone}
             for hold in sorted(holds, key=lambda h: (h.subject, h.period)):
-                key = {"subject": hold.subject, "period": hold.period}
+                row = {"subject": hold.subject, "period": hold.period}
+                key = {"c_subject": hold.subject, "c_period": hold.period}
                 await connection.execute(
                     self.db.driver.insert_ignoring_conflicts(
-                        self._counters, {**key, "spent_micros": 0, "reserved_micros": 0}
+                        self._counters, {**row, "spent_micros": 0, "reserved_micros": 0}
                     )
                 )
                 # A reservation already released by lease is not released twice.
@@ -242,7 +244,7 @@ class SpendStore:
         """(spent, reserved) micro-dollars of one counter."""
         async with self.db.writing() as connection:
             found = (
-                await connection.execute(self._read_counter, {"subject": subject, "period": period})
+                await connection.execute(self._read_counter, {"c_subject": subject, "c_period": period})
             ).first()
         return (0, 0) if found is None else (found.spent_micros, found.reserved_micros)
 
