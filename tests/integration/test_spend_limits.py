@@ -106,16 +106,16 @@ async def test_a_killed_holders_reservation_is_released_by_its_lease(
     database: Database, db_url: str
 ) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, db_url], stdout=subprocess.PIPE, text=True, env=env
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLDER, db_url, stdout=subprocess.PIPE, env=env
     )
     try:
         assert holder.stdout is not None
-        line = await asyncio.to_thread(holder.stdout.readline)
+        line = await holder.stdout.readline()
         assert len(line.strip()) == 36, line
     finally:
         holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        await holder.wait()
     store = SpendStore(database)
     hold = [Hold("key:k1", "lifetime", 1000)]
     assert await store.counter("key:k1", "lifetime") == (0, 700)

@@ -71,6 +71,8 @@ class Metering:
         self._limits: dict[str, tuple[Limits, float]] = {}
         self._hits: list[Usage] = []
         self._flusher: asyncio.Task[None] | None = None
+        # A reader flushing waits for a write in progress, so it reads every hit before it.
+        self._flushing = asyncio.Lock()
 
     # -- limits of a caller -------------------------------------------------------------
 
@@ -236,11 +238,12 @@ class Metering:
 
     async def flush(self) -> None:
         """Write the hits recorded so far."""
-        hits, self._hits = self._hits, []
-        try:
-            await self.store.record(hits)
-        except Exception:
-            log.exception("could not record %d hits in the usage ledger", len(hits))
+        async with self._flushing:
+            hits, self._hits = self._hits, []
+            try:
+                await self.store.record(hits)
+            except Exception:
+                log.exception("could not record %d hits in the usage ledger", len(hits))
 
     async def aclose(self) -> None:
         if self._flusher is not None:
