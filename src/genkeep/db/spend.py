@@ -244,7 +244,9 @@ class SpendStore:
         """(spent, reserved) micro-dollars of one counter."""
         async with self.db.writing() as connection:
             found = (
-                await connection.execute(self._read_counter, {"c_subject": subject, "c_period": period})
+                await connection.execute(
+                    self._read_counter, {"c_subject": subject, "c_period": period}
+                )
             ).first()
         return (0, 0) if found is None else (found.spent_micros, found.reserved_micros)
 

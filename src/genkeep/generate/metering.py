@@ -15,6 +15,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.core.caller import CALLER, Caller
 from genkeep.core.generation import Generation
@@ -70,6 +72,7 @@ class Metering:
         self.settings = settings
         self._limits: dict[str, tuple[Limits, float]] = {}
         self._hits: list[Usage] = []
+        self._saved: dict[str, Counter] = {}
         self._flusher: asyncio.Task[None] | None = None
         # A reader flushing waits for a write in progress, so it reads every hit before it.
         self._flushing = asyncio.Lock()
@@ -213,7 +216,11 @@ class Metering:
             return
         tokens_in, tokens_out = prompt_tokens or 0, completion_tokens or 0
         saved = cost_micros(profile, tokens_in, tokens_out)
-        USAGE_SAVED.labels(profile_name).inc(saved / 1e6)
+        if saved:
+            counter = self._saved.get(profile_name)
+            if counter is None:  # labels() takes a lock and builds a key: once per profile
+                counter = self._saved[profile_name] = USAGE_SAVED.labels(profile_name)
+            counter.inc(saved / 1e6)
         self._hits.append(
             Usage(
                 owner_id=caller.owner_id,
