@@ -191,7 +191,7 @@ def main() -> None:
         rpm = key(env, "--rpm", "600")
         free = key(env)
         limited = key(env, "--rpm", "100000000")
-        server = Server(env, workdir / "server.log", workers=4).start()
+        server = Server(env, workdir / "server.log", workers=4).start(timeout=240)
         try:
             # 1. A $1.00 budget, 1,000 calls at once over 4 processes, max_tokens set.
             for name, token, profile in (

@@ -112,8 +112,8 @@ class Metering:
     async def _take(self, caller: Caller, tokens: int, requests: float) -> dict[str, str]:
         headers: dict[str, str] = {}
         for subject, limits in await self._subjects(caller):
-            if limits.rpm is None and limits.tpm is None:
-                continue
+            if limits.tpm is None and (limits.rpm is None or not requests):
+                continue  # nothing this subject limits would be taken
             rates = self._rates(limits)
             taken = await self.buckets.take(f"rate:{subject}", rates, tokens, requests)
             headers.update(_headers(limits, taken, rates))
