@@ -164,6 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backend", default="postgresql", choices=("sqlite", "postgresql"))
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--waves", type=int, default=4)
+    parser.add_argument("--rpm", type=int, default=600)
     parser.add_argument("--rpm-seconds", type=float, default=20.0)
     parser.add_argument("--provider-seconds", type=float, default=10.0)
     parser.add_argument("--hit-seconds", type=float, default=5.0)
@@ -188,7 +190,7 @@ def main() -> None:
         }
         paid = key(env, "--budget", str(BUDGET_USD))
         open_key = key(env, "--budget", str(BUDGET_USD))
-        rpm = key(env, "--rpm", "600")
+        rpm = key(env, "--rpm", str(args.rpm))
         free = key(env)
         limited = key(env, "--rpm", "100000000")
         server = Server(env, workdir / "server.log", workers=4).start(timeout=240)
@@ -199,7 +201,15 @@ def main() -> None:
                 ("estimate", open_key, "open"),
             ):
                 started = time.monotonic()
-                statuses = asyncio.run(burst(server.url, token, profile, args.calls, name))
+                # Waves of calls until the budget admits no more (a refused client comes back).
+                statuses: Counter[int] = Counter()
+                for wave in range(args.waves):
+                    got = asyncio.run(
+                        burst(server.url, token, profile, args.calls, f"{name} wave {wave}")
+                    )
+                    statuses.update(got)
+                    if not got[200]:
+                        break
                 calls, upstream_micros = upstream_cost_micros(
                     upstream, str(PROFILES[profile]["model"])
                 )
@@ -214,13 +224,15 @@ def main() -> None:
                     "seconds": round(time.monotonic() - started, 1),
                 }
             # 2. RPM 600 over 4 processes.
-            statuses, _ = asyncio.run(hammer(server.url, rpm, args.rpm_seconds, 32))
-            expected = 600 * args.rpm_seconds / 60
+            statuses, offered = asyncio.run(hammer(server.url, rpm, args.rpm_seconds, 32))
+            expected = args.rpm * args.rpm_seconds / 60
             results["rpm"] = {
+                "rpm": args.rpm,
                 "seconds": args.rpm_seconds,
                 "admitted": statuses[200] - 0,
                 "expected": expected,
                 "refused_429": statuses[429],
+                "offered_per_s": round(offered, 1),
                 "error_pct": round(100 * (statuses[200] - expected) / expected, 2),
             }
             # 3. A provider limit shared by the 4 API processes and 4 workers.

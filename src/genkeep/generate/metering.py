@@ -28,6 +28,9 @@ from genkeep.telemetry.metrics import LIMITED, USAGE_COST, USAGE_SAVED, USAGE_TO
 log = logging.getLogger(__name__)
 _NO_LIMITS = Limits()
 _HIT_FLUSH_S = 1.0
+# A settle that fails (a busy or briefly unreachable database) is tried again: spend
+# unrecorded is budget given back when the reservation's lease ends.
+_SETTLE_ATTEMPTS = 4
 
 
 def cost_micros(
@@ -193,11 +196,17 @@ class Metering:
         )
         if caller is None:
             return  # a call for no request (a worker's): counted in the metrics only
-        try:
-            await self.store.settle(admission.reservation, usage, admission.holds)
-        except Exception:
-            # The reservation's lease releases it; the call's answer must not be lost.
-            log.exception("could not record the usage of result %s", result_id)
+        for attempt in range(_SETTLE_ATTEMPTS):
+            try:
+                await self.store.settle(admission.reservation, usage, admission.holds)
+                return
+            except Exception:
+                if attempt + 1 == _SETTLE_ATTEMPTS:
+                    # Its lease releases the reservation (which covered this cost until then);
+                    # the call's answer must not be lost for its bookkeeping.
+                    log.exception("could not record the usage of result %s", result_id)
+                    return
+                await asyncio.sleep(0.1 * 2**attempt)
 
     # -- hits ---------------------------------------------------------------------------
 
