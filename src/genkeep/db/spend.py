@@ -134,6 +134,17 @@ class SpendStore:
             return None
         return Limits(row.rpm, row.tpm, row.budget_micros, row.budget_period, row.lifetime_micros)
 
+    async def all_limits(self) -> dict[str, Limits]:
+        """Every subject's limits: few rows, read at once so a caller without any costs none."""
+        async with self.db.reading() as session:
+            rows = (await session.execute(select(SpendLimit))).scalars()
+            return {
+                row.subject: Limits(
+                    row.rpm, row.tpm, row.budget_micros, row.budget_period, row.lifetime_micros
+                )
+                for row in rows
+            }
+
     async def set_limits(self, subject: str, limits: Limits) -> None:
         """Replace ``subject``'s limits (all None: remove them)."""
         async with self.db.transaction() as session:

@@ -4,7 +4,8 @@ A request's caller (``core.caller``) may have limits, its key's and its owner's
 (``db.spend``). Requests per minute are counted as a request arrives (hits too when
 ``GENKEEP_LIMITS_COUNT_HITS``); a generator call is admitted by reserving its most cost on
 every budget and its tokens per minute, and settled with what it really cost. A caller with
-no limits costs no database round trip before the call: limits are cached for a moment.
+no limits costs no database round trip: every subject's limits are read at once, and kept
+for GENKEEP_LIMITS_CACHE_S.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class Metering:
         self.store = store
         self.buckets = buckets
         self.settings = settings
-        self._limits: dict[str, tuple[Limits, float]] = {}
+        self._limits: dict[str, Limits] = {}
+        self._limits_until = 0.0
+        self._loading: asyncio.Future[dict[str, Limits]] | None = None
         self._hits: list[Usage] = []
         self._saved: dict[str, Counter] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -83,14 +86,24 @@ class Metering:
     # -- limits of a caller -------------------------------------------------------------
 
     async def limits(self, subject: str) -> Limits:
-        """A subject's limits, cached for GENKEEP_LIMITS_CACHE_S (none: ``Limits()``)."""
-        found = self._limits.get(subject)
-        now = time.monotonic()
-        if found is not None and found[1] > now:
-            return found[0]
-        limits = await self.store.limits_of(subject) or _NO_LIMITS
-        self._limits[subject] = (limits, now + self.settings.limits_cache_s)
-        return limits
+        """A subject's limits (none: ``Limits()``), from a copy of every subject's limits
+        read at most every GENKEEP_LIMITS_CACHE_S: one query per process, not per key."""
+        if time.monotonic() >= self._limits_until:
+            await self._reload_limits()
+        return self._limits.get(subject, _NO_LIMITS)
+
+    async def _reload_limits(self) -> None:
+        loading = self._loading
+        if loading is None:
+            # Requests arriving while it loads wait for the same read.
+            loading = self._loading = asyncio.ensure_future(self.store.all_limits())
+            try:
+                self._limits = await asyncio.shield(loading)
+                self._limits_until = time.monotonic() + self.settings.limits_cache_s
+            finally:
+                self._loading = None
+        else:
+            await asyncio.shield(loading)
 
     async def _subjects(self, caller: Caller) -> list[tuple[str, Limits]]:
         subjects = [f"owner:{caller.owner_id}"]
