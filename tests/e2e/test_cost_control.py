@@ -48,6 +48,8 @@ async def test_upstream_errors_limits_budgets_and_the_ledger(
             GENKEEP_OPENAI_BASE_URL=upstream.base_url,
             GENKEEP_OPENAI_API_KEY="sk-upstream",
             GENKEEP_OPENAI_TIMEOUT_S="0.5",
+            # Limits are set while it runs: read them on every request, not every 2 s.
+            GENKEEP_LIMITS_CACHE_S="0",
             # genkeep's own retries at their default (3): the window's 3 attempts bound them.
             GENKEEP_SERVE_WORKER="false",
         )
