@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from sqlalchemy import select
 
 from genkeep.db.database import Database
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
@@ -127,3 +128,11 @@ async def test_a_killed_holders_reservation_is_released_by_its_lease(
     await store.settle(admitted, usage(1000), hold)
     # The dead holder's 700 never spent, the whole budget spent once: exact.
     assert await store.counter("key:k1", "lifetime") == (1000, 0)
+
+
+async def test_both_drivers_read_the_same_epoch_clock(database: Database) -> None:
+    async with database.reading() as session:
+        first = (await session.execute(select(database.driver.epoch()))).scalar_one()
+        second = (await session.execute(select(database.driver.epoch()))).scalar_one()
+    assert abs(first - time.time()) < 5  # seconds since 1970, as the buckets count them
+    assert 0 <= second - first < 5
