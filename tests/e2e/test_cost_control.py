@@ -11,9 +11,11 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+from sqlalchemy import select
 
 from genkeep.db.database import Database
 from genkeep.db.keys import ApiKeyStore, key_id_of
+from genkeep.db.models import UsageEntry
 from genkeep.db.spend import Limits, SpendStore, period_of
 from tests.e2e.test_chat_completions import MESSAGES, UPSTREAM_MODEL, api_key
 from tests.support.fake_openai import FakeOpenAI, slow, status
@@ -205,6 +207,15 @@ async def limits_and_ledger(server: Server, upstream: FakeOpenAI, db_url: str, b
         spent_micros, reserved = await SpendStore(database).counter(
             f"key:{budget_key}", period_of("day")
         )
+        async with database.reading() as session:
+            streamed = (
+                await session.execute(
+                    select(UsageEntry.streamed).where(
+                        UsageEntry.key_id == free_key, UsageEntry.hit.is_(False)
+                    )
+                )
+            ).scalars()
+            assert list(streamed) == [True]
     finally:
         await database.dispose()
     assert (spent_micros, reserved) == (round(cost * 1e6), 0)

@@ -15,3 +15,6 @@ class Caller:
 
 
 CALLER: ContextVar[Caller | None] = ContextVar("genkeep_caller", default=None)
+
+# Set by a streamed chat's generator call, for the ledger row of that call.
+STREAMED: ContextVar[bool] = ContextVar("genkeep_streamed", default=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from genkeep.config import GeneratorProfile, Settings
-from genkeep.core.caller import CALLER, Caller
+from genkeep.core.caller import CALLER, STREAMED, Caller
 from genkeep.core.generation import Generation
 from genkeep.db.rate_buckets import BucketRates, RateBuckets, Taken
 from genkeep.db.spend import Hold, Limits, Refused, SpendStore, Usage, period_of
@@ -184,7 +184,6 @@ class Metering:
         result_id: str | None,
         *,
         prompt_text: str,
-        streamed: bool = False,
     ) -> None:
         """Record the call's real usage and release its reservation (``generation`` None:
         the call failed, so it cost nothing that genkeep was told of)."""
@@ -201,7 +200,7 @@ class Metering:
             result_id=result_id,
             trace_id=caller.trace_id if caller else None,
             hit=False,
-            streamed=streamed,
+            streamed=STREAMED.get(),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_micros=cost,
