@@ -49,11 +49,34 @@ class GeneratorProfile(BaseModel):
     keep_versions: int | None = Field(default=None, ge=1)
     keep_days: float | None = Field(default=None, gt=0)
 
+    # Cost control (docs/cost-control.md); none of it changes output, so none is in the key.
+    # USD per million tokens: input, output, and input the provider served from its cache.
+    price_input: float = Field(default=0.0, ge=0)
+    price_output: float = Field(default=0.0, ge=0)
+    price_cached_input: float | None = Field(default=None, ge=0)
+    # The provider's limits for this profile, shared by every process (a database bucket).
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    # Output tokens reserved for a call that sets no max_tokens (a budget's estimate).
+    estimate_output_tokens: int = Field(default=1024, ge=0)
+
     def key_material(self) -> dict[str, Any]:
         """The parameters that change output, so one model never serves another's answer."""
-        return self.model_dump(
-            exclude={"latency_ms", "chat_normalization", "keep_versions", "keep_days"}
-        )
+        return self.model_dump(exclude=_NOT_OUTPUT)
+
+
+_NOT_OUTPUT = {
+    "latency_ms",
+    "chat_normalization",
+    "price_input",
+    "price_output",
+    "price_cached_input",
+    "rpm",
+    "tpm",
+    "estimate_output_tokens",
+    "keep_versions",
+    "keep_days",
+}
 
 
 def own_url(host: str, port: int) -> str:
@@ -105,6 +128,19 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_timeout_s: float = Field(default=60.0, gt=0)
     openai_max_retries: int = Field(default=3, ge=0)
+
+    # Upstream attempts for one prompt per window, genkeep's own retries included: a client's
+    # retries arriving meanwhile are refused (429, the provider's Retry-After), not re-tried.
+    upstream_window_s: float = Field(default=60.0, gt=0)
+    upstream_window_attempts: int = Field(default=3, ge=1)
+    # Seconds' worth of a per-minute limit a bucket holds: 1 lets RPM/60 through at once.
+    rate_limit_burst_s: float = Field(default=1.0, gt=0)
+    # Whether a cache hit counts toward a key's requests per minute (it never spends budget).
+    limits_count_hits: bool = True
+    # Seconds a process trusts the limits it read: a change reaches every process within it.
+    limits_cache_s: float = Field(default=2.0, ge=0)
+    # A crashed holder's budget reservation is released after this (I16).
+    reservation_lease_s: float = Field(default=300.0, gt=0)
 
     claim_lease_s: float = Field(default=30.0, gt=0)
     claim_wait_s: float = Field(default=120.0, gt=0)
@@ -200,7 +236,7 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(default=1000, ge=1)
     # How long a deletion waits for the running tasks it cancelled to stop.
     deletion_wait_s: float = Field(default=5.0, ge=0)
-    # The bearer token of the admin API (owner purge); unset, the admin API refuses.
+    # The bearer token of the admin API (owner purge, limits); unset, the admin API refuses.
     admin_token: SecretStr | None = None
 
     # A statement (or its wait for a lock) running longer is cancelled: the request answers

@@ -30,8 +30,12 @@ GenkeepError                      code                  status
 │   ├── SignedUrlExpired          signed-url-expired    403
 │   └── SignedUrlInvalid          signed-url-invalid    403
 ├── ExtractionFailed              extraction-failed     502  (the LLM extractor)
-├── GenerationFailed              generation-failed     502
+├── GenerationFailed              generation-failed     502  (upstream 5xx, bad bodies)
 ├── GenerationTimeout             generation-timeout    504
+│   └── UpstreamTimeout           upstream-timeout      504  (the provider did not answer in time)
+├── RateLimited                   rate-limited          429  (Retry-After; generate.limits)
+│   ├── UpstreamRateLimited       upstream-rate-limited 429  (the provider's 429 and Retry-After)
+│   └── BudgetExceeded            budget-exceeded       429  (a key's or owner's spend limit)
 ├── PersistenceFailed             persistence-failed    503
 ├── CorruptBatch                  corrupt-batch         500  (a stored batch failed its checksum)
 ├── DatabaseUnavailable           database-unavailable  503  (api.failures: down, unreachable)
@@ -235,6 +239,45 @@ class GenerationTimeout(GenkeepError):
     code = "generation-timeout"
     status = 504
     title = "Timed out waiting for a generation"
+
+
+class UpstreamTimeout(GenerationTimeout):
+    code = "upstream-timeout"
+    title = "The generator did not answer in time"
+    retryable = True
+
+
+class RateLimited(GenkeepError):
+    """Over a limit; ``retry_after_s`` says when to come back (the Retry-After header)."""
+
+    code = "rate-limited"
+    status = 429
+    title = "Rate limit reached"
+    retryable = True
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after_s: float = 1.0,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after_s = max(0.0, retry_after_s)
+        # Sent with the answer: x-ratelimit-* as OpenAI names them.
+        self.headers = dict(headers or {})
+
+
+class UpstreamRateLimited(RateLimited):
+    code = "upstream-rate-limited"
+    title = "The generator's provider is rate limiting"
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget-exceeded"
+    title = "Budget exceeded"
+    retryable = False
 
 
 class PersistenceFailed(GenkeepError):

@@ -15,8 +15,10 @@ from genkeep.db.keys import ApiKeyStore
 from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.migrate import prepare_schema
 from genkeep.db.prompts import PromptStore
+from genkeep.db.rate_buckets import RateBuckets
 from genkeep.db.run_changes import RunChanges
 from genkeep.db.runs import RunStore
+from genkeep.db.spend import SpendStore
 from genkeep.db.task_changes import TaskChanges
 from genkeep.db.tasks import TaskStore
 from genkeep.db.url import async_url, is_ephemeral
@@ -24,6 +26,7 @@ from genkeep.errors import ConfigurationError
 from genkeep.extract.service import ExtractionService, ExtractionSetup, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
+from genkeep.generate.metering import Metering
 from genkeep.generate.service import GenerateService
 from genkeep.jobs import Catalogue, load_catalogue
 from genkeep.telemetry import otel_metrics, tracing
@@ -34,6 +37,8 @@ class Services:
     settings: Settings
     database: Database
     prompts: PromptStore
+    spend: SpendStore
+    metering: Metering
     generate: GenerateService
     chat: ChatService
     keys: ApiKeyStore
@@ -75,11 +80,15 @@ async def open_services(settings: Settings) -> Services:
     wakeups = Wakeups(database.driver)
     runs = RunStore(database)
     extractors = default_extractors(settings, DbLlmCache(database, settings.llm_cache_ttl_s))
-    generate = GenerateService(prompts, settings, generators)
+    spend = SpendStore(database)
+    metering = Metering(spend, RateBuckets(database), settings)
+    generate = GenerateService(prompts, settings, generators, metering)
     return Services(
         settings=settings,
         database=database,
         prompts=prompts,
+        spend=spend,
+        metering=metering,
         generate=generate,
         chat=ChatService(generate),
         keys=ApiKeyStore(database),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 
 from genkeep.config import Settings
 from genkeep.db.artifacts import NewArtifact
@@ -32,9 +32,12 @@ from genkeep.db.models import (
     Run,
     RunBatch,
     RunChange,
+    SpendLimit,
     Task,
     TaskChange,
+    UsageEntry,
 )
+from genkeep.db.spend import Limits
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
 from genkeep.extract.model import ChunkParams
@@ -50,7 +53,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / 
 ALICE, BOB = {"X-Owner": "alice"}, {"X-Owner": "bob"}
 ADMIN = {"Authorization": "Bearer root-token"}
 # Tables with an owner column; what `state` counts per owner.
-OWNED = (Job, Task, TaskChange, JobEvent, Artifact, Run, RunChange, Prompt, Result, ApiKey)
+OWNED = (
+    Job, Task, TaskChange, JobEvent, Artifact, Run, RunChange, Prompt, Result, ApiKey, UsageEntry
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -121,7 +126,9 @@ async def seed(services: Services, owner: str, title: str = "secret title") -> S
         )
     first = await services.generate.generate(owner, f"a note of {owner} for {title}")
     await services.generate.regenerate(owner, str(first.prompt_id))
-    await services.keys.create(owner, "seed")
+    key, _ = await services.keys.create(owner, "seed")
+    await services.spend.set_limits(f"owner:{owner}", Limits(rpm=100))
+    await services.spend.set_limits(f"key:{key.id}", Limits(tpm=1000))
     return Seeded(job.id, task.id, artifact.id, run.id, str(first.prompt_id))
 
 
@@ -138,6 +145,10 @@ async def state(services: Services, owner: str) -> dict[str, Any]:
             select(func.count()).select_from(ArtifactCounter).join(Job).where(Job.owner_id == owner)
         )
         counts["artifact_counters"] = (await session.execute(counters)).scalar_one()
+        keys = select(literal("key:") + ApiKey.id).where(ApiKey.owner_id == owner)
+        subject = (SpendLimit.subject == f"owner:{owner}") | SpendLimit.subject.in_(keys)
+        limits = select(func.count()).select_from(SpendLimit).where(subject)
+        counts["spend_limits"] = (await session.execute(limits)).scalar_one()
     counts["blobs"] = sorted([key async for key in services.blobs.list_keys(f"owners/{owner}/")])
     return counts
 

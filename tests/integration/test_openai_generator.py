@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from genkeep.config import GeneratorProfile, load_settings
-from genkeep.errors import ConfigurationError, GenerationFailed
+from genkeep.errors import ConfigurationError, GenerationFailed, UpstreamTimeout
 from genkeep.generate.openai_backend import OpenAIGenerator
 from tests.support.fake_openai import (
     FakeOpenAI,
@@ -202,7 +202,9 @@ async def test_slow_answer_times_out_in_bounded_time(
     server.plan(slow(5.0))
     started = time.monotonic()
 
-    error = await failure(make_generator(timeout_s=0.3, max_retries=0))
+    with pytest.raises(UpstreamTimeout) as caught:  # answered 504, not 502
+        await make_generator(timeout_s=0.3, max_retries=0).generate(PROMPT, PROFILE)
+    error = caught.value
 
     assert time.monotonic() - started < 1.5
     assert error.extra["reason"] == "timeout"

@@ -34,6 +34,7 @@ from genkeep.api.routes import (
     run_events,
     runs,
     tasks,
+    usage,
 )
 from genkeep.api.server_spans import ServerSpans
 from genkeep.config import Settings, load_settings
@@ -60,6 +61,7 @@ ROUTERS = (
     health,
     owner,
     deletions,
+    usage,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -10,9 +11,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from genkeep.api.request_id import TRACE_ID, trace_id_of
+from genkeep.core.caller import CALLER, Caller
 from genkeep.db.jobs import Audit
 from genkeep.db.keys import key_id_of
-from genkeep.errors import MalformedRequest, Unauthorized
+from genkeep.errors import Forbidden, MalformedRequest, Unauthorized
 from genkeep.services import Services
 
 # Owner ids appear in blob keys, so they keep to a safe alphabet.
@@ -55,7 +57,16 @@ async def current_owner(
 
 
 async def owner_of(request: Request) -> str:
-    """``current_owner`` without its documentation-only Bearer parameter."""
+    """``current_owner`` without its documentation-only Bearer parameter; the caller (owner,
+    key, trace) is kept for metering and limits (``core.caller``)."""
+    owner = await _owner_of(request)
+    key_id = key_id_of(bearer_token(request) or "")
+    trace_id = request.scope.get(TRACE_ID)
+    CALLER.set(Caller(owner, key_id, trace_id if isinstance(trace_id, str) else None))
+    return owner
+
+
+async def _owner_of(request: Request) -> str:
     found: Services = request.app.state.services
     settings = found.settings
     token = bearer_token(request)
@@ -80,6 +91,16 @@ def request_trace_id(request: Request) -> str:
     """The W3C trace id of this request (from ``traceparent``, or a new one)."""
     # RequestId picked it (and sends it as x-request-id); an app without it picks here.
     return str(request.scope.get(TRACE_ID) or trace_id_of(request.scope["headers"]))
+
+
+def require_admin(request: Request) -> None:
+    """Refuse a request without the admin token: 403 while ``GENKEEP_ADMIN_TOKEN`` is unset."""
+    expected = request.app.state.services.settings.admin_token
+    if expected is None:
+        raise Forbidden("the admin API is off: set GENKEEP_ADMIN_TOKEN to turn it on")
+    token = bearer_token(request) or ""
+    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("the admin API needs `Authorization: Bearer <GENKEEP_ADMIN_TOKEN>`")
 
 
 def audit(request: Request, owner: Annotated[str, Depends(current_owner)]) -> Audit:

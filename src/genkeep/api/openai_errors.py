@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 # The SDKs map 400 to BadRequestError; 422 would be UnprocessableEntityError.
 _STATUS = {422: 400}
 _TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "rate_limit_error"}
-_FORWARDED_HEADERS = ("retry-after", "www-authenticate", "allow")
+_FORWARDED_HEADERS = ("retry-after", "retry-after-ms", "www-authenticate", "allow")
+_FORWARDED_PREFIX = "x-ratelimit-"
+# OpenAI answers a spent quota with its own type; a budget is genkeep's quota.
+_OWN_TYPE = {"budget_exceeded": "budget_exceeded"}
 _PARAMS: dict[type[Exception], str] = {UnknownModel: "model", ContextLengthExceeded: "messages"}
 # Paths of OpenAI's API: one genkeep does not serve answers as OpenAI's own unknown URL.
 _OPENAI_PREFIX = "/v1/"
@@ -47,7 +50,9 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    kind = _OWN_TYPE.get(code or "") or _TYPES.get(
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
     error = {"message": shown(message), "type": kind, "param": param and shown(param), "code": code}
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
@@ -114,7 +119,11 @@ async def _from_app_handler(request: Request, exc: Exception) -> Response:
     except ValueError:
         body = {}
     status = _STATUS.get(problem.status_code, problem.status_code)
-    headers = {k: v for k, v in problem.headers.items() if k.lower() in _FORWARDED_HEADERS}
+    headers = {
+        k: v
+        for k, v in problem.headers.items()
+        if k.lower() in _FORWARDED_HEADERS or k.lower().startswith(_FORWARDED_PREFIX)
+    }
     code = str(body.get("code", "error")).replace("-", "_")
     message = str(body.get("detail") or body.get("title") or "error")
     param = _PARAMS.get(type(exc)) or _field_of(exc)
@@ -152,10 +161,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing or invalid genkeep API key.",
         404: "Unknown model (a generator profile).",
         413: "The request body is larger than GENKEEP_MAX_BODY_BYTES.",
+        429: "Over a rate limit or budget (code budget_exceeded), or the generator's provider "
+        "is rate limiting (code upstream_rate_limited); Retry-After says when to retry.",
         500: "An unexpected error (logged).",
-        502: "The generator failed.",
+        502: "The generator failed (its provider answered 5xx or an unusable body).",
         503: "The result could not be stored, or the database is unavailable.",
-        504: "Timed out waiting for another request's generation.",
+        504: "Timed out waiting for the generator or for another request's generation.",
     }.items()
 }
 

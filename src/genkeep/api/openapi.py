@@ -83,8 +83,8 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 
 def _retry_after(status: int) -> dict[str, Any]:
-    """A 503 (the database unavailable) says when to retry."""
-    return {"headers": RETRY_AFTER_HEADER} if status == 503 else {}
+    """A 503 (the database unavailable) and a 429 (a limit) say when to retry."""
+    return {"headers": RETRY_AFTER_HEADER} if status in (429, 503) else {}
 
 
 def install_docs(app: FastAPI, settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
-from genkeep.errors import GenkeepError
+from genkeep.errors import GenkeepError, RateLimited
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "https://genkeep.dev/problems/"
@@ -71,6 +72,8 @@ async def _genkeep_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if exc.status == 503:
         headers["Retry-After"] = str(request.app.state.retry_after_s)
+    if isinstance(exc, RateLimited):
+        headers.update(rate_limit_headers(exc))
     return problem(
         exc.status,
         exc.code,
@@ -80,6 +83,16 @@ async def _genkeep_error(request: Request, exc: Exception) -> JSONResponse:
         headers=headers,
         **exc.extra,
     )
+
+
+def rate_limit_headers(exc: RateLimited) -> dict[str, str]:
+    """Retry-After in whole seconds (HTTP's unit), retry-after-ms as the SDKs read it first."""
+    whole = max(1, math.ceil(exc.retry_after_s))
+    return {
+        **exc.headers,
+        "Retry-After": str(whole),
+        "retry-after-ms": str(max(1, round(exc.retry_after_s * 1000))),
+    }
 
 
 def input_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from genkeep.cli.help import Command, Group, examples
 
 if TYPE_CHECKING:
     from genkeep.db.models import ApiKey
+    from genkeep.db.spend import Limits
 
 keys_app = typer.Typer(
     cls=Group,
@@ -30,21 +31,30 @@ keys_app = typer.Typer(
 def keys_create(
     owner: Annotated[str, typer.Option(help="The owner the key acts as.")],
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    budget: BudgetOption = None,
+    period: PeriodOption = "day",
+    lifetime: LifetimeOption = None,
 ) -> None:
     """Create an API key; the token is printed once and stored only as a hash."""
     from genkeep.api.deps import OWNER_ID
     from genkeep.db.keys import ApiKeyStore
     from genkeep.db.migrate import prepare_schema
+    from genkeep.db.spend import SpendStore
 
     if not OWNER_ID.match(owner):
         raise fail("owner must be 1-64 characters of letters, digits, '.', '_' or '-'")
     settings = load_cli_settings()
+    limits = _limits(rpm, tpm, budget, period, lifetime)
 
     async def main() -> tuple[str, str]:
         database = open_database(settings)
         try:
             await prepare_schema(database)
             key, token = await ApiKeyStore(database).create(owner, name)
+            if limits.any:
+                await SpendStore(database).set_limits(f"key:{key.id}", limits)
             return key.id, token
         finally:
             await database.dispose()
@@ -52,6 +62,83 @@ def keys_create(
     key_id, token = run(main())
     errors.print(f"[dim]key {key_id} for owner {owner}; the token is shown only now:[/]")
     sys.stdout.write(token + "\n")
+
+
+@keys_app.command(
+    "update",
+    cls=Command,
+    epilog=examples(
+        "genkeep keys update 3f9a0c2d41b7e865 --rpm 60 --budget 5",
+        "genkeep keys update --owner alice --budget 100 --period month",
+    ),
+)
+def keys_update(
+    key_id: Annotated[str | None, typer.Argument(help="The key id; or give --owner.")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Set the limits of this owner (all its keys together).")
+    ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    budget: BudgetOption = None,
+    period: PeriodOption = "day",
+    lifetime: LifetimeOption = None,
+) -> None:
+    """Replace the limits of a key or an owner; a limit not given is removed."""
+    from genkeep.db.migrate import prepare_schema
+    from genkeep.db.spend import SpendStore
+
+    if (key_id is None) == (owner is None):
+        raise fail("give a key id or --owner, not both")
+    subject = f"owner:{owner}" if owner else f"key:{(key_id or '').removeprefix('gk_')[:16]}"
+    limits = _limits(rpm, tpm, budget, period, lifetime)
+    settings = load_cli_settings()
+
+    async def main() -> None:
+        database = open_database(settings)
+        try:
+            await prepare_schema(database)
+            await SpendStore(database).set_limits(subject, limits)
+        finally:
+            await database.dispose()
+
+    run(main())
+    console.print(f"limits of {subject}: {_describe(limits)}")
+
+
+RpmOption = Annotated[int | None, typer.Option(min=1, help="Requests per minute.")]
+TpmOption = Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")]
+BudgetOption = Annotated[float | None, typer.Option(min=0, help="USD per --period.")]
+PeriodOption = Annotated[str, typer.Option(help="The budget's period: day or month.")]
+LifetimeOption = Annotated[float | None, typer.Option(min=0, help="A lifetime cap, USD.")]
+
+
+def _limits(
+    rpm: int | None, tpm: int | None, budget: float | None, period: str, lifetime: float | None
+) -> Limits:
+    from genkeep.db.spend import Limits
+
+    if period not in ("day", "month"):
+        raise fail("--period is day or month")
+    return Limits(
+        rpm=rpm,
+        tpm=tpm,
+        budget_micros=None if budget is None else round(budget * 1_000_000),
+        budget_period=period if budget is not None else None,
+        lifetime_micros=None if lifetime is None else round(lifetime * 1_000_000),
+    )
+
+
+def _describe(limits: Limits) -> str:
+    parts = []
+    if limits.rpm:
+        parts.append(f"{limits.rpm} requests/min")
+    if limits.tpm:
+        parts.append(f"{limits.tpm} tokens/min")
+    if limits.budget_micros is not None:
+        parts.append(f"${limits.budget_micros / 1e6:g} per {limits.budget_period}")
+    if limits.lifetime_micros is not None:
+        parts.append(f"${limits.lifetime_micros / 1e6:g} lifetime")
+    return ", ".join(parts) or "none"
 
 
 @keys_app.command("revoke", cls=Command, epilog=examples("genkeep keys revoke 3f9a0c2d41b7e865"))

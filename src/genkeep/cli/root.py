@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from genkeep import __version__
-from genkeep.cli import db, keys, ops, owners, runs, serve
+from genkeep.cli import db, keys, ops, owners, runs, serve, usage
 from genkeep.cli.common import (
     database_failure,
     errors,
@@ -186,6 +186,7 @@ serve.register(app)
 runs.register(app)
 db.register(app)
 keys.register(app)
+usage.register(app)
 ops.register(app)
 owners.register(app)
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.sql import ColumnElement, Select
 
 from genkeep.db.database import Database
@@ -30,8 +30,12 @@ from genkeep.db.models import (
     RunBatch,
     RunChange,
     RunEntity,
+    SpendCounter,
+    SpendLimit,
+    SpendReservation,
     Task,
     TaskChange,
+    UsageEntry,
 )
 from genkeep.db.types import utcnow
 
@@ -337,6 +341,25 @@ class DeletionStore:
                         .values(artifact_id=newest.id, version=newest.version, updated_at=utcnow())
                     )
         return [r.blob_key for r in rows]
+
+    async def delete_usage(self, scope: Scope, limit: int) -> int:
+        """One batch of an owner's usage ledger, then its limits and spend counters (whose
+        subjects name the owner and its keys; before the keys go)."""
+        picked = select(UsageEntry.id).where(UsageEntry.owner_id == scope.owner_id).limit(limit)
+        deleted = await self._delete(UsageEntry, UsageEntry.id, picked)
+        if deleted:
+            return deleted
+        keys = select(literal("key:") + ApiKey.id).where(ApiKey.owner_id == scope.owner_id)
+        async with self.db.transaction() as session:
+            for table in (SpendReservation, SpendCounter, SpendLimit):
+                subject = table.subject
+                result = await session.execute(
+                    delete(table)
+                    .where((subject == f"owner:{scope.owner_id}") | subject.in_(keys))
+                    .execution_options(synchronize_session=False)
+                )
+                deleted += int(result.rowcount)  # type: ignore[attr-defined]
+        return deleted
 
     async def delete_keys(self, scope: Scope, limit: int) -> int:
         """One batch of an owner's API keys (last: they were revoked when the purge began)."""

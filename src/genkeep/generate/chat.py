@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 
 from genkeep.config import GeneratorProfile
+from genkeep.core.caller import STREAMED
 from genkeep.core.generation import Generation
 from genkeep.db.prompts import PromptKey
 from genkeep.errors import UnknownModel, UnknownProfile
@@ -104,6 +105,7 @@ class ChatService:
         async def produce(result_id: str | None) -> Generation:
             stream.led = True
             describe_chat(call)
+            STREAMED.set(True)  # the flight's own context: its ledger row says so
             feed = self._feeds[flight] = Feed(result_id)
             self._announce()
             try:

@@ -18,9 +18,20 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.core import identity, interleave
 from genkeep.core.generation import Generation
 from genkeep.db.prompts import Claim, PromptKey, PromptState, PromptStore
-from genkeep.errors import GenerationFailed, GenerationTimeout, GenkeepError, PersistenceFailed
+from genkeep.db.rate_buckets import RateBuckets
+from genkeep.db.upstream_windows import UpstreamWindows
+from genkeep.errors import (
+    GenerationFailed,
+    GenerationTimeout,
+    GenkeepError,
+    PersistenceFailed,
+    UpstreamRateLimited,
+)
+from genkeep.generate.attempts import ATTEMPT_GATE, AttemptGate
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.generator import Generator
+from genkeep.generate.limits import ProviderLimiter, estimated_tokens
+from genkeep.generate.metering import Metering
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
 from genkeep.generate.spans import model_call
 from genkeep.telemetry.metrics import (
@@ -38,11 +49,19 @@ class ClaimProtocol:
     """Claim and generate, or wait for the claimant: one generator call per prompt version."""
 
     def __init__(
-        self, store: PromptStore, settings: Settings, generators: Mapping[str, Generator]
+        self,
+        store: PromptStore,
+        settings: Settings,
+        generators: Mapping[str, Generator],
+        limiter: ProviderLimiter | None = None,
+        metering: Metering | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.generators = generators
+        self.limiter = limiter or ProviderLimiter(RateBuckets(store.db), settings)
+        self.windows = UpstreamWindows(store.db)
+        self.metering = metering
         self._persisting: set[asyncio.Task[None]] = set()
 
     async def wait_for_persistence(self) -> None:
@@ -128,6 +147,7 @@ class ClaimProtocol:
             )
             if not lease_live:
                 if waited and prompt.status == "failed":
+                    await self._refuse_if_throttled(prompt.id)
                     raise GenerationFailed(f"generation failed: {prompt.last_error}")
                 claim = await self.store.claim_existing(
                     prompt.id, prompt.latest_version, holder, lease_s
@@ -158,7 +178,9 @@ class ClaimProtocol:
         result_id = str(uuid.uuid4())
         try:
             try:
-                generation = await self._call_generator(key, profile, produce, result_id)
+                generation = await self._call_generator(
+                    key, profile, produce, result_id, claim.prompt_id
+                )
             except BaseException as exc:
                 await asyncio.shield(self._release(claim, exc))
                 raise
@@ -199,9 +221,19 @@ class ClaimProtocol:
         finally:
             heartbeat.cancel()
 
+    async def _refuse_if_throttled(self, prompt_id: str) -> None:
+        """A claimant the provider rate limited: its waiters get its 429, not a 502."""
+        retry_after = await self.windows.refusal(prompt_id, self.settings.upstream_window_s)
+        if retry_after is not None:
+            raise UpstreamRateLimited(
+                "the provider is rate limiting this prompt", retry_after_s=retry_after
+            )
+
     async def _release(self, claim: Claim, exc: BaseException) -> None:
         reason = str(exc) or type(exc).__name__
         try:
+            if isinstance(exc, UpstreamRateLimited):
+                await self.windows.throttled(claim.prompt_id, exc.retry_after_s)
             await self.store.fail(claim, reason)
         except Exception:
             # The lease will expire on its own; a waiter then takes over.
@@ -224,8 +256,25 @@ class ClaimProtocol:
         profile: GeneratorProfile,
         produce: Produce | None,
         result_id: str | None,
+        prompt_id: str | None = None,
     ) -> Generation:
         started = time.perf_counter()
+        tokens = estimated_tokens(key.prompt_text, profile)
+        metering = self.metering
+        # Admitted (limits, budgets reserved) before the call, settled after it (I16).
+        admission = await metering.admit_call(profile, tokens, None) if metering else None
+        gate = AttemptGate(
+            windows=self.windows,
+            limiter=self.limiter,
+            prompt_id=prompt_id,
+            profile_name=key.profile_name,
+            profile=profile,
+            tokens=tokens,
+            window_s=self.settings.upstream_window_s,
+            most=self.settings.upstream_window_attempts,
+        )
+        # The backend's client passes every upstream attempt through it (generate.attempts).
+        gated = ATTEMPT_GATE.set(gate)
         try:
             with model_call(profile, chat=produce is not None) as call:
                 if produce is None:
@@ -235,12 +284,31 @@ class ClaimProtocol:
                 else:
                     generation = await produce(result_id)
                 call.answered(generation)
-        except GenkeepError:
-            GENERATOR_CALLS.labels(key.profile_name, "error").inc()
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if metering is not None and admission is not None:
+                await asyncio.shield(
+                    metering.settle(
+                        admission, key.profile_name, profile, None, None, prompt_text=""
+                    )
+                )
+            if isinstance(exc, GenkeepError):
+                GENERATOR_CALLS.labels(key.profile_name, "error").inc()
+                raise
+            if not isinstance(exc, Exception):
+                raise
             GENERATOR_CALLS.labels(key.profile_name, "error").inc()
             raise GenerationFailed(f"generator error: {exc}") from exc
+        finally:
+            ATTEMPT_GATE.reset(gated)
+        if metering is not None and admission is not None:
+            await metering.settle(
+                admission,
+                key.profile_name,
+                profile,
+                generation,
+                result_id,
+                prompt_text=key.prompt_text,
+            )
         GENERATOR_CALLS.labels(key.profile_name, "ok").inc()
         GENERATOR_LATENCY.labels(key.profile_name).observe(time.perf_counter() - started)
         return generation

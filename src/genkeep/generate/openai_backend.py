@@ -9,17 +9,19 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.core.generation import Generation
-from genkeep.errors import GenerationFailed
+from genkeep.errors import GenerationFailed, UpstreamRateLimited, UpstreamTimeout
 from genkeep.generate.chat_key import ChatCall
 from genkeep.generate.generator import OnDelta
 from genkeep.generate.openai_client import ChatClient
 
 
 class OpenAIGenerator:
-    """One ``AsyncOpenAI`` client; the SDK retries 408/409/429/5xx, timeouts and lost connections.
+    """One ``AsyncOpenAI`` client; genkeep retries 408/409/429/5xx, timeouts and lost
+    connections (``ChatClient``), each attempt through the claim's gate.
 
     Retries back off exponentially with jitter (0.5 s doubling, at most 8 s) unless the server
-    sends ``retry-after-ms`` or ``Retry-After`` (honoured up to 120 s).
+    sends ``retry-after-ms`` or ``Retry-After`` (honoured up to 60 s). What is left answers:
+    a 429 as 429 with the provider's Retry-After, a timeout as 504, a 5xx as 502.
     """
 
     def __init__(
@@ -38,6 +40,8 @@ class OpenAIGenerator:
             who="generator",
             purpose="the openai backend",
             error=GenerationFailed,
+            rate_limited=UpstreamRateLimited,
+            timed_out=UpstreamTimeout,
         )
 
     @classmethod

@@ -21,6 +21,7 @@ from genkeep.errors import NotFound, PromptEmpty, PromptTooLarge, UnknownProfile
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.claim import ClaimProtocol
 from genkeep.generate.generator import Generator
+from genkeep.generate.metering import Metering
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
 from genkeep.generate.spans import (
@@ -39,12 +40,17 @@ class GenerateService:
     """Generate once: the read-first, single-flight, versioned generation service."""
 
     def __init__(
-        self, store: PromptStore, settings: Settings, generators: Mapping[str, Generator]
+        self,
+        store: PromptStore,
+        settings: Settings,
+        generators: Mapping[str, Generator],
+        metering: Metering | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.generators = generators
-        self.claims = ClaimProtocol(store, settings, generators)
+        self.metering = metering
+        self.claims = ClaimProtocol(store, settings, generators, metering=metering)
         self._flights: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
         self._reads: dict[tuple[object, ...], asyncio.Future[Outcome | None]] = {}
         # The generation span of each flight's leader, linked from the requests that join it.
@@ -123,6 +129,18 @@ class GenerateService:
         )
         return key, profile
 
+    def _hit(self, key: PromptKey, outcome: Outcome) -> None:
+        """Count a hit, and meter what it saved (nothing is spent)."""
+        self._hits(key.profile_name).inc()
+        if self.metering is not None:
+            self.metering.hit(
+                key.profile_name,
+                self.settings.profiles[key.profile_name],
+                outcome.result_id,
+                outcome.prompt_tokens,
+                outcome.completion_tokens,
+            )
+
     def _hits(self, profile_name: str) -> Counter:
         found = self._hit_counters.get(profile_name)
         if found is None:
@@ -145,6 +163,8 @@ class GenerateService:
 
     async def aclose(self) -> None:
         await self.wait_for_persistence()
+        if self.metering is not None:
+            await self.metering.aclose()
 
     # -- read first and local flights ---------------------------------------------------
 
@@ -159,8 +179,9 @@ class GenerateService:
             return None, found
         if not cache.accepts_stored(found.result.created_at, found.now):
             return None, found
-        self._hits(key.profile_name).inc()
-        return stored_outcome(found.id, found.result, cached=True, coalesced=False), found
+        outcome = stored_outcome(found.id, found.result, cached=True, coalesced=False)
+        self._hit(key, outcome)
+        return outcome, found
 
     async def _join_flight(
         self,
@@ -180,7 +201,7 @@ class GenerateService:
             if read is not None:
                 outcome = await asyncio.shield(read)
                 if outcome is not None:
-                    self._hits(key.profile_name).inc()
+                    self._hit(key, outcome)
                     return outcome
                 flight = self._flights.get(flight_key)
             else:
@@ -192,7 +213,7 @@ class GenerateService:
         leader = self._leaders.get(flight_key)
         outcome = await asyncio.shield(flight)
         if outcome.cached:
-            self._hits(key.profile_name).inc()
+            self._hit(key, outcome)
             return outcome
         COALESCED.labels("process").inc()
         link_leader(leader)

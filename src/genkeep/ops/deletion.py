@@ -100,6 +100,8 @@ async def carry_out(services: Services, deletion_id: str, scope: Scope) -> dict[
             if not any(step.values()):
                 break
     if scope.kind == "owner":
+        while deleted := await store.delete_usage(scope, batch):
+            counts["usage"] += deleted
         while deleted := await store.delete_keys(scope, batch):
             counts["api_keys"] += deleted
     kept = {name: count for name, count in counts.items() if count}

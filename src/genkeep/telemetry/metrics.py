@@ -110,3 +110,11 @@ GENAI_DURATION = Histogram(
     unit="seconds",
     buckets=GENAI_DURATION_BUCKETS,
 )
+
+# Cost control (generate.metering): tokens of generator calls, their cost, and what hits saved.
+USAGE_TOKENS = Counter(
+    "genkeep_usage_tokens", "Tokens of generator calls.", ["profile", "direction"]
+)
+USAGE_COST = Counter("genkeep_usage_cost_usd", "Cost of generator calls, in USD.", ["profile"])
+USAGE_SAVED = Counter("genkeep_usage_saved_usd", "Cost that cache hits saved, in USD.", ["profile"])
+LIMITED = Counter("genkeep_limited", "Requests refused by a limit.", ["limit"])

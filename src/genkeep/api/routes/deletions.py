@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep, bearer_token, request_trace_id
+from genkeep.api.deps import AuditDep, OwnerDep, ServicesDep, request_trace_id, require_admin
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
 from genkeep.db.deletions import DeletionStore
 from genkeep.db.jobs import Audit
 from genkeep.db.models import Deletion
-from genkeep.errors import Forbidden, Unauthorized
 from genkeep.ops.deletion import delete_job, delete_prompt, purge_owner
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["deletion"])
@@ -80,13 +78,7 @@ async def list_deletions(owner: OwnerDep, services: ServicesDep) -> list[Deletio
 
 async def admin_audit(request: Request) -> Audit:
     """The admin's audit context; 403 while ``GENKEEP_ADMIN_TOKEN`` is unset, 401 without it."""
-    services: Any = request.app.state.services
-    expected = services.settings.admin_token
-    if expected is None:
-        raise Forbidden("the admin API is off: set GENKEEP_ADMIN_TOKEN to turn it on")
-    token = bearer_token(request) or ""
-    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
-        raise Unauthorized("the admin API needs `Authorization: Bearer <GENKEEP_ADMIN_TOKEN>`")
+    require_admin(request)
     return Audit(actor="admin", trace_id=request_trace_id(request))
 
 

@@ -30,7 +30,7 @@ def install(app: FastAPI, *, hot: bool = True) -> None:
         methods=["POST"],
         tags=["generate"],
         response_model=GenerateResponse,
-        responses=documented(413, 502, 504),
+        responses=documented(413, 429, 502, 504),
         route_class_override=HotRoute if hot else GuardedRoute,
     )
 
@@ -43,7 +43,8 @@ async def generate(
 ) -> JSONResponse:
     """Return the stored result for this prompt, or generate it exactly once."""
     cache = body.cache_control(cache_control)
+    limited = await services.metering.admit_request()
     outcome = await services.generate.generate(owner, body.prompt, body.profile, cache)
     # The outcome has exactly the response's fields, so it is serialized directly instead
     # of being validated into the model again.
-    return JSONResponse(outcome.as_json())
+    return JSONResponse(outcome.as_json(), headers=limited or None)

@@ -29,6 +29,7 @@ router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["tasks"])
         404,
         409,
         413,
+        429,
         extra={200: {"description": "The task this Idempotency-Key already created."}},
     ),
 )
@@ -44,6 +45,7 @@ async def submit_task(
     ],
 ) -> TaskOut:
     """Queue a task; 201 when created, 200 with the original task for a repeated request."""
+    response.headers.update(await services.metering.admit_request())
     job = await services.jobs.require(owner, job_id)
     payload = services.catalogue.accept(job, body.kind, body.payload)
     settings = services.settings

@@ -173,6 +173,10 @@ class Driver(Protocol):
         """The database's current time: every lease and due time is judged by it."""
         ...
 
+    def epoch(self) -> ColumnElement[float]:
+        """The database's clock in seconds since 1970 (rate buckets, attempt windows)."""
+        ...
+
     def now_plus(self, seconds: float) -> ColumnElement[datetime]:
         """The database's current time plus ``seconds``."""
         ...
@@ -263,12 +267,23 @@ class DbNowPlus(FunctionElement[datetime]):
     inherit_cache = True
 
 
+class DbEpoch(FunctionElement[float]):
+    """The database's current time in seconds since 1970, read when evaluated (a rate
+    bucket's refill must see the time after it waited for the row, not the statement's)."""
+
+    type = Float()
+    inherit_cache = True
+
+
 class DatabaseClock:
-    """``now()`` and ``now_plus()`` as the drivers share them: one expression each, which
-    every driver compiles its own way."""
+    """``now()``, ``now_plus()`` and ``epoch()`` as the drivers share them: one expression
+    each, which every driver compiles its own way."""
 
     def now(self) -> ColumnElement[datetime]:
         return DbNow()
+
+    def epoch(self) -> ColumnElement[float]:
+        return DbEpoch()
 
     def now_plus(self, seconds: float) -> ColumnElement[datetime]:
         return DbNowPlus(literal(float(seconds), Float))

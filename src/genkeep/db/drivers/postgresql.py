@@ -29,6 +29,7 @@ from genkeep.db.drivers.base import (
     BatchCheckpoint,
     CheckpointOutcome,
     DatabaseClock,
+    DbEpoch,
     DbNow,
     DbNowPlus,
     NewTask,
@@ -70,6 +71,12 @@ def _now(element: DbNow, compiler: Any, **kw: Any) -> str:
 def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return f"(statement_timestamp() + CAST({seconds} AS DOUBLE PRECISION) * INTERVAL '1 second')"
+
+
+@compiles(DbEpoch, "postgresql")
+def _epoch(element: DbEpoch, compiler: Any, **kw: Any) -> str:
+    # clock_timestamp(): a statement that waited for a row lock refills by the time it got it.
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:

@@ -36,6 +36,7 @@ from genkeep.db.drivers.base import (
     BatchCheckpoint,
     CheckpointOutcome,
     DatabaseClock,
+    DbEpoch,
     DbNow,
     DbNowPlus,
     Listener,
@@ -68,6 +69,12 @@ def _now(element: DbNow, compiler: Any, **kw: Any) -> str:
 def _now_plus(element: DbNowPlus, compiler: Any, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return _NOW.format(shift=f", ({seconds}) || ' seconds'")
+
+
+@compiles(DbEpoch, "sqlite")
+def _epoch(element: DbEpoch, compiler: Any, **kw: Any) -> str:
+    # julianday('now') has the millisecond clock; 2440587.5 is 1970-01-01 as a Julian day.
+    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def _pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:

@@ -1,0 +1,43 @@
+"""The gate every upstream attempt of a generation passes (``openai_client.ChatClient``):
+the prompt's attempt window, then the provider's limit. The claim protocol sets it for the
+call it leads; a context variable carries it to the client through any backend."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from genkeep.config import GeneratorProfile
+from genkeep.db.upstream_windows import UpstreamWindows
+from genkeep.errors import UpstreamRateLimited
+from genkeep.generate.limits import ProviderLimiter
+
+# Awaited before every upstream attempt; raises to refuse it (a limit, a spent window).
+Gate = Callable[[], Awaitable[None]]
+ATTEMPT_GATE: ContextVar[Gate | None] = ContextVar("genkeep_attempt_gate", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptGate:
+    """Admits one upstream attempt of one generation, or raises ``UpstreamRateLimited``."""
+
+    windows: UpstreamWindows
+    limiter: ProviderLimiter
+    prompt_id: str | None  # None: nothing stored (no-store), so no window to count in
+    profile_name: str
+    profile: GeneratorProfile
+    tokens: int
+    window_s: float
+    most: int
+
+    async def __call__(self) -> None:
+        if self.prompt_id is not None:
+            refused = await self.windows.admit(self.prompt_id, self.window_s, self.most)
+            if refused is not None:
+                raise UpstreamRateLimited(
+                    f"the provider is rate limiting this prompt; {self.most} attempts were "
+                    f"made in the last {self.window_s:g}s",
+                    retry_after_s=refused,
+                )
+        await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)

@@ -1,0 +1,138 @@
+"""Rate buckets, budget reservations and the ledger on both databases, as several processes
+see them (each its own ``Database``): counted in the database (I16)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import select
+
+from genkeep.db.database import Database
+from genkeep.db.rate_buckets import BucketRates, RateBuckets
+from genkeep.db.spend import Hold, Refused, SpendStore, Usage
+from tests.conftest import REPO
+
+
+def usage(cost: int, *, hit: bool = False) -> Usage:
+    return Usage("alice", "k1", "default", None, None, hit, False, 10, 5, cost, 0)
+
+
+async def test_a_bucket_shared_by_processes_admits_exactly_its_capacity(
+    database: Database, db_url: str
+) -> None:
+    other = Database(db_url)
+    try:
+        buckets = [RateBuckets(database), RateBuckets(other)]
+        # 6 a minute, a minute's burst: 6 now, the next one 10 s later.
+        rates = BucketRates(rpm=6, tpm=None, burst_s=60)
+        taken = await asyncio.gather(
+            *(buckets[i % 2].take("rate:key:k1", rates) for i in range(30))
+        )
+        assert sum(t.granted for t in taken) == 6
+        refused = [t for t in taken if not t.granted]
+        assert all(0 < t.wait_s <= 10.0 for t in refused), refused[:3]
+        # Tokens: 100 a minute, a call of 60 passes once, then waits for the refill.
+        tokens = BucketRates(rpm=None, tpm=100, burst_s=60)
+        first = await buckets[0].take("rate:key:k2", tokens, tokens=60)
+        second = await buckets[1].take("rate:key:k2", tokens, tokens=60)
+        assert first.granted and not second.granted
+        assert 0 < second.wait_s <= 12.0  # 20 more tokens at 100/min
+    finally:
+        await other.dispose()
+
+
+async def test_a_provider_bucket_spaces_calls_evenly(database: Database) -> None:
+    buckets = RateBuckets(database)
+    rates = BucketRates(rpm=60, tpm=None, burst_s=0)  # one a second, never two at once
+    first = await buckets.take("provider:default", rates)
+    second = await buckets.take("provider:default", rates)
+    assert first.granted and not second.granted
+    assert 0 < second.wait_s <= 1.0
+
+
+async def test_reservations_never_overdraw_a_budget_across_processes(
+    database: Database, db_url: str
+) -> None:
+    other = Database(db_url)
+    try:
+        stores = [SpendStore(database), SpendStore(other)]
+        holds = (Hold("key:k1", "2026-12-04", 1000), Hold("owner:alice", "lifetime", 5000))
+        outcomes = await asyncio.gather(
+            *(stores[i % 2].reserve(holds, 100, lease_s=60) for i in range(30))
+        )
+        admitted = [o for o in outcomes if isinstance(o, str)]
+        assert len(admitted) == 10
+        assert all(
+            isinstance(o, Refused) and o.subject == "key:k1" for o in outcomes if o not in admitted
+        )
+        assert await stores[0].counter("key:k1", "2026-12-04") == (0, 1000)
+        # A refusal took nothing from the other counter (one transaction).
+        assert await stores[0].counter("owner:alice", "lifetime") == (0, 1000)
+        for reservation in admitted:
+            await stores[1].settle(reservation, usage(60), holds)
+        assert await stores[0].counter("key:k1", "2026-12-04") == (600, 0)
+        assert await stores[0].counter("owner:alice", "lifetime") == (600, 0)
+        # Exactly what is left: 4 more of 100.
+        again = [await stores[0].reserve(holds, 100, lease_s=60) for _ in range(5)]
+        assert sum(isinstance(o, str) for o in again) == 4
+        rows = await stores[0].usage("alice", "key")
+        assert rows[0]["calls"] == 10 and rows[0]["cost_usd"] == pytest.approx(0.0006)
+        assert await stores[0].usage("bob", "day") == []  # owner-scoped (I3)
+    finally:
+        await other.dispose()
+
+
+_HOLDER = """
+import asyncio, sys, time
+from genkeep.db.database import Database
+from genkeep.db.spend import Hold, SpendStore
+
+async def main():
+    database = Database(sys.argv[1])
+    reserved = await SpendStore(database).reserve([Hold("key:k1", "lifetime", 1000)], 700, 1.0)
+    print(reserved, flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_holders_reservation_is_released_by_its_lease(
+    database: Database, db_url: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLDER, db_url, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert holder.stdout is not None
+        line = await holder.stdout.readline()
+        assert len(line.strip()) == 36, line
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+    store = SpendStore(database)
+    hold = [Hold("key:k1", "lifetime", 1000)]
+    assert await store.counter("key:k1", "lifetime") == (0, 700)
+    assert isinstance(await store.reserve(hold, 400, lease_s=60), Refused)  # 700 still held
+    deadline = time.monotonic() + 5
+    while isinstance(admitted := await store.reserve(hold, 1000, lease_s=60), Refused):
+        assert time.monotonic() < deadline, "the lease never released the reservation"
+        await asyncio.sleep(0.05)
+    await store.settle(admitted, usage(1000), hold)
+    # The dead holder's 700 never spent, the whole budget spent once: exact.
+    assert await store.counter("key:k1", "lifetime") == (1000, 0)
+
+
+async def test_both_drivers_read_the_same_epoch_clock(database: Database) -> None:
+    async with database.reading() as session:
+        first = (await session.execute(select(database.driver.epoch()))).scalar_one()
+        second = (await session.execute(select(database.driver.epoch()))).scalar_one()
+    assert abs(first - time.time()) < 5  # seconds since 1970, as the buckets count them
+    assert 0 <= second - first < 5
