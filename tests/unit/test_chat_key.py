@@ -39,8 +39,59 @@ def with_user(text: str | tuple[str, ...], call: ChatCall = CALL) -> ChatCall:
 
 
 def test_whitespace_is_the_default_and_keeps_case() -> None:
-    assert key(with_user("  Reverse\n a\tlist ")) == key(CALL)
+    assert key(with_user("  Reverse  a\tlist ")) == key(CALL)
     assert key(with_user("reverse a list")) != key(CALL)
+
+
+CODE = "def f(xs):\n    for x in xs:\n        print(x)\n    return xs\n"
+
+
+def test_indentation_and_line_breaks_keep_their_meaning() -> None:
+    # Returning inside the loop is another program: it must be another answer.
+    inside = CODE.replace("\n    return", "\n        return")
+    assert key(with_user(inside)) != key(with_user(CODE))
+    assert key(with_user(CODE.replace("\n", " "))) != key(with_user(CODE))
+    # What carries no meaning still goes: trailing spaces, CRLF, common indentation.
+    same = "\n".join("  " + line + "  " for line in CODE.split("\n")).replace("\n", "\r\n")
+    assert key(with_user(same)) == key(with_user(CODE))
+    assert key(with_user(CODE.replace("for x in", "for  x\tin"))) == key(with_user(CODE))
+
+
+def test_tools_and_tool_messages_are_keyed() -> None:
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    other = {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}}
+    call = ChatMessage(
+        "assistant",
+        None,
+        tool_calls=(
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": "{}"},
+            },
+        ),
+    )
+    answered = replace(
+        CALL, messages=(*CALL.messages, call, ChatMessage("tool", "sunny", tool_call_id="call_1"))
+    )
+    keys = {
+        key(CALL),
+        key(replace(CALL, tools=(tool,))),
+        key(replace(CALL, tools=(other,))),
+        key(replace(CALL, tools=(tool,), tool_choice="required")),
+        key(replace(CALL, tools=(tool,), parallel_tool_calls=False)),
+        key(answered),
+        key(
+            replace(
+                answered,
+                messages=(
+                    *answered.messages[:-1],
+                    ChatMessage("tool", "rain", tool_call_id="call_1"),
+                ),
+            )
+        ),
+    }
+    assert len(keys) == 7
 
 
 def test_seed_normalization_folds_case_and_exact_keeps_everything() -> None:
@@ -136,7 +187,8 @@ PINNED_CALLS = [
 ]
 # sha256 prefixes of (as sent, normalized) canonical texts, as first released: every stored
 # chat is keyed by them, so a change must bump _CANONICAL_VERSION, not slip in unnoticed.
-PINNED = {
+# Version 1 stays pinned too: the fallback read finds rows stored under it.
+PINNED_V1 = {
     (0, "whitespace"): ("54db08c57cf8ad21", "02daa45140cf6d87"),
     (0, "seed"): ("54db08c57cf8ad21", "f708cd67884372f9"),
     (0, "exact"): ("54db08c57cf8ad21", "54db08c57cf8ad21"),
@@ -149,8 +201,28 @@ PINNED = {
 }
 
 
+PINNED = {
+    (0, "whitespace"): ("5402ff2082bbf13e", "d75e382347854d35"),
+    (0, "seed"): ("5402ff2082bbf13e", "ac6b0e7862d0b252"),
+    (0, "exact"): ("5402ff2082bbf13e", "5402ff2082bbf13e"),
+    (1, "whitespace"): ("be1daec493c7d49b", "04eced22bb0bceb5"),
+    (1, "seed"): ("be1daec493c7d49b", "1ea3a407e6d54040"),
+    (1, "exact"): ("be1daec493c7d49b", "be1daec493c7d49b"),
+    (2, "whitespace"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
+    (2, "seed"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
+    (2, "exact"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
+}
+
+
 @pytest.mark.parametrize(("index", "normalization"), sorted(PINNED))
 def test_the_canonical_form_is_pinned(index: int, normalization: Normalization) -> None:
     exact, normalized = PINNED_CALLS[index].canonical(normalization)
     found = tuple(hashlib.sha256(text.encode()).hexdigest()[:16] for text in (exact, normalized))
     assert found == PINNED[(index, normalization)]
+
+
+@pytest.mark.parametrize(("index", "normalization"), sorted(PINNED_V1))
+def test_the_version_1_form_is_pinned(index: int, normalization: Normalization) -> None:
+    exact, normalized = PINNED_CALLS[index].canonical(normalization, version=1)
+    found = tuple(hashlib.sha256(text.encode()).hexdigest()[:16] for text in (exact, normalized))
+    assert found == PINNED_V1[(index, normalization)]

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from openai import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     AsyncOpenAI,
@@ -65,11 +67,23 @@ class ChatClient:
 
     async def stream(self, **request: Any) -> AsyncIterator[Any]:
         """The chunks of a streamed ``chat.completions.create``; failures as in ``complete``."""
+        received = 0
         with self._mapped_errors():
             chunks = await self._client.chat.completions.create(stream=True, **request)
-            async with chunks:
-                async for chunk in chunks:
-                    yield chunk
+            try:
+                async with chunks:
+                    async for chunk in chunks:
+                        received += 1
+                        yield chunk
+            except (httpx.HTTPError, APIError) as exc:
+                # Said in full: the client has seen part of the answer and must know why
+                # the rest will not come (an SSE error event carries this message).
+                detail = self._short_message(getattr(exc, "body", None) or str(exc))
+                raise self._error(
+                    f"{self._who} stream broke off after {received} chunks "
+                    f"({type(exc).__name__}: {detail})",
+                    reason="stream-broken",
+                ) from None
 
     @contextmanager
     def _mapped_errors(self) -> Iterator[None]:
