@@ -23,6 +23,7 @@ from genkeep.errors import ConfigurationError
 from genkeep.extract.service import ExtractionService, ExtractionSetup, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
+from genkeep.generate.embeddings import EmbeddingService
 from genkeep.generate.service import GenerateService
 from genkeep.jobs import Catalogue, load_catalogue
 
@@ -34,6 +35,7 @@ class Services:
     prompts: PromptStore
     generate: GenerateService
     chat: ChatService
+    embeddings: EmbeddingService
     keys: ApiKeyStore
     jobs: JobStore
     tasks: TaskStore
@@ -72,6 +74,7 @@ async def open_services(settings: Settings) -> Services:
         prompts=prompts,
         generate=generate,
         chat=ChatService(generate),
+        embeddings=EmbeddingService(generate),
         keys=ApiKeyStore(database),
         jobs=JobStore(database),
         tasks=TaskStore(database, artifacts, on_submit=wakeups.notify_local),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_outcome_fields_are_the_response_fields() -> None:
 def test_a_chat_completion_body_is_the_openai_object_of_its_outcome(outcome: Outcome) -> None:
     """The body is filled into a fixed text: it must still be this JSON, exactly."""
     body = json.loads(completion_body(outcome))
-    usage = None
+    usage: dict[str, Any] | None = None
     if outcome.prompt_tokens is not None and outcome.completion_tokens is not None:
         total = outcome.prompt_tokens + outcome.completion_tokens
         usage = {

@@ -155,7 +155,7 @@ class PromptStore:
             "normalized_hash": key.normalized_hash,
         }
         found = await self.db.driver.fetch_one(self._find_with_text, params)
-        return None if found is None else _prompt_state(found)
+        return None if found is None else _prompt_state(found, found["prompt_text"])
 
     @completes_when_cancelled
     async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
@@ -391,7 +391,7 @@ class PromptStore:
         return duplicates
 
 
-def _prompt_state(row: Mapping[str, Any]) -> PromptState:
+def _prompt_state(row: Mapping[str, Any], prompt_text: str | None = None) -> PromptState:
     """The hit query's row, its timestamps as the driver read them made aware UTC."""
     stamp = utc_from_driver
     result = None
@@ -419,7 +419,7 @@ def _prompt_state(row: Mapping[str, Any]) -> PromptState:
         latest_version=row["latest_version"],
         result=result,
         now=stamp(row["db_now"]),
-        prompt_text=row.get("prompt_text"),
+        prompt_text=prompt_text,
     )
 
 

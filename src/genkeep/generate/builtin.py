@@ -10,6 +10,7 @@ import re
 from genkeep.config import GeneratorProfile
 from genkeep.core.generation import Generation
 from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.embedder import BuiltinEmbedder
 from genkeep.generate.generator import OnDelta
 from genkeep.generate.normalize import normalize_prompt
 
@@ -64,7 +65,7 @@ _WORDS = [
 ]
 
 
-class BuiltinGenerator:
+class BuiltinGenerator(BuiltinEmbedder):
     """Same normalized prompt and model, same content: a markdown title and paragraphs."""
 
     async def generate(self, prompt: str, profile: GeneratorProfile) -> Generation:

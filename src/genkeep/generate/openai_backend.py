@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from openai import omit
@@ -11,6 +12,7 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.core.generation import Generation
 from genkeep.errors import GenerationFailed
 from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.embedder import EmbeddingCall, share_tokens
 from genkeep.generate.generator import OnDelta
 from genkeep.generate.openai_answer import StreamedAnswer, generation_of
 from genkeep.generate.openai_client import ChatClient
@@ -80,6 +82,50 @@ class OpenAIGenerator:
                 on_delta(piece, answer.model or profile.model)
         return answer.generation()
 
+    async def embed(
+        self, texts: list[str], call: EmbeddingCall, profile: GeneratorProfile
+    ) -> list[Generation]:
+        """One ``embeddings.create`` for every text; the batch's usage shared among them."""
+        request: dict[str, Any] = {
+            "model": profile.model,
+            "input": texts,
+            "encoding_format": call.encoding_format,
+        }
+        if call.dimensions is not None:
+            request["dimensions"] = call.dimensions
+        answer = await self._chat.embed(**request)
+        data = getattr(answer, "data", None)
+        if not isinstance(data, list) or len(data) != len(texts):
+            raise GenerationFailed(
+                "generator's answer is not one embedding per input", reason="bad-body"
+            )
+        vectors: list[str] = [""] * len(texts)
+        for position, item in enumerate(data):
+            index = getattr(item, "index", position)
+            vector = getattr(item, "embedding", None)
+            if not isinstance(index, int) or not 0 <= index < len(texts):
+                raise GenerationFailed(
+                    "generator's embedding index is out of range", reason="bad-body"
+                )
+            if isinstance(vector, str):
+                vectors[index] = vector
+            elif isinstance(vector, list) and vector:
+                vectors[index] = json.dumps(vector, separators=(",", ":"))
+            else:
+                raise GenerationFailed("generator sent an empty embedding", reason="empty")
+        model = getattr(answer, "model", None)
+        usage = getattr(answer, "usage", None)
+        tokens = share_tokens(_count(getattr(usage, "prompt_tokens", None)), texts)
+        return [
+            Generation(
+                content=vector,
+                model=model if isinstance(model, str) and model else profile.model,
+                prompt_tokens=count,
+                completion_tokens=0,
+            )
+            for vector, count in zip(vectors, tokens, strict=True)
+        ]
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._chat.aclose()
@@ -105,3 +151,7 @@ def _chat_request(call: ChatCall, profile: GeneratorProfile) -> dict[str, Any]:
     }
     request.update({name: value for name, value in optional.items() if value is not None})
     return request
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None

@@ -65,6 +65,11 @@ class ChatClient:
         with self._mapped_errors():
             return await self._client.chat.completions.create(**request)
 
+    async def embed(self, **request: Any) -> Any:
+        """``embeddings.create(**request)``, failures as in ``complete``."""
+        with self._mapped_errors():
+            return await self._client.embeddings.create(**request)
+
     async def stream(self, **request: Any) -> AsyncIterator[Any]:
         """The chunks of a streamed ``chat.completions.create``; failures as in ``complete``."""
         received = 0
