@@ -26,7 +26,7 @@ from genkeep.generate.service import GenerateService
 
 # How long a batch waits, once no input of it has moved on, for inputs that wait on another
 # flight: two requests that each lead what the other waits for would otherwise wait forever.
-_LINGER_S = 0.1
+_LINGER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +46,12 @@ class _Batch:
     ) -> None:
         self.embedder, self.call, self.profile = embedder, call, profile
         self.undecided = size
-        self.waiting: list[tuple[str, asyncio.Future[Generation]]] = []
+        self.waiting: list[tuple[int, str, asyncio.Future[Generation]]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def produce(self, text: str) -> asyncio.Future[Generation]:
+    def produce(self, index: int, text: str) -> asyncio.Future[Generation]:
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
-        self.waiting.append((text, future))
+        self.waiting.append((index, text, future))
         self._moved()
         return future
 
@@ -73,25 +73,26 @@ class _Batch:
 
     def _send(self) -> None:
         self._timer = None
-        waiting, self.waiting = self.waiting, []
+        # In the request's order, whichever order the flights reached their claims in.
+        waiting, self.waiting = sorted(self.waiting, key=lambda item: item[0]), []
         self.undecided -= len(waiting)
         # Its own task: the flights that wait on it are shielded, and so is the call.
         task = asyncio.create_task(self._call(waiting))
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
-    async def _call(self, waiting: list[tuple[str, asyncio.Future[Generation]]]) -> None:
+    async def _call(self, waiting: list[tuple[int, str, asyncio.Future[Generation]]]) -> None:
         try:
             generations = await self.embedder.embed(
-                [text for text, _ in waiting], self.call, self.profile
+                [text for _, text, _ in waiting], self.call, self.profile
             )
         except BaseException as exc:
-            for _, future in waiting:
+            for _, _, future in waiting:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), generation in zip(waiting, generations, strict=True):
+        for (_, _, future), generation in zip(waiting, generations, strict=True):
             if not future.done():
                 future.set_result(generation)
 
@@ -123,13 +124,13 @@ class EmbeddingService:
         keys = [self._key(owner_id, name, profile_key, text) for text in texts]
         batch = _Batch(embedder, call, profile, len(keys))  # type: ignore[arg-type]
 
-        async def one(key: PromptKey) -> Outcome:
+        async def one(index: int, key: PromptKey) -> Outcome:
             produced = False
 
             async def produce(result_id: str | None) -> Generation:
                 nonlocal produced
                 produced = True
-                return await batch.produce(key.prompt_text)
+                return await batch.produce(index, key.prompt_text)
 
             try:
                 return await self.generate.generate_key(key, profile, cache, produce)
@@ -138,7 +139,7 @@ class EmbeddingService:
                     batch.answered()
 
         # Identical inputs in one request are one flight, as concurrent requests are.
-        outcomes = await asyncio.gather(*(one(key) for key in keys))
+        outcomes = await asyncio.gather(*(one(index, key) for index, key in enumerate(keys)))
         return EmbeddingAnswer(list(outcomes), outcomes[0].model if outcomes else profile.model)
 
     def _key(self, owner_id: str, name: str, profile_key: str, text: str) -> PromptKey:
