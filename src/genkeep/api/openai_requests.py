@@ -124,11 +124,57 @@ class NamedToolChoice(BaseModel):
     function: NamedFunction
 
 
+_CONTENT: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART_REF}]
+}
+_ABSENT = {"type": "null"}
+_TOOL_CALLS = {"type": "array", "items": {"$ref": "#/components/schemas/ToolCallIn"}}
+
+
+def _message_schema(schema: dict[str, Any]) -> None:
+    """The rules ``_well_formed`` checks, by role, so the document offers what is accepted."""
+    common = {
+        "name": {"anyOf": [{"type": "string"}, _ABSENT]},
+        "refusal": {"anyOf": [{"type": "string"}, _ABSENT]},
+        "function_call": _ABSENT,
+        "audio": _ABSENT,
+    }
+
+    def shape(role: Any, required: list[str], **properties: Any) -> dict[str, Any]:
+        found = {"role": role, **common, **properties}
+        found.setdefault("content", _CONTENT)
+        found.setdefault("tool_calls", _ABSENT)
+        found.setdefault("tool_call_id", _ABSENT)
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["role", *required],
+            "properties": found,
+        }
+
+    schema.clear()
+    schema["oneOf"] = [
+        shape({"enum": ["system", "developer", "user"]}, ["content"]),
+        shape({"const": "tool"}, ["content", "tool_call_id"], tool_call_id={"type": "string"}),
+        shape(
+            {"const": "assistant"},
+            ["content"],
+            tool_calls={"anyOf": [_TOOL_CALLS, _ABSENT]},
+        ),
+        shape(
+            {"const": "assistant"},
+            ["tool_calls"],
+            content=_ABSENT,
+            tool_calls={**_TOOL_CALLS, "minItems": 1},
+        ),
+    ]
+
+
 class MessageIn(BaseModel):
     """A message: text for every role; an assistant's may hold tool calls instead, and a
     tool message answers one of them by its id."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_message_schema)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(

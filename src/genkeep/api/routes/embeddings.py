@@ -12,13 +12,16 @@ from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.hot import OpenAIHotRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openapi import OPENAI_TAG
-from genkeep.core.types import PositiveInt32
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.embedder import EmbeddingCall
 from genkeep.generate.embeddings import EmbeddingAnswer
 
 # OpenAI's own limit on the inputs of one request.
 MAX_INPUTS = 2048
+# Wider than any embedding model's vector (OpenAI's largest has 3072): the built-in
+# embedder makes what is asked, and a request must not ask it for gigabytes.
+MAX_DIMENSIONS = 8192
+Text = Annotated[str, Field(min_length=1)]
 
 CacheControlHeader = Annotated[
     str | None,
@@ -40,8 +43,10 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, description="A genkeep generator profile (GET /v1/models).")
-    input: str | list[str] = Field(description=f"A text, or up to {MAX_INPUTS} texts.")
-    dimensions: PositiveInt32 | None = None
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_INPUTS)] = Field(
+        description=f"A text, or up to {MAX_INPUTS} texts."
+    )
+    dimensions: Annotated[int, Field(ge=1, le=MAX_DIMENSIONS)] | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = Field(None, description="Accepted; not part of the key, not forwarded.")
 
@@ -51,8 +56,6 @@ class EmbeddingRequest(BaseModel):
         items = value if isinstance(value, list) else [value]
         if any(isinstance(item, int | list) for item in items):
             raise ValueError("token arrays are not supported by genkeep: send the text")
-        if isinstance(value, list) and not 1 <= len(value) <= MAX_INPUTS:
-            raise ValueError(f"'input' holds 1 to {MAX_INPUTS} texts")
         return value
 
     def texts(self) -> list[str]:
