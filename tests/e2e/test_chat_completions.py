@@ -120,7 +120,12 @@ async def test_a_call_and_the_same_call_again_is_cached(
     assert again_headers["x-genkeep-result-id"] == first_headers["x-genkeep-result-id"]
     assert first.id == again.id == "chatcmpl-" + first_headers["x-genkeep-result-id"]
     assert again.choices[0].message.content == first.choices[0].message.content
-    assert again.usage == first.usage  # as stored from the generator
+    # As stored from the generator, with the prompt reported cached: a hit spends nothing.
+    assert again.usage is not None and again.usage.prompt_tokens_details is not None
+    assert again.usage.prompt_tokens_details.cached_tokens == first.usage.prompt_tokens
+    assert again.usage.model_dump(exclude={"prompt_tokens_details"}) == first.usage.model_dump(
+        exclude={"prompt_tokens_details"}
+    )
     assert upstream.calls == 1
     [sent] = upstream.requests
     # The client's genkeep key stays here; genkeep's upstream key goes upstream, never back.

@@ -202,15 +202,15 @@ PINNED_V1 = {
 
 
 PINNED = {
-    (0, "whitespace"): ("5402ff2082bbf13e", "d75e382347854d35"),
-    (0, "seed"): ("5402ff2082bbf13e", "ac6b0e7862d0b252"),
-    (0, "exact"): ("5402ff2082bbf13e", "5402ff2082bbf13e"),
-    (1, "whitespace"): ("be1daec493c7d49b", "04eced22bb0bceb5"),
-    (1, "seed"): ("be1daec493c7d49b", "1ea3a407e6d54040"),
-    (1, "exact"): ("be1daec493c7d49b", "be1daec493c7d49b"),
-    (2, "whitespace"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
-    (2, "seed"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
-    (2, "exact"): ("20b944f95c8b32ca", "20b944f95c8b32ca"),
+    (0, "whitespace"): ("298d14fdc756af50", "8c807017e8fe51e1"),
+    (0, "seed"): ("298d14fdc756af50", "1c0fbb37d54c84da"),
+    (0, "exact"): ("298d14fdc756af50", "298d14fdc756af50"),
+    (1, "whitespace"): ("bb64b1973d19e9cb", "5e0f960353acb235"),
+    (1, "seed"): ("bb64b1973d19e9cb", "fb107511afd6a857"),
+    (1, "exact"): ("bb64b1973d19e9cb", "bb64b1973d19e9cb"),
+    (2, "whitespace"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
+    (2, "seed"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
+    (2, "exact"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
 }
 
 

@@ -441,7 +441,7 @@ class ChatCompletionRequest(BaseModel):
             if self.response_format
             else None,
             max_tokens_param=limit_name,
-            tools=tuple(_sorted(t.model_dump(exclude_none=True)) for t in self.tools)
+            tools=tuple(t.model_dump(exclude_none=True) for t in self.tools)
             if self.tools is not None
             else None,
             tool_choice=self.tool_choice.model_dump()

@@ -70,8 +70,13 @@ def completion_body(outcome: Outcome) -> bytes:
         fingerprint = _ENCODER.encode(details.get("system_fingerprint"))
     if usage is None:
         usage_text = "null"
-    elif len(usage) == 3:
-        usage_text = _USAGE.format(**usage)
+    elif details is None or "usage" not in details:
+        template = _USAGE_CACHED if outcome.cached else _USAGE
+        usage_text = template.format(
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            total_tokens=usage["total_tokens"],
+        )
     else:
         usage_text = _ENCODER.encode(usage)
     return _COMPLETION.format(
@@ -82,8 +87,20 @@ def completion_body(outcome: Outcome) -> bytes:
         message=message,
         finish=finish,
         usage=usage_text,
-        genkeep=_ENCODER.encode(genkeep_fields(outcome)),
+        genkeep=_GENKEEP.format(
+            result_id=_optional(outcome.result_id),
+            prompt_id=_optional(outcome.prompt_id),
+            version="null" if outcome.version is None else outcome.version,
+            content_sha256=_string(outcome.content_sha256),
+            cached=_JSON_BOOLEAN[outcome.cached],
+            coalesced=_JSON_BOOLEAN[outcome.coalesced],
+            persisted=_JSON_BOOLEAN[outcome.persisted],
+        ),
     ).encode()
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 # json's own escaping of a string, as an encoder with ensure_ascii=False does it.
@@ -99,6 +116,17 @@ _USAGE = (
     '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
     '"total_tokens":{total_tokens}}}'
 )
+_USAGE_CACHED = (
+    '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
+    '"total_tokens":{total_tokens},"prompt_tokens_details":{{"cached_tokens":{prompt_tokens}}}}}'
+)
+# genkeep_fields, in its order.
+_GENKEEP = (
+    '{{"result_id":{result_id},"prompt_id":{prompt_id},"version":{version},'
+    '"content_sha256":{content_sha256},"cached":{cached},"coalesced":{coalesced},'
+    '"persisted":{persisted}}}'
+)
+_JSON_BOOLEAN = {True: "true", False: "false"}
 
 
 RawHeaders = list[tuple[bytes, bytes]]

@@ -37,6 +37,8 @@ Normalization = Literal["whitespace", "seed", "exact"]
 _CANONICAL_VERSION = 2
 _WHITESPACE = re.compile(r"\s+")
 _INNER_SPACE = re.compile(r"(?<=\S)[^\S\n]+")
+# Whitespace that _keep_layout would change: anything but a single space between words.
+_UNTIDY = re.compile(r"[^\S ]|  |^ | $")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class ChatCall:
     frequency_penalty: float | None = None
     reasoning_effort: str | None = None
     response_format: dict[str, Any] | None = field(default=None, hash=False)
-    # Tools as the client declared them (each object's keys sorted), and how to use them.
+    # Tools as the client declared them, and how to use them.
     tools: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
     tool_choice: str | dict[str, Any] | None = field(default=None, hash=False)
     parallel_tool_calls: bool | None = None
@@ -121,8 +123,8 @@ class ChatCall:
     ) -> tuple[str, str]:
         """The request as sent and under ``normalization``: one JSON text per distinct answer.
 
-        Built in a fixed key order (response_format and tools were sorted when the call was
-        made), so no sorting is needed on the hot path.
+        Version 1 was built in a fixed key order (response_format sorted when the call was
+        made); version 2 sorts every object's keys while encoding.
         """
         params: dict[str, Any] = {}
         for name in _PARAMETERS:
@@ -159,12 +161,16 @@ _PARAMETERS = (
 _TOOL_PARAMETERS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
-# One encoder: json.dumps with options builds a new one per call, on every cache hit.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# One encoder each: json.dumps with options builds a new one per call, on every cache hit.
+# Version 2 sorts every object's keys as it encodes (in C): a tool's JSON schema means the
+# same in any key order, and sorting while encoding costs less than a sorted copy first.
+_ENCODER_V1 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _dumps(version: int, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    return _ENCODER.encode({"v": version, "messages": messages, **params})
+    encoder = _ENCODER_V1 if version == 1 else _ENCODER
+    return encoder.encode({"v": version, "messages": messages, **params})
 
 
 def stored_call(prompt_text: str) -> ChatCall:
@@ -208,6 +214,8 @@ def normalize_text(
 
 def _keep_layout(text: str) -> str:
     """Whitespace that changes nothing goes; indentation and line breaks, which do, stay."""
+    if _UNTIDY.search(text) is None:  # most messages: one line, single spaces
+        return text
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if len(lines) == 1:
         return _INNER_SPACE.sub(" ", text.strip())
