@@ -249,7 +249,8 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
 
     refusals: list[tuple[dict[str, Any], str]] = [
         ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        # Tools are served (tests/e2e/test_openai_dropin.py); their deprecated form is not.
+        ({"extra_body": {"function_call": "auto"}}, "function_call"),
         ({"logprobs": True}, "logprobs"),
         # Wrong types are refused as OpenAI refuses them, not coerced (make fuzz found 0).
         ({"extra_body": {"logprobs": 0}}, "logprobs"),
@@ -267,7 +268,7 @@ async def test_unknown_model_and_unsupported_parameters_raise_the_sdk_errors(
             },
             "messages.0.content.0",
         ),
-        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages.0.role"),
+        ({"messages": [{"role": "function", "content": "x", "name": "f"}]}, "messages.0.role"),
         ({"extra_body": {"frobnicate": True}}, "frobnicate"),
         ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.0.content"),
     ]
