@@ -247,35 +247,13 @@ WEATHER_TOOL = {
 
 
 def tool_chat_bodies(count: int) -> list[str]:
-    """Chats as an agent sends them: a tool declared, a tool call and its result answered."""
-    return [
-        json.dumps(
-            {
-                "model": "default",
-                "messages": [
-                    {"role": "user", "content": f"Benchmark agent {i:04d}: weather in Paris?"},
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": f"call_{i:04d}",
-                                "type": "function",
-                                "function": {
-                                    "name": "get_weather",
-                                    "arguments": '{"city":"Paris"}',
-                                },
-                            }
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": f"call_{i:04d}", "content": "sunny, 21 C"},
-                ],
-                "tools": [WEATHER_TOOL],
-                "tool_choice": "auto",
-            }
-        )
-        for i in range(count)
-    ]
+    """The chats of ``chat_bodies`` as a tool-using application sends them: a tool declared."""
+    bodies = []
+    for body in chat_bodies(count):
+        sent = json.loads(body)
+        sent.update(tools=[WEATHER_TOOL], tool_choice="auto")
+        bodies.append(json.dumps(sent))
+    return bodies
 
 
 def embedding_bodies(count: int) -> list[str]:
