@@ -6,12 +6,13 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.hot import OpenAIHotRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openapi import OPENAI_TAG
+from genkeep.core.types import json_integer
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.embedder import EmbeddingCall
 from genkeep.generate.embeddings import EmbeddingAnswer
@@ -22,6 +23,8 @@ MAX_INPUTS = 2048
 # embedder makes what is asked, and a request must not ask it for gigabytes.
 MAX_DIMENSIONS = 8192
 Text = Annotated[str, Field(min_length=1)]
+# JSON Schema's integer, as core.types has them (3.0 is 3): the validator goes last.
+Dimensions = Annotated[int, Field(ge=1, le=MAX_DIMENSIONS), BeforeValidator(json_integer)]
 
 CacheControlHeader = Annotated[
     str | None,
@@ -46,7 +49,7 @@ class EmbeddingRequest(BaseModel):
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_INPUTS)] = Field(
         description=f"A text, or up to {MAX_INPUTS} texts."
     )
-    dimensions: Annotated[int, Field(ge=1, le=MAX_DIMENSIONS)] | None = None
+    dimensions: Dimensions | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = Field(None, description="Accepted; not part of the key, not forwarded.")
 
