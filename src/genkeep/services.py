@@ -26,6 +26,7 @@ from genkeep.errors import ConfigurationError
 from genkeep.extract.service import ExtractionService, ExtractionSetup, default_extractors
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
+from genkeep.generate.embeddings import EmbeddingService
 from genkeep.generate.metering import Metering
 from genkeep.generate.service import GenerateService
 from genkeep.jobs import Catalogue, load_catalogue
@@ -41,6 +42,7 @@ class Services:
     metering: Metering
     generate: GenerateService
     chat: ChatService
+    embeddings: EmbeddingService
     keys: ApiKeyStore
     jobs: JobStore
     tasks: TaskStore
@@ -91,6 +93,7 @@ async def open_services(settings: Settings) -> Services:
         metering=metering,
         generate=generate,
         chat=ChatService(generate),
+        embeddings=EmbeddingService(generate),
         keys=ApiKeyStore(database),
         jobs=JobStore(database),
         tasks=TaskStore(database, artifacts, on_submit=wakeups.notify_local),

@@ -93,14 +93,25 @@ async def test_streams_on_the_wire(
         "system_fingerprint",
         "choices",
         "usage",
+        "genkeep",
     }
+    assert body["genkeep"]["cached"] is True and body["genkeep"]["result_id"] == result_id
     assert body["id"] == f"chatcmpl-{result_id}" and body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {
         "role": "assistant",
         "content": expected,
         "refusal": None,
     }
-    assert set(body["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    # A hit: the prompt reported cached, for cost trackers.
+    assert set(body["usage"]) == {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "prompt_tokens_details",
+    }
+    assert body["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": body["usage"]["prompt_tokens"]
+    }
 
     assert hit.headers["x-genkeep-cached"] == "true"
     assert hit.headers["x-genkeep-result-id"] == result_id

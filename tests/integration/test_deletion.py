@@ -126,9 +126,9 @@ async def seed(services: Services, owner: str, title: str = "secret title") -> S
         )
     first = await services.generate.generate(owner, f"a note of {owner} for {title}")
     await services.generate.regenerate(owner, str(first.prompt_id))
-    key, _ = await services.keys.create(owner, "seed")
+    api_key, _ = await services.keys.create(owner, "seed")
     await services.spend.set_limits(f"owner:{owner}", Limits(rpm=100))
-    await services.spend.set_limits(f"key:{key.id}", Limits(tpm=1000))
+    await services.spend.set_limits(f"key:{api_key.id}", Limits(tpm=1000))
     return Seeded(job.id, task.id, artifact.id, run.id, str(first.prompt_id))
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -16,6 +18,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 CHAT_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +36,49 @@ class Planned:
     content_type: str = "application/json"
     # A streamed answer (the request asked stream=true) pauses this long before each piece.
     piece_delay_s: float = 0.0
+    # Message fields beside content (tool_calls, reasoning_content), sent as they are; with
+    # tool_calls the content is null unless given.
+    extra: tuple[tuple[str, Any], ...] = ()
+    finish_reason: str = "stop"
+    # Usage beyond the three counts (completion_tokens_details, prompt_tokens_details).
+    usage_details: tuple[tuple[str, Any], ...] = ()
+    # A streamed answer breaks off (the connection drops) after this many content pieces.
+    break_after: int | None = None
 
 
 def ok(
-    content: str | None = None, *, model: str | None = None, piece_delay_s: float = 0.0
+    content: str | None = None,
+    *,
+    model: str | None = None,
+    piece_delay_s: float = 0.0,
+    finish_reason: str = "stop",
+    usage_details: dict[str, Any] | None = None,
+    break_after: int | None = None,
+    **extra: Any,
 ) -> Planned:
-    """A normal completion; content defaults to ``reply_for(prompt, model)``."""
-    return Planned("ok", content=content, model=model, piece_delay_s=piece_delay_s)
+    """A normal completion; content defaults to ``reply_for(prompt, model)``; ``extra``
+    message fields (``reasoning_content=...``) are sent beside it."""
+    return Planned(
+        "ok",
+        content=content,
+        model=model,
+        piece_delay_s=piece_delay_s,
+        finish_reason=finish_reason,
+        usage_details=tuple((usage_details or {}).items()),
+        break_after=break_after,
+        extra=tuple(extra.items()),
+    )
+
+
+def tool_calls(*calls: tuple[str, str, dict[str, Any]], **extra: Any) -> Planned:
+    """An answer that calls tools: (id, function name, arguments) each; content null."""
+    made = [
+        {"id": id_, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        for id_, name, args in calls
+    ]
+    return dataclasses.replace(
+        ok(**extra), extra=(("tool_calls", made), *ok(**extra).extra), finish_reason="tool_calls"
+    )
 
 
 def empty() -> Planned:
@@ -184,6 +223,15 @@ class FakeOpenAI:
         """How many chat completion requests arrived."""
         return sum(1 for r in self.requests if r.path == CHAT_PATH)
 
+    def embedding_inputs(self) -> list[list[str]]:
+        """The inputs of every embeddings request, one list per request."""
+        found = []
+        for r in self.requests:
+            if r.path == EMBEDDINGS_PATH and isinstance(r.body, dict):
+                given = r.body.get("input")
+                found.append([given] if isinstance(given, str) else list(given or []))
+        return found
+
     def start(self) -> Self:
         # Port 0: the OS picks a free port, so parallel test runs never collide.
         httpd = _Server(("127.0.0.1", 0), _make_handler(self))
@@ -248,6 +296,9 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             arrived = RecordedRequest("POST", self.path, headers, body, time.monotonic())
             planned, seq = server._record(arrived)
+            if self.path == EMBEDDINGS_PATH:
+                self._send(200, _embeddings_body(body if isinstance(body, dict) else {}))
+                return
             if self.path != CHAT_PATH:
                 self._send(404, _error_body(404, f"unknown path {self.path}"))
                 return
@@ -277,7 +328,8 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             completion = json.loads(
                 _completion_body(completion_id, planned, request, server.answer)
             )
-            content = completion["choices"][0]["message"]["content"] or ""
+            message = completion["choices"][0]["message"]
+            content = message["content"] or ""
             base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
             base["object"] = "chat.completion.chunk"
 
@@ -286,8 +338,28 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return {**base, "choices": [choice]}
 
             events = [chunk({"role": "assistant", "content": ""})]
-            events += [chunk({"content": piece}) for piece in re.findall(r"\S+\s*|\s+", content)]
-            events.append(chunk({}, "stop"))
+            for key, value in planned.extra:
+                if isinstance(value, str):  # reasoning streams first, in two pieces
+                    half = len(value) // 2
+                    events += [chunk({key: value[:half]}), chunk({key: value[half:]})]
+            pieces = re.findall(r"\S+\s*|\s+", content)
+            if planned.break_after is not None:
+                pieces = pieces[: planned.break_after]
+            events += [chunk({"content": piece}) for piece in pieces]
+            for index, call in enumerate(message.get("tool_calls") or ()):
+                # As OpenAI streams them: the id and name first, the arguments in pieces.
+                head = {"index": index, "id": call["id"], "type": "function"}
+                head["function"] = {"name": call["function"]["name"], "arguments": ""}
+                events.append(chunk({"tool_calls": [head]}))
+                arguments = call["function"]["arguments"]
+                for part in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                    events.append(
+                        chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                    )
+            if planned.break_after is not None:
+                self._broken(events)
+                return
+            events.append(chunk({}, planned.finish_reason))
             if (request.get("stream_options") or {}).get("include_usage"):
                 events.append({**base, "choices": [], "usage": completion["usage"]})
             try:
@@ -302,6 +374,21 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+        def _broken(self, events: list[dict[str, Any]]) -> None:
+            """Send ``events``, then drop the connection mid-body (no [DONE], no end)."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for data in events:
+                    payload = b"data: " + json.dumps(data).encode() + b"\n\n"
+                    self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.close_connection = True
@@ -354,6 +441,9 @@ def _completion_body(
             content = answer(request) if answer is not None else reply_for(prompt, model)
     prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
     completion_tokens = count_tokens(content or "")
+    extra = dict(planned.extra)
+    if "tool_calls" in extra and planned.content is None:
+        content = None
     payload = {
         "id": completion_id,
         "object": "chat.completion",
@@ -363,16 +453,45 @@ def _completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
+                "message": {"role": "assistant", "content": content, "refusal": None, **extra},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": planned.finish_reason,
             }
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+            **dict(planned.usage_details),
         },
+    }
+    return json.dumps(payload).encode()
+
+
+def fake_vector(text: str, dimensions: int = 8) -> list[float]:
+    """The fake's embedding of ``text``: float32 values from its sha256."""
+    digest = hashlib.sha256(text.encode()).digest()
+    packed = struct.pack(f"<{dimensions}f", *((b - 128) / 128 for b in digest[:dimensions]))
+    return list(struct.unpack(f"<{dimensions}f", packed))
+
+
+def _embeddings_body(request: dict[str, Any]) -> bytes:
+    given = request.get("input")
+    texts = [given] if isinstance(given, str) else list(given or [])
+    dimensions = int(request.get("dimensions") or 8)
+    data = []
+    for index, text in enumerate(texts):
+        vector = fake_vector(str(text), dimensions)
+        embedding: Any = vector
+        if request.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(count_tokens(str(text)) for text in texts)
+    payload = {
+        "object": "list",
+        "data": data,
+        "model": str(request.get("model", "unknown-model")),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return json.dumps(payload).encode()
 

@@ -39,8 +39,59 @@ def with_user(text: str | tuple[str, ...], call: ChatCall = CALL) -> ChatCall:
 
 
 def test_whitespace_is_the_default_and_keeps_case() -> None:
-    assert key(with_user("  Reverse\n a\tlist ")) == key(CALL)
+    assert key(with_user("  Reverse  a\tlist ")) == key(CALL)
     assert key(with_user("reverse a list")) != key(CALL)
+
+
+CODE = "def f(xs):\n    for x in xs:\n        print(x)\n    return xs\n"
+
+
+def test_indentation_and_line_breaks_keep_their_meaning() -> None:
+    # Returning inside the loop is another program: it must be another answer.
+    inside = CODE.replace("\n    return", "\n        return")
+    assert key(with_user(inside)) != key(with_user(CODE))
+    assert key(with_user(CODE.replace("\n", " "))) != key(with_user(CODE))
+    # What carries no meaning still goes: trailing spaces, CRLF, common indentation.
+    same = "\n".join("  " + line + "  " for line in CODE.split("\n")).replace("\n", "\r\n")
+    assert key(with_user(same)) == key(with_user(CODE))
+    assert key(with_user(CODE.replace("for x in", "for  x\tin"))) == key(with_user(CODE))
+
+
+def test_tools_and_tool_messages_are_keyed() -> None:
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    other = {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}}
+    call = ChatMessage(
+        "assistant",
+        None,
+        tool_calls=(
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": "{}"},
+            },
+        ),
+    )
+    answered = replace(
+        CALL, messages=(*CALL.messages, call, ChatMessage("tool", "sunny", tool_call_id="call_1"))
+    )
+    keys = {
+        key(CALL),
+        key(replace(CALL, tools=(tool,))),
+        key(replace(CALL, tools=(other,))),
+        key(replace(CALL, tools=(tool,), tool_choice="required")),
+        key(replace(CALL, tools=(tool,), parallel_tool_calls=False)),
+        key(answered),
+        key(
+            replace(
+                answered,
+                messages=(
+                    *answered.messages[:-1],
+                    ChatMessage("tool", "rain", tool_call_id="call_1"),
+                ),
+            )
+        ),
+    }
+    assert len(keys) == 7
 
 
 def test_seed_normalization_folds_case_and_exact_keeps_everything() -> None:
@@ -136,7 +187,8 @@ PINNED_CALLS = [
 ]
 # sha256 prefixes of (as sent, normalized) canonical texts, as first released: every stored
 # chat is keyed by them, so a change must bump _CANONICAL_VERSION, not slip in unnoticed.
-PINNED = {
+# Version 1 stays pinned too: the fallback read finds rows stored under it.
+PINNED_V1 = {
     (0, "whitespace"): ("54db08c57cf8ad21", "02daa45140cf6d87"),
     (0, "seed"): ("54db08c57cf8ad21", "f708cd67884372f9"),
     (0, "exact"): ("54db08c57cf8ad21", "54db08c57cf8ad21"),
@@ -149,8 +201,28 @@ PINNED = {
 }
 
 
+PINNED = {
+    (0, "whitespace"): ("298d14fdc756af50", "8c807017e8fe51e1"),
+    (0, "seed"): ("298d14fdc756af50", "1c0fbb37d54c84da"),
+    (0, "exact"): ("298d14fdc756af50", "298d14fdc756af50"),
+    (1, "whitespace"): ("bb64b1973d19e9cb", "5e0f960353acb235"),
+    (1, "seed"): ("bb64b1973d19e9cb", "fb107511afd6a857"),
+    (1, "exact"): ("bb64b1973d19e9cb", "bb64b1973d19e9cb"),
+    (2, "whitespace"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
+    (2, "seed"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
+    (2, "exact"): ("f196b4f6e9dcbc13", "f196b4f6e9dcbc13"),
+}
+
+
 @pytest.mark.parametrize(("index", "normalization"), sorted(PINNED))
 def test_the_canonical_form_is_pinned(index: int, normalization: Normalization) -> None:
     exact, normalized = PINNED_CALLS[index].canonical(normalization)
     found = tuple(hashlib.sha256(text.encode()).hexdigest()[:16] for text in (exact, normalized))
     assert found == PINNED[(index, normalization)]
+
+
+@pytest.mark.parametrize(("index", "normalization"), sorted(PINNED_V1))
+def test_the_version_1_form_is_pinned(index: int, normalization: Normalization) -> None:
+    exact, normalized = PINNED_CALLS[index].canonical(normalization, version=1)
+    found = tuple(hashlib.sha256(text.encode()).hexdigest()[:16] for text in (exact, normalized))
+    assert found == PINNED_V1[(index, normalization)]

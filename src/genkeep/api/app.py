@@ -24,6 +24,7 @@ from genkeep.api.routes import (
     blobs,
     chat,
     deletions,
+    embeddings,
     export,
     generate,
     health,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     openai_errors.install(app)
     generate.install(app, hot=hot_routes)  # first, and outside the routers
     chat.install(app, hot=hot_routes)
+    embeddings.install(app, hot=hot_routes)
     # Added last runs first: the boundary sees every failure, the cap every body, and the
     # hot routes are reached inside both.
     if hot_routes:

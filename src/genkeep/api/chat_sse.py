@@ -12,12 +12,15 @@ from genkeep.api.openai_errors import error_object
 from genkeep.api.openai_responses import (
     RawHeaders,
     completion_id,
+    finish_reason_of,
     genkeep_fields,
     genkeep_headers,
+    message_of,
     usage_of,
 )
 from genkeep.errors import GenkeepError
 from genkeep.generate.chat import ChatStream
+from genkeep.generate.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ async def chat_events(
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": None,
+        "system_fingerprint": None if known is None else _fingerprint(known),
     }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -67,6 +70,11 @@ async def chat_events(
 
     yield chunk({"role": "assistant", "content": ""})
     try:
+        if known is not None:
+            # A stored answer says its reasoning first, as the live one did.
+            extra = _extra_delta(known)
+            if extra:
+                yield chunk(extra)
         async for piece in stream.pieces():
             yield chunk({"content": piece})
         outcome = await stream.outcome()
@@ -76,7 +84,29 @@ async def chat_events(
             log.exception("chat stream failed", exc_info=exc)
         yield event({"error": error_object(exc, unavailable(exc))})
         return
-    yield chunk({}, "stop", genkeep=genkeep_fields(outcome))
+    base["system_fingerprint"] = _fingerprint(outcome)
+    if known is None:
+        # A live stream carried text only; what the answer said beside it comes now.
+        extra = _extra_delta(outcome)
+        if extra:
+            yield chunk(extra)
+    for index, call in enumerate(message_of(outcome).get("tool_calls") or ()):
+        yield chunk({"tool_calls": [{"index": index, **call}]})
+    yield chunk({}, finish_reason_of(outcome), genkeep=genkeep_fields(outcome))
     if include_usage:
         yield event({**base, "choices": [], "usage": usage_of(outcome)})
     yield DONE
+
+
+def _fingerprint(outcome: Outcome) -> str | None:
+    found: str | None = (outcome.details or {}).get("system_fingerprint")
+    return found
+
+
+def _extra_delta(outcome: Outcome) -> dict[str, Any]:
+    """The message fields beside content and tool calls (reasoning, refusal), as one delta."""
+    if outcome.details is None:
+        return {}
+    extra = dict(outcome.details.get("message", {}))
+    extra.pop("tool_calls", None)
+    return extra

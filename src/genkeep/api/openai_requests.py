@@ -1,7 +1,8 @@
 """The chat request of the OpenAI-compatible routes: what genkeep accepts, and how it keys it.
 
-What changes an answer and genkeep can key is accepted; what it cannot serve from one stored
-text (several choices, tools, log probabilities, audio and images) is refused by name.
+What changes an answer and genkeep can key is accepted (tools and tool calls included); what
+it cannot serve from one stored answer (several choices, log probabilities, audio and
+images, the deprecated ``functions``) is refused by name.
 """
 
 from __future__ import annotations
@@ -68,28 +69,147 @@ class TextPart(BaseModel):
         return self
 
 
-def _message_schema(schema: dict[str, Any]) -> None:
-    schema["required"] = [*schema.get("required", ()), "content"]
-
-
 TEXT_PART_REF = {"$ref": "#/components/schemas/TextPart"}
 
 
+class FunctionCallIn(BaseModel):
+    """The function an assistant called, with its arguments as the model wrote them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    arguments: str
+
+
+class ToolCallIn(BaseModel):
+    """One tool call of an assistant message, as an earlier answer returned it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+    def as_wire(self) -> dict[str, Any]:
+        # Built by hand: pydantic's model_dump costs a tool-using chat hit a tenth of its time.
+        function = {"name": self.function.name, "arguments": self.function.arguments}
+        return {"id": self.id, "type": self.type, "function": function}
+
+
+class FunctionIn(BaseModel):
+    """A function a model may call; its parameters are a JSON schema, passed on as sent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["function"]
+    function: FunctionIn
+
+    def as_wire(self) -> dict[str, Any]:
+        """The tool as OpenAI takes it, unset fields left out (``model_dump``, by hand)."""
+        declared = self.function
+        function: dict[str, Any] = {"name": declared.name}
+        if declared.description is not None:
+            function["description"] = declared.description
+        if declared.parameters is not None:
+            function["parameters"] = declared.parameters
+        if declared.strict is not None:
+            function["strict"] = declared.strict
+        return {"type": self.type, "function": function}
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice`` naming the one function the model must call."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["function"]
+    function: NamedFunction
+
+
+_CONTENT: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART_REF}]
+}
+_ABSENT = {"type": "null"}
+_TOOL_CALLS = {"type": "array", "items": {"$ref": "#/components/schemas/ToolCallIn"}}
+
+
+def _message_schema(schema: dict[str, Any]) -> None:
+    """The rules ``_well_formed`` checks, by role, so the document offers what is accepted."""
+    common = {
+        "name": {"anyOf": [{"type": "string"}, _ABSENT]},
+        "refusal": {"anyOf": [{"type": "string"}, _ABSENT]},
+        "function_call": _ABSENT,
+        "audio": _ABSENT,
+    }
+
+    def shape(role: Any, required: list[str], **properties: Any) -> dict[str, Any]:
+        found = {"role": role, **common, **properties}
+        found.setdefault("content", _CONTENT)
+        found.setdefault("tool_calls", _ABSENT)
+        found.setdefault("tool_call_id", _ABSENT)
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["role", *required],
+            "properties": found,
+        }
+
+    schema.clear()
+    schema["oneOf"] = [
+        shape({"enum": ["system", "developer", "user"]}, ["content"]),
+        shape({"const": "tool"}, ["content", "tool_call_id"], tool_call_id={"type": "string"}),
+        shape(
+            {"const": "assistant"},
+            ["content"],
+            tool_calls={"anyOf": [_TOOL_CALLS, _ABSENT]},
+        ),
+        shape(
+            {"const": "assistant"},
+            ["tool_calls"],
+            content=_ABSENT,
+            tool_calls={**_TOOL_CALLS, "minItems": 1},
+        ),
+    ]
+
+
 class MessageIn(BaseModel):
+    """A message: text for every role; an assistant's may hold tool calls instead, and a
+    tool message answers one of them by its id."""
+
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_message_schema)
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(
         None,
         json_schema_extra=_published(
-            {"anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_PART_REF}]}
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": TEXT_PART_REF},
+                    {"type": "null"},
+                ]
+            }
         ),
     )
     name: str | None = None
     refusal: str | None = None
-    tool_calls: Any = Field(
-        None, description=f"Refused: tool calls {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
-    )
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
     function_call: Any = Field(
         None, description=f"Refused: function calls {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
     )
@@ -97,7 +217,7 @@ class MessageIn(BaseModel):
         None, description=f"Refused: audio {_UNSUPPORTED}.", json_schema_extra=_NULL_ONLY
     )
 
-    @field_validator("tool_calls", "function_call", "audio")
+    @field_validator("function_call", "audio")
     @classmethod
     def _refused(cls, value: Any, info: ValidationInfo) -> Any:
         if value is not None:
@@ -105,10 +225,18 @@ class MessageIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _has_content(self) -> MessageIn:
-        if self.content is None:
-            raise ValueError("a message needs 'content'")
-        texts = [self.content] if isinstance(self.content, str) else [p.text for p in self.content]
+    def _well_formed(self) -> MessageIn:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("a message needs 'content' (only an assistant's may hold tool_calls)")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message has 'tool_calls'")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message needs 'tool_call_id', and only a tool message has it")
+        texts = (
+            [self.content]
+            if isinstance(self.content, str)
+            else [p.text for p in self.content or ()]
+        )
         # Stored as text: PostgreSQL keeps no NUL, and UTF-8 no lone surrogate.
         for text in texts:
             if text and "\x00" in text:
@@ -117,8 +245,19 @@ class MessageIn(BaseModel):
 
     def to_message(self) -> ChatMessage:
         content = self.content
-        text = content if isinstance(content, str) else tuple(p.text or "" for p in content or ())
-        return ChatMessage(role=self.role, content=text, name=self.name)
+        text = (
+            content
+            if content is None or isinstance(content, str)
+            else tuple(p.text or "" for p in content)
+        )
+        calls = None if self.tool_calls is None else tuple(c.as_wire() for c in self.tool_calls)
+        return ChatMessage(
+            role=self.role,
+            content=text,
+            name=self.name,
+            tool_calls=calls,
+            tool_call_id=self.tool_call_id,
+        )
 
 
 _RESPONSE_FORMAT_SCHEMA: dict[str, Any] = {
@@ -208,6 +347,9 @@ class ChatCompletionRequest(BaseModel):
     store: bool | None = None
     metadata: dict[str, str] | None = None
     service_tier: str | None = None
+    # Keyed and forwarded: tools change what the model may answer.
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     # Refused unless they ask for nothing beyond one plain-text answer.
     n: JsonInt | None = Field(
@@ -221,8 +363,6 @@ class ChatCompletionRequest(BaseModel):
         json_schema_extra=_published({"anyOf": [{"const": False}, {"type": "null"}]}),
     )
     top_logprobs: JsonInt | None = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
-    tools: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
-    tool_choice: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     functions: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     function_call: Any = Field(None, description="Refused.", json_schema_extra=_NULL_ONLY)
     logit_bias: dict[str, float] | None = Field(
@@ -264,8 +404,6 @@ class ChatCompletionRequest(BaseModel):
 
     @field_validator(
         "top_logprobs",
-        "tools",
-        "tool_choice",
         "functions",
         "function_call",
         "audio",
@@ -316,6 +454,11 @@ class ChatCompletionRequest(BaseModel):
             if self.response_format
             else None,
             max_tokens_param=limit_name,
+            tools=tuple(t.as_wire() for t in self.tools) if self.tools is not None else None,
+            tool_choice=self.tool_choice.model_dump()
+            if isinstance(self.tool_choice, NamedToolChoice)
+            else self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
         )
 
 

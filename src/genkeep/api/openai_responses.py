@@ -17,15 +17,40 @@ def completion_id(result_id: str | None) -> str:
     return f"chatcmpl-{result_id or uuid.uuid4().hex}"
 
 
-def usage_of(outcome: Outcome) -> dict[str, int] | None:
+def usage_of(outcome: Outcome) -> dict[str, Any] | None:
+    """The usage as the generator reported it, details included; on a hit, the prompt is
+    reported cached in full (``prompt_tokens_details.cached_tokens``): cost trackers
+    (LangChain, litellm) then price it as a cached prompt, and the ``genkeep`` object says
+    that nothing was spent at all."""
     prompt, completion = outcome.prompt_tokens, outcome.completion_tokens
     if prompt is None or completion is None:
         return None
-    return {
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    details = outcome.details
+    if details is not None and "usage" in details:
+        usage.update(details["usage"])
+    if outcome.cached:
+        usage["prompt_tokens_details"] = {
+            **(usage.get("prompt_tokens_details") or {}),
+            "cached_tokens": prompt,
+        }
+    return usage
+
+
+def message_of(outcome: Outcome) -> dict[str, Any]:
+    """The assistant message: its text and every field the generator sent beside it."""
+    details = outcome.details or {}
+    content = None if details.get("null_content") else outcome.content
+    return {"role": "assistant", "content": content, "refusal": None, **details.get("message", {})}
+
+
+def finish_reason_of(outcome: Outcome) -> str:
+    found: str = (outcome.details or {}).get("finish_reason", "stop")
+    return found
 
 
 def completion_body(outcome: Outcome) -> bytes:
@@ -34,28 +59,74 @@ def completion_body(outcome: Outcome) -> bytes:
     Filled into a fixed text rather than encoded from a dict: on a cache hit, encoding the
     nested object cost a tenth of the request. Strings go through ``json``'s own escaping.
     """
+    details = outcome.details
     usage = usage_of(outcome)
+    if details is None:
+        message = _PLAIN_MESSAGE.format(content=_string(outcome.content))
+        finish, fingerprint = '"stop"', "null"
+    else:
+        message = _ENCODER.encode(message_of(outcome))
+        finish = _string(finish_reason_of(outcome))
+        fingerprint = _ENCODER.encode(details.get("system_fingerprint"))
+    if usage is None:
+        usage_text = "null"
+    elif details is None or "usage" not in details:
+        template = _USAGE_CACHED if outcome.cached else _USAGE
+        usage_text = template.format(
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            total_tokens=usage["total_tokens"],
+        )
+    else:
+        usage_text = _ENCODER.encode(usage)
     return _COMPLETION.format(
         id=_string(completion_id(outcome.result_id)),
         created=int(time.time()),
         model=_string(outcome.model),
-        content=_string(outcome.content),
-        usage="null" if usage is None else _USAGE.format(**usage),
+        fingerprint=fingerprint,
+        message=message,
+        finish=finish,
+        usage=usage_text,
+        genkeep=_GENKEEP.format(
+            result_id=_optional(outcome.result_id),
+            prompt_id=_optional(outcome.prompt_id),
+            version="null" if outcome.version is None else outcome.version,
+            content_sha256=_string(outcome.content_sha256),
+            cached=_JSON_BOOLEAN[outcome.cached],
+            coalesced=_JSON_BOOLEAN[outcome.coalesced],
+            persisted=_JSON_BOOLEAN[outcome.persisted],
+        ),
     ).encode()
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 # json's own escaping of a string, as an encoder with ensure_ascii=False does it.
 _string = json.encoder.encode_basestring
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPLETION = (
     '{{"id":{id},"object":"chat.completion","created":{created},"model":{model},'
-    '"system_fingerprint":null,"choices":[{{"index":0,"message":{{"role":"assistant",'
-    '"content":{content},"refusal":null}},"logprobs":null,"finish_reason":"stop"}}],'
-    '"usage":{usage}}}'
+    '"system_fingerprint":{fingerprint},"choices":[{{"index":0,"message":{message},'
+    '"logprobs":null,"finish_reason":{finish}}}],"usage":{usage},"genkeep":{genkeep}}}'
 )
+_PLAIN_MESSAGE = '{{"role":"assistant","content":{content},"refusal":null}}'
 _USAGE = (
     '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
     '"total_tokens":{total_tokens}}}'
 )
+_USAGE_CACHED = (
+    '{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
+    '"total_tokens":{total_tokens},"prompt_tokens_details":{{"cached_tokens":{prompt_tokens}}}}}'
+)
+# genkeep_fields, in its order.
+_GENKEEP = (
+    '{{"result_id":{result_id},"prompt_id":{prompt_id},"version":{version},'
+    '"content_sha256":{content_sha256},"cached":{cached},"coalesced":{coalesced},'
+    '"persisted":{persisted}}}'
+)
+_JSON_BOOLEAN = {True: "true", False: "false"}
 
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -81,7 +152,8 @@ def genkeep_headers(outcome: Outcome) -> RawHeaders:
 
 
 def genkeep_fields(outcome: Outcome) -> dict[str, Any]:
-    """The same, in the last chunk of a stream, whose headers went out before the result."""
+    """The same as the ``genkeep`` object of an answer (in a stream's last chunk, whose
+    headers went out before the result): ``cached`` true means nothing was spent."""
     return {
         "result_id": outcome.result_id,
         "prompt_id": outcome.prompt_id,

@@ -63,6 +63,11 @@ class GenerateResponse(BaseModel):
     persisted: bool = Field(description="The result was committed before this response.")
     prompt_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
     completion_tokens: int | None = Field(None, description="Usage the generator reported, if any.")
+    details: dict[str, Any] | None = Field(
+        None,
+        description="What an OpenAI-compatible answer said beside its text (finish_reason, "
+        "tool calls, reasoning, usage details, system_fingerprint), as stored with the result.",
+    )
 
     @classmethod
     def of(cls, outcome: Outcome) -> GenerateResponse:

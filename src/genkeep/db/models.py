@@ -89,6 +89,8 @@ class Result(Base):
     model: Mapped[str] = mapped_column(String(128))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    # What an OpenAI-compatible answer said beside its text, as JSON (core.generation).
+    details: Mapped[str | None] = mapped_column(Text)
     edited_from_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -12,13 +12,22 @@ from sqlalchemy import ColumnElement, bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genkeep.core import interleave
-from genkeep.core.generation import Generation
+from genkeep.core.generation import Generation, details_of, details_text
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.database import Database, completes_when_cancelled
 from genkeep.db.drivers.base import ReadStatement
 from genkeep.db.models import Prompt, Result
 from genkeep.db.paging import Position, newest_first
 from genkeep.db.types import utc_from_driver, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyKey:
+    """Where an older key version stored the same request, and how to tell that a row
+    found there (by its prompt text) still means what the request means."""
+
+    normalized_hash: str
+    same_meaning: Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class PromptKey:
     normalized_hash: str
     normalized_text: str
     prompt_text: str
+    # Read when the key finds no row: computed only then (it costs a second canonical form).
+    legacy: Callable[[], LegacyKey] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,7 @@ class StoredResult:
     created_at: datetime
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,7 @@ class PromptState:
     latest_version: int
     result: StoredResult | None
     now: datetime  # the database's clock when it was read: leases and ages are judged by it
+    prompt_text: str | None = None  # read only by ``find_with_text``
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +94,12 @@ class Duplicate:
     prompt_ids: list[str]
 
 
-def _find_query(now: ColumnElement[datetime]) -> ReadStatement:
+def _find_query(now: ColumnElement[datetime], *, with_text: bool = False) -> ReadStatement:
     """The query of every cache hit, with the database's clock read in it."""
+    extra = (Prompt.prompt_text,) if with_text else ()
     query = (
         select(
+            *extra,
             Prompt.id,
             Prompt.status,
             Prompt.claim_token,
@@ -101,6 +116,7 @@ def _find_query(now: ColumnElement[datetime]) -> ReadStatement:
             Result.created_at.label("r_created_at"),
             Result.prompt_tokens.label("r_prompt_tokens"),
             Result.completion_tokens.label("r_completion_tokens"),
+            Result.details.label("r_details"),
             now.label("db_now"),
         )
         .outerjoin(Result, Result.id == Prompt.latest_result_id)
@@ -131,6 +147,7 @@ class PromptStore:
         self.db = database
         # Built once: SQLAlchemy compiles it once per store, not per hit.
         self._find = _find_query(database.driver.now())
+        self._find_with_text = _find_query(database.driver.now(), with_text=True)
 
     async def find(self, key: PromptKey) -> PromptState | None:
         """The prompt for ``key`` with its latest result, in one indexed query (the hot path)."""
@@ -141,6 +158,16 @@ class PromptStore:
         }
         found = await self.db.driver.fetch_one(self._find, params)
         return None if found is None else _prompt_state(found)
+
+    async def find_with_text(self, key: PromptKey) -> PromptState | None:
+        """``find`` with the prompt's text: a key read under an older meaning is checked by it."""
+        params = {
+            "owner_id": key.owner_id,
+            "profile_key": key.profile_key,
+            "normalized_hash": key.normalized_hash,
+        }
+        found = await self.db.driver.fetch_one(self._find_with_text, params)
+        return None if found is None else _prompt_state(found, found["prompt_text"])
 
     @completes_when_cancelled
     async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
@@ -247,6 +274,7 @@ class PromptStore:
                 model=generation.model,
                 prompt_tokens=generation.prompt_tokens,
                 completion_tokens=generation.completion_tokens,
+                details=details_text(generation.details),
                 created_at=version.db_now,
             )
             session.add(result)
@@ -406,7 +434,7 @@ class PromptStore:
         return duplicates
 
 
-def _prompt_state(row: Mapping[str, Any]) -> PromptState:
+def _prompt_state(row: Mapping[str, Any], prompt_text: str | None = None) -> PromptState:
     """The hit query's row, its timestamps as the driver read them made aware UTC."""
     stamp = utc_from_driver
     result = None
@@ -421,6 +449,7 @@ def _prompt_state(row: Mapping[str, Any]) -> PromptState:
             created_at=stamp(row["r_created_at"]),
             prompt_tokens=row["r_prompt_tokens"],
             completion_tokens=row["r_completion_tokens"],
+            details=details_of(row["r_details"]),
         )
     lease = row["lease_expires_at"]
     return PromptState(
@@ -433,6 +462,7 @@ def _prompt_state(row: Mapping[str, Any]) -> PromptState:
         latest_version=row["latest_version"],
         result=result,
         now=stamp(row["db_now"]),
+        prompt_text=prompt_text,
     )
 
 

@@ -10,6 +10,7 @@ import re
 from genkeep.config import GeneratorProfile
 from genkeep.core.generation import Generation
 from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.embedder import BuiltinEmbedder
 from genkeep.generate.generator import OnDelta
 from genkeep.generate.normalize import normalize_prompt
 
@@ -64,7 +65,7 @@ _WORDS = [
 ]
 
 
-class BuiltinGenerator:
+class BuiltinGenerator(BuiltinEmbedder):
     """Same normalized prompt and model, same content: a markdown title and paragraphs."""
 
     async def generate(self, prompt: str, profile: GeneratorProfile) -> Generation:
@@ -75,7 +76,11 @@ class BuiltinGenerator:
     async def chat(
         self, call: ChatCall, profile: GeneratorProfile, on_delta: OnDelta | None = None
     ) -> Generation:
-        """The content ``generate`` gives the last user message; streamed word by word."""
+        """The content ``generate`` gives the last user message; streamed word by word. Asked
+        to call a tool (``tool_choice`` required or named), it calls it with no arguments."""
+        called = _tool_call(call, profile.model)
+        if called is not None:
+            return called
         asked = next((m.text for m in reversed(call.messages) if m.role == "user"), "")
         content = render(asked, profile.model)
         pieces = _PIECE.findall(content)
@@ -94,6 +99,31 @@ class BuiltinGenerator:
             prompt_tokens=sum(len(m.text.split()) for m in call.messages),
             completion_tokens=len(content.split()),
         )
+
+
+def _tool_call(call: ChatCall, model: str) -> Generation | None:
+    choice = call.tool_choice
+    if not call.tools or choice in (None, "none", "auto"):
+        return None
+    name = choice["function"]["name"] if isinstance(choice, dict) else None
+    name = name or call.tools[0]["function"]["name"]
+    digest = hashlib.sha256(f"{model}\x00{name}".encode()).hexdigest()[:24]
+    tool_call = {
+        "id": f"call_{digest}",
+        "type": "function",
+        "function": {"name": name, "arguments": "{}"},
+    }
+    return Generation(
+        content="",
+        model=model,
+        prompt_tokens=sum(len(m.text.split()) for m in call.messages),
+        completion_tokens=1,
+        details={
+            "finish_reason": "tool_calls",
+            "message": {"tool_calls": [tool_call]},
+            "null_content": True,
+        },
+    )
 
 
 def render(prompt: str, model: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from openai import omit
@@ -11,7 +12,9 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.core.generation import Generation
 from genkeep.errors import GenerationFailed, UpstreamRateLimited, UpstreamTimeout
 from genkeep.generate.chat_key import ChatCall
+from genkeep.generate.embedder import EmbeddingCall, share_tokens
 from genkeep.generate.generator import OnDelta
+from genkeep.generate.openai_answer import StreamedAnswer, generation_of
 from genkeep.generate.openai_client import ChatClient
 
 
@@ -65,7 +68,7 @@ class OpenAIGenerator:
             temperature=profile.temperature if profile.temperature is not None else omit,
             max_tokens=profile.max_tokens if profile.max_tokens is not None else omit,
         )
-        return _to_generation(completion, profile)
+        return generation_of(completion, profile)
 
     async def chat(
         self, call: ChatCall, profile: GeneratorProfile, on_delta: OnDelta | None = None
@@ -73,30 +76,59 @@ class OpenAIGenerator:
         """Forward a chat with the parameters it sets; streamed when ``on_delta`` is given."""
         request = _chat_request(call, profile)
         if on_delta is None:
-            return _to_generation(await self._chat.complete(**request), profile)
-        parts: list[str] = []
-        model: object = None
-        usage: object = None
+            return generation_of(await self._chat.complete(**request), profile)
+        answer = StreamedAnswer(profile)
         # include_usage: the last chunk carries the usage, so streamed results record it too.
         chunks = self._chat.stream(**request, stream_options={"include_usage": True})
         async for chunk in chunks:
-            # The first name the upstream gives is the stream's: every piece was shown with it.
-            model = model or getattr(chunk, "model", None)
-            usage = getattr(chunk, "usage", None) or usage
-            for choice in getattr(chunk, "choices", None) or ():
-                piece = getattr(getattr(choice, "delta", None), "content", None)
-                if isinstance(piece, str) and piece:
-                    parts.append(piece)
-                    on_delta(piece, model if isinstance(model, str) and model else profile.model)
-        content = "".join(parts)
-        if not content.strip():
-            raise GenerationFailed("generator streamed empty content", reason="empty")
-        return Generation(
-            content=content,
-            model=model if isinstance(model, str) and model else profile.model,
-            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
-            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
-        )
+            piece = answer.add(chunk)
+            if piece:
+                on_delta(piece, answer.model or profile.model)
+        return answer.generation()
+
+    async def embed(
+        self, texts: list[str], call: EmbeddingCall, profile: GeneratorProfile
+    ) -> list[Generation]:
+        """One ``embeddings.create`` for every text; the batch's usage shared among them."""
+        request: dict[str, Any] = {
+            "model": profile.model,
+            "input": texts,
+            "encoding_format": call.encoding_format,
+        }
+        if call.dimensions is not None:
+            request["dimensions"] = call.dimensions
+        answer = await self._chat.embed(**request)
+        data = getattr(answer, "data", None)
+        if not isinstance(data, list) or len(data) != len(texts):
+            raise GenerationFailed(
+                "generator's answer is not one embedding per input", reason="bad-body"
+            )
+        vectors: list[str] = [""] * len(texts)
+        for position, item in enumerate(data):
+            index = getattr(item, "index", position)
+            vector = getattr(item, "embedding", None)
+            if not isinstance(index, int) or not 0 <= index < len(texts):
+                raise GenerationFailed(
+                    "generator's embedding index is out of range", reason="bad-body"
+                )
+            if isinstance(vector, str):
+                vectors[index] = vector
+            elif isinstance(vector, list) and vector:
+                vectors[index] = json.dumps(vector, separators=(",", ":"))
+            else:
+                raise GenerationFailed("generator sent an empty embedding", reason="empty")
+        model = getattr(answer, "model", None)
+        usage = getattr(answer, "usage", None)
+        tokens = share_tokens(_count(getattr(usage, "prompt_tokens", None)), texts)
+        return [
+            Generation(
+                content=vector,
+                model=model if isinstance(model, str) and model else profile.model,
+                prompt_tokens=count,
+                completion_tokens=0,
+            )
+            for vector, count in zip(vectors, tokens, strict=True)
+        ]
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -105,17 +137,7 @@ class OpenAIGenerator:
 
 def _chat_request(call: ChatCall, profile: GeneratorProfile) -> dict[str, Any]:
     """The SDK arguments of ``call``; parameters it leaves unset are not sent."""
-    messages: list[dict[str, Any]] = []
-    for message in call.messages:
-        content: Any = (
-            message.content
-            if isinstance(message.content, str)
-            else [{"type": "text", "text": part} for part in message.content]
-        )
-        sent: dict[str, Any] = {"role": message.role, "content": content}
-        if message.name is not None:
-            sent["name"] = message.name
-        messages.append(sent)
+    messages = [message.as_wire() for message in call.messages]
     request: dict[str, Any] = {"model": profile.model, "messages": messages}
     optional = {
         "temperature": call.temperature,
@@ -127,30 +149,12 @@ def _chat_request(call: ChatCall, profile: GeneratorProfile) -> dict[str, Any]:
         "reasoning_effort": call.reasoning_effort,
         "response_format": call.response_format,
         "stop": list(call.stop) or None,
+        "tools": list(call.tools) if call.tools is not None else None,
+        "tool_choice": call.tool_choice,
+        "parallel_tool_calls": call.parallel_tool_calls,
     }
     request.update({name: value for name, value in optional.items() if value is not None})
     return request
-
-
-def _to_generation(completion: Any, profile: GeneratorProfile) -> Generation:
-    """Validate by hand: without strict validation the SDK returns text or partial objects."""
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list) or not choices:
-        raise GenerationFailed("generator's answer is not a chat completion", reason="bad-body")
-    content = getattr(getattr(choices[0], "message", None), "content", None)
-    if not isinstance(content, str) or not content.strip():
-        finish = str(getattr(choices[0], "finish_reason", None))[:40]
-        raise GenerationFailed(
-            f"generator sent empty content (finish_reason={finish})", reason="empty"
-        )
-    model = getattr(completion, "model", None)
-    usage = getattr(completion, "usage", None)
-    return Generation(
-        content=content,
-        model=model if isinstance(model, str) and model else profile.model,
-        prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
-        completion_tokens=_count(getattr(usage, "completion_tokens", None)),
-    )
 
 
 def _count(value: object) -> int | None:

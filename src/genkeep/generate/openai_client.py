@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from openai import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     AsyncOpenAI,
@@ -91,6 +93,10 @@ class ChatClient:
         """``chat.completions.create(**request)`` with retries, every failure one clear error."""
         return await self._attempts(lambda: self._client.chat.completions.create(**request), gate)
 
+    async def embed(self, gate: Gate | None = None, **request: Any) -> Any:
+        """``embeddings.create(**request)``, with retries and failures as in ``complete``."""
+        return await self._attempts(lambda: self._client.embeddings.create(**request), gate)
+
     async def stream(self, gate: Gate | None = None, **request: Any) -> AsyncIterator[Any]:
         """The chunks of a streamed ``chat.completions.create``; failures as in ``complete``.
 
@@ -99,10 +105,22 @@ class ChatClient:
         chunks = await self._attempts(
             lambda: self._client.chat.completions.create(stream=True, **request), gate
         )
+        received = 0
         with self._mapped_errors(retrying=False):
-            async with chunks:
-                async for chunk in chunks:
-                    yield chunk
+            try:
+                async with chunks:
+                    async for chunk in chunks:
+                        received += 1
+                        yield chunk
+            except (httpx.HTTPError, APIError) as exc:
+                # Said in full: the client has seen part of the answer and must know why
+                # the rest will not come (an SSE error event carries this message).
+                detail = self._short_message(getattr(exc, "body", None) or str(exc))
+                raise self._error(
+                    f"{self._who} stream broke off after {received} chunks "
+                    f"({type(exc).__name__}: {detail})",
+                    reason="stream-broken",
+                ) from None
 
     async def _attempts(self, call: Callable[[], Awaitable[Any]], gate: Gate | None) -> Any:
         """``call`` up to 1 + max_retries times, waiting as the upstream asks (Retry-After)."""

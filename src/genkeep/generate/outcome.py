@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from genkeep.core.generation import Generation
+from genkeep.core.generation import Generation, details_of
 from genkeep.core.hashes import sha256_hex
 from genkeep.db.models import Result
 from genkeep.db.prompts import StoredResult
@@ -28,6 +29,8 @@ class Outcome:
     # The generator's usage as stored with the result; None when it reported none.
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # What the answer said beside its text (``Generation.details``), replayed on hits.
+    details: Mapping[str, Any] | None = None
 
     def as_json(self) -> dict[str, object]:
         """The response body (``dataclasses.asdict`` deep-copies: a tenth of a hit's cost)."""
@@ -44,6 +47,7 @@ class Outcome:
             "persisted": self.persisted,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "details": self.details,
         }
 
 
@@ -69,6 +73,7 @@ def stored_outcome(
         persisted=True,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
+        details=result.details if isinstance(result, StoredResult) else details_of(result.details),
     )
 
 
@@ -88,4 +93,5 @@ def unstored_outcome(
         persisted=False,
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.completion_tokens,
+        details=generation.details,
     )

@@ -175,6 +175,8 @@ class GenerateService:
         if cache.no_cache:
             return None, None
         found = await self.store.find(key)
+        if found is None and key.legacy is not None:
+            return await self._read_legacy(key, cache), None
         if found is None or found.result is None:
             return None, found
         if not cache.accepts_stored(found.result.created_at, found.now):
@@ -182,6 +184,22 @@ class GenerateService:
         outcome = stored_outcome(found.id, found.result, cached=True, coalesced=False)
         self._hit(key, outcome)
         return outcome, found
+
+    async def _read_legacy(self, key: PromptKey, cache: CacheControl) -> Outcome | None:
+        """The answer stored under the request's older key version, if it means the same."""
+        assert key.legacy is not None
+        legacy = key.legacy()
+        found = await self.store.find_with_text(
+            replace(key, normalized_hash=legacy.normalized_hash, legacy=None)
+        )
+        if found is None or found.result is None or found.prompt_text is None:
+            return None
+        if not legacy.same_meaning(found.prompt_text):
+            return None
+        if not cache.accepts_stored(found.result.created_at, found.now):
+            return None
+        self._hits(key.profile_name).inc()
+        return stored_outcome(found.id, found.result, cached=True, coalesced=False)
 
     async def _join_flight(
         self,

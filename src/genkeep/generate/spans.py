@@ -94,7 +94,7 @@ def describe_chat(call: ChatCall) -> None:
         [
             {
                 "role": m.role,
-                "content": m.content if isinstance(m.content, str) else list(m.content),
+                "content": m.content if isinstance(m.content, str | None) else list(m.content),
             }
             for m in call.messages
         ],
