@@ -14,6 +14,7 @@ from genkeep.db.ontologies import OntologyStore
 from genkeep.db.runs import RunStore
 from genkeep.errors import BadInput, ManifestMismatch
 from genkeep.extract.builtin import BuiltinExtractor
+from genkeep.extract.fleet import FleetSettings, FleetWorker
 from genkeep.extract.index import IndexCache
 from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
@@ -49,6 +50,10 @@ class ExtractionSetup:
     max_input_bytes: int
     lease_s: float
     concurrency: int
+    run_concurrency: int = 16
+    owner_concurrency: int = 0
+    fleet_slots: int = 2
+    poll_s: float = 0.5
 
     @classmethod
     def of(cls, settings: Settings) -> ExtractionSetup:
@@ -59,6 +64,10 @@ class ExtractionSetup:
             max_input_bytes=settings.max_run_input_bytes,
             lease_s=settings.extract_lease_s,
             concurrency=settings.extract_concurrency,
+            run_concurrency=settings.extract_run_concurrency,
+            owner_concurrency=settings.extract_owner_concurrency,
+            fleet_slots=settings.extract_fleet_slots,
+            poll_s=settings.extract_poll_s,
         )
 
     def request(
@@ -154,8 +163,10 @@ class ExtractionService:
         extractor_name: str,
         job_id: str | None = None,
         run_id: str | None = None,
+        concurrency: int | None = None,
     ) -> Run:
-        """Store the input and ontology and a run whose manifest pins them."""
+        """Store the input and ontology and a run whose manifest pins them; ``concurrency``:
+        the run's batches in flight at once across the fleet (unset: the setting's)."""
         ontology = load_ontology(request.ontology, name=request.ontology_name)
         extractor = self.extractor(extractor_name)
         check_params(request.params)
@@ -177,14 +188,34 @@ class ExtractionService:
             "chunk_size": params.size,
             "chunk_overlap": params.overlap,
             "batch_size": params.batch_size,
+            "concurrency": concurrency,
         }
         return await self.runs.create(owner_id, manifest, run_id)
 
     def runner(self) -> ExtractionRunner:
         """A runner that executes runs with this process's lease and concurrency."""
         return ExtractionRunner(
-            self.runs, self.blobs, lease_s=self.setup.lease_s, concurrency=self.setup.concurrency
+            self.runs,
+            self.blobs,
+            lease_s=self.setup.lease_s,
+            concurrency=self.setup.concurrency,
+            run_concurrency=self.setup.run_concurrency,
+            owner_concurrency=self.setup.owner_concurrency,
+            poll_s=self.setup.poll_s,
         )
+
+    def fleet_worker(self, *, slots: int | None = None, run_id: str | None = None) -> FleetWorker:
+        """A fleet worker of this process: batches of any running run it has the extractor
+        of (or of ``run_id`` only), ``slots`` at once (unset: GENKEEP_EXTRACT_FLEET_SLOTS)."""
+        settings = FleetSettings(
+            lease_s=self.setup.lease_s,
+            poll_s=self.setup.poll_s,
+            slots=self.setup.fleet_slots if slots is None else slots,
+            run_concurrency=self.setup.run_concurrency,
+            owner_concurrency=self.setup.owner_concurrency,
+        )
+        names = {e.name for e in self.extractors.values()}
+        return FleetWorker(self.runs, self.inputs, sorted(names), settings, run_id=run_id)
 
     async def inputs(
         self,

@@ -34,6 +34,9 @@ class RunCreate(RequestModel):
     chunk_size: PositiveInt32 | None = Field(None)
     overlap: NonNegativeInt32 | None = Field(None, description="Smaller than chunk_size.")
     batch_size: PositiveInt32 | None = Field(None)
+    concurrency: PositiveInt32 | None = Field(
+        None, description="Batches in flight at once across the worker fleet."
+    )
 
 
 class RunOut(BaseModel):
@@ -46,6 +49,7 @@ class RunOut(BaseModel):
     chunk_size: int | None
     overlap: int | None
     batch_size: int | None
+    concurrency: int | None
     total_batches: int
     batches_done: int
     batches_failed: int
@@ -71,6 +75,7 @@ class RunOut(BaseModel):
             chunk_size=run.chunk_size,
             overlap=run.chunk_overlap,
             batch_size=run.batch_size,
+            concurrency=run.concurrency,
             total_batches=total,
             batches_done=run.batches_done,
             batches_failed=run.batches_failed,
@@ -120,7 +125,9 @@ async def create_run(
         batch_size=body.batch_size,
     )
     manager = _manager(request)
-    run = await services.extraction.create(owner, run_request, body.extractor)
+    run = await services.extraction.create(
+        owner, run_request, body.extractor, concurrency=body.concurrency
+    )
     await _start(services, manager, run)
     return RunOut.of(await services.runs.require(owner, run.id))
 
