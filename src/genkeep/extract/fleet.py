@@ -97,6 +97,8 @@ class FleetWorker:
             owner_concurrency=self.settings.owner_concurrency,
             run_id=self.run_id,
             exclude_runs=sorted(self._refused),
+            # Helping a run: not this process's own (those go at its runner's concurrency).
+            not_executed_by=None if self.run_id is not None else identity.holder(),
         )
 
     async def _run_goes_on(self) -> bool:

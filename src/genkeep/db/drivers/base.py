@@ -107,6 +107,9 @@ class BatchClaim:
     owner_concurrency: int = 0
     run_id: str | None = None
     exclude_runs: Sequence[str] = ()
+    # Not runs this executor holds: a process extracts its own runs' batches at its own
+    # concurrency, and helps only other processes' runs.
+    not_executed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,6 +379,7 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
             "extractors": list(claim.extractors),
             "exclude": list(claim.exclude_runs),
             "only_run": claim.run_id,
+            "not_holder": claim.not_executed_by,
             "run_limit": claim.run_concurrency,
             "owner_limit": claim.owner_concurrency,
             "holder": claim.holder,

@@ -59,6 +59,7 @@ WHERE {_LIVE_RUN}
   AND r.extractor_name = ANY(CAST(:extractors AS TEXT[]))
   AND NOT (r.id = ANY(CAST(:exclude AS TEXT[])))
   AND (CAST(:only_run AS TEXT) IS NULL OR r.id = CAST(:only_run AS TEXT))
+  AND (CAST(:not_holder AS TEXT) IS NULL OR r.holder IS DISTINCT FROM CAST(:not_holder AS TEXT))
   AND EXISTS (SELECT 1 FROM run_batches AS b WHERE b.run_id = r.id AND {_CLAIMABLE})
   AND (SELECT count(*) FROM run_batches AS l WHERE l.run_id = r.id AND {_LIVE_BATCH})
       < COALESCE(r.concurrency, :run_limit)

@@ -532,6 +532,10 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
         )
         if claim.run_id is not None:
             candidate = candidate.where(runs.c.id == claim.run_id)
+        if claim.not_executed_by is not None:
+            candidate = candidate.where(
+                runs.c.holder.is_(None) | (runs.c.holder != claim.not_executed_by)
+            )
         candidate = candidate.order_by(runs.c.created_at, runs.c.id).limit(1)
         # Looked for outside the write lock first: idle workers poll, and most polls find
         # nothing; only a poll that finds a batch queues for the writer's lock.
