@@ -32,9 +32,9 @@ pytestmark = pytest.mark.e2e
 TEXT = numbered_text(24_000)
 PARAMS = {"chunk_size": 1000, "overlap": 100, "batch_size": 2}  # test_extract_llm's PARAMS
 HOLD = 6  # model calls answered before the fake holds every later one
-# Short leases and polls: a dead worker's batch is free within a second.
+# Short leases and polls: a dead worker's batch is free within two seconds.
 FLEET = {
-    "GENKEEP_EXTRACT_LEASE_S": "1",
+    "GENKEEP_EXTRACT_LEASE_S": "2",
     "GENKEEP_EXTRACT_POLL_S": "0.05",
     "GENKEEP_EXTRACT_CONCURRENCY": "1",
     "GENKEEP_EXTRACT_FLEET_SLOTS": "1",
@@ -123,7 +123,7 @@ def latest_run(db_url: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -135,11 +135,13 @@ def three_on_the_model(fake: FakeOpenAI, db_url: str) -> Callable[[], bool]:
 
     def check() -> bool:
         run_id = latest_run(db_url)
-        return (
-            fake.held == 3
-            and run_id is not None
-            and len(set(running(db_url, run_id).values())) == 3
-        )
+        state = (fake.held, run_id and running(db_url, run_id))
+        if [state] != seen[-1:]:
+            seen.append(state)
+            print("held, leased:", state)  # shown when the test fails
+        return fake.held == 3 and len(set((state[1] or {}).values())) == 3
+
+    seen: list[object] = []
 
     return check
 
@@ -158,11 +160,13 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_committed_is_asked_
     command += ["--chunk-size", "1000", "--overlap", "100", "--batch-size", "2"]
     for path in outputs.values():
         command += ["-o", str(path)]
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = tmp_path / "extract.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=sink
+        )
     try:
-        wait_until(three_on_the_model(fake, db_url), "three workers held at the model")
+        wait_until(three_on_the_model(fake, db_url), f"three workers held: {log.read_text()}")
         run_id = latest_run(db_url)
         assert run_id is not None
         leased = running(db_url, run_id)
@@ -171,12 +175,12 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_committed_is_asked_
         done_at_kill = committed(db_url, run_id)
         cut_off = {c.text for c in plan[victim_index]} & set(fake.prompts()[HOLD:])
         fake.release()
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, stderr.decode(errors="replace")
+    assert process.returncode == 0, log.read_text()
     assert committed(db_url, run_id) == set(range(len(plan)))
     # Taken over after its lease, by another worker.
     assert victim not in holders(db_url, run_id, {victim_index})
@@ -206,7 +210,7 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
         db_url,
         tmp_path,
         blob_dir=tmp_path / "blobs",  # the workers' (tests/conftest.py)
-        extract_lease_s=1.0,
+        extract_lease_s=2.0,
         extract_poll_s=0.05,
     )
     body = {
@@ -229,7 +233,7 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
         async def status() -> str:
             return str((await app.client.get(f"/v1/runs/{run_id}")).json()["status"])
 
-        for _ in range(500):
+        for _ in range(15000):
             if await status() == "cancelled":
                 break
             await asyncio.sleep(0.02)
@@ -246,7 +250,7 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
         fake.default = slow(0.1)  # each batch long enough for the workers' polls to see it
         resumed = await app.client.post(f"/v1/runs/{run_id}/resume")
         assert resumed.status_code == 202, resumed.text
-        for _ in range(1500):
+        for _ in range(15000):
             if await status() in ("completed", "failed"):
                 break
             await asyncio.sleep(0.02)
