@@ -69,7 +69,7 @@ def _env(database_url: str, folder: Path, fake: FakeOpenAI) -> dict[str, str]:
         "GENKEEP_DATABASE_URL": database_url,
         "GENKEEP_DATA_DIR": str(folder / "var"),
         "GENKEEP_BLOB_DIR": str(folder / "blobs"),
-        "GENKEEP_SIGNING_KEY": "fleet-bench",
+        "GENKEEP_SIGNING_KEY": "fleet-bench-signing-key",
         "GENKEEP_LOG_LEVEL": "warning",
         "GENKEEP_EXTRACT_LLM_MODEL": "gpt-fake-extract",
         "GENKEEP_OPENAI_BASE_URL": fake.base_url,
@@ -112,10 +112,10 @@ async def _run_once(workers: int, text: str, fake: FakeOpenAI) -> FleetRun:
             database_url=env["GENKEEP_DATABASE_URL"],
             data_dir=folder / "var",
             blob_dir=folder / "blobs",
-            signing_key="fleet-bench",  # type: ignore[arg-type]
+            signing_key="fleet-bench-signing-key",  # type: ignore[arg-type]
             extract_llm_model="gpt-fake-extract",
             openai_base_url=fake.base_url,
-            openai_api_key="sk-fake",  # type: ignore[arg-type]
+            openai_api_key="sk-fake",
             openai_max_retries=0,
             extract_concurrency=1,
             extract_run_concurrency=64,

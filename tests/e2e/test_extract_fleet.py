@@ -9,6 +9,7 @@ The documents are compared, byte for byte, with those of a one-process run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,7 +55,7 @@ def _settings(fake: FakeOpenAI, database_url: str, folder: Path, **more: object)
         data_dir=folder / "var",
         extract_llm_model="gpt-fake-extract",
         openai_base_url=fake.base_url,
-        openai_api_key="sk-fake-extract",  # type: ignore[arg-type]
+        openai_api_key="sk-fake-extract",
         openai_max_retries=0,
         extract_concurrency=1,
         _env_file=None,
@@ -162,8 +163,13 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_committed_is_asked_
         command += ["-o", str(path)]
     log = tmp_path / "extract.log"
     with log.open("wb") as sink:
+        # A session of its own: the helpers it starts go with it, whatever the test's end.
         process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=sink
+            command,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
         )
     try:
         wait_until(three_on_the_model(fake, db_url), f"three workers held: {log.read_text()}")
@@ -177,9 +183,9 @@ def test_a_worker_killed_mid_batch_is_taken_over_and_nothing_committed_is_asked_
         fake.release()
         process.wait(timeout=300)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     assert process.returncode == 0, log.read_text()
     assert committed(db_url, run_id) == set(range(len(plan)))
     # Taken over after its lease, by another worker.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -80,12 +81,26 @@ def work(
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)  # at the next batch boundary
-            await fleet.run(stop)
+            orphaned = asyncio.create_task(_when_orphaned(stop))
+            try:
+                await fleet.run(stop)
+            finally:
+                orphaned.cancel()
         finally:
             await close_services(services)
         return 0
 
     raise typer.Exit(run(main()))
+
+
+async def _when_orphaned(stop: asyncio.Event) -> None:
+    """Stop once the process that started this helper is gone (killed outright)."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:  # reparented: no signal says so
+            stop.set()
+            return
 
 
 def shares_table(shares: Sequence[WorkerShare]) -> Table | None:

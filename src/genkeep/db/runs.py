@@ -128,10 +128,15 @@ class RunStore:
         async with self.db.reading() as session:
             return (await session.execute(query)).scalars().first()
 
-    async def find(self, run_id: str) -> Run | None:
-        """A run by id alone: for a fleet worker, which serves every owner's runs."""
+    async def find_with_clock(self, run_id: str) -> tuple[Run | None, datetime]:
+        """A run by id alone (a fleet worker serves every owner's), and the database's clock."""
+        query = select(Run, self.db.driver.now()).where(Run.id == run_id)
         async with self.db.reading() as session:
-            return await session.get(Run, run_id)
+            found = (await session.execute(query)).first()
+            if found is None:
+                now = (await session.execute(select(self.db.driver.now()))).scalar_one()
+                return None, now
+        return found[0], found[1]
 
     async def require(self, owner_id: str, run_id: str) -> Run:
         run = await self.get(owner_id, run_id)

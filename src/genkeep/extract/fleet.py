@@ -64,9 +64,11 @@ class FleetWorker:
         self._prepared: OrderedDict[str, tuple[RunPlan, RunInputs]] = OrderedDict()
         self._preparing: dict[str, asyncio.Future[tuple[RunPlan, RunInputs]]] = {}
         self._refused: set[str] = set()  # runs this process cannot extract (logged once)
+        self._executor_seen = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set (or, for one run, until it no longer runs)."""
+        self._executor_seen = asyncio.get_running_loop().time()
         async with asyncio.TaskGroup() as group:
             for _ in range(self.settings.slots):
                 group.create_task(self._slot(stop))
@@ -102,12 +104,21 @@ class FleetWorker:
         )
 
     async def _run_goes_on(self) -> bool:
-        """Whether the one run this worker serves may still have batches for it."""
+        """Whether the one run this worker serves may still have batches for it: not if it
+        ended, or if its executor died (a resume starts helpers of its own)."""
         assert self.run_id is not None
-        found = await self.runs.find(self.run_id)
+        found, now = await self.runs.find_with_clock(self.run_id)
         if found is None or found.status not in ("pending", "running"):
             return False
-        return found.status == "pending" or found.batches_done < max(found.total_batches, 1)
+        if found.status == "pending":
+            return True
+        if found.lease_expires_at is not None and found.lease_expires_at > now:
+            self._executor_seen = asyncio.get_running_loop().time()
+        # A lapse of one lease may be a busy executor's late heartbeat; two are not.
+        lapsed = asyncio.get_running_loop().time() - self._executor_seen
+        return lapsed < 2 * self.settings.lease_s and found.batches_done < max(
+            found.total_batches, 1
+        )
 
     async def _work(self, claimed: ClaimedBatch) -> None:
         try:
