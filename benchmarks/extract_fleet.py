@@ -112,7 +112,7 @@ async def _run_once(workers: int, text: str, fake: FakeOpenAI) -> FleetRun:
             database_url=env["GENKEEP_DATABASE_URL"],
             data_dir=folder / "var",
             blob_dir=folder / "blobs",
-            signing_key="fleet-bench-signing-key",  # type: ignore[arg-type]
+            signing_key="fleet-bench-signing-key",
             extract_llm_model="gpt-fake-extract",
             openai_base_url=fake.base_url,
             openai_api_key="sk-fake",
