@@ -263,6 +263,10 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
         assert await status() == "completed"
         rest = set(range(len(plan))) - stopped
         assert len(holders(db_url, run_id, rest)) >= 2  # the resume spread again
+        workers_page = (await app.client.get(f"/v1/runs/{run_id}/workers")).json()
+        assert len(workers_page["workers"]) == 3  # the console's run page shows these
+        assert sum(w["batches"] for w in workers_page["workers"]) == len(plan)
+        assert workers_page["batches_per_s"] > 0
         run = await app.services.runs.require(settings.default_owner, run_id)
         assert run.outputs is not None
         documents = {n: await app.services.blobs.get(run.outputs[n]["key"]) for n in DOCUMENTS}

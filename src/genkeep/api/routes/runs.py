@@ -14,6 +14,7 @@ from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
+from genkeep.core import identity
 from genkeep.core.types import INT64_MAX, NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
@@ -146,6 +147,47 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))
 async def get_run(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunOut:
     return RunOut.of(await services.runs.require(owner, run_id))
+
+
+class WorkerShareOut(BaseModel):
+    worker: str
+    batches: int
+    batches_per_s: float | None
+
+
+class RunWorkersOut(BaseModel):
+    workers: list[WorkerShareOut]
+    batches_per_s: float | None
+
+
+def _rate(batches: int, first: datetime | None, last: datetime | None) -> float | None:
+    if first is None or last is None or last <= first:
+        return None
+    return round(batches / (last - first).total_seconds(), 3)
+
+
+@router.get("/runs/{run_id}/workers", response_model=RunWorkersOut, responses=documented(404))
+async def run_workers(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunWorkersOut:
+    """The batches each worker of the fleet committed, and their throughput."""
+    await services.runs.require(owner, run_id)
+    shares = await services.runs.worker_shares(owner, run_id)
+    firsts = [s.first_claimed for s in shares if s.first_claimed is not None]
+    lasts = [s.last_done for s in shares if s.last_done is not None]
+    return RunWorkersOut(
+        workers=[
+            WorkerShareOut(
+                worker=identity.label(s.holder),
+                batches=s.batches,
+                batches_per_s=_rate(s.batches, s.first_claimed, s.last_done),
+            )
+            for s in shares
+        ],
+        batches_per_s=_rate(
+            sum(s.batches for s in shares),
+            min(firsts) if firsts else None,
+            max(lasts) if lasts else None,
+        ),
+    )
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=documented(404, 409))
