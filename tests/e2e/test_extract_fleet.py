@@ -210,7 +210,7 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
     _, plan = plan_of(TEXT)
     fake.hold_after(HOLD)
     for _ in range(2):
-        workers(concurrency=1, **llm_env(fake), **FLEET)
+        workers(concurrency=1, **{**llm_env(fake), **FLEET})
     settings = _settings(
         fake,
         db_url,
