@@ -231,7 +231,7 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
         assert created.status_code == 202, created.text
         run_id = created.json()["id"]
         await asyncio.to_thread(wait_until, three_on_the_model(fake, db_url), "three workers")
-        done_before = committed(db_url, run_id)
+        done_before = await asyncio.to_thread(committed, db_url, run_id)
         cancelled = await app.client.post(f"/v1/runs/{run_id}/cancel")
         assert cancelled.status_code == 200, cancelled.text
         fake.release()
@@ -245,12 +245,14 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
             await asyncio.sleep(0.02)
         assert await status() == "cancelled"
         # Every worker finished the batch it held, and none claimed another.
-        stopped = committed(db_url, run_id)
+        stopped = await asyncio.to_thread(committed, db_url, run_id)
         calls = fake.calls
         await asyncio.sleep(0.3)  # six idle polls of each worker
-        assert committed(db_url, run_id) == stopped and fake.calls == calls
-        assert len(stopped) == len(done_before) + 3 and not running(db_url, run_id)
-        shares = holders(db_url, run_id, stopped - done_before)
+        assert await asyncio.to_thread(committed, db_url, run_id) == stopped
+        assert fake.calls == calls
+        assert len(stopped) == len(done_before) + 3
+        assert not await asyncio.to_thread(running, db_url, run_id)
+        shares = await asyncio.to_thread(holders, db_url, run_id, stopped - done_before)
         assert len(shares) == 3 and set(shares.values()) == {1}
 
         fake.default = slow(0.1)  # each batch long enough for the workers' polls to see it
@@ -262,7 +264,8 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
             await asyncio.sleep(0.02)
         assert await status() == "completed"
         rest = set(range(len(plan))) - stopped
-        assert len(holders(db_url, run_id, rest)) >= 2  # the resume spread again
+        # The resume spread again.
+        assert len(await asyncio.to_thread(holders, db_url, run_id, rest)) >= 2
         workers_page = (await app.client.get(f"/v1/runs/{run_id}/workers")).json()
         assert len(workers_page["workers"]) == 3  # the console's run page shows these
         assert sum(w["batches"] for w in workers_page["workers"]) == len(plan)
