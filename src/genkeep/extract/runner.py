@@ -59,9 +59,6 @@ class RunProgress:
     resumed_from: int  # batches already done when this execution started
 
 
-_REPORT_EVERY_S = 0.2
-
-
 class ExtractionRunner:
     def __init__(
         self,
@@ -210,10 +207,7 @@ class ExtractionRunner:
                 on_progress(RunProgress(total, counts.done, counts.failed, entities, resumed_from))
             return counts
 
-        reported = [0.0]
-
         async def work() -> None:
-            loop = asyncio.get_running_loop()
             while not cancel.is_set():
                 claimed = await self.runs.claim_batch(self._claim(run))
                 if claimed is None:
@@ -221,10 +215,7 @@ class ExtractionRunner:
                 outcome = await work_batch(self.runs, claimed, plan, inputs, self.lease_s)
                 if outcome.cancel_requested:
                     cancel.set()
-                # Progress is the fleet's (read back): a few times a second is enough.
-                if loop.time() - reported[0] >= _REPORT_EVERY_S:
-                    reported[0] = loop.time()
-                    await report()
+                await report()  # the fleet's progress, read back: callers stop on it
 
         counts = await report()
         while True:
