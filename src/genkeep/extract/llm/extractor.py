@@ -142,7 +142,13 @@ class LlmExtractor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, model: str, cache: LlmCache, max_attempts: int = 3
+        cls,
+        settings: Settings,
+        *,
+        model: str,
+        cache: LlmCache,
+        max_attempts: int = 3,
+        limit: ProviderLimit | None = None,
     ) -> LlmExtractor:
         key = settings.openai_api_key
         return cls(
@@ -153,6 +159,7 @@ class LlmExtractor:
             timeout_s=settings.openai_timeout_s,
             max_retries=settings.openai_max_retries,
             max_attempts=max_attempts,
+            limit=limit,
         )
 
     async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
