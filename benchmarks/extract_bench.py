@@ -21,6 +21,10 @@ benchmarks/results/extract_bench.json.
 ``--extractor ner [--ner-kb 25,100]`` measures the ner extractor instead (spaCy; one child
 process per input size, ``benchmarks/extract_ner.py``), results in
 benchmarks/results/extract_bench_ner.json. Goals: >= 1 MB/s per process, peak RSS flat.
+
+``--fleet [--fleet-batches 400] [--fleet-sizes 1,2,4,8] [--latency-s 0.2]`` is a mode of its
+own (benchmarks/extract_fleet.py): one run spread over N worker processes against a fake
+model, its speedup and the sha256s of its documents; results in extract_fleet.json.
 """
 
 from __future__ import annotations
@@ -210,7 +214,26 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def fleet_main(argv: list[str]) -> int:
+    """The ``--fleet`` mode: nothing else runs (see benchmarks/extract_fleet.py)."""
+    from benchmarks.extract_fleet import measure_fleet, report_fleet
+
+    parser = argparse.ArgumentParser(description="one run over a fleet of worker processes")
+    parser.add_argument("--fleet", action="store_true")
+    parser.add_argument("--fleet-batches", type=int, default=400)
+    parser.add_argument("--fleet-sizes", default="1,2,4,8")
+    parser.add_argument("--latency-s", type=float, default=0.2)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/extract_fleet.json")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.fleet_sizes.split(",")]
+    results = measure_fleet(args.fleet_batches, sizes, args.latency_s)
+    return 0 if report_fleet(results, args.latency_s, args.json) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--fleet" in given:
+        return fleet_main(given)
     options = parse_options(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.perf_counter()

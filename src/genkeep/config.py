@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     extract_chunk_size: int = Field(default=4000, ge=1)
     extract_overlap: int = Field(default=200, ge=0)
     extract_batch_size: int = Field(default=8, ge=1)
+    # The fleet (docs/extract.md): a run's batches in flight at once across all workers
+    # (a run may set its own), an owner's total over all its runs (0: none), the batches
+    # each `genkeep worker` extracts for other processes' runs (0: none), and how often an
+    # idle worker looks for batches.
+    extract_run_concurrency: int = Field(default=16, ge=1)
+    extract_owner_concurrency: int = Field(default=0, ge=0)
+    extract_fleet_slots: int = Field(default=2, ge=0)
+    extract_poll_s: float = Field(default=0.5, gt=0)
     # The model of the LLM extractor (OpenAI-compatible, GENKEEP_OPENAI_*); unset disables it.
     extract_llm_model: str | None = None
     # The extractor of a run that names none: auto is ner when its pipeline is installed,

@@ -27,6 +27,7 @@ from genkeep.extract.service import ExtractionService, ExtractionSetup, default_
 from genkeep.generate.backends import build_generators
 from genkeep.generate.chat import ChatService
 from genkeep.generate.embeddings import EmbeddingService
+from genkeep.generate.limits import ProviderLimiter
 from genkeep.generate.metering import Metering
 from genkeep.generate.service import GenerateService
 from genkeep.jobs import Catalogue, load_catalogue
@@ -81,7 +82,10 @@ async def open_services(settings: Settings) -> Services:
     artifacts = ArtifactStore(database, settings.artifact_retention_days)
     wakeups = Wakeups(database.driver)
     runs = RunStore(database)
-    extractors = default_extractors(settings, DbLlmCache(database, settings.llm_cache_ttl_s))
+    limiter = ProviderLimiter(RateBuckets(database), settings)
+    extractors = default_extractors(
+        settings, DbLlmCache(database, settings.llm_cache_ttl_s), limiter
+    )
     spend = SpendStore(database)
     metering = Metering(spend, RateBuckets(database), settings)
     generate = GenerateService(prompts, settings, generators, metering)

@@ -19,7 +19,7 @@ from genkeep.db.drivers.base import TASKS_CHANNEL
 from genkeep.db.drivers.wakeups import Wakeups
 from genkeep.db.jobs import Audit
 from genkeep.db.migrate import current_revision, ensure_current, head_revision, upgrade
-from genkeep.db.models import Task
+from genkeep.db.models import RunBatch, Task
 from genkeep.db.tasks import Submission
 from genkeep.db.types import utcnow
 from genkeep.db.url import async_url
@@ -131,6 +131,33 @@ async def test_keda_query_counts_the_tasks_that_need_a_worker_now(
                 update(Task).where(Task.status == "running").values(status="completed")
             )
         assert await keda_count(db_url, query) == 0
+        # A running run's batches left to do (claimable or in flight) count twice each: a
+        # pod extracts two batches at once where it runs four tasks.
+        run = await services.runs.create("alice", RUN_MANIFEST)
+        lease = await services.runs.acquire(run.id, "executor", 30)
+        assert lease is not None
+        await services.runs.open_batches(lease, 6)
+        async with services.database.transaction() as session:
+            for index, status in ((0, "done"), (1, "done"), (2, "running")):
+                await session.execute(
+                    update(RunBatch)
+                    .where(RunBatch.run_id == run.id, RunBatch.batch_index == index)
+                    .values(status=status)
+                )
+        assert await keda_count(db_url, query) == 2 * 4
+        await services.runs.request_cancel("alice", run.id)  # no more claims: not counted
+        assert await keda_count(db_url, query) == 0
+
+
+RUN_MANIFEST = {
+    "input_name": "in.txt",
+    "input_sha256": "0" * 64,
+    "input_blob_key": "owners/alice/inputs/none",
+    "input_chars": 0,
+    "ontology_hash": "0" * 64,
+    "extractor_name": "genkeep-builtin",
+    "extractor_version": "1",
+}
 
 
 async def keda_count(db_url: str, query: str) -> int:

@@ -109,3 +109,28 @@ async def test_a_corrupt_entry_is_asked_again_and_replaced(
     assert server.calls == 2
     async with database.reading() as session:
         assert (await session.execute(select(func.count()).select_from(LlmAnswer))).scalar() == 1
+
+
+class CountingLimit:
+    """A ProviderLimit that admits every call and counts them."""
+
+    def __init__(self) -> None:
+        self.acquired: list[int] = []
+
+    async def acquire(self, tokens: int) -> None:
+        self.acquired.append(tokens)
+
+
+async def test_each_model_call_passes_the_provider_limit_and_a_hit_does_not(
+    server: FakeOpenAI, make: Make
+) -> None:
+    server.plan(ok(VALID))
+    index = FakeIndex()
+    limit = CountingLimit()
+    first = make().for_owner("alice")
+    first.limit = limit
+    await first.extract(CHUNK, index)
+    again = make().for_owner("alice")
+    again.limit = limit
+    await again.extract(CHUNK, index)
+    assert server.calls == 1 and len(limit.acquired) == 1 and limit.acquired[0] > 0

@@ -257,10 +257,11 @@ async def test_a_cancel_from_another_process_stops_at_the_next_batch(
         assert await runner.execute(seen, inputs, asyncio.Event()) == "cancelled"
     stopped = await services.runs.require(OWNER, run.id)
     assert stopped.total_batches > 10
-    # The request lands just after batch 3 committed, while batch 4 is being extracted; batch
-    # 4's checkpoint reads it, and the run stops there, at the next boundary.
-    assert stopped.status == "cancelled" and stopped.batches_done == 4
-    assert await count(services.database, RunBatch) == 4
+    # The request lands just after batch 3 committed; the runner reads it at that boundary,
+    # and no batch is claimed after it (a claim refuses a run asked to stop).
+    assert stopped.status == "cancelled" and stopped.batches_done == 3
+    counts = await services.runs.batch_counts(run.id)
+    assert (counts.done, counts.running) == (3, 0)
 
 
 async def test_an_extract_task_whose_run_is_cancelled_before_it_starts_ends_cancelled(

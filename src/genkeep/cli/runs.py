@@ -17,6 +17,7 @@ from rich.table import Column, Table
 from genkeep.cli.common import console, errors, fail, run
 from genkeep.cli.common import settings as load_cli_settings
 from genkeep.cli.execute import execute, written
+from genkeep.cli.fleet import ConcurrencyOption, WorkersOption, helpers, shares_table, work
 from genkeep.cli.help import Command, Group, examples
 from genkeep.cli.outputs import OutputFormat, plan_outputs, write_outputs
 from genkeep.config import Settings
@@ -25,6 +26,7 @@ from genkeep.telemetry import tracing
 
 if TYPE_CHECKING:
     from genkeep.db.models import Run
+    from genkeep.db.runs import WorkerShare
     from genkeep.extract.service import ExtractionService
     from genkeep.services import Services
 
@@ -125,6 +127,8 @@ def extract(
     ] = None,
     output: OutputOption = None,
     fmt: FormatOption = None,
+    workers: WorkersOption = 1,
+    concurrency: ConcurrencyOption = None,
 ) -> None:
     """Extract a knowledge graph; Ctrl-C stops at the next batch and leaves a resumable run."""
     from genkeep.extract.service import ExtractionSetup
@@ -149,9 +153,13 @@ def extract(
             # One trace for the whole command: the run, its batches, its outputs.
             with tracing.span("genkeep extract", attributes={"genkeep.input": input_file.name}):
                 created = await service.create(
-                    settings.default_owner, request, extractor.value if extractor else None
+                    settings.default_owner,
+                    request,
+                    extractor.value if extractor else None,
+                    concurrency=concurrency,
                 )
-                return await execute(services, service, created.id, settings, outputs)
+                with helpers(created.id, workers - 1, settings.extract_lease_s):
+                    return await execute(services, service, created.id, settings, outputs)
 
     raise typer.Exit(run(main()))
 
@@ -191,6 +199,7 @@ def resume(
     ] = None,
     output: OutputOption = None,
     fmt: FormatOption = None,
+    workers: WorkersOption = 1,
 ) -> None:
     """Resume a run where it stopped, with the chunk parameters stored when it started; a
     completed run only writes its outputs."""
@@ -201,16 +210,17 @@ def resume(
 
     async def main() -> int:
         async with extraction(settings) as (services, service):
-            return await execute(
-                services,
-                service,
-                run_id,
-                settings,
-                outputs,
-                text=text,
-                ontology=ontology_bytes,
-                ontology_name=ontology.name if ontology else "",
-            )
+            with helpers(run_id, workers - 1, settings.extract_lease_s):
+                return await execute(
+                    services,
+                    service,
+                    run_id,
+                    settings,
+                    outputs,
+                    text=text,
+                    ontology=ontology_bytes,
+                    ontology_name=ontology.name if ontology else "",
+                )
 
     raise typer.Exit(run(main()))
 
@@ -296,11 +306,12 @@ def show(
     """A run's manifest, checkpoint and outputs."""
     settings = load_cli_settings()
 
-    async def main() -> Run:
+    async def main() -> tuple[Run, list[WorkerShare]]:
         async with extraction(settings) as (services, _):
-            return await services.runs.require(settings.default_owner, run_id)
+            found = await services.runs.require(settings.default_owner, run_id)
+            return found, await services.runs.worker_shares(settings.default_owner, run_id)
 
-    found = run(main())
+    found, shares = run(main())
     if as_json:
         print_json(run_document(found))
         return
@@ -316,6 +327,7 @@ def show(
         "chunk_size",
         "chunk_overlap",
         "batch_size",
+        "concurrency",
         "total_batches",
         "batches_done",
         "batches_failed",
@@ -327,6 +339,9 @@ def show(
     ):
         table.add_row(name, _cell(getattr(found, name)))
     console.print(table)
+    by_worker = shares_table(shares)
+    if by_worker is not None:
+        console.print(by_worker)
 
 
 def _cell(value: object) -> str:
@@ -445,4 +460,5 @@ def register(app: typer.Typer) -> None:
             "genkeep eval --gold gold.jsonl --ontology onto.ttl --extractor ner",
         ),
     )(evaluate)
+    runs_app.command("work", cls=Command, hidden=True)(work)
     app.add_typer(runs_app, name="runs")

@@ -319,6 +319,8 @@ class Run(Base):
     chunk_size: Mapped[int | None] = mapped_column(Integer)
     chunk_overlap: Mapped[int | None] = mapped_column(Integer)
     batch_size: Mapped[int | None] = mapped_column(Integer)
+    # Batches in flight at once across the fleet; null: GENKEEP_EXTRACT_RUN_CONCURRENCY.
+    concurrency: Mapped[int | None] = mapped_column(Integer)
     total_batches: Mapped[int] = mapped_column(Integer, default=0)
     batches_done: Mapped[int] = mapped_column(Integer, default=0)
     batches_failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -375,15 +377,21 @@ class RunBatch(Base):
     """One batch's result, committed with the run's checkpoint; verified by its checksum."""
 
     __tablename__ = "run_batches"
+    __table_args__ = (Index("ix_run_batches_status", "status", "run_id"),)
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     batch_index: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # done | failed
+    status: Mapped[str] = mapped_column(String(16))  # pending | running | done | failed
     result: Mapped[str | None] = mapped_column(Text)
     checksum: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The batch lease (a fleet worker's claim); ``holder`` stays after the commit.
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RunEntity(Base):

@@ -1,19 +1,21 @@
 """Executes one extraction run: chunk by the stored parameters, extract batch by batch with
 an atomic checkpoint each (I6), then merge the batches in order, streaming (I9).
 
+The process that executes a run holds the run's lease; its batches are leased one by one
+to it and to any fleet worker (extract/fleet.py) through the database, within the run's
+concurrency. When every batch is done, this process merges them, once, in batch order.
 A batch's extraction is redone only if it was not committed: after a crash, a resumed run
-redoes at most the batches that were in flight. Everything a run writes goes through its
-lease, and a heartbeat renews it and picks up cancel requests from other processes.
+redoes at most the batches that were in flight. A heartbeat renews the run's lease and
+picks up cancel requests from other processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -22,17 +24,31 @@ from opentelemetry.trace import Span
 from genkeep.blobs import BlobStore
 from genkeep.core import identity, interleave
 from genkeep.core.redact import client_message
+from genkeep.db.drivers.base import BatchClaim
 from genkeep.db.models import Run
-from genkeep.db.runs import RunLease, RunStore
+from genkeep.db.runs import BatchCounts, RunLease, RunStore
 from genkeep.errors import CorruptBatch, LeaseLost, RunBusy
-from genkeep.extract.chunking import batches as make_batches
-from genkeep.extract.chunking import chunk_text
-from genkeep.extract.dedupe import merge_chunk_results
-from genkeep.extract.index import OntologyIndex
-from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
+from genkeep.extract.batches import (
+    RunInputs,
+    RunPlan,
+    chunk_params,
+    decode_result,
+    encode_result,
+    work_batch,
+)
 from genkeep.extract.outputs import write_outputs
 from genkeep.telemetry import tracing
 from genkeep.telemetry.messaging import consumer_span
+
+__all__ = [
+    "ExtractionRunner",
+    "Progress",
+    "RunInputs",
+    "RunProgress",
+    "chunk_params",
+    "decode_result",
+    "encode_result",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,77 +64,6 @@ class RunProgress:
     resumed_from: int  # batches already done when this execution started
 
 
-@dataclass(frozen=True, slots=True)
-class RunInputs:
-    text: str
-    index: OntologyIndex
-    ontology_ttl: bytes
-    extractor: Extractor
-
-
-def chunk_params(run: Run) -> ChunkParams:
-    """The run's stored chunking parameters; defaults (with a warning) for runs without them."""
-    if run.chunk_size is None or run.chunk_overlap is None or run.batch_size is None:
-        defaults = ChunkParams()
-        log.warning(
-            "run %s was stored without chunk parameters; resuming with the defaults "
-            "(size %d, overlap %d, batch size %d)",
-            run.id,
-            defaults.size,
-            defaults.overlap,
-            defaults.batch_size,
-        )
-        return defaults
-    return ChunkParams(size=run.chunk_size, overlap=run.chunk_overlap, batch_size=run.batch_size)
-
-
-def encode_result(start: int, result: ChunkResult) -> str:
-    """A batch result as canonical JSON: the same result always gives the same text."""
-    # Explicit dicts: dataclasses.asdict deep-copies and dominated the per-batch CPU.
-    body = {
-        "start": start,
-        "entities": [_entity_body(e) for e in result.entities],
-        "relations": [_relation_body(r) for r in result.relations],
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _entity_body(e: Entity) -> dict[str, object]:
-    body: dict[str, object] = {
-        "class_iri": e.class_iri,
-        "surface": e.surface,
-        "start": e.start,
-        "end": e.end,
-        "alignment": e.alignment,
-    }
-    if e.name is not None:  # only when set: batches stored before it decode the same
-        body["name"] = e.name
-    return body
-
-
-def _relation_body(r: Relation) -> dict[str, object]:
-    body: dict[str, object] = {
-        "property_iri": r.property_iri,
-        "subject_key": r.subject_key,
-        "object_key": r.object_key,
-        "start": r.start,
-        "end": r.end,
-    }
-    if r.cue is not None:
-        body["cue"] = r.cue
-    if r.literal:
-        body["literal"] = True
-    return body
-
-
-def decode_result(text: str) -> tuple[int, ChunkResult]:
-    body = json.loads(text)
-    return int(body["start"]), ChunkResult(
-        entities=[Entity(**e) for e in body["entities"]],
-        relations=[Relation(**r) for r in body["relations"]],
-    )
-
-
 def run_span(run: Run, holder: str) -> AbstractContextManager[Span | None]:
     """One execution of a run: it continues the trace the run was created in (I18)."""
     return consumer_span(
@@ -132,12 +77,6 @@ def run_span(run: Run, holder: str) -> AbstractContextManager[Span | None]:
     )
 
 
-def batch_span(run_id: str, index: int, chunks: int) -> AbstractContextManager[Span | None]:
-    """One batch: extracted and committed with its checkpoint (I6)."""
-    attributes = {"genkeep.run.id": run_id, "genkeep.batch.index": index, "genkeep.chunks": chunks}
-    return tracing.span("extract batch", attributes=attributes)
-
-
 class ExtractionRunner:
     def __init__(
         self,
@@ -147,11 +86,17 @@ class ExtractionRunner:
         lease_s: float = 30.0,
         concurrency: int = 2,
         holder: str | None = None,
+        run_concurrency: int = 16,
+        owner_concurrency: int = 0,
+        poll_s: float = 0.5,
     ) -> None:
         self.runs = runs
         self.blobs = blobs
         self.lease_s = lease_s
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # batches this process extracts at once
+        self.run_concurrency = run_concurrency  # the fleet's, unless the run sets its own
+        self.owner_concurrency = owner_concurrency
+        self.poll_s = poll_s
         self.holder = holder or identity.holder()
 
     async def execute(
@@ -219,14 +164,11 @@ class ExtractionRunner:
         on_progress: Progress | None,
     ) -> str:
         params = chunk_params(run)
-        chunks = chunk_text(
-            inputs.text, ChunkParams(params.size, params.overlap, params.batch_size)
-        )
-        plan = make_batches(chunks, params.batch_size)
-        next_start = {chunk.index: after.start for chunk, after in itertools.pairwise(chunks)}
+        plan = RunPlan.of(inputs.text, params)
+        total = len(plan.batches)
         await self.runs.set_plan(
             lease,
-            len(plan),
+            total,
             {
                 "chunk_size": params.size,
                 "chunk_overlap": params.overlap,
@@ -234,15 +176,13 @@ class ExtractionRunner:
             },
         )
         for merge in (1, 2):
-            stopped = await self._extract_pending(
-                run, lease, plan, inputs, next_start, cancel, on_progress
-            )
+            stopped = await self._extract_pending(run, lease, plan, inputs, cancel, on_progress)
             if stopped is not None:
                 return stopped
             try:
                 with tracing.span("merge run outputs", attributes={"genkeep.run.id": run.id}):
                     outputs = await write_outputs(
-                        self.runs, self.blobs, run, len(plan), inputs.ontology_ttl, decode_result
+                        self.runs, self.blobs, run, total, inputs.ontology_ttl, decode_result
                     )
             except CorruptBatch as exc:
                 if merge == 2:
@@ -254,96 +194,92 @@ class ExtractionRunner:
             return "completed"
         raise AssertionError("unreachable: the second merge returns or raises")
 
+    def _claim(self, run: Run) -> BatchClaim:
+        return BatchClaim(
+            holder=identity.label(self.holder)[:128],
+            token=str(uuid.uuid4()),
+            lease_s=self.lease_s,
+            extractors=[run.extractor_name],
+            run_concurrency=self.run_concurrency,
+            owner_concurrency=self.owner_concurrency,
+            run_id=run.id,
+        )
+
     async def _extract_pending(
         self,
         run: Run,
         lease: RunLease,
-        plan: list[list[Chunk]],
+        plan: RunPlan,
         inputs: RunInputs,
-        next_start: dict[int, int],
         cancel: asyncio.Event,
         on_progress: Progress | None,
     ) -> str | None:
-        """Extract and checkpoint every batch not done yet; the run's end status if it ends."""
-        done = await self.runs.done_batches(run.id)
-        pending = [i for i in range(len(plan)) if i not in done]
-        state = {"done": len(done), "failed": 0}
-        entities = run.entities_found
+        """Work the run's batches with the fleet until every one is done; the run's end
+        status if it ends first (cancelled, or failed batches)."""
+        total = len(plan.batches)
+        resumed_from = len(await self.runs.done_batches(run.id))
+        await self.runs.open_batches(lease, total)
 
-        def report() -> None:
+        async def report() -> BatchCounts:
+            counts = await self.runs.batch_counts(run.id)
+            current = await self.runs.get(run.owner_id, run.id)
+            if current is not None and current.cancel_requested:
+                cancel.set()  # asked from another process: stop at this batch boundary
             if on_progress is not None:
-                on_progress(
-                    RunProgress(len(plan), state["done"], state["failed"], entities, len(done))
-                )
-
-        report()
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in pending:
-            queue.put_nowait(index)
+                entities = current.entities_found if current is not None else 0
+                on_progress(RunProgress(total, counts.done, counts.failed, entities, resumed_from))
+            return counts
 
         async def work() -> None:
-            nonlocal entities
             while not cancel.is_set():
-                try:
-                    index = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                try:
-                    with batch_span(run.id, index, len(plan[index])):
-                        result = await self._extract(plan[index], inputs, next_start)
-                        encoded = encode_result(plan[index][0].start, result)
-                        keys = sorted({e.key for e in result.entities})
-                        saved = await self.runs.save_batch(lease, index, encoded, keys)
-                    if saved.saved:
-                        state["done"] += 1
-                        entities = saved.entities
-                    if saved.cancel_requested:
-                        cancel.set()  # another process asked: stop at this batch boundary
-                except (LeaseLost, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    log.warning("run %s batch %d failed: %s", run.id, index, exc)
-                    if await self.runs.fail_batch(lease, index, client_message(exc)):
-                        state["failed"] += 1
-                    else:  # its commit landed before the error (a dropped connection)
-                        state["done"] += 1
-                report()
+                claimed = await self.runs.claim_batch(self._claim(run))
+                if claimed is None:
+                    return  # none free now: taken by the fleet, done, or over a limit
+                outcome = await work_batch(self.runs, claimed, plan, inputs, self.lease_s)
+                if outcome.cancel_requested:
+                    cancel.set()
+                await report()  # the fleet's progress, read back: callers stop on it
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(self.concurrency, len(pending)))):
-                group.create_task(work())
-        if cancel.is_set() and state["done"] < len(plan):
-            await self.runs.finish(lease, "cancelled")
-            return "cancelled"
-        if state["failed"]:
-            await self.runs.finish(
-                lease,
-                "failed",
-                error=f"{state['failed']} batch(es) failed; `genkeep runs resume` retries them",
-            )
-            return "failed"
-        return None
+        counts = await report()
+        while True:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(max(1, self.concurrency)):
+                    group.create_task(work())
+            counts = await report()
+            if cancel.is_set():
+                return await self._stop(run, lease, total, report)
+            if counts.done == total:
+                return None
+            if counts.pending == 0 and counts.running == 0:
+                await self.runs.finish(
+                    lease,
+                    "failed",
+                    error=f"{counts.failed} batch(es) failed; `genkeep runs resume` retries them",
+                )
+                return "failed"
+            # Batches in flight in other workers, or over a concurrency limit: look again.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cancel.wait(), self.poll_s)
 
-    async def _extract(
-        self, batch: list[Chunk], inputs: RunInputs, next_start: dict[int, int]
-    ) -> ChunkResult:
-        entities: list[Entity] = []
-        relations: list[Relation] = []
-        for chunk in batch:
-            found = await inputs.extractor.extract(chunk, inputs.index)
-            following = next_start.get(chunk.index)
-            for entity in found.entities:
-                # A mention touching the inner edge of a chunk may be cut short ("New York"
-                # of "New York City"); the next chunk, which overlaps it, sees it whole.
-                if (
-                    following is not None
-                    and entity.end == chunk.end
-                    and (entity.start is not None and entity.start >= following)
-                ):
-                    continue
-                entities.append(entity)
-            relations.extend(found.relations)
-        return merge_chunk_results([ChunkResult(entities, relations)])
+    async def _stop(
+        self,
+        run: Run,
+        lease: RunLease,
+        total: int,
+        report: Callable[[], Awaitable[BatchCounts]],
+    ) -> str | None:
+        """Cancelled: every worker stops at its next batch boundary (no more claims); the
+        run ends once the batches in flight are committed, or their leases end."""
+        await self.runs.ask_cancel(lease)
+        deadline = asyncio.get_running_loop().time() + self.lease_s
+        counts = await report()
+        while counts.running and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(self.poll_s)
+            counts = await report()
+        if counts.done == total:
+            return None  # everything landed anyway: merge
+        await self.runs.finish(lease, "cancelled")
+        return "cancelled"
 
     async def _holder_is_dead(self, owner_id: str, run_id: str) -> bool:
         """A holder this process can prove gone (same kernel and PID namespace, its process

@@ -15,7 +15,9 @@ from genkeep.db.ontologies import OntologyStore
 from genkeep.db.runs import RunStore
 from genkeep.errors import BadInput, ManifestMismatch
 from genkeep.extract.builtin import BuiltinExtractor
+from genkeep.extract.fleet import FleetSettings, FleetWorker
 from genkeep.extract.index import IndexCache
+from genkeep.extract.limits import provider_limit
 from genkeep.extract.llm.extractor import LlmCache, LlmExtractor
 from genkeep.extract.model import ChunkParams, Extractor
 from genkeep.extract.ner import pipeline
@@ -23,6 +25,7 @@ from genkeep.extract.ner.extractor import NerExtractor
 from genkeep.extract.ner.mapping import read_overrides
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import ExtractionRunner, RunInputs
+from genkeep.generate.limits import ProviderLimiter
 from genkeep.telemetry import tracing
 from genkeep.telemetry.messaging import producer_span
 
@@ -61,6 +64,10 @@ class ExtractionSetup:
     lease_s: float
     concurrency: int
     default_extractor: str = "auto"  # GENKEEP_EXTRACT_DEFAULT
+    run_concurrency: int = 16
+    owner_concurrency: int = 0
+    fleet_slots: int = 2
+    poll_s: float = 0.5
 
     @classmethod
     def of(cls, settings: Settings) -> ExtractionSetup:
@@ -72,6 +79,10 @@ class ExtractionSetup:
             lease_s=settings.extract_lease_s,
             concurrency=settings.extract_concurrency,
             default_extractor=settings.extract_default,
+            run_concurrency=settings.extract_run_concurrency,
+            owner_concurrency=settings.extract_owner_concurrency,
+            fleet_slots=settings.extract_fleet_slots,
+            poll_s=settings.extract_poll_s,
         )
 
     def request(
@@ -178,8 +189,10 @@ class ExtractionService:
         extractor_name: str | None,
         job_id: str | None = None,
         run_id: str | None = None,
+        concurrency: int | None = None,
     ) -> Run:
-        """Store the input and ontology and a run whose manifest pins them."""
+        """Store the input and ontology and a run whose manifest pins them; ``concurrency``:
+        the run's batches in flight at once across the fleet (unset: the setting's)."""
         ontology = load_ontology(request.ontology, name=request.ontology_name)
         extractor = self.extractor(extractor_name)
         check_params(request.params)
@@ -209,6 +222,7 @@ class ExtractionService:
             "chunk_size": params.size,
             "chunk_overlap": params.overlap,
             "batch_size": params.batch_size,
+            "concurrency": concurrency,
         }
         with producer_span(extractor.name, destination="runs") as span:
             # Stored with the run row (I18): whoever executes the run continues this trace.
@@ -221,8 +235,27 @@ class ExtractionService:
     def runner(self) -> ExtractionRunner:
         """A runner that executes runs with this process's lease and concurrency."""
         return ExtractionRunner(
-            self.runs, self.blobs, lease_s=self.setup.lease_s, concurrency=self.setup.concurrency
+            self.runs,
+            self.blobs,
+            lease_s=self.setup.lease_s,
+            concurrency=self.setup.concurrency,
+            run_concurrency=self.setup.run_concurrency,
+            owner_concurrency=self.setup.owner_concurrency,
+            poll_s=self.setup.poll_s,
         )
+
+    def fleet_worker(self, *, slots: int | None = None, run_id: str | None = None) -> FleetWorker:
+        """A fleet worker of this process: batches of any running run it has the extractor
+        of (or of ``run_id`` only), ``slots`` at once (unset: GENKEEP_EXTRACT_FLEET_SLOTS)."""
+        settings = FleetSettings(
+            lease_s=self.setup.lease_s,
+            poll_s=self.setup.poll_s,
+            slots=self.setup.fleet_slots if slots is None else slots,
+            run_concurrency=self.setup.run_concurrency,
+            owner_concurrency=self.setup.owner_concurrency,
+        )
+        names = {e.name for e in self.extractors.values()}
+        return FleetWorker(self.runs, self.inputs, sorted(names), settings, run_id=run_id)
 
     async def inputs(
         self,
@@ -295,7 +328,9 @@ def ner_available(settings: Settings) -> bool:
 
 
 def default_extractors(
-    settings: Settings | None = None, cache: LlmCache | None = None
+    settings: Settings | None = None,
+    cache: LlmCache | None = None,
+    limiter: ProviderLimiter | None = None,
 ) -> dict[str, Extractor]:
     """The built-in extractor; the ner extractor when its spaCy pipeline is installed; the
     LLM extractor when a model and an API are configured."""
@@ -307,6 +342,8 @@ def default_extractors(
         extractors[ner.name] = extractors["ner"] = ner
     if settings is not None and llm_configured(settings) and cache is not None:
         assert settings.extract_llm_model is not None
-        llm = LlmExtractor.from_settings(settings, model=settings.extract_llm_model, cache=cache)
+        model = settings.extract_llm_model
+        limit = provider_limit(limiter, settings, model)
+        llm = LlmExtractor.from_settings(settings, model=model, cache=cache, limit=limit)
         extractors[llm.name] = extractors["llm"] = llm
     return extractors

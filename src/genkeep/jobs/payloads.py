@@ -52,6 +52,8 @@ class ExtractPayload(BaseModel):
     chunk_size: PositiveInt32 | None = Field(None)
     overlap: NonNegativeInt32 | None = Field(None)
     batch_size: PositiveInt32 | None = Field(None)
+    # Batches in flight at once across the worker fleet; unset: GENKEEP_EXTRACT_RUN_CONCURRENCY.
+    concurrency: PositiveInt32 | None = Field(None)
 
     @model_validator(mode="after")
     def _check(self) -> ExtractPayload:

@@ -35,7 +35,12 @@ async def extract(context: TaskContext) -> TaskOutput:
             batch_size=payload.batch_size,
         )
         run = await services.extraction.create(
-            task.owner_id, request, payload.extractor, job_id=task.job_id, run_id=task.id
+            task.owner_id,
+            request,
+            payload.extractor,
+            job_id=task.job_id,
+            run_id=task.id,
+            concurrency=payload.concurrency,
         )
     if run.status != "completed":  # an earlier attempt may have finished it, then died
         await _execute(context, run)

@@ -4,6 +4,8 @@ A handler runs as its own asyncio task next to a heartbeat that renews the lease
 third of it. If the heartbeat finds the lease taken over, the handler is cancelled and
 nothing it produced is committed (every write is fenced by the lease token). On shutdown
 the worker stops claiming, gives running tasks a grace period, then releases the rest.
+Beside its tasks, a worker extracts batches of other processes' runs (extract/fleet.py,
+GENKEEP_EXTRACT_FLEET_SLOTS at once), so one long run spreads over the whole fleet.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class Worker:
         next_reap = loop.time()
         # Not at start-up: a fleet restarting together would all ask at once, for nothing.
         next_sweep = loop.time() + self._sweep_check_s()
+        fleet: asyncio.Task[None] | None = None
+        if self.services.extraction.setup.fleet_slots:
+            fleet = asyncio.create_task(
+                self.services.extraction.fleet_worker().run(self._stopping), name="fleet"
+            )
         try:
             while not self._stopping.is_set():
                 if loop.time() >= next_sweep:
@@ -111,6 +118,20 @@ class Worker:
                 with contextlib.suppress(BaseException):
                     await self._housekeeping_task
             await self._drain()
+            if fleet is not None:
+                await self._stop_fleet(fleet)
+
+    async def _stop_fleet(self, fleet: asyncio.Task[None]) -> None:
+        """No more claims; batches in flight finish within the grace period, or are given
+        back (released) when it is over."""
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fleet), self.settings.worker_shutdown_grace_s)
+        except TimeoutError:
+            await _cancelled(fleet)
+        except asyncio.CancelledError:
+            await _cancelled(fleet)
+            raise
 
     def _sweep_check_s(self) -> float:
         """How often to ask whether a sweep is due: a tenth of the period, at most a minute."""
@@ -313,3 +334,9 @@ class Worker:
             log.warning("a write was fenced out: the lease had been taken over")
         except Exception:
             log.exception("could not record a task's outcome; its lease will expire")
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

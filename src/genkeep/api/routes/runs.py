@@ -15,6 +15,7 @@ from genkeep.api.delivery import DELIVERY_ROUTE, DeliveryQuery, deliver_blob
 from genkeep.api.deps import OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.openapi import documented
+from genkeep.core import identity
 from genkeep.core.types import INT64_MAX, NonNegativeInt32, PositiveInt32, RequestModel
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
@@ -37,6 +38,9 @@ class RunCreate(RequestModel):
     chunk_size: PositiveInt32 | None = Field(None)
     overlap: NonNegativeInt32 | None = Field(None, description="Smaller than chunk_size.")
     batch_size: PositiveInt32 | None = Field(None)
+    concurrency: PositiveInt32 | None = Field(
+        None, description="Batches in flight at once across the worker fleet."
+    )
 
 
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled", "interrupted"]
@@ -52,6 +56,7 @@ class RunOut(BaseModel):
     chunk_size: int | None
     overlap: int | None
     batch_size: int | None
+    concurrency: int | None
     total_batches: int
     batches_done: int
     batches_failed: int
@@ -80,6 +85,7 @@ class RunOut(BaseModel):
             chunk_size=run.chunk_size,
             overlap=run.chunk_overlap,
             batch_size=run.batch_size,
+            concurrency=run.concurrency,
             total_batches=total,
             batches_done=run.batches_done,
             batches_failed=run.batches_failed,
@@ -131,7 +137,9 @@ async def create_run(
         batch_size=body.batch_size,
     )
     manager = _manager(request)
-    run = await services.extraction.create(owner, run_request, body.extractor)
+    run = await services.extraction.create(
+        owner, run_request, body.extractor, concurrency=body.concurrency
+    )
     await _start(services, manager, run)
     return RunOut.of(await services.runs.require(owner, run.id))
 
@@ -159,6 +167,47 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunOut, responses=documented(404))
 async def get_run(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunOut:
     return RunOut.of(await services.runs.require(owner, run_id))
+
+
+class WorkerShareOut(BaseModel):
+    worker: str
+    batches: int
+    batches_per_s: float | None
+
+
+class RunWorkersOut(BaseModel):
+    workers: list[WorkerShareOut]
+    batches_per_s: float | None
+
+
+def _rate(batches: int, first: datetime | None, last: datetime | None) -> float | None:
+    if first is None or last is None or last <= first:
+        return None
+    return round(batches / (last - first).total_seconds(), 3)
+
+
+@router.get("/runs/{run_id}/workers", response_model=RunWorkersOut, responses=documented(404))
+async def run_workers(run_id: str, owner: OwnerDep, services: ServicesDep) -> RunWorkersOut:
+    """The batches each worker of the fleet committed, and their throughput."""
+    await services.runs.require(owner, run_id)
+    shares = await services.runs.worker_shares(owner, run_id)
+    firsts = [s.first_claimed for s in shares if s.first_claimed is not None]
+    lasts = [s.last_done for s in shares if s.last_done is not None]
+    return RunWorkersOut(
+        workers=[
+            WorkerShareOut(
+                worker=identity.label(s.holder),
+                batches=s.batches,
+                batches_per_s=_rate(s.batches, s.first_claimed, s.last_done),
+            )
+            for s in shares
+        ],
+        batches_per_s=_rate(
+            sum(s.batches for s in shares),
+            min(firsts) if firsts else None,
+            max(lasts) if lasts else None,
+        ),
+    )
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=documented(404, 409))

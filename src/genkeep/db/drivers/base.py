@@ -96,6 +96,25 @@ class BatchCheckpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchClaim:
+    """A worker's claim of one batch of a running run (or of ``run_id`` only), leased
+    ``lease_s`` under ``token``: at most ``run_concurrency`` live batch leases per run
+    (a run's own ``concurrency`` first) and ``owner_concurrency`` per owner (0: no total)."""
+
+    holder: str
+    token: str
+    lease_s: float
+    extractors: Sequence[str]
+    run_concurrency: int
+    owner_concurrency: int = 0
+    run_id: str | None = None
+    exclude_runs: Sequence[str] = ()
+    # Not runs this executor holds: a process extracts its own runs' batches at its own
+    # concurrency, and helps only other processes' runs.
+    not_executed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointOutcome:
     """``owned``: the lease still held; ``saved``: the batch was new (counted once)."""
 
@@ -239,7 +258,14 @@ class Driver(Protocol):
 
     async def run_checkpoint(self, checkpoint: BatchCheckpoint) -> CheckpointOutcome:
         """Commit a batch, its new registry entries and the run's counters atomically, if
-        the lease token still owns the run and the batch is not already done."""
+        the token owns the run or the batch's lease and the batch is not already done."""
+        ...
+
+    async def run_batch_claim(self, claim: BatchClaim) -> Row | None:
+        """Lease one claimable batch (pending, or running under an expired lease) of a run
+        whose executor's lease is live and which no cancel was asked of, within the run's
+        and the owner's concurrency, lowest index of the oldest run first; its
+        ``run_id``, ``owner_id`` and ``batch_index``, or None."""
         ...
 
     # -- wake-ups -------------------------------------------------------------------------

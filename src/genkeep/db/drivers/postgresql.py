@@ -27,6 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from genkeep.db.drivers.base import (
     TASKS_CHANNEL,
     BatchCheckpoint,
+    BatchClaim,
     CheckpointOutcome,
     DatabaseClock,
     DbEpoch,
@@ -43,10 +44,13 @@ from genkeep.db.drivers.base import (
 from genkeep.db.drivers.errors import lost_connection
 from genkeep.db.drivers.postgresql_errors import unavailable
 from genkeep.db.drivers.postgresql_sql import (
+    PG_BATCH_CANDIDATE,
+    PG_BATCH_CLAIM,
     PG_CHECKPOINT,
     PG_CLAIM,
     PG_COMPLETE,
     PG_COMPLETE_AND_CLAIM,
+    PG_OWNER_LOCK,
     PG_SUBMIT_MANY,
 )
 from genkeep.db.types import utcnow
@@ -178,9 +182,12 @@ class _Statement:
 
     async def fetch(self, pool: ConnectionPool, params: Mapping[str, Any]) -> list[Row]:
         async with pool.connection() as connection:
-            rows: list[Row] = await connection.fetch(
-                self.sql, *(params[name] for name in self.names)
-            )
+            return await self.fetch_on(connection, params)
+
+    async def fetch_on(
+        self, connection: asyncpg.Connection, params: Mapping[str, Any]
+    ) -> list[Row]:
+        rows: list[Row] = await connection.fetch(self.sql, *(params[name] for name in self.names))
         return rows
 
 
@@ -189,6 +196,9 @@ _COMPLETE = _Statement(PG_COMPLETE)
 _COMPLETE_AND_CLAIM = _Statement(PG_COMPLETE_AND_CLAIM)
 _SUBMIT_MANY = _Statement(PG_SUBMIT_MANY)
 _CHECKPOINT = _Statement(PG_CHECKPOINT)
+_BATCH_CANDIDATE = _Statement(PG_BATCH_CANDIDATE)
+_OWNER_LOCK = _Statement(PG_OWNER_LOCK)
+_BATCH_CLAIM = _Statement(PG_BATCH_CLAIM)
 
 
 def _claim_params(claim: TaskClaim) -> dict[str, Any]:
@@ -392,6 +402,27 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
             entities_found=int(row["entities_found"] or 0),
             cancel_requested=bool(row["cancel_requested"]),
         )
+
+    async def run_batch_claim(self, claim: BatchClaim) -> Row | None:
+        params: dict[str, Any] = {
+            "extractors": list(claim.extractors),
+            "exclude": list(claim.exclude_runs),
+            "only_run": claim.run_id,
+            "not_holder": claim.not_executed_by,
+            "run_limit": claim.run_concurrency,
+            "owner_limit": claim.owner_concurrency,
+            "holder": claim.holder,
+            "token": claim.token,
+            "lease_s": claim.lease_s,
+        }
+        async with self._writes.connection() as connection, connection.transaction():
+            candidates = await _BATCH_CANDIDATE.fetch_on(connection, params)
+            if not candidates:
+                return None
+            params |= {"run_id": candidates[0]["id"], "owner": candidates[0]["owner_id"]}
+            await _OWNER_LOCK.fetch_on(connection, params)
+            claimed = await _BATCH_CLAIM.fetch_on(connection, params)
+        return claimed[0] if claimed else None
 
     async def notify_tasks(self, session: AsyncSession) -> None:
         # NOTIFY is delivered when the transaction commits, and dropped if it rolls back.

@@ -8,14 +8,21 @@ from __future__ import annotations
 # Data-modifying CTEs run as one statement, so it commits or fails as a whole.
 PG_CHECKPOINT = """
 WITH owned AS (
-    SELECT id, cancel_requested FROM runs WHERE id = :run_id AND lease_token = :token FOR UPDATE
+    SELECT id, cancel_requested FROM runs
+    WHERE id = :run_id AND (
+        lease_token = :token
+        OR EXISTS (SELECT 1 FROM run_batches
+                   WHERE run_id = :run_id AND batch_index = :batch_index AND lease_token = :token)
+    )
+    FOR UPDATE
 ), saved AS (
     INSERT INTO run_batches (run_id, batch_index, status, result, checksum, error, attempts,
                              updated_at)
     SELECT :run_id, :batch_index, 'done', :result, :checksum, NULL, 1, :now FROM owned
     ON CONFLICT (run_id, batch_index) DO UPDATE
         SET status = 'done', result = EXCLUDED.result, checksum = EXCLUDED.checksum,
-            error = NULL, attempts = run_batches.attempts + 1, updated_at = EXCLUDED.updated_at
+            error = NULL, attempts = run_batches.attempts + 1, updated_at = EXCLUDED.updated_at,
+            lease_token = NULL, lease_expires_at = NULL
         WHERE run_batches.status <> 'done'
     RETURNING batch_index
 ), added AS (
@@ -34,6 +41,49 @@ WITH owned AS (
 SELECT (SELECT count(*) FROM owned) AS owned, (SELECT count(*) FROM saved) AS saved,
        (SELECT entities_found FROM counted) AS entities_found,
        (SELECT bool_or(cancel_requested) FROM owned) AS cancel_requested
+"""
+
+
+# A fleet's batch claim, in one transaction: the candidate run, then the owner's advisory
+# lock, then the claim. Under the lock the claim statement takes a fresh snapshot (read
+# committed), so the concurrency counts it checks are exact: two workers of one owner never
+# both take the last free slot. Claimable: pending, or running under an expired lease.
+_LIVE_RUN = """r.status = 'running' AND NOT r.cancel_requested
+    AND r.lease_expires_at > statement_timestamp()"""
+_CLAIMABLE = """(b.status = 'pending'
+    OR (b.status = 'running' AND b.lease_expires_at < statement_timestamp()))"""
+_LIVE_BATCH = "l.status = 'running' AND l.lease_expires_at >= statement_timestamp()"
+PG_BATCH_CANDIDATE = f"""
+SELECT r.id, r.owner_id FROM runs AS r
+WHERE {_LIVE_RUN}
+  AND r.extractor_name = ANY(CAST(:extractors AS TEXT[]))
+  AND NOT (r.id = ANY(CAST(:exclude AS TEXT[])))
+  AND (CAST(:only_run AS TEXT) IS NULL OR r.id = CAST(:only_run AS TEXT))
+  AND (CAST(:not_holder AS TEXT) IS NULL OR r.holder IS DISTINCT FROM CAST(:not_holder AS TEXT))
+  AND EXISTS (SELECT 1 FROM run_batches AS b WHERE b.run_id = r.id AND {_CLAIMABLE})
+  AND (SELECT count(*) FROM run_batches AS l WHERE l.run_id = r.id AND {_LIVE_BATCH})
+      < COALESCE(r.concurrency, :run_limit)
+ORDER BY r.created_at, r.id
+LIMIT 1
+"""
+PG_OWNER_LOCK = "SELECT pg_advisory_xact_lock(hashtext('genkeep-batches:' || :owner))"
+PG_BATCH_CLAIM = f"""
+UPDATE run_batches AS t
+SET status = 'running', holder = :holder, lease_token = :token,
+    lease_expires_at = statement_timestamp() + CAST(:lease_s AS FLOAT8) * INTERVAL '1 second',
+    claimed_at = statement_timestamp(), updated_at = statement_timestamp()
+FROM runs AS r
+WHERE r.id = :run_id AND t.run_id = r.id AND {_LIVE_RUN}
+  AND t.batch_index = (
+      SELECT b.batch_index FROM run_batches AS b
+      WHERE b.run_id = :run_id AND {_CLAIMABLE}
+      ORDER BY b.batch_index LIMIT 1 FOR UPDATE SKIP LOCKED)
+  AND (SELECT count(*) FROM run_batches AS l WHERE l.run_id = :run_id AND {_LIVE_BATCH})
+      < COALESCE(r.concurrency, :run_limit)
+  AND (CAST(:owner_limit AS INTEGER) = 0
+       OR (SELECT count(*) FROM run_batches AS l JOIN runs AS o ON o.id = l.run_id
+           WHERE o.owner_id = r.owner_id AND {_LIVE_BATCH}) < :owner_limit)
+RETURNING t.run_id, r.owner_id, t.batch_index
 """
 
 

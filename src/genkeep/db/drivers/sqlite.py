@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     event,
+    func,
     insert,
     select,
     text,
@@ -34,6 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from genkeep.db.drivers.base import (
     WRITE_OPTION,
     BatchCheckpoint,
+    BatchClaim,
     CheckpointOutcome,
     DatabaseClock,
     DbEpoch,
@@ -231,6 +233,8 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                 "error": None,
                 "attempts": 1,
                 "updated_at": bindparam("now"),
+                "lease_token": None,
+                "lease_expires_at": None,
             },
             {
                 "status": None,
@@ -239,6 +243,8 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                 "error": None,
                 "attempts": self._batches.c.attempts + 1,
                 "updated_at": bindparam("now"),
+                "lease_token": None,
+                "lease_expires_at": None,
             },
             unless=self._batches.c.status == "done",
         )
@@ -466,8 +472,18 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
         return outcomes
 
     async def run_checkpoint(self, checkpoint: BatchCheckpoint) -> CheckpointOutcome:
+        batches = self._batches.c
+        leased = (
+            select(batches.batch_index)
+            .where(
+                batches.run_id == checkpoint.run_id,
+                batches.batch_index == checkpoint.batch_index,
+                batches.lease_token == checkpoint.token,
+            )
+            .exists()
+        )
         owner = (self._runs.c.id == checkpoint.run_id) & (
-            self._runs.c.lease_token == checkpoint.token
+            (self._runs.c.lease_token == checkpoint.token) | leased
         )
         async with self._writing() as connection:
             owned = (
@@ -497,8 +513,10 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                 added = len((await connection.execute(self._add_entities, rows)).all())
             counted = (
                 await connection.execute(
+                    # Ownership was checked above, under the write lock; the batch's own
+                    # lease is cleared by now.
                     update(self._runs)
-                    .where(owner)
+                    .where(self._runs.c.id == checkpoint.run_id)
                     .values(
                         batches_done=self._runs.c.batches_done + 1,
                         entities_found=self._runs.c.entities_found + added,
@@ -508,6 +526,89 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                 )
             ).one()
         return CheckpointOutcome(True, True, int(counted[0]), bool(counted[1]))
+
+    def _claimable(self, batches: Any) -> Any:
+        expired = (batches.c.status == "running") & (batches.c.lease_expires_at < self.now())
+        return (batches.c.status == "pending") | expired
+
+    def _live_leases(self, *, run_id: Any = None, owner_id: Any = None) -> Any:
+        """How many batch leases are live, of one run or of one owner's runs."""
+        live = self._batches.alias("live")
+        runs = self._runs.alias("live_run")
+        where = [live.c.status == "running", live.c.lease_expires_at >= self.now()]
+        if run_id is not None:
+            where.append(live.c.run_id == run_id)
+        if owner_id is not None:
+            where.append(runs.c.owner_id == owner_id)
+        return (
+            select(func.count())
+            .select_from(live.join(runs, runs.c.id == live.c.run_id))
+            .where(*where)
+            .scalar_subquery()
+        )
+
+    async def run_batch_claim(self, claim: BatchClaim) -> Row | None:
+        runs, batches = self._runs, self._batches
+        live_run = (
+            (runs.c.status == "running")
+            & ~runs.c.cancel_requested
+            & (runs.c.lease_expires_at > self.now())
+        )
+        run_limit = func.coalesce(runs.c.concurrency, claim.run_concurrency)
+        candidate = select(runs.c.id, runs.c.owner_id).where(
+            live_run,
+            runs.c.extractor_name.in_(list(claim.extractors)),
+            runs.c.id.not_in(list(claim.exclude_runs)),
+            select(batches.c.batch_index)
+            .where(batches.c.run_id == runs.c.id, self._claimable(batches))
+            .exists(),
+            self._live_leases(run_id=runs.c.id) < run_limit,
+        )
+        if claim.run_id is not None:
+            candidate = candidate.where(runs.c.id == claim.run_id)
+        if claim.not_executed_by is not None:
+            candidate = candidate.where(
+                runs.c.holder.is_(None) | (runs.c.holder != claim.not_executed_by)
+            )
+        candidate = candidate.order_by(runs.c.created_at, runs.c.id).limit(1)
+        # Looked for outside the write lock first: idle workers poll, and most polls find
+        # nothing; only a poll that finds a batch queues for the writer's lock.
+        async with self.engine.connect() as reading:
+            if (await reading.execute(candidate)).first() is None:
+                return None
+        async with self._writing() as connection:
+            # Again under the lock (BEGIN IMMEDIATE): the counts below are exact.
+            found = (await connection.execute(candidate)).first()
+            if found is None:
+                return None
+            run_id, owner_id = found
+            if claim.owner_concurrency:
+                live = self._live_leases(owner_id=owner_id)
+                if (await connection.execute(select(live))).scalar_one() >= (
+                    claim.owner_concurrency
+                ):
+                    return None
+            index = (
+                await connection.execute(
+                    select(batches.c.batch_index)
+                    .where(batches.c.run_id == run_id, self._claimable(batches))
+                    .order_by(batches.c.batch_index)
+                    .limit(1)
+                )
+            ).scalar_one()
+            await connection.execute(
+                update(batches)
+                .where(batches.c.run_id == run_id, batches.c.batch_index == index)
+                .values(
+                    status="running",
+                    holder=claim.holder,
+                    lease_token=claim.token,
+                    lease_expires_at=self.now_plus(claim.lease_s),
+                    claimed_at=self.now(),
+                    updated_at=self.now(),
+                )
+            )
+        return {"run_id": run_id, "owner_id": owner_id, "batch_index": index}
 
     async def notify_tasks(self, session: AsyncSession) -> None:
         """Nothing to send: SQLite's workers share the submitter's process and its event."""

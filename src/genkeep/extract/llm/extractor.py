@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from genkeep.config import Settings
 from genkeep.errors import ConfigurationError, ExtractionFailed
+from genkeep.extract.limits import NoProviderLimit, ProviderLimit, estimated_tokens
 from genkeep.extract.llm.answer import (
     PROMPT_TEMPLATE_VERSION,
     SCHEMA_NAME,
@@ -116,6 +117,7 @@ class LlmExtractor:
         max_retries: int = 2,
         max_attempts: int = 3,
         temperature: float | None = 0.0,
+        limit: ProviderLimit | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1, not {max_attempts}")
@@ -124,6 +126,7 @@ class LlmExtractor:
         self.max_attempts = max_attempts
         self.stats = LlmStats()
         self.owner: str | None = None
+        self.limit: ProviderLimit = limit or NoProviderLimit()
         self._cache = cache
         self._vocabulary: tuple[OntologyIndexLike, Vocabulary] | None = None
         from genkeep.generate.openai_client import ChatClient
@@ -140,7 +143,13 @@ class LlmExtractor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, model: str, cache: LlmCache, max_attempts: int = 3
+        cls,
+        settings: Settings,
+        *,
+        model: str,
+        cache: LlmCache,
+        max_attempts: int = 3,
+        limit: ProviderLimit | None = None,
     ) -> LlmExtractor:
         key = settings.openai_api_key
         return cls(
@@ -151,6 +160,7 @@ class LlmExtractor:
             timeout_s=settings.openai_timeout_s,
             max_retries=settings.openai_max_retries,
             max_attempts=max_attempts,
+            limit=limit,
         )
 
     async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
@@ -240,6 +250,9 @@ class LlmExtractor:
             "type": "json_schema",
             "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": schema},
         }
+        # PROVIDER LIMIT CALL SITE: every model call of every extractor, in every worker of
+        # the fleet, is admitted here first (cache hits never reach it).
+        await self.limit.acquire(estimated_tokens(json.dumps(messages)))
         self.stats.requests += 1
         params = {"temperature": self.temperature}
         shown = [dict(m) for m in messages]
