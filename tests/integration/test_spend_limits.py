@@ -13,9 +13,12 @@ import time
 import pytest
 from sqlalchemy import select
 
+from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.db.spend import Hold, Refused, SpendStore, Usage
+from genkeep.extract.limits import provider_limit
+from genkeep.generate.limits import ProviderLimiter
 from tests.conftest import REPO
 
 
@@ -136,3 +139,21 @@ async def test_both_drivers_read_the_same_epoch_clock(database: Database) -> Non
         second = (await session.execute(select(database.driver.epoch()))).scalar_one()
     assert abs(first - time.time()) < 5  # seconds since 1970, as the buckets count them
     assert 0 <= second - first < 5
+
+
+async def test_an_extractors_model_shares_its_profiles_provider_bucket(
+    database: Database, db_url: str
+) -> None:
+    profiles = {
+        "default": GeneratorProfile(),
+        "gpt": GeneratorProfile(backend="openai", model="gpt-x", rpm=60),
+    }
+    settings = Settings(database_url=db_url, profiles=profiles, _env_file=None)
+    limiter = ProviderLimiter(RateBuckets(database), settings)
+    assert provider_limit(limiter, settings, "another-model") is None
+    limit = provider_limit(limiter, settings, "gpt-x")
+    assert limit is not None
+    await limit.acquire(100)
+    # The extractor's call took from the same bucket a generation of "gpt" takes from.
+    rates = BucketRates(rpm=60, tpm=None, burst_s=0)
+    assert not (await RateBuckets(database).take("provider:gpt", rates)).granted
