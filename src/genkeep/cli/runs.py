@@ -460,5 +460,10 @@ def register(app: typer.Typer) -> None:
             "genkeep eval --gold gold.jsonl --ontology onto.ttl --extractor ner",
         ),
     )(evaluate)
-    runs_app.command("work", cls=Command, hidden=True)(work)
+    runs_app.command(
+        "work",
+        cls=Command,
+        hidden=True,
+        epilog=examples("genkeep runs work RUN_ID --slots 2"),
+    )(work)
     app.add_typer(runs_app, name="runs")
