@@ -58,7 +58,10 @@ BEFORE_THE_DATABASE = {
         [*EXTRACT, "--chunk-size", "100", "-o", "{tmp}/out.ttl"],
         "overlap 200 (the default, GENKEEP_EXTRACT_OVERLAP) must be smaller than chunk size 100",
     ),
-    "extractor unknown": ([*EXTRACT, "--extractor", "gpt"], "'gpt' is not one of 'builtin', 'llm'"),
+    "extractor unknown": (
+        [*EXTRACT, "--extractor", "gpt"],
+        "'gpt' is not one of 'builtin', 'ner', 'llm'",
+    ),
     "option unknown": ([*EXTRACT, "--chunk", "5"], "No such option: --chunk"),
     "export without -o": (["runs", "export", "some-run"], "name at least one output"),
 }
@@ -139,7 +142,8 @@ def test_help_lists_choices_and_defaults() -> None:
     shown = run_cli(["extract", "--help"], {"COLUMNS": "200"}).stdout
     assert "Usage: genkeep extract [OPTIONS] INPUT" in shown
     assert "{input_file}" not in shown and "<bool>" not in shown
-    assert "<builtin|llm>" in shown and "[default: builtin]" in shown
+    assert "<builtin|ner|llm>" in shown
+    assert "[default: (ner when installed, else builtin)]" in shown
     assert "<turtle|jsonld|jsonl>" in shown
     for default in (
         "[default: 4000, or GENKEEP_EXTRACT_CHUNK_SIZE]",

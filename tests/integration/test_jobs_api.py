@@ -503,6 +503,13 @@ NO_OWNER_IDS = {
     ("GET", "/v1/models/{model}"),  # a profile name, not an owner's id
     ("GET", "/v1/me"),  # the caller's own owner id
     ("GET", "/v1/me/stored-usage"),  # the owner's own: tested in test_console_api
+    ("POST", "/v1/embeddings"),  # keys are per owner: tested in e2e/test_openai_dropin
+    ("GET", "/v1/usage"),  # the owner's own: tested in e2e/test_cost_control
+    ("GET", "/v1/deletions"),  # the owner's own: tested in test_deletion
+    # The admin API answers the admin token only: tested in test_deletion, test_cost_control.
+    ("GET", "/v1/admin/limits/{subject}"),
+    ("PUT", "/v1/admin/limits/{subject}"),
+    ("DELETE", "/v1/admin/owners/{owner_id}"),
 }
 # Valid requests for routes with required bodies, so only ownership can make them fail.
 VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -597,8 +604,9 @@ async def test_every_route_hides_other_owners_data(api: Api) -> None:
     versions = await api.client.get(f"/v1/prompts/{prompt['prompt_id']}", headers=api.alice)
     assert len(versions.json()["results"]) == 1
     # Bob's 404s mean something only if the same requests find alice's data: a broken route
-    # answers 404 to everyone. (Last: alice's own writes would change what is checked above.)
-    for route, url, request in tried:
+    # answers 404 to everyone. (Last: alice's own writes would change what is checked above;
+    # her deletions after everything else, which they would make 404.)
+    for route, url, request in sorted(tried, key=lambda t: t[0][0] == "DELETE"):
         response = await api.client.request(
             route[0],
             url,

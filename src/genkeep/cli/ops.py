@@ -71,15 +71,17 @@ def ops_sweep() -> None:
             await close_services(services)
 
     report = run(main())
+    # One line per figure, never wrapped: scripts and CronJob logs read them.
     console.print(
         f"artifacts deleted: {report.artifacts_deleted}, blobs deleted: "
-        f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}"
+        f"{report.blobs_deleted}, orphan blobs deleted: {report.orphans_deleted}",
+        soft_wrap=True,
     )
-    console.print(f"unreferenced job files deleted: {report.files_deleted}")
-    console.print(f"deletions finished: {report.deletions_finished}")
+    console.print(f"unreferenced job files deleted: {report.files_deleted}", soft_wrap=True)
+    console.print(f"deletions finished: {report.deletions_finished}", soft_wrap=True)
     if report.retention:
         shown = ", ".join(f"{name} {count}" for name, count in report.retention.items())
-        console.print(f"retention deleted: {shown}")
+        console.print(f"retention deleted: {shown}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

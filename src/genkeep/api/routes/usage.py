@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from genkeep.api.deps import OwnerDep, ServicesDep, require_admin
 from genkeep.api.guard import GuardedRoute
@@ -33,6 +33,8 @@ class UsageRow(BaseModel):
 
 class LimitsIn(BaseModel):
     """A subject's limits; a field left out (or null) is no limit of that kind."""
+
+    model_config = ConfigDict(extra="forbid")
 
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
