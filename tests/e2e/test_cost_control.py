@@ -174,6 +174,14 @@ async def limits_and_ledger(server: Server, upstream: FakeOpenAI, db_url: str, b
         assert answer.status_code == 429
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.headers["x-ratelimit-limit-requests"] == "2"
+        # Embeddings count toward the same requests per minute.
+        embedded = await http.post(
+            "/v1/embeddings",
+            json={"model": "gpt-test", "input": "hello"},
+            headers={"authorization": f"Bearer {tokens['rpm']}"},
+        )
+        assert embedded.status_code == 429, embedded.text
+        assert embedded.headers["x-ratelimit-limit-requests"] == "2"
 
         # A streamed call is metered like any other.
         async with sdk("free").chat.completions.with_streaming_response.create(

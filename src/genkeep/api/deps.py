@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from genkeep.api.request_id import TRACE_ID, trace_id_of
@@ -122,3 +122,13 @@ RESOLVERS: dict[Callable[..., Any], Callable[[Request], Awaitable[Any]]] = {
 ServicesDep = Annotated[Services, Depends(services)]
 OwnerDep = Annotated[str, Depends(current_owner)]
 AuditDep = Annotated[Audit, Depends(audit)]
+
+
+# The Cache-Control request header of the generating routes (generate, chat, embeddings).
+CacheControlHeader = Annotated[
+    str | None,
+    Header(
+        description="no-cache (new version, still single-flight), no-store (persist nothing), "
+        "max-age=N (accept a stored result only if younger than N seconds)."
+    ),
+]

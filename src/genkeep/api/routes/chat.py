@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 
 from genkeep.api.chat_sse import chat_events, stream_headers
-from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.deps import CacheControlHeader, OwnerDep, ServicesDep
 from genkeep.api.hot import OpenAIHotRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openai_requests import ChatCompletionRequest
@@ -16,10 +16,6 @@ from genkeep.api.openai_responses import completion_body, genkeep_headers
 from genkeep.api.openapi import OPENAI_TAG
 from genkeep.generate.cache_control import CacheControl
 
-CacheControlHeader = Annotated[
-    str | None,
-    Header(description="no-cache (new version), no-store (persist nothing), max-age=N."),
-]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A chat.completion object, or with stream=true chat.completion.chunk "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.deps import CacheControlHeader, OwnerDep, ServicesDep
 from genkeep.api.hot import OpenAIHotRoute
 from genkeep.api.openai_errors import ERROR_RESPONSES, OpenAIRoute
 from genkeep.api.openapi import OPENAI_TAG
@@ -26,10 +26,6 @@ Text = Annotated[str, Field(min_length=1)]
 # JSON Schema's integer, as core.types has them (3.0 is 3): the validator goes last.
 Dimensions = Annotated[int, Field(ge=1, le=MAX_DIMENSIONS), BeforeValidator(json_integer)]
 
-CacheControlHeader = Annotated[
-    str | None,
-    Header(description="no-cache (new version), no-store (persist nothing), max-age=N."),
-]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An embeddings list, one vector per input in order; `genkeep` says how "
@@ -87,8 +83,11 @@ async def embeddings(
     """One stored vector per input; the inputs that miss go upstream in one call."""
     cache = CacheControl.parse(cache_control)
     call = EmbeddingCall(body.dimensions, body.encoding_format)
+    limited = await services.metering.admit_request()
     answer = await services.embeddings.embed(owner, body.model, body.texts(), call, cache)
-    response = Response(embeddings_body(answer, call), media_type="application/json")
+    response = Response(
+        embeddings_body(answer, call), media_type="application/json", headers=limited or None
+    )
     cached = all(o.cached for o in answer.outcomes)
     response.raw_headers.append((b"x-genkeep-cached", b"true" if cached else b"false"))
     return response

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from genkeep.api.deps import OwnerDep, ServicesDep
+from genkeep.api.deps import CacheControlHeader, OwnerDep, ServicesDep
 from genkeep.api.guard import GuardedRoute
 from genkeep.api.hot import HotRoute
 from genkeep.api.openapi import documented
 from genkeep.api.schemas import GenerateRequest, GenerateResponse
-
-CacheControlHeader = Annotated[
-    str | None,
-    Header(
-        description="no-cache (new version, still single-flight), no-store (persist nothing), "
-        "max-age=N (accept a stored result only if younger than N seconds)."
-    ),
-]
 
 
 def install(app: FastAPI, *, hot: bool = True) -> None:
