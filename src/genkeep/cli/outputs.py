@@ -10,11 +10,13 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from genkeep.blobs import BlobStore
-from genkeep.db.models import Run
 from genkeep.errors import BadInput
+
+if TYPE_CHECKING:
+    from genkeep.blobs import BlobStore
+    from genkeep.db.models import Run
 
 STDOUT = Path("-")
 
