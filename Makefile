@@ -35,7 +35,7 @@ TEST_JOBS ?= 2
 
 test: lint
 	bash scripts/install-test-tools.sh
-	$(BIN)/pytest -n $(TEST_JOBS)
+	$(BIN)/pytest -n $(TEST_JOBS) --durations=25
 
 # The console's browser tests (SQLite runs) save a screenshot of every page into docs/console/.
 screenshots: $(VENV)/.installed-test
