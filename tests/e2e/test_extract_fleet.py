@@ -18,15 +18,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
 from genkeep.config import Settings
 from genkeep.services import close_services, open_services
+from tests.e2e.test_console import BROWSER_ONLY, page  # noqa: F401 (the browser fixture)
+from tests.e2e.test_console import wait_until as wait_in_page
 from tests.e2e.test_extract_cli import SAMPLES, env_for, query
 from tests.e2e.test_extract_llm import committed, llm_env, numbered_text, plan_of
 from tests.support.fake_openai import FakeOpenAI, extraction_answer, slow
 from tests.support.in_process import in_process
-from tests.support.server import WorkerProcess, genkeep_command, pid_of
+from tests.support.server import Server, WorkerProcess, genkeep_command, pid_of
 
 pytestmark = pytest.mark.e2e
 
@@ -276,3 +280,57 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
     assert documents == reference
     prompts = Counter(fake.prompts())
     assert set(prompts.values()) == {1}  # the cancel cut no call off
+
+
+@BROWSER_ONLY
+def test_the_run_page_shows_each_workers_batches_and_throughput_as_the_run_goes(
+    fake: FakeOpenAI,
+    servers: Callable[..., Server],
+    workers: Callable[..., WorkerProcess],
+    page: Page,  # noqa: F811 (test_console's fixture)
+) -> None:
+    _, plan = plan_of(TEXT)
+    server = servers(**{**llm_env(fake), **FLEET})
+    workers(concurrency=1, **{**llm_env(fake), **FLEET})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    fake.hold_after(0)  # nothing is committed until the page shows the run
+    body = {
+        "text": TEXT,
+        "ontology": (SAMPLES / "ontology.ttl").read_text(),
+        "extractor": "llm",
+        "concurrency": 2,
+        **PARAMS,
+    }
+    created = httpx.post(f"{server.url}/v1/runs", json=body, timeout=30)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["id"]
+    page.goto(f"{server.url}/console/runs/{run_id}")
+    expect(page.locator("#workers-rate")).to_have_text("No batch committed yet.")
+    wait_until(lambda: fake.held == 2, "both workers at the model")
+    fake.default = slow(0.15)  # the run lasts a few seconds after the two held calls
+    fake.release()
+    # The table follows the run's events while it runs (not only on load and at the end).
+    shown = "[...document.querySelectorAll('#workers tbody tr td:nth-child(2)')]"
+    total = f"{shown}.reduce((n, td) => n + Number(td.textContent), 0)"
+    running_with_rows = (
+        f"document.body.dataset.runStatus === 'running' && {total} > 0"
+        " && Number(document.body.dataset.workersRead) >= 2"
+    )
+    wait_in_page(page, running_with_rows)
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+    # Both workers' shares, adding up to the run, each with its throughput, and the fleet's.
+    rows = page.locator("#workers tbody tr")
+    expect(rows).to_have_count(2)
+    wait_in_page(page, f"{total} === {len(plan)}")
+    expected = httpx.get(f"{server.url}/v1/runs/{run_id}/workers").json()
+    for row, worker in zip(rows.all(), expected["workers"], strict=True):
+        expect(row.locator("td")).to_have_text(
+            [worker["worker"], str(worker["batches"]), f"{worker['batches_per_s']:.2f} batches/s"]
+        )
+    expect(page.locator("#workers-rate")).to_have_text(
+        f"2 workers · {expected['batches_per_s']:.2f} batches/s together"
+    )
+    # Read as the events came, never more than about once a second: not once per batch.
+    reads = sum(1 for url in requests if url.endswith(f"/v1/runs/{run_id}/workers"))
+    assert 2 <= reads < len(plan), requests
