@@ -9,7 +9,9 @@ The documents are compared, byte for byte, with those of a one-process run.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +30,7 @@ from tests.e2e.test_console import BROWSER_ONLY, page  # noqa: F401 (the browser
 from tests.e2e.test_console import wait_until as wait_in_page
 from tests.e2e.test_extract_cli import SAMPLES, env_for, query
 from tests.e2e.test_extract_llm import committed, llm_env, numbered_text, plan_of
-from tests.support.fake_openai import FakeOpenAI, extraction_answer, slow
+from tests.support.fake_openai import CHAT_PATH, FakeOpenAI, extraction_answer, slow
 from tests.support.in_process import in_process
 from tests.support.server import Server, WorkerProcess, genkeep_command, pid_of
 
@@ -45,6 +47,9 @@ FLEET = {
     "GENKEEP_EXTRACT_FLEET_SLOTS": "1",
 }
 DOCUMENTS = ("turtle", "jsonld", "jsonl")
+# The extractor's model has a profile with a provider limit: 10 calls a second, whoever calls.
+RPM = 600
+LIMITED = {"default": {}, "extract": {"backend": "openai", "model": "gpt-fake-extract", "rpm": RPM}}
 
 
 @pytest.fixture
@@ -280,6 +285,54 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
     assert documents == reference
     prompts = Counter(fake.prompts())
     assert set(prompts.values()) == {1}  # the cancel cut no call off
+
+
+async def test_the_provider_limit_holds_across_the_workers_counted_at_the_model(
+    fake: FakeOpenAI,
+    db_url: str,
+    tmp_path: Path,
+    workers: Callable[..., WorkerProcess],
+) -> None:
+    fake.hold_after(0)  # every worker at the model before the run goes on
+    for _ in range(2):
+        workers(concurrency=1, GENKEEP_PROFILES=json.dumps(LIMITED), **{**llm_env(fake), **FLEET})
+    settings = _settings(
+        fake,
+        db_url,
+        tmp_path,
+        blob_dir=tmp_path / "blobs",
+        extract_lease_s=2.0,
+        extract_poll_s=0.05,
+        profiles=LIMITED,
+    )
+    body = {
+        "text": TEXT,
+        "ontology": (SAMPLES / "ontology.ttl").read_text(),
+        "extractor": "llm",
+        "concurrency": 3,
+        **PARAMS,
+    }
+    async with in_process(settings) as app:
+        created = await app.client.post("/v1/runs", json=body)
+        assert created.status_code == 202, created.text
+        run_id = created.json()["id"]
+        await asyncio.to_thread(wait_until, three_on_the_model(fake, db_url), "three workers")
+        fake.release()
+        for _ in range(15000):
+            status = (await app.client.get(f"/v1/runs/{run_id}")).json()["status"]
+            if status != "running":
+                break
+            await asyncio.sleep(0.02)
+        assert status == "completed"
+        shares = (await app.client.get(f"/v1/runs/{run_id}/workers")).json()["workers"]
+    assert len(shares) == 3
+    # Counted where the provider counts: at the model. The bucket admits one call each
+    # 60/RPM s, so no second holds more than RPM/60 calls (one more for arrival jitter).
+    arrivals = sorted(r.at for r in fake.requests if r.path == CHAT_PATH)
+    assert len(arrivals) == len(plan_of(TEXT)[0])
+    busiest = max(bisect.bisect_left(arrivals, at + 1.0) - i for i, at in enumerate(arrivals))
+    assert busiest <= RPM // 60 + 1, arrivals
+    assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 2) * 60 / RPM
 
 
 @BROWSER_ONLY
