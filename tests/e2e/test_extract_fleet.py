@@ -9,7 +9,9 @@ The documents are compared, byte for byte, with those of a one-process run.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -18,15 +20,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
 from genkeep.config import Settings
 from genkeep.services import close_services, open_services
+from tests.e2e.test_console import BROWSER_ONLY, page  # noqa: F401 (the browser fixture)
+from tests.e2e.test_console import wait_until as wait_in_page
 from tests.e2e.test_extract_cli import SAMPLES, env_for, query
 from tests.e2e.test_extract_llm import committed, llm_env, numbered_text, plan_of
-from tests.support.fake_openai import FakeOpenAI, extraction_answer, slow
+from tests.support.fake_openai import CHAT_PATH, FakeOpenAI, extraction_answer, slow
 from tests.support.in_process import in_process
-from tests.support.server import WorkerProcess, genkeep_command, pid_of
+from tests.support.server import Server, WorkerProcess, genkeep_command, pid_of
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +47,9 @@ FLEET = {
     "GENKEEP_EXTRACT_FLEET_SLOTS": "1",
 }
 DOCUMENTS = ("turtle", "jsonld", "jsonl")
+# The extractor's model has a profile with a provider limit: 10 calls a second, whoever calls.
+RPM = 600
+LIMITED = {"default": {}, "extract": {"backend": "openai", "model": "gpt-fake-extract", "rpm": RPM}}
 
 
 @pytest.fixture
@@ -276,3 +285,105 @@ async def test_cancel_from_the_api_stops_every_worker_at_its_boundary_and_resume
     assert documents == reference
     prompts = Counter(fake.prompts())
     assert set(prompts.values()) == {1}  # the cancel cut no call off
+
+
+async def test_the_provider_limit_holds_across_the_workers_counted_at_the_model(
+    fake: FakeOpenAI,
+    db_url: str,
+    tmp_path: Path,
+    workers: Callable[..., WorkerProcess],
+) -> None:
+    fake.hold_after(0)  # every worker at the model before the run goes on
+    for _ in range(2):
+        workers(concurrency=1, GENKEEP_PROFILES=json.dumps(LIMITED), **{**llm_env(fake), **FLEET})
+    settings = _settings(
+        fake,
+        db_url,
+        tmp_path,
+        blob_dir=tmp_path / "blobs",
+        extract_lease_s=2.0,
+        extract_poll_s=0.05,
+        profiles=LIMITED,
+    )
+    body = {
+        "text": TEXT,
+        "ontology": (SAMPLES / "ontology.ttl").read_text(),
+        "extractor": "llm",
+        "concurrency": 3,
+        **PARAMS,
+    }
+    async with in_process(settings) as app:
+        created = await app.client.post("/v1/runs", json=body)
+        assert created.status_code == 202, created.text
+        run_id = created.json()["id"]
+        await asyncio.to_thread(wait_until, three_on_the_model(fake, db_url), "three workers")
+        fake.release()
+        for _ in range(15000):
+            status = (await app.client.get(f"/v1/runs/{run_id}")).json()["status"]
+            if status != "running":
+                break
+            await asyncio.sleep(0.02)
+        assert status == "completed"
+        shares = (await app.client.get(f"/v1/runs/{run_id}/workers")).json()["workers"]
+    assert len(shares) == 3
+    # Counted where the provider counts: at the model. The bucket admits one call each
+    # 60/RPM s, so no second holds more than RPM/60 calls (one more for arrival jitter).
+    arrivals = sorted(r.at for r in fake.requests if r.path == CHAT_PATH)
+    assert len(arrivals) == len(plan_of(TEXT)[0])
+    busiest = max(bisect.bisect_left(arrivals, at + 1.0) - i for i, at in enumerate(arrivals))
+    assert busiest <= RPM // 60 + 1, arrivals
+    assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 2) * 60 / RPM
+
+
+@BROWSER_ONLY
+def test_the_run_page_shows_each_workers_batches_and_throughput_as_the_run_goes(
+    fake: FakeOpenAI,
+    servers: Callable[..., Server],
+    workers: Callable[..., WorkerProcess],
+    page: Page,  # noqa: F811 (test_console's fixture)
+) -> None:
+    _, plan = plan_of(TEXT)
+    server = servers(**{**llm_env(fake), **FLEET})
+    workers(concurrency=1, **{**llm_env(fake), **FLEET})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    fake.hold_after(0)  # nothing is committed until the page shows the run
+    body = {
+        "text": TEXT,
+        "ontology": (SAMPLES / "ontology.ttl").read_text(),
+        "extractor": "llm",
+        "concurrency": 2,
+        **PARAMS,
+    }
+    created = httpx.post(f"{server.url}/v1/runs", json=body, timeout=30)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["id"]
+    page.goto(f"{server.url}/console/runs/{run_id}")
+    expect(page.locator("#workers-rate")).to_have_text("No batch committed yet.")
+    wait_until(lambda: fake.held == 2, "both workers at the model")
+    fake.default = slow(0.15)  # the run lasts a few seconds after the two held calls
+    fake.release()
+    # The table follows the run's events while it runs (not only on load and at the end).
+    shown = "[...document.querySelectorAll('#workers tbody tr td:nth-child(2)')]"
+    total = f"{shown}.reduce((n, td) => n + Number(td.textContent), 0)"
+    running_with_rows = (
+        f"document.body.dataset.runStatus === 'running' && {total} > 0"
+        " && Number(document.body.dataset.workersRead) >= 2"
+    )
+    wait_in_page(page, running_with_rows)
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+    # Both workers' shares, adding up to the run, each with its throughput, and the fleet's.
+    rows = page.locator("#workers tbody tr")
+    expect(rows).to_have_count(2)
+    wait_in_page(page, f"{total} === {len(plan)}")
+    expected = httpx.get(f"{server.url}/v1/runs/{run_id}/workers").json()
+    for row, worker in zip(rows.all(), expected["workers"], strict=True):
+        expect(row.locator("td")).to_have_text(
+            [worker["worker"], str(worker["batches"]), f"{worker['batches_per_s']:.2f} batches/s"]
+        )
+    expect(page.locator("#workers-rate")).to_have_text(
+        f"2 workers · {expected['batches_per_s']:.2f} batches/s together"
+    )
+    # Read as the events came, never more than about once a second: not once per batch.
+    reads = sum(1 for url in requests if url.endswith(f"/v1/runs/{run_id}/workers"))
+    assert 2 <= reads < len(plan), requests

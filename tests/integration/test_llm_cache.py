@@ -3,6 +3,8 @@ LlmExtractor talking to the fake OpenAI-compatible server; calls counted at that
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -10,10 +12,10 @@ from sqlalchemy import func, select, update
 
 from genkeep.db.database import Database
 from genkeep.db.llm_cache import DbLlmCache
-from genkeep.db.models import LlmAnswer
+from genkeep.db.models import LlmAnswer, LlmFlight
 from genkeep.extract.llm.extractor import LlmExtractor
 from tests.integration.test_llm_extractor import CHUNK, VALID, FakeIndex
-from tests.support.fake_openai import FakeOpenAI, ok
+from tests.support.fake_openai import FakeOpenAI, ok, slow
 
 Make = Callable[[], LlmExtractor]
 
@@ -134,3 +136,42 @@ async def test_each_model_call_passes_the_provider_limit_and_a_hit_does_not(
     again.limit = limit
     await again.extract(CHUNK, index)
     assert server.calls == 1 and len(limit.acquired) == 1 and limit.acquired[0] > 0
+
+
+async def flights(database: Database) -> int:
+    async with database.reading() as session:
+        return int(
+            (await session.execute(select(func.count()).select_from(LlmFlight))).scalar_one()
+        )
+
+
+async def test_two_workers_asking_one_uncached_prompt_at_once_make_one_call(
+    server: FakeOpenAI, make: Make, database: Database
+) -> None:
+    server.plan(slow(0.3, ok(VALID)), ok(VALID))
+    index = FakeIndex()
+    # Two extractors on one database, as in two worker processes; neither has the answer.
+    first, second = make().for_owner("alice"), make().for_owner("alice")
+    results = await asyncio.gather(first.extract(CHUNK, index), second.extract(CHUNK, index))
+    assert server.calls == 1
+    assert results[0] == results[1]
+    assert sorted([first.stats.waited, second.stats.waited]) == [0, 1]
+    assert await flights(database) == 0  # landed
+
+
+async def test_a_dead_workers_call_is_asked_again_once_its_lease_ends(
+    server: FakeOpenAI, make: Make, database: Database
+) -> None:
+    server.plan(ok(VALID))
+    index = FakeIndex()
+    extractor = make().for_owner("alice")
+    # A worker SIGKILLed while asking: its flight is never renewed nor landed.
+    key = extractor.cache_key(CHUNK, index)
+    assert await DbLlmCache(database).claim(key, "killed-worker", lease_s=0.5)
+    started = time.monotonic()
+    asking = asyncio.create_task(extractor.extract(CHUNK, index))
+    await asyncio.sleep(0.25)
+    assert server.calls == 0 and not asking.done()  # its lease still runs: waited for
+    await asking
+    assert server.calls == 1 and time.monotonic() - started >= 0.45
+    assert await flights(database) == 0

@@ -415,6 +415,17 @@ class LlmAnswer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class LlmFlight(Base):
+    """The one LLM call in flight for a request hash (single flight across workers): its
+    leader's token and lease; deleted when it lands, taken over once its lease ends."""
+
+    __tablename__ = "llm_flights"
+
+    request_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Deletion(Base):
     """Who deleted what and when (a job, a prompt, an owner), never the content (I17).
 

@@ -1119,8 +1119,41 @@ pages.run = () => {
     shown = true;
     const run = await api("GET", `/v1/runs/${itemId}`); // the outputs (and timings): read once
     render(run);
+    workersNow();
     await showResults(run);
   }
+
+  // Each worker's committed batches and throughput (a run spreads over the fleet). Read on
+  // load and again as the run's events come, at most once a WORKERS_EVERY_MS: no events, no
+  // reads, and a run committing hundreds of batches a second costs one read a second.
+  const WORKERS_EVERY_MS = 1000;
+  let workersDue = null;
+  let workersRead = 0;
+  const rate = (value) => (value === null || value === undefined ? "not yet known" : `${value.toFixed(2)} batches/s`);
+  let workersAsked = 0;
+  async function readWorkers() {
+    workersDue = null;
+    workersRead = Date.now();
+    const asked = ++workersAsked;
+    try {
+      const found = await api("GET", `/v1/runs/${itemId}/workers`);
+      if (asked !== workersAsked) return; // a later read was sent: its answer is newer
+      $("#workers tbody").replaceChildren(...found.workers.map((w) => el("tr", {},
+        el("td", { "data-label": "Worker" }, el("code", { text: w.worker || "unknown" })),
+        el("td", { "data-label": "Batches done", text: String(w.batches) }),
+        el("td", { "data-label": "Batches/s", text: rate(w.batches_per_s) }))));
+      const count = found.workers.length;
+      $("#workers-rate").textContent = count
+        ? `${count} worker${count === 1 ? "" : "s"} · ${rate(found.batches_per_s)} together`
+        : "No batch committed yet.";
+      body.dataset.workersRead = String(Number(body.dataset.workersRead || "0") + 1);
+    } catch (error) { showError("page-error", error); }
+  }
+  function workersSoon() {
+    if (workersDue !== null) return;
+    workersDue = setTimeout(readWorkers, Math.max(0, workersRead + WORKERS_EVERY_MS - Date.now()));
+  }
+  function workersNow() { clearTimeout(workersDue); readWorkers(); }
 
   // Progress is pushed: the run's event stream (SSE), from the change log in the database,
   // so a run that a worker process executes shows here too. No polling; the stream ends
@@ -1139,6 +1172,7 @@ pages.run = () => {
         lastSeq = change.seq;
         body.dataset.runEvents = String(Number(body.dataset.runEvents || "0") + 1);
         render(change);
+        workersSoon();
         if (change.status === "completed") await completed();
       }, { lastEventId: lastSeq, signal: controller.signal });
     } catch (error) { showError("page-error", error); return; }
@@ -1151,6 +1185,7 @@ pages.run = () => {
     try {
       const run = await api("GET", `/v1/runs/${itemId}`);
       render(run);
+      workersNow();
       if (run.status === "completed") { shown = true; await showResults(run); return; }
       live();
     } catch (error) { if (!notFound(error, "run", "/console/runs")) showError("page-error", error); }

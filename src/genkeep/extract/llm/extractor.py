@@ -3,18 +3,21 @@
 Each answer is checked (JSON, the schema, the ontology), its surfaces are located in the
 chunk, and relations outside their property's domain or range are dropped. Invalid answers
 are asked again, up to ``max_attempts`` times. Valid answers, and only those, are cached by
-the sha256 of the request (never of a key or URL), so a resumed run does not pay twice.
+the sha256 of the request (never of a key or URL), so a resumed run does not pay twice;
+a miss is asked under single flight (``flight``), so workers asking at once pay once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from genkeep.config import Settings
 from genkeep.errors import ConfigurationError, ExtractionFailed
@@ -26,6 +29,9 @@ from genkeep.extract.llm.answer import (
     Vocabulary,
     read_answer,
 )
+from genkeep.extract.llm.flight import LlmCache as LlmCache
+from genkeep.extract.llm.flight import MemoryLlmCache as MemoryLlmCache
+from genkeep.extract.llm.flight import leading
 from genkeep.extract.llm.grounding import ground
 from genkeep.extract.model import Chunk, ChunkResult, OntologyIndexLike
 from genkeep.telemetry.genai import ModelCall, model_call
@@ -39,33 +45,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class LlmCache(Protocol):
-    """Valid LLM answers by request key."""
-
-    async def get(self, key: str) -> str | None: ...
-
-    async def put(self, key: str, answer: str) -> None: ...
-
-
-class MemoryLlmCache:
-    """An ``LlmCache`` in a dict: tests, and one-off runs."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.answers.get(key)
-
-    async def put(self, key: str, answer: str) -> None:
-        self.answers[key] = answer
-
-
 @dataclass(slots=True)
 class LlmStats:
     """Running totals of one extractor, for logs and tests."""
 
     requests: int = 0
     cache_hits: int = 0
+    waited: int = 0  # answers another extractor's call brought (single flight)
     invalid_answers: int = 0
     unaligned_entities: int = 0
     dropped_entities: int = 0
@@ -118,6 +104,8 @@ class LlmExtractor:
         max_attempts: int = 3,
         temperature: float | None = 0.0,
         limit: ProviderLimit | None = None,
+        flight_lease_s: float = 30.0,
+        flight_poll_s: float = 0.05,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be at least 1, not {max_attempts}")
@@ -127,6 +115,7 @@ class LlmExtractor:
         self.stats = LlmStats()
         self.owner: str | None = None
         self.limit: ProviderLimit = limit or NoProviderLimit()
+        self.flight_lease_s, self.flight_poll_s = flight_lease_s, flight_poll_s
         self._cache = cache
         self._vocabulary: tuple[OntologyIndexLike, Vocabulary] | None = None
         from genkeep.generate.openai_client import ChatClient
@@ -161,6 +150,8 @@ class LlmExtractor:
             max_retries=settings.openai_max_retries,
             max_attempts=max_attempts,
             limit=limit,
+            # A dead worker's call is asked again once its lease ends, as its batch is.
+            flight_lease_s=settings.extract_lease_s,
         )
 
     async def extract(self, chunk: Chunk, index: OntologyIndexLike) -> ChunkResult:
@@ -170,15 +161,36 @@ class LlmExtractor:
         schema = vocabulary.schema()
         messages = self._messages(vocabulary, chunk)
         key = self._key(schema, messages)
-        cached = await self._cache.get(key)
-        if cached is not None:
-            try:
-                result = self._read(cached, chunk, index, vocabulary)
-            except InvalidAnswer as exc:
-                log.warning("ignoring a cached LLM answer that is no longer valid: %s", exc)
-            else:
-                self.stats.cache_hits += 1
-                return result
+        token, waited = str(uuid.uuid4()), False
+        while True:
+            cached, flying = await self._cache.lookup(key)
+            if cached is not None:
+                try:
+                    result = self._read(cached, chunk, index, vocabulary)
+                except InvalidAnswer as exc:
+                    if not waited:  # once, not at each poll of a wait
+                        log.warning("ignoring a cached LLM answer no longer valid: %s", exc)
+                else:
+                    self.stats.cache_hits += 1
+                    self.stats.waited += waited
+                    return result
+            if not flying and await self._cache.claim(key, token, self.flight_lease_s):
+                break
+            waited = True
+            await asyncio.sleep(self.flight_poll_s)
+        async with leading(self._cache, key, token, self.flight_lease_s):
+            return await self._ask(key, messages, schema, chunk, index, vocabulary)
+
+    async def _ask(
+        self,
+        key: str,
+        messages: list[ChatCompletionMessageParam],
+        schema: dict[str, Any],
+        chunk: Chunk,
+        index: OntologyIndexLike,
+        vocabulary: Vocabulary,
+    ) -> ChunkResult:
+        """Ask the model until its answer is valid (``max_attempts`` in all), and cache it."""
         problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             try:
