@@ -1,6 +1,6 @@
 """llm flights: one LLM call in flight per request hash, across workers
 
-Revision ID: 0013_fleet
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-04
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from genkeep.db.drivers.types import UTCDateTime
 
-revision: str = "0013_fleet"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
