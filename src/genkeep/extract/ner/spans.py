@@ -45,9 +45,11 @@ def name_spans(doc: Any, words_at: set[tuple[int, int]]) -> Spans:
         if label not in TYPE_CUES:
             continue
         ent = _one_line(ent)
-        while len(ent) > 1 and ent[0].lower_ in _DETERMINERS and label != "WORK_OF_ART":
+        while len(ent) > 1 and (
+            ent[0].is_space or (ent[0].lower_ in _DETERMINERS and label != "WORK_OF_ART")
+        ):
             ent = ent[1:]
-        while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct):
+        while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct or ent[-1].is_space):
             ent = ent[:-1]
         proper = any(t.text[:1].isupper() or t.like_num for t in ent)
         if not proper or ent.text.strip() != ent.text or (ent.start_char, ent.end_char) in words_at:
@@ -56,6 +58,7 @@ def name_spans(doc: Any, words_at: set[tuple[int, int]]) -> Spans:
     spans = _joined(spans)
     spans += _missed(doc, spans)
     spans.sort(key=lambda item: item[0].start)
+    spans = [(ent, _unarticled(ent, label)) for ent, label in spans]
     people = _people(doc, spans)
     return [(ent, _refined(ent, label, people)) for ent, label in spans]
 
@@ -80,7 +83,7 @@ def _joined(spans: Spans) -> Spans:
     for ent, label in spans:
         if joined:
             last, last_label = joined[-1]
-            gap = tuple(t.lower_ for t in ent.doc[last.end : ent.start])
+            gap = tuple(t.lower_ for t in ent.doc[last.end : ent.start] if not t.is_space)
             if last_label == "ORG" and gap in _JOINERS and ent.text[:1].isupper():
                 joined[-1] = (ent.doc[last.start : ent.end], "ORG")
                 continue
@@ -120,10 +123,15 @@ def _people(doc: Any, spans: Spans) -> set[str]:
     return people
 
 
-def _refined(ent: Any, label: str, people: set[str]) -> str:
+def _unarticled(ent: Any, label: str) -> str:
     if label == "PERSON" and ent.start > 0 and ent.doc[ent.start - 1].lower_ == "the":
-        label = "LOC"  # "the Rhône": people do not take an article
-    if label != "PERSON" and 1 <= len(ent) <= 3 and ent[-1].text in people:
+        return "LOC"  # "the Rhône": people do not take an article
+    return label
+
+
+def _refined(ent: Any, label: str, people: set[str]) -> str:
+    articled = ent.start > 0 and ent.doc[ent.start - 1].lower_ == "the"
+    if label != "PERSON" and 1 <= len(ent) <= 3 and ent[-1].text in people and not articled:
         return "PERSON"  # "Elena Marković" as ORG once, "Marković" as PERSON later
     if label in ("PERSON", "ORG") and _placed(ent.root, label):
         label = "GPE"
@@ -149,7 +157,7 @@ def _placed(root: Any, label: str) -> bool:
 
 def _one_line(ent: Any) -> Any:
     """The part of a span on its root's line: the model runs a heading into the next line."""
-    breaks = [t.i for t in ent if "\n" in t.text]
+    breaks = [t.i for t in ent if "\n" in t.text and _line_break(t)]
     if not breaks:
         return ent
     start, end = ent.start, ent.end
@@ -159,3 +167,12 @@ def _one_line(ent: Any) -> Any:
         elif i >= ent.root.i:
             end = min(end, i)
     return ent.doc[start:end] if end > start else ent
+
+
+def _line_break(token: Any) -> bool:
+    """A break that ends a block: a blank line, or the end of a heading ("# Along the Rhône")."""
+    if token.text.count("\n") >= 2:
+        return True
+    text = token.doc.text
+    line_start = text.rfind("\n", 0, token.idx) + 1
+    return text[line_start:].lstrip().startswith("#")
