@@ -51,6 +51,7 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
                                   "historian", "economist", "chemist", "physicist")},
 }  # fmt: skip
 PERSON_KINDS = frozenset(w for w, cues in KIND_WORDS.items() if cues[1:] == _PERSON)
+ORG_KINDS = frozenset(w for w, cues in KIND_WORDS.items() if cues[1:] == _ORG)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from genkeep.extract.ner.countries import COUNTRIES
+from genkeep.extract.ner.kinds import KIND_WORDS, ORG_KINDS, PERSON_KINDS
 from genkeep.extract.ner.mapping import TYPE_CUES
 
 Spans = list[tuple[Any, str]]  # (spaCy Span, entity type)
@@ -56,6 +57,8 @@ def name_spans(doc: Any, words_at: set[tuple[int, int]]) -> Spans:
             continue  # a class word the model took for a name ("the LEZ"): the word wins
         spans.append((_extended(ent), label))
     spans = _joined(spans)
+    spans += _unrecognized(doc, spans)
+    spans.sort(key=lambda item: item[0].start)
     spans += _missed(doc, spans)
     spans.sort(key=lambda item: item[0].start)
     spans = [(ent, _unarticled(ent, label)) for ent, label in spans]
@@ -78,17 +81,46 @@ def _extended(ent: Any) -> Any:
 
 
 def _joined(spans: Spans) -> Spans:
-    """An organization's name, "of the" and a name right after it: one organization."""
+    """An organization's name, "of the" and a name right after it: one organization; a
+    person's name and a name right after it, across a line break ("Clara" "Weiss"): one."""
     joined: Spans = []
     for ent, label in spans:
         if joined:
             last, last_label = joined[-1]
             gap = tuple(t.lower_ for t in ent.doc[last.end : ent.start] if not t.is_space)
-            if last_label == "ORG" and gap in _JOINERS and ent.text[:1].isupper():
-                joined[-1] = (ent.doc[last.start : ent.end], "ORG")
+            if ent.text[:1].isupper() and (
+                (last_label == "ORG" and gap in _JOINERS)
+                or (last_label == "PERSON" and not gap and ent.start - last.end <= 1)
+            ):
+                joined[-1] = (ent.doc[last.start : ent.end], last_label)
                 continue
         joined.append((ent, label))
     return joined
+
+
+def _unrecognized(doc: Any, spans: Spans) -> Spans:
+    """Names the model missed that say what they are: capitalized words ending with a kind
+    word ("the Marine Biological Association", "the Rhône Glacier")."""
+    taken = {t.i for ent, _ in spans for t in ent}
+    found: Spans = []
+    for token in doc:
+        word = token.lower_
+        if token.i in taken or not token.text[:1].isupper() or word not in KIND_WORDS:
+            continue
+        if word in PERSON_KINDS or token.tag_ not in ("NNP", "NNPS"):
+            continue
+        start = k = token.i
+        while k > 0 and doc[k - 1].i not in taken:
+            before = doc[k - 1]
+            if before.is_space and before.text == "\n":
+                k -= 1  # a line wrapped inside the name
+            elif before.tag_ in ("NNP", "NNPS") and before.text[:1].isupper():
+                start = k = k - 1
+            else:
+                break
+        if start < token.i and not doc[start].is_sent_start:
+            found.append((doc[start : token.i + 1], "ORG" if word in ORG_KINDS else "LOC"))
+    return found
 
 
 def _missed(doc: Any, spans: Spans) -> Spans:
