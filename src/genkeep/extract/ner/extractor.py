@@ -24,29 +24,20 @@ from genkeep.extract.builtin import BuiltinExtractor
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkResult, Entity, OntologyIndexLike, Relation
 from genkeep.extract.ner import kinds as kind_words
-from genkeep.extract.ner import pipeline
+from genkeep.extract.ner import pipeline, relate
 from genkeep.extract.ner.classes import Words, decide, norm
 from genkeep.extract.ner.kinds import Kinds
 from genkeep.extract.ner.mapping import Mapping, automatic, with_overrides
+from genkeep.extract.ner.relate import Mention
 from genkeep.extract.ner.relations import (
     PropertyCues,
-    path_between,
     property_cues,
-    stems_of,
     value_properties,
 )
 from genkeep.extract.ner.spans import name_spans
 from genkeep.extract.ontology import Ontology
 
 _PAIR_WINDOW = 12
-_PREPOSITIONS = frozenset({"in", "at", "of", "on", "into", "through", "within", "about", "by"})
-
-
-@dataclass(slots=True)
-class _Mention:
-    entity: Entity
-    root: Any  # spaCy Token: the span's syntactic head
-    named: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +133,10 @@ class NerExtractor:
                 continue
             for class_iri in match.classes:
                 entity = Entity(class_iri, chunk.text[match.start : match.end], start, end)
-                mentions.append(_Mention(entity, span.root, False))
+                mentions.append(Mention(entity, span.root, False))
         mentions.sort(key=lambda m: (m.entity.start or 0, m.entity.end or 0, m.entity.class_iri))
-        relations = self._relations(mentions, index.ontology, prepared)
+        person = prepared.mapping.class_for("PERSON")
+        relations = relate.relations(doc, mentions, index.ontology, prepared.cues, person)
         relations += self._values(doc, chunk, mentions, index.ontology, prepared)
         mentions.sort(key=lambda m: (m.entity.start or 0, m.entity.end or 0, m.entity.class_iri))
         return ChunkResult([m.entity for m in mentions], relations)
@@ -180,12 +172,12 @@ class NerExtractor:
         prepared: _Prepared,
         words: Words,
         words_at: set[tuple[int, int]],
-    ) -> list[_Mention]:
+    ) -> list[Mention]:
         mapping = prepared.mapping
         spans = name_spans(doc, words_at)
         decided = decide(spans, words, mapping)
         ontology = index.ontology
-        mentions: list[_Mention] = []
+        mentions: list[Mention] = []
         full_names: list[tuple[list[str], str, str]] = []  # tokens, name, class
         alone: set[str] = set()  # names met on their own before any longer name held them
         person = mapping.class_for("PERSON")
@@ -215,38 +207,15 @@ class NerExtractor:
                     full_names.append((tokens, text, class_iri))
             start = chunk.start + ent.start_char
             entity = Entity(class_iri, text, start, start + len(text), name=name)
-            mentions.append(_Mention(entity, ent.root, True))
+            mentions.append(Mention(entity, ent.root, True))
         mentions += _repeated(doc, chunk, mentions, full_names, person)
         return mentions
-
-    def _relations(
-        self, mentions: list[_Mention], ontology: Ontology, prepared: _Prepared
-    ) -> list[Relation]:
-        relations: list[Relation] = []
-        seen: set[tuple[str, str, str]] = set()
-        by_sentence: dict[int, list[_Mention]] = {}
-        for mention in mentions:
-            by_sentence.setdefault(mention.root.sent.start, []).append(mention)
-        for members in by_sentence.values():
-            for i, a in enumerate(members):
-                for b in members[i + 1 : i + 1 + _PAIR_WINDOW]:
-                    if a.entity.key == b.entity.key or b.root.i == a.root.i:
-                        continue
-                    if not (a.named and b.named):
-                        continue  # a class word's referent is a guess: no relation on it
-                    for relation in _relate(a, b, ontology, prepared.cues):
-                        triple = (relation.subject_key, relation.property_iri, relation.object_key)
-                        mirror = (relation.object_key, relation.property_iri, relation.subject_key)
-                        if triple not in seen and mirror not in seen:
-                            seen.add(triple)
-                            relations.append(relation)
-        return relations
 
     def _values(
         self,
         doc: Any,
         chunk: Chunk,
-        mentions: list[_Mention],
+        mentions: list[Mention],
         ontology: Ontology,
         prepared: _Prepared,
     ) -> list[Relation]:
@@ -273,7 +242,7 @@ class NerExtractor:
                     if prop.kind == "object" and ranges:
                         # A page is a thing of the range's class ("homepage" -> Document).
                         page = Entity(ranges[0], value, start, start + len(value))
-                        mentions.append(_Mention(page, token, True))
+                        mentions.append(Mention(page, token, True))
                         found.append(
                             Relation(
                                 prop.iri,
@@ -303,10 +272,10 @@ class NerExtractor:
 def _repeated(
     doc: Any,
     chunk: Chunk,
-    mentions: list[_Mention],
+    mentions: list[Mention],
     full_names: list[tuple[list[str], str, str]],
     person: str | None,
-) -> list[_Mention]:
+) -> list[Mention]:
     """Later mentions the model missed: a full name again, or a person's first or last name.
 
     The model tags "Maria" as a nationality once, or not at all; the name it found before
@@ -326,7 +295,7 @@ def _repeated(
                 if len(part) > 2 and part[:1].isupper():
                     first = wanted.get(name, ("", "", 0))[2]
                     wanted.setdefault(part, (name, class_iri, first))
-    found: list[_Mention] = []
+    found: list[Mention] = []
     for surface, (name, class_iri, first) in sorted(wanted.items()):
         pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@])")
         for found_at in pattern.finditer(chunk.text):
@@ -339,48 +308,6 @@ def _repeated(
             taken.append((start, end))
             alias = None if name == surface else name
             found.append(
-                _Mention(Entity(class_iri, surface, start, end, name=alias), span.root, True)
+                Mention(Entity(class_iri, surface, start, end, name=alias), span.root, True)
             )
     return found
-
-
-def _relate(
-    a: _Mention, b: _Mention, ontology: Ontology, cues: list[PropertyCues]
-) -> list[Relation]:
-    path = path_between(a.root, b.root)
-    if path is None:
-        return []
-    stems = stems_of(path)
-    # "X was founded by Y": the agent comes second in the text, first in the relation.
-    first, second = (b, a) if any(t.dep_ == "agent" for t in path) else (a, b)
-    best: list[tuple[PropertyCues, _Mention, _Mention, str]] = []
-    best_strength = 0
-    fits = ontology.fits
-    for c in cues:
-        if c.prop.kind == "datatype":
-            continue
-        s, o = first, second
-        if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
-            s, o = second, first
-            if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
-                continue
-        matched = c.cues & stems
-        if len(path) > 2:
-            matched -= _PREPOSITIONS  # "in" far from both mentions says nothing about them
-        if not matched or (c.open and len(path) > 2):
-            continue  # no cue; or an open property whose cue is not right between the two
-        strength = len(matched)
-        if strength > best_strength:
-            best, best_strength = [], strength
-        if strength == best_strength:
-            best.append((c, s, o, min(matched)))
-    start = min(a.entity.start or 0, b.entity.start or 0)
-    end = max(a.entity.end or 0, b.entity.end or 0)
-    return [
-        Relation(c.prop.iri, s.entity.key, o.entity.key, start, end, cue=cue)
-        for c, s, o, cue in best
-    ]
-
-
-def _fits(fits: Any, mention: _Mention, allowed: frozenset[str]) -> bool:
-    return not allowed or bool(fits(mention.entity.class_iri, allowed))
