@@ -4,7 +4,8 @@ Two named mentions of one sentence, or a named mention and a word that refers ba
 ("it", "its", "he", "her"; "the river", "the city"), are related by a property when its
 domain and range fit (either way round) and a cue word lies on the dependency path between
 them (``relations``). A referring word stands for the nearest named mention before it, within
-the two sentences before, that fits what the property needs: "Its mayor, Christina Kitsos"
+the two sentences before, that fits what the property needs (for a pronoun, the subject of
+a sentence; for a class word, a name of that class): "Its mayor, Christina Kitsos"
 after "...in Geneva" is Geneva's (a mayor's domain is a settlement); "it ends in the sea"
 after "the Rhône ... Switzerland and France" is the Rhône's (a river's mouth). A cue that is
 a word of the property's own labels counts twice a synonym's, so "a mountain in the Uri
@@ -77,7 +78,7 @@ def relations(
             blocked = blocked_all - {b.root.i}
             for antecedent in referring.antecedents:
                 if antecedent.entity.key == b.entity.key:
-                    continue
+                    break  # it stands for b, the nearer: not for one further back
                 standing = Mention(antecedent.entity, referring.token, True)
                 # "its mayor": the possessed noun must be the cue
                 noun = referring.token.head if referring.token.dep_ == "poss" else None
@@ -98,7 +99,7 @@ def _referring(
     def is_person(cls: str) -> bool:
         return person is not None and ontology.is_subclass_of(cls, person)
 
-    def before(token: Any, wanted: Any) -> list[Mention]:
+    def before(token: Any, wanted: Any, subjects: bool = False) -> list[Mention]:
         k = max(0, _index_le(starts, token.sent.start) - _SENTENCES_BACK)
         earliest = starts[k]
         out: list[Mention] = []
@@ -106,20 +107,20 @@ def _referring(
         for m in reversed(named):
             if m.root.i >= token.i or m.root.i < earliest or m.entity.key in keys:
                 continue
+            if subjects and not _subject(m.root):
+                continue  # a pronoun names what a sentence is about, not any name in it
             keys.add(m.entity.key)
             if wanted(m.entity.class_iri):
                 out.append(m)
-        # What a sentence is about is what "it" is about: subjects first, then the nearest.
-        out.sort(key=lambda m: not _subject(m.root))  # stable: nearest first within each
         return out
 
     found: list[_Referring] = []
     for token in doc:
         word = token.lower_
         if word in _IT:
-            antecedents = before(token, lambda c: not is_person(c))
+            antecedents = before(token, lambda c: not is_person(c), subjects=True)
         elif word in _PERSONAL:
-            antecedents = before(token, is_person)
+            antecedents = before(token, is_person, subjects=True)
         else:
             continue
         if antecedents:
@@ -171,10 +172,11 @@ def relate(
     for c in cues:
         if c.prop.kind == "datatype":
             continue
+        ranges = c.implied or c.prop.range
         s, o = first, second
-        if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
+        if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, ranges)):
             s, o = second, first
-            if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, c.prop.range)):
+            if not (_fits(fits, s, c.prop.domain) and _fits(fits, o, ranges)):
                 continue
         matched = c.cues & stems
         if len(path) > 2:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from genkeep.extract.ner.mapping import local_name
+from genkeep.extract.ner.mapping import class_score, local_name
 from genkeep.extract.ontology import Ontology, OntologyProperty
 from genkeep.extract.stems import stem
 
@@ -70,6 +70,8 @@ class PropertyCues:
     cues: frozenset[str]
     open: bool  # domain or range untyped or universal
     own: frozenset[str] = frozenset()  # the words of its labels and local name
+    # An open range that its name narrows: "current project" links to a Project.
+    implied: frozenset[str] = frozenset()
 
 
 def property_cues(ontology: Ontology) -> list[PropertyCues]:
@@ -83,8 +85,21 @@ def property_cues(ontology: Ontology) -> list[PropertyCues]:
         for word in words:
             cues |= SYNONYMS.get(word, frozenset())
         is_open = not prop.domain or not prop.range or _universal(prop.domain | prop.range)
-        found.append(PropertyCues(prop, frozenset(cues), is_open, frozenset(words)))
+        implied: frozenset[str] = frozenset()
+        if not prop.range or _universal(prop.range):
+            implied = _named_classes(ontology, prop)
+        found.append(PropertyCues(prop, frozenset(cues), is_open, frozenset(words), implied))
     return found
+
+
+def _named_classes(ontology: Ontology, prop: OntologyProperty) -> frozenset[str]:
+    """Classes the property's name ends with ("current project": Project; "based near": none)."""
+    names = {" ".join(label.lower().split()) for label in prop.labels} | {local_name(prop.iri)}
+    return frozenset(
+        cls.iri
+        for cls in ontology.classes.values()
+        if any(class_score(cls, name.split()[-1]) >= 4.0 for name in names if name)
+    )
 
 
 def _universal(targets: Iterable[str]) -> bool:
