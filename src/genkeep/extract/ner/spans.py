@@ -145,13 +145,20 @@ def _missed(doc: Any, spans: Spans) -> Spans:
 
 
 def _people(doc: Any, spans: Spans) -> set[str]:
-    """One-word names the text treats as people's: the model's, and those before ", who"."""
+    """One-word names the text treats as people's: the model's, those before ", who", and
+    those born."""
     people = {ent.text for ent, label in spans if label == "PERSON" and len(ent) == 1}
     for token in doc[2:]:
         if token.lower_ in _WHO and doc[token.i - 1].text == ",":
             name = doc[token.i - 2]
             if name.tag_ == "NNP" and name.text[:1].isupper():
                 people.add(name.text)
+    for token in doc:
+        # "Marković was born in Ljubljana": whoever is born is a person.
+        if token.lower_ == "born" and token.tag_ == "VBN":
+            for child in token.children:
+                if child.dep_ == "nsubjpass" and child.tag_ == "NNP" and child.text[:1].isupper():
+                    people.add(child.text)
     return people
 
 
