@@ -118,8 +118,11 @@ def _surface_apposition(ent: Any) -> list[Any]:
 
 
 def _ranked(noun: Any) -> bool:
-    """ "the highest mountain of the Alps": one of many, not the name's own kind."""
-    return any(t.tag_ in ("JJS", "RBS") or t.dep_ in ("nummod",) for t in noun.children)
+    """ "the highest mountain of the Alps", "the rivers of Europe": one of many, not the
+    name's own kind."""
+    return noun.tag_ in ("NNS", "NNPS") or any(
+        t.tag_ in ("JJS", "RBS") or t.dep_ in ("nummod",) for t in noun.children
+    )
 
 
 def _conjunct_classes(spans: Spans, decided: dict[str, str]) -> None:

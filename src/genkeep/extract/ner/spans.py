@@ -35,6 +35,7 @@ _COMPASS = frozenset({
 _PLACING = frozenset({"near", "around", "across", "throughout", "through", "into", "along",
                       "outside", "inside", "towards", "toward", "beyond", "in"})  # fmt: skip
 _PLACING_ORG = frozenset({"near", "around", "across", "throughout", "outside", "beyond"})
+_PROPER = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP"})
 _JOINERS = (("of",), ("of", "the"), ("for",), ("for", "the"))
 
 
@@ -53,6 +54,8 @@ def name_spans(doc: Any, words_at: set[tuple[int, int]]) -> Spans:
         while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct or ent[-1].is_space):
             ent = ent[:-1]
         proper = any(t.text[:1].isupper() or t.like_num for t in ent)
+        if label in _PROPER and not any(t.tag_ in ("NNP", "NNPS") for t in ent):
+            continue  # "Getting around Varnholm": a heading's verb is nobody's name
         if not proper or ent.text.strip() != ent.text or (ent.start_char, ent.end_char) in words_at:
             continue  # a class word the model took for a name ("the LEZ"): the word wins
         spans.append((_extended(ent), label))
