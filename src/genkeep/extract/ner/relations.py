@@ -61,7 +61,7 @@ _EMAIL_WORDS = frozenset(map(stem, ("mbox", "email", "mail", "e-mail")))
 _STOP = frozenset({"has", "have", "is", "of", "the", "a", "an", "by", "to", "for", "and", "in"})
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _PATH_LIMIT = 6
-_RECIPROCAL_VERBS = frozenset({"meet", "marry", "collaborate", "partner", "cooperate"})
+_RECIPROCAL_VERBS = ("meet", "met", "marr", "collaborat", "partner", "cooperat")  # prefixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +178,8 @@ def _first_conjunct(token: Any) -> Any:
 
 
 def _reciprocal(verb: Any) -> bool:
-    return verb.lemma_ in _RECIPROCAL_VERBS or any(
-        t.lemma_ == "other" or t.lower_ in ("together", "jointly") for t in verb.subtree
+    return verb.lower_.startswith(_RECIPROCAL_VERBS) or any(
+        t.lower_ in ("other", "others", "together", "jointly") for t in verb.subtree
     )
 
 
@@ -190,14 +190,41 @@ def _governing_verb(token: Any) -> list[Any]:
             break
         token = token.head
         climbed.append(token)
-        if token.pos_ in ("VERB", "AUX"):
+        if token.tag_.startswith("VB") or token.tag_ == "MD":
             return climbed
     return []
+
+
+# The pipeline runs without its lemmatizer (a seventh of its time): the irregular forms a cue
+# may take, and plural "-ies", are undone here.
+_IRREGULAR = {
+    "met": "meet", "knew": "know", "known": "know", "wrote": "write", "written": "write",
+    "led": "lead", "ran": "run", "made": "make", "built": "build", "began": "begin",
+    "begun": "begin", "born": "bear", "bore": "bear", "gave": "give", "given": "give",
+    "took": "take", "taken": "take", "held": "hold", "grew": "grow", "grown": "grow",
+    "left": "leave", "sold": "sell", "won": "win", "taught": "teach", "found": "find",
+    "rose": "rise", "risen": "rise", "flowed": "flow", "joined": "join", "married": "marry",
+}  # fmt: skip
+
+
+def lemmas(word: str) -> set[str]:
+    """Crude lemmas of a lower-case word: its irregular base, "-ies"/"-ied" -> "-y", and
+    "rises", "based", "leaving" -> "rise", "base", "leave" (``stem`` cuts the rest)."""
+    found = {word}
+    if word in _IRREGULAR:
+        found.add(_IRREGULAR[word])
+    if len(word) > 4:
+        if word.endswith(("ies", "ied")):
+            found.add(word[:-3] + "y")
+        elif word.endswith(("es", "ed")):
+            found.add(word[:-1])
+        elif word.endswith("ing"):
+            found.add(word[:-3] + "e")
+    return found
 
 
 def stems_of(tokens: Iterable[Any]) -> set[str]:
     found: set[str] = set()
     for token in tokens:
-        found.add(stem(token.lower_))
-        found.add(stem(token.lemma_.lower()))
+        found.update(stem(word) for word in lemmas(token.lower_))
     return found
