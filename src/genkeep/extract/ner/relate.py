@@ -14,16 +14,19 @@ Alps" says ``mountainRange`` rather than ``isPartOf``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from genkeep.extract.model import Entity, Relation
 from genkeep.extract.ner.relations import PropertyCues, path_between, stems_of
+from genkeep.extract.ner.spans import tokens_at
 from genkeep.extract.ontology import Ontology
 
 _PAIR_WINDOW = 12
 _PREPOSITIONS = frozenset({"in", "at", "of", "on", "into", "through", "within", "about", "by"})
 _IT = frozenset({"it", "its"})
+_PRONOUNS = re.compile(r"\b(?:it|its|he|him|his|she|her)\b", re.IGNORECASE)
 _PERSONAL = frozenset({"he", "him", "his", "she", "her"})
 _DEFINITE = frozenset({"the", "this", "that"})
 _SENTENCES_BACK = 2
@@ -115,7 +118,7 @@ def _referring(
         return out
 
     found: list[_Referring] = []
-    for token in doc:
+    for token in tokens_at(doc, _PRONOUNS):
         word = token.lower_
         if word in _IT:
             antecedents = before(token, lambda c: not is_person(c), subjects=True)

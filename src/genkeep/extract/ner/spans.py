@@ -24,7 +24,14 @@ Spans = list[tuple[Any, str]]  # (spaCy Span, entity type)
 
 _DETERMINERS = frozenset({"the", "a", "an", "this", "that"})
 _SCHOOL_WORDS = frozenset({"university", "college", "school", "academy", "polytechnic"})
-_WHO = frozenset({"who", "whom", "whose"})
+_WHO = re.compile(r"\b(?:who|whom|whose)\b")
+_BORN = re.compile(r"\bborn\b")
+# Capitalized kind words that may end a name ("Society"), singular or plural.
+_NAME_KINDS = re.compile(
+    r"\b(?:"
+    + "|".join(sorted(w.capitalize() for w in KIND_WORDS if w not in PERSON_KINDS))
+    + r")s?\b"
+)
 _COMPASS = frozenset({
     "north", "south", "east", "west", "north-east", "north-west", "south-east", "south-west",
     "northeast", "northwest", "southeast", "southwest", "outskirts", "centre", "center",
@@ -106,11 +113,9 @@ def _unrecognized(doc: Any, spans: Spans) -> Spans:
     word ("the Marine Biological Association", "the Rhône Glacier")."""
     taken = {t.i for ent, _ in spans for t in ent}
     found: Spans = []
-    for token in doc:
+    for token in tokens_at(doc, _NAME_KINDS):
         word = token.lower_
-        if token.i in taken or not token.text[:1].isupper() or word not in KIND_WORDS:
-            continue
-        if word in PERSON_KINDS or token.tag_ not in ("NNP", "NNPS"):
+        if token.i in taken or token.tag_ not in ("NNP", "NNPS"):
             continue
         start = k = token.i
         while k > 0 and doc[k - 1].i not in taken:
@@ -122,7 +127,8 @@ def _unrecognized(doc: Any, spans: Spans) -> Spans:
             else:
                 break
         if start < token.i and not doc[start].is_sent_start:
-            found.append((doc[start : token.i + 1], "ORG" if word in ORG_KINDS else "LOC"))
+            org = word in ORG_KINDS or word[:-1] in ORG_KINDS
+            found.append((doc[start : token.i + 1], "ORG" if org else "LOC"))
     return found
 
 
@@ -151,14 +157,14 @@ def _people(doc: Any, spans: Spans) -> set[str]:
     """One-word names the text treats as people's: the model's, those before ", who", and
     those born."""
     people = {ent.text for ent, label in spans if label == "PERSON" and len(ent) == 1}
-    for token in doc[2:]:
-        if token.lower_ in _WHO and doc[token.i - 1].text == ",":
+    for token in tokens_at(doc, _WHO):
+        if token.i >= 2 and doc[token.i - 1].text == ",":
             name = doc[token.i - 2]
             if name.tag_ == "NNP" and name.text[:1].isupper():
                 people.add(name.text)
-    for token in doc:
+    for token in tokens_at(doc, _BORN):
         # "Marković was born in Ljubljana": whoever is born is a person.
-        if token.lower_ == "born" and token.tag_ == "VBN":
+        if token.tag_ == "VBN":
             for child in token.children:
                 if child.dep_ == "nsubjpass" and child.tag_ == "NNP" and child.text[:1].isupper():
                     people.add(child.text)
@@ -218,3 +224,13 @@ def _line_break(token: Any) -> bool:
     text = token.doc.text
     line_start = text.rfind("\n", 0, token.idx) + 1
     return text[line_start:].lstrip().startswith("#")
+
+
+def tokens_at(doc: Any, pattern: re.Pattern[str]) -> list[Any]:
+    """The tokens where ``pattern`` matches the text: a search, not a walk over every token."""
+    found: list[Any] = []
+    for m in pattern.finditer(doc.text):
+        span = doc.char_span(m.start(), m.end())
+        if span is not None and len(span) == 1:
+            found.append(span[0])
+    return found
