@@ -55,7 +55,7 @@ class NerExtractor:
     """spaCy named entities typed by the ontology; see the module docstring."""
 
     name: str = "genkeep-ner"
-    version: str = "1"
+    version: str = "2"  # 2: kind words, references, the parse without lemmas
 
     def __init__(
         self,

@@ -199,7 +199,7 @@ def _placed(root: Any, label: str) -> bool:
     if word == "of":
         return preposition.head.lower_ in _COMPASS  # "west of Marseille"
     if label == "ORG" and word not in _PLACING_ORG:
-        return word == "in" and preposition.head.tag_.startswith("NN")
+        return word == "in" and str(preposition.head.tag_).startswith("NN")
     return word in _PLACING
 
 
@@ -221,7 +221,7 @@ def _line_break(token: Any) -> bool:
     """A break that ends a block: a blank line, or the end of a heading ("# Along the Rhône")."""
     if token.text.count("\n") >= 2:
         return True
-    text = token.doc.text
+    text: str = token.doc.text
     line_start = text.rfind("\n", 0, token.idx) + 1
     return text[line_start:].lstrip().startswith("#")
 
