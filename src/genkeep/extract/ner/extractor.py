@@ -1,12 +1,13 @@
 """The ``ner`` extractor: named mentions first, class words as a fallback, cued relations.
 
-Per chunk: spaCy finds named mentions; each is typed by a class word that describes it
-("Varnholm is a city", "the river Ise", "Acme, a company") or else by the entity type's
-mapped class (``mapping``); one name keeps one class within the chunk. A short name is the
-full name mentioned before it ("Maria" is "Maria Okafor"). Class words the label matcher
-finds outside named mentions stay, as the builtin extractor gives them. Relations and URL
-or e-mail values come from the parse (``relations``). Deterministic: the same chunk gives
-the same result, so a resumed run writes the same bytes.
+Per chunk: spaCy finds named mentions, completed and retyped by the words around them
+(``spans``); each name takes one class within the chunk, from a class or kind word that
+describes it or else from its entity type's mapped class (``classes``, ``kinds``,
+``mapping``). A short name is the full name mentioned before it ("Maria" is "Maria Okafor").
+Class words the label matcher finds outside named mentions stay, as the builtin extractor
+gives them. Relations come from the parse, through references too (``relate``); URL and
+e-mail values from the property words. Deterministic: the same chunk gives the same result,
+so a resumed run writes the same bytes.
 """
 
 from __future__ import annotations
