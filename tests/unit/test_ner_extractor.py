@@ -139,6 +139,21 @@ def test_kind_words_type_names_and_short_forms_join_them(ner: NerExtractor) -> N
     assert found["Marine Biological Association"] == ("Organisation", None)
 
 
+def test_a_name_keeps_its_own_kind(ner: NerExtractor) -> None:
+    text = (
+        "Bergen, a city on the coast, is home to the University of Bergen. Vienna is the "
+        "capital of Austria. Maja Berg was born in Tromsø and met Ingrid Solberg at the "
+        "Bergen Book Festival."
+    )
+    found = by_surface(extract(ner, text, EVAL / "schema" / "ontology.ttl"))
+    assert found["Bergen"] == ("City", None)
+    # Headed by "University", not by "Bergen"; "the capital of" says nothing of Austria.
+    assert found["University of Bergen"] == ("EducationalOrganization", None)
+    assert found["Austria"] == ("Country", None)
+    assert found["Tromsø"][0] in ("City", "Place")  # whoever was born was born somewhere
+    assert found["Bergen Book Festival"] == ("Event", None)
+
+
 def test_references_stand_for_the_nearest_name_that_fits(ner: NerExtractor) -> None:
     geo = EVAL / "geo" / "ontology.ttl"
     text = (
@@ -152,6 +167,13 @@ def test_references_stand_for_the_nearest_name_that_fits(ner: NerExtractor) -> N
     )
     relations = triples(extract(ner, text, geo))
     assert ("rhône", "riverMouth", "mediterranean sea") in relations
+    # "she": the person before, even one no sentence was about.
+    text = (
+        "Seedbank started in 2018 as a side project of Jana Novotná, a biologist who worked "
+        "at the Charles University in Prague. She met Omar Haddad at a workshop in Lyon."
+    )
+    relations = triples(extract(ner, text, EVAL / "foaf" / "ontology.ttl"))
+    assert ("jana novotná", "knows", "omar haddad") in relations
 
 
 def test_a_path_stays_within_its_mention_and_its_clause(ner: NerExtractor) -> None:

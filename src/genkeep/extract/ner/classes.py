@@ -152,6 +152,8 @@ def _inherited(spans: Spans, decided: dict[str, str]) -> None:
         if name in decided or label == "PERSON" or len(ent) < 2:
             continue
         for k in range(1, len(ent)):
+            if ent.root.i < ent[k].i:
+                break  # "the University of Bergen" is a university, not a kind of Bergen
             known = decided.get(norm(ent[k:].text))
             if known is not None:
                 decided[name] = known

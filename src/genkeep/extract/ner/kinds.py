@@ -27,7 +27,8 @@ _PERSON = ("person", "people", "human")
 # kind word -> (its own cue first, then what it is a kind of); person kinds marked below.
 KIND_WORDS: dict[str, tuple[str, ...]] = {
     **{w: (w, *_SETTLEMENT) for w in ("village", "hamlet", "town", "township", "commune")},
-    **{w: (w, "city", *_SETTLEMENT) for w in ("capital", "metropolis", "municipality")},
+    # Not "capital": a relational noun ("the capital of Austria" is no city).
+    **{w: (w, "city", *_SETTLEMENT) for w in ("metropolis", "municipality")},
     **{w: (w, *_REGION) for w in ("canton", "province", "county", "department", "prefecture",
                                   "territory", "district", "state", "land", "duchy")},
     **{w: (w, "sea", *_WATER) for w in ("sea", "ocean", "gulf", "bay", "lagoon", "strait")},
@@ -42,6 +43,9 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
                                "company", "firm", "newspaper", "publisher", "broadcaster",
                                "charity", "bank", "chain", "club", "union", "ministry",
                                "federation", "cooperative", "consortium", "league")},
+    # Not "fair" (an adjective too, and a trade fair is as often its organizer).
+    **{w: (w, "event") for w in ("festival", "conference", "concert", "exhibition",
+                                  "congress", "tournament", "championship")},
     **{w: (w, *_PERSON) for w in ("designer", "editor", "writer", "poet", "novelist",
                                   "journalist", "mayor", "engineer", "scientist", "researcher",
                                   "professor", "student", "artist", "architect", "director",

@@ -123,7 +123,8 @@ def _referring(
         if word in _IT:
             antecedents = before(token, lambda c: not is_person(c), subjects=True)
         elif word in _PERSONAL:
-            antecedents = before(token, is_person, subjects=True)
+            # "he", "she": people are few, so any person before when no subject was one.
+            antecedents = before(token, is_person, subjects=True) or before(token, is_person)
         else:
             continue
         if antecedents:

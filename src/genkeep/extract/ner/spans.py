@@ -42,6 +42,7 @@ _COMPASS = frozenset({
 _PLACING = frozenset({"near", "around", "across", "throughout", "through", "into", "along",
                       "outside", "inside", "towards", "toward", "beyond", "in"})  # fmt: skip
 _PLACING_ORG = frozenset({"near", "around", "across", "throughout", "outside", "beyond"})
+_TRAILING = frozenset({"POS", "CC", "IN", "DT", "TO"})  # "Salt and": the model's cut
 _PROPER = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP"})
 _JOINERS = (("of",), ("of", "the"), ("for",), ("for", "the"))
 
@@ -58,7 +59,7 @@ def name_spans(doc: Any, words_at: set[tuple[int, int]]) -> Spans:
             ent[0].is_space or (ent[0].lower_ in _DETERMINERS and label != "WORK_OF_ART")
         ):
             ent = ent[1:]
-        while len(ent) > 1 and (ent[-1].tag_ == "POS" or ent[-1].is_punct or ent[-1].is_space):
+        while len(ent) > 1 and (ent[-1].tag_ in _TRAILING or ent[-1].is_punct or ent[-1].is_space):
             ent = ent[:-1]
         proper = any(t.text[:1].isupper() or t.like_num for t in ent)
         if label in _PROPER and not any(t.tag_ in ("NNP", "NNPS") for t in ent):
@@ -198,6 +199,8 @@ def _placed(root: Any, label: str) -> bool:
     word = preposition.lower_
     if word == "of":
         return preposition.head.lower_ in _COMPASS  # "west of Marseille"
+    if word == "in" and preposition.head.lower_ == "born":
+        return True  # "born in Tromsø"
     if label == "ORG" and word not in _PLACING_ORG:
         return word == "in" and str(preposition.head.tag_).startswith("NN")
     return word in _PLACING
