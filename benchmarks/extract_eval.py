@@ -36,6 +36,7 @@ SETS = {
     "foaf": (EVAL / "foaf" / "gold.jsonl", EVAL / "foaf" / "ontology.ttl"),
     "schema.org": (EVAL / "schema" / "gold.jsonl", EVAL / "schema" / "ontology.ttl"),
     "dbpedia geo": (EVAL / "geo" / "gold.jsonl", EVAL / "geo" / "ontology.ttl"),
+    "rhine (held out)": (EVAL / "rhine" / "gold.jsonl", EVAL / "rhine" / "ontology.ttl"),
     "sample": (SAMPLES / "gold.jsonl", SAMPLES / "ontology.ttl"),
     "sample named": (SAMPLES / "gold_named.jsonl", SAMPLES / "ontology.ttl"),
 }

@@ -241,6 +241,14 @@ async def test_scores_on_unseen_ontologies(
     assert kinds_f1(report) >= 0.75
 
 
+async def test_a_held_out_text_keeps_its_first_scores(ner: NerExtractor) -> None:
+    # benchmarks/eval/rhine was written after the rules and scored once, not tuned on:
+    # floors under that first measurement (docs/extract.md), not the goals.
+    report = await scores(ner, "rhine")
+    assert report.mentions.f1 >= 0.72 and report.entities.f1 >= 0.66
+    assert report.relations.f1 >= 0.35 and kinds_f1(report) >= 0.68
+
+
 KINDS = ("Person", "Organization", "Organisation", "EducationalOrganization", "Place", "City",
          "Country", "Region", "SpatialThing", "District")  # fmt: skip
 
