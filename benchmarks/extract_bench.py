@@ -282,12 +282,15 @@ def ner_main(sizes: list[int]) -> int:
         f"peak RSS largest/smallest <= {GOAL_MEMORY_RATIO:g}"
     )
     for column in ("input kB", "chunks", "mentions", "relations", "load s", "extract s",
-                   "MB/s", "RSS loaded MiB", "RSS peak MiB"):  # fmt: skip
+                   "MB/s", "MB/CPU-s", "spaCy MB/CPU-s", "spaCy ner-only MB/CPU-s",
+                   "RSS loaded MiB", "RSS peak MiB"):  # fmt: skip
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
             f"{r.text_bytes / 1000:.0f}", str(r.chunks), str(r.mentions), str(r.relations),
             f"{r.load_s:.2f}", f"{r.seconds:.2f}", f"{r.mb_per_s:.4f}",
+            f"{r.mb_per_cpu_s:.4f}", f"{r.spacy_mb_per_cpu_s:.4f}",
+            f"{r.spacy_ner_only_mb_per_cpu_s:.4f}",
             f"{r.rss_loaded_mib:.0f}", f"{r.rss_peak_mib:.0f}",
         )  # fmt: skip
     console.print(table)

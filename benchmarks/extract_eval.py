@@ -1,7 +1,8 @@
 """The builtin and ner extractors scored on every evaluation set (``genkeep eval`` per set).
 
 Sets: benchmarks/eval/{foaf,schema,geo} (public ontologies the extractors never saw, a
-~500-word text each with hand-written gold, see build_gold.py) and the shipped sample
+~500-word text each with hand-written gold, see build_gold.py), rhine (geo's ontology, a text
+written after the rules and scored once: held out) and the shipped sample
 (its class-word gold, and its named-entity gold). Prints one table and writes
 benchmarks/results/extract_eval.json. Goals on the unseen sets (ner): entity F1 >= 0.75
 for person, organization and place classes; mention F1 >= 0.65; relation F1 >= 0.4.
@@ -36,6 +37,7 @@ SETS = {
     "foaf": (EVAL / "foaf" / "gold.jsonl", EVAL / "foaf" / "ontology.ttl"),
     "schema.org": (EVAL / "schema" / "gold.jsonl", EVAL / "schema" / "ontology.ttl"),
     "dbpedia geo": (EVAL / "geo" / "gold.jsonl", EVAL / "geo" / "ontology.ttl"),
+    "rhine (held out)": (EVAL / "rhine" / "gold.jsonl", EVAL / "rhine" / "ontology.ttl"),
     "sample": (SAMPLES / "gold.jsonl", SAMPLES / "ontology.ttl"),
     "sample named": (SAMPLES / "gold_named.jsonl", SAMPLES / "ontology.ttl"),
 }

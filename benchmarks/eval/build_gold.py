@@ -38,7 +38,9 @@ def build(folder: Path) -> dict[str, object]:
     found: list[dict[str, object]] = []
     for surface, class_iri, name, case, skip in wanted:
         flags = 0 if case else re.IGNORECASE
-        pattern = re.compile(rf"(?<![\w@./]){re.escape(surface)}(?![\w@]|\.\w)", flags)
+        # A surface may wrap at a line break: any run of whitespace between its words.
+        words = r"\s+".join(map(re.escape, surface.split()))
+        pattern = re.compile(rf"(?<![\w@./]){words}(?![\w@]|\.\w)", flags)
         for number, m in enumerate(pattern.finditer(text)):
             if number in skip or any(s < m.end() and m.start() < e for s, e in taken):
                 continue

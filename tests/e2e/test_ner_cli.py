@@ -26,7 +26,7 @@ def test_info_names_ner_the_default_and_eval_compares_extractors(tmp_path: Path)
     scored = run_cli([*args, "--extractor", "builtin", "--extractor", "ner"], env)
     assert scored.returncode == 0, scored.stderr
     reports = json.loads(scored.stdout)
-    ner, builtin = reports["genkeep-ner 1"], reports["genkeep-builtin 1"]
+    ner, builtin = reports["genkeep-ner 2"], reports["genkeep-builtin 1"]
     person = "http://xmlns.com/foaf/0.1/Person"
     assert ner["entities_by_class"][person]["f1"] > 0.9 > builtin["entities_by_class"][person]["f1"]
     assert ner["relations"]["tp"] >= 5 and builtin["relations"]["tp"] == 0

@@ -48,7 +48,7 @@ async def test_a_resume_maps_as_the_run_started(services: Services) -> None:
     request = RunRequest(TEXT, "text.md", ONTOLOGY, "foaf.ttl", PARAMS)
     whole = await started.create(OWNER, request, "ner")
     assert await run_to_end(services, started, whole.id) == "completed"
-    assert whole.extractor_name == "genkeep-ner" and whole.extractor_version.startswith("1.")
+    assert whole.extractor_name == "genkeep-ner" and whole.extractor_version.startswith("2.")
     pinned = f"owners/{OWNER}/extractor-pins/genkeep-ner-{whole.extractor_version}.json"
     record = json.loads(await services.blobs.get(pinned))
     assert record["mapping"]["types"]["PERSON"] == FOAF + "Person"

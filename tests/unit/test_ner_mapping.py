@@ -10,6 +10,7 @@ import pytest
 from rdflib import Graph
 
 from genkeep.errors import BadInput, ConfigurationError
+from genkeep.extract.ner import kinds as kind_words
 from genkeep.extract.ner.mapping import Mapping, automatic, read_overrides, with_overrides
 from genkeep.extract.ontology import load_ontology
 from genkeep.extract.validate import open_properties, uncued_problems
@@ -104,3 +105,16 @@ def test_relations_without_a_cue_on_open_properties_are_problems() -> None:
     [problem] = uncued_problems(uncued, open_props)
     assert problem.startswith(f"4 relation(s) <{FOAF}currentProject> have no cue")
     assert "'maria' → 'group'" in problem
+
+
+def test_kind_words_name_the_class_they_are_a_kind_of_in_each_ontology() -> None:
+    geo = kind_words.resolve(ontology(EVAL / "geo" / "ontology.ttl"))
+    assert geo.of("village") == DBO + "Settlement"  # no village class: what a village is
+    assert geo.of("canton") == DBO + "Region"
+    assert geo.of("sea") == geo.of("seas") == DBO + "BodyOfWater"
+    assert geo.of("glacier") == DBO + "NaturalPlace"
+    assert geo.of("designer") == DBO + "Person"
+    assert geo.of("designer", in_name=True) is None  # "John Painter" is no painter
+    foaf = kind_words.resolve(ontology(EVAL / "foaf" / "ontology.ttl"))
+    assert foaf.of("society") == FOAF + "Organization"
+    assert foaf.of("village") is None  # no class a village is a kind of
