@@ -108,6 +108,21 @@ def wait_until(page: Page, expression: str, timeout_s: float = 30.0) -> None:
         page.wait_for_timeout(50)
 
 
+def wait_for(page: Page, check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let the page run (its events reach this test's handlers) until ``check()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s")
+        page.wait_for_timeout(20)
+
+
+def tab(page: Page, name: str) -> None:
+    """Open one of the job page's tabs."""
+    page.get_by_role("tab", name=name).click()
+    expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
+
+
 def test_generate_cache_edit_export(
     servers: Callable[..., Server], page: Page, backend: str, tmp_path: Path
 ) -> None:
@@ -300,6 +315,7 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#job-title")).to_have_text("Quarterly report")
     job_id = page.url.rsplit("/", 1)[1]
 
+    tab(page, "Sections")
     page.get_by_role("button", name="Add section").click()
     page.get_by_label("Content").fill("# Summary\n\nAll is well.")
     page.get_by_role("button", name="Save sections").click()
@@ -307,12 +323,14 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections not confirmed")
 
     # A gate that is closed: the API's refusal is shown next to the export form.
+    tab(page, "Tasks")
     page.get_by_role("button", name="Submit task").click()
     expect(page.locator("#task-error")).to_contain_text("not confirmed")
 
     # Someone else changes the job: the console's next change is refused and says so.
     changed = httpx.patch(f"{server.url}/v1/jobs/{job_id}", json={"title": "Renamed elsewhere"})
     assert changed.status_code == 200, changed.text
+    tab(page, "Sections")
     page.get_by_role("button", name="Confirm sections").click()
     expect(page.locator("#conflict")).to_be_visible()
     assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["sections_confirmed"] is False
@@ -322,17 +340,20 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
 
     page.evaluate("window.stayedOnPage = true")
+    tab(page, "Tasks")
     page.get_by_role("button", name="Submit task").click()
     row = page.locator("#tasks tbody tr").first
     expect(row).to_have_attribute("data-status", "completed")
     assert page.locator("#tasks progress").first.evaluate("p => p.value") == 1
     assert page.evaluate("window.stayedOnPage") is True  # progress came without a reload
     assert any("/v1/tasks/" in url for url in streams)
+    tab(page, "Audit log")
     expect(page.locator("#events li").first).to_be_visible()
     expect(page.locator("#events")).to_contain_text("task.queued")
     # The audit timeline follows the task too, still without a reload.
     expect(page.locator("#events")).to_contain_text("task.completed")
 
+    tab(page, "Artifacts")
     download = page.locator("button.download").first
     expect(download).to_be_visible()
     expect(page.locator(".artifact-kind li").first).to_contain_text("(latest)")
@@ -492,6 +513,7 @@ def test_a_job_submits_every_task_kind(
     page.get_by_label("New job title").fill("Every kind")
     page.get_by_role("button", name="Create job").click()
     expect(page.locator("#job-title")).to_have_text("Every kind")
+    tab(page, "Tasks")
     kinds = page.get_by_label("Task kind")
     # The kinds are the server's: built-in, and the test handlers of GENKEEP_TASK_MODULES.
     offered = kinds.locator("option").all_inner_texts()
@@ -672,11 +694,12 @@ def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Café report")
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     page.get_by_label("Markdown").check()
     page.get_by_label("PDF").uncheck()
     page.get_by_role("button", name="Submit task").click()
     expect(page.locator("#tasks tbody tr").first).to_have_attribute("data-status", "completed")
+    tab(page, "Artifacts")
     with page.expect_download() as info:
         page.locator("button.download").first.click()
     assert info.value.suggested_filename == "café-report.md"
@@ -734,7 +757,7 @@ def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
         f"{server.url}/v1/jobs",
         json={"title": "Draft", "sections": [{"title": "S", "content": "old"}]},
     ).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     content = page.locator("#section-content-0")
     content.click()
@@ -747,9 +770,9 @@ def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
 
     seen = _dialogs(page, accept=False)
     page.get_by_role("link", name="Prompts").click()
-    page.wait_for_timeout(500)
+    wait_for(page, lambda: bool(seen))
     assert seen == ["beforeunload"]
-    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}")
+    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}?tab=sections")
 
     page.get_by_role("button", name="Save sections").click()
     expect(page.locator("#job-version")).to_have_text("2")
@@ -773,7 +796,7 @@ def test_a_double_click_submits_one_task_and_starts_one_run(
         f"{server.url}/v1/jobs",
         json={"title": "Twice", "sections": [{"title": "S", "content": "c"}]},
     ).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_label("Task kind").select_option("generate")
     page.get_by_label("Prompt to generate").fill("Only once, please")
@@ -801,7 +824,7 @@ def test_task_payloads_are_checked_before_anything_is_queued(
     server = servers()
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Checked")
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     expect(page.locator("#job-version")).not_to_have_text("")
     submit = page.get_by_role("button", name="Submit task")
     page.get_by_label("Source").select_option("result_id")
@@ -947,7 +970,7 @@ def test_pages_send_a_strict_policy_that_blocks_injected_script(
 def test_validation_gaps_are_closed(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Empty"}).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_role("button", name="Confirm sections").click()
     expect(page.locator("#sections-error")).to_contain_text("no sections")
@@ -980,7 +1003,7 @@ def test_errors_are_in_plain_language(
 ) -> None:
     server = servers()
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Words"}).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
     page.get_by_role("button", name="Save schema").click()
@@ -1029,7 +1052,7 @@ def test_a_phone_can_retry_a_task_and_reads_whole_words(
         )
         assert failed.status_code in (200, 201, 202), failed.text
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     row = page.locator("#tasks tbody tr").first
     expect(row).to_have_attribute("data-status", "failed")
     retry = row.get_by_role("button", name="Retry")
@@ -1124,6 +1147,28 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     expect(page.locator(f"#task-{done['id']}")).to_have_attribute("data-status", "completed")
     expect(page.locator(f"#task-{failed['id']}")).to_have_attribute("data-status", "failed")
+    # The overview tab first: the job's state at a glance, the other panels hidden.
+    expect(page.get_by_role("tabpanel")).to_have_count(1)
+    expect(page.get_by_role("tabpanel")).to_have_attribute("aria-labelledby", "tab-overview")
+    expect(page.locator("#overview-tasks")).to_contain_text("2: ")
+    expect(page.locator("#overview-tasks .pill[data-state=failed]")).to_have_text("1 failed")
+    expect(page.locator("#overview-artifacts")).to_have_text("1")
+    shot(page, backend, "job")
+
+    # Tabs by keyboard: arrows move and show, Home and End go to the ends, focus follows.
+    page.get_by_role("tab", name="Overview").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Sections")).to_be_focused()
+    expect(page.get_by_role("tab", name="Sections")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("tabindex", "-1")
+    expect(page.locator("#panel-sections")).to_be_visible()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Audit log")).to_be_focused()
+    page.keyboard.press("ArrowRight")  # past the last: the first
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page).to_have_url(re.compile(r"\?tab=audit$"))
     events = page.locator("#events li")
 
     # What changed, by whom (the owner, not "api"), which task of which kind, its error.
@@ -1136,16 +1181,33 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     fail = events.filter(has_text="task.failed")
     expect(fail).to_contain_text(f"export task {failed['id'][:8]}")
     expect(fail).to_contain_text("error:")
-    # A completed export links to the artifact it made, which is on the page.
+    # Every event of the log is in it once, in order (none skipped by a late commit).
+    stored = _all_events(server.url, job["id"])
+    expect(events).to_have_count(len(stored))
+    # The events name their task's kind and a failure its error, as stored.
+    stored_fail = next(e for e in stored if e["event_type"] == "task.failed")
+    assert stored_fail["payload"]["kind"] == "export"
+    assert "not found" in stored_fail["payload"]["error"]
+    # A completed export links to the artifact it made: the link opens the Artifacts tab.
     link = events.filter(has_text="task.completed").locator("a.artifact-link").first
     expect(link).to_have_text("md v1")
     target = link.get_attribute("href") or ""
+    link.click()
+    expect(page.get_by_role("tab", name="Artifacts")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(target)).to_be_focused()
     expect(page.locator(target)).to_contain_text("Download")
-    shot(page, backend, "job")
+    # The tab is in the address: Back returns to the audit log, a reload keeps the tab.
+    page.go_back()
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-artifacts")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-audit")).to_be_visible()
 
     # Filters by status and kind are in the address: a reload or a shared link keeps them.
+    tab(page, "Tasks")
     page.get_by_label("Status", exact=True).select_option("failed")
-    expect(page).to_have_url(re.compile(r"\?status=failed$"))
+    expect(page).to_have_url(re.compile(r"\?tab=tasks&status=failed$"))
     rows = page.locator("#tasks tbody tr:visible")
     expect(rows).to_have_count(1)
     page.reload()
@@ -1187,14 +1249,17 @@ def test_placeholders_show_and_buttons_wait_until_the_data_arrives(
         page.wait_for_timeout(20)
     expect(page.locator("#tasks tr.placeholder")).to_contain_text("Loading")
     expect(page.locator("#job-title")).to_contain_text("Loading")
-    for name in ("Submit task", "Save sections", "Confirm sections", "Add section"):
-        expect(page.get_by_role("button", name=name)).to_be_disabled()
+    for button in ("#submit-task", "#save-sections", "#confirm-sections", "#add-section"):
+        expect(page.locator(button)).to_be_disabled()
     expect(page.locator("#tasks-empty")).to_be_hidden()
     held[0].continue_()
     page.unroute(the_job)
-    expect(page.get_by_role("button", name="Submit task")).to_be_enabled()
+    expect(page.locator("#submit-task")).to_be_enabled()
     expect(page.locator("#tasks tr.placeholder")).to_have_count(0)
+    expect(page.locator("#overview-tasks")).to_have_text("none yet")
+    tab(page, "Tasks")
     expect(page.locator("#tasks-empty")).to_be_visible()
+    tab(page, "Artifacts")
     expect(page.locator("#artifacts-empty")).to_be_visible()
 
     held.clear()
