@@ -204,13 +204,23 @@ def test_generate_cache_edit_export(
     expect(page.locator('#queue tr[data-status="queued"] td').last).to_have_text("0")
     expect(page.locator("#duplicates-none")).to_be_visible()
 
-    # Usage: the owner's generated results counted in the database, the server's hits.
+    # Usage: the owner's calls and hits from the usage ledger, and the stored results.
     page.get_by_role("link", name="Usage").click()
     expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator('#stored-usage tr[data-source="generated"] td').nth(2)).to_have_text("1")
     expect(page.locator('#stored-usage tr[data-source="edited"] td').nth(2)).to_have_text("1")
     expect(page.locator("#usage-calls")).to_have_text("1")
     expect(page.locator("#usage-hits")).to_have_text("1")
+    expect(page.locator("#usage-rate")).to_have_text("50 % of answers were hits")
+    expect(page.locator("#usage-cost")).to_have_text("$0.00")  # the built-in generator is free
+    page.get_by_label("Group by").select_option("profile")
+    expect(page).to_have_url(re.compile(r"/console/usage\?by=profile$"))
+    by_profile = page.locator('#usage-table tr[data-group="default"] td')
+    expect(by_profile.nth(1)).to_have_text("1")  # calls
+    expect(by_profile.nth(2)).to_have_text("1")  # hits
+    page.reload()
+    expect(page.get_by_label("Group by")).to_have_value("profile")
+    expect(by_profile.nth(2)).to_have_text("1")
     shot(page, backend, "usage")
 
 
@@ -261,6 +271,11 @@ def test_auth_required_keeps_owners_apart(
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
 
     alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    # Her usage, by key: her call, under the key she made it with.
+    alice_key = httpx.get(f"{server.url}/v1/me", headers=alice).json()["key_id"]
+    page.goto(f"{server.url}/console/usage?by=key")
+    expect(page.locator("#usage-table tbody tr")).to_have_count(1)
+    expect(page.locator(f'#usage-table tr[data-group="{alice_key}"] td').nth(1)).to_have_text("1")
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
     assert job.status_code == 201, job.text
     # The audit log names the owner (and the key it used), not "api".
@@ -294,6 +309,9 @@ def test_auth_required_keeps_owners_apart(
     expect(page.locator("#job-empty")).to_be_visible()
     page.get_by_role("link", name="Extraction runs").click()
     expect(page.locator("#run-empty")).to_be_visible()
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator("#usage-empty")).to_be_visible()
+    expect(page.locator("#usage-calls")).to_have_text("0")
     page.get_by_role("link", name="Operations").click()
     expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator("#duplicates-none")).to_be_visible()

@@ -1448,26 +1448,59 @@ pages.ops = () => {
   load();
 };
 
+// Money as the ledger keeps it: micro-dollars, so up to six decimals.
+const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 6 });
+
 pages.usage = () => {
-  (async () => {
-    try {
-      const rows = await api("GET", "/v1/me/stored-usage");
-      $("#stored-usage tbody").replaceChildren(...rows.map((u) =>
-        el("tr", { "data-source": u.source },
-          el("td", { text: u.profile }), el("td", { text: u.source }), el("td", { text: String(u.results) }),
-          el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
-      $("#stored-usage-empty").hidden = rows.length > 0;
-      const samples = parseMetrics(await (await fetch("/metrics")).text());
-      const total = (name, filter = () => true) => samples.filter((x) => x.name === name && filter(x)).reduce((sum, x) => sum + x.value, 0);
-      const calls = total("genkeep_generator_calls_total");
-      const hits = total("genkeep_cache_hits_total");
-      $("#usage-calls").textContent = String(calls);
-      $("#usage-hits").textContent = String(hits);
-      $("#usage-rate").textContent = calls + hits ? `${Math.round((100 * hits) / (calls + hits))} % of answers were hits` : "no answers yet";
-    } catch (error) { showError("usage-error", error); }
+  // The owner's usage ledger (GET /v1/usage), grouped as chosen; the grouping is in the
+  // address, so a reload or a shared link keeps it.
+  const GROUPS = { day: "Day", profile: "Profile", key: "API key" };
+  const DEFAULTS = { by: "day" };
+  const group = () => (GROUPS[listState(DEFAULTS).by] ? listState(DEFAULTS).by : "day");
+  function totals(rows) {
+    const sum = (field) => rows.reduce((total, row) => total + row[field], 0);
+    const calls = sum("calls"), hits = sum("hits");
+    $("#usage-calls").textContent = String(calls);
+    $("#usage-hits").textContent = String(hits);
+    $("#usage-rate").textContent = calls + hits ? `${Math.round((100 * hits) / (calls + hits))} % of answers were hits` : "no answers yet";
+    $("#usage-tokens").textContent = `${sum("prompt_tokens")} in · ${sum("completion_tokens")} out`;
+    $("#usage-cost").textContent = usd.format(sum("cost_usd"));
+    $("#usage-saved").textContent = usd.format(sum("saved_usd"));
+  }
+  async function ledger() {
+    const by = group();
+    $("#usage-group").value = by;
+    $("#usage-group-name").textContent = GROUPS[by];
+    const rows = await api("GET", `/v1/usage?group=${by}`);
+    totals(rows);
+    $("#usage-table tbody").replaceChildren(...rows.map((u) => {
+      // Calls without an API key are the server's default owner's (no key was sent).
+      const name = by === "key" ? u.key || "no key" : u[by];
+      return el("tr", { "data-group": name },
+        el("td", { "data-label": GROUPS[by], text: name }), el("td", { text: String(u.calls) }), el("td", { text: String(u.hits) }),
+        el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }),
+        el("td", { text: usd.format(u.cost_usd) }), el("td", { text: usd.format(u.saved_usd) }));
+    }));
+    $("#usage-empty").hidden = rows.length > 0;
+  }
+  async function stored() {
+    const rows = await api("GET", "/v1/me/stored-usage");
+    $("#stored-usage tbody").replaceChildren(...rows.map((u) =>
+      el("tr", { "data-source": u.source },
+        el("td", { text: u.profile }), el("td", { text: u.source }), el("td", { text: String(u.results) }),
+        el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
+    $("#stored-usage-empty").hidden = rows.length > 0;
+  }
+  async function load() {
+    delete body.dataset.ready;
+    showError("usage-error", null);
+    try { await Promise.all([ledger(), stored()]); } catch (error) { showError("usage-error", error); }
     loaded();
     body.dataset.ready = "true";
-  })();
+  }
+  $("#usage-group").addEventListener("change", () => { pushListState({ by: $("#usage-group").value }, DEFAULTS); load(); });
+  window.addEventListener("popstate", load);
+  load();
 };
 
 // ---- start ----------------------------------------------------------------------------------
