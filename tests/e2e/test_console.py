@@ -18,12 +18,21 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Dialog, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    APIResponse,
+    Browser,
+    Dialog,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 from rdflib import Graph
 from sqlalchemy import func, insert, select
 
 from genkeep.db.database import Database
-from genkeep.db.models import Prompt, Task
+from genkeep.db.models import JobEvent, Prompt, Task
+from genkeep.db.types import utcnow
 from tests.conftest import process_env
 from tests.integration.test_duplicates import _drop_unique_key
 from tests.integration.test_ops_api import prompt_rows
@@ -56,30 +65,36 @@ def in_database(db_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-@pytest.fixture
-def page(db_url: str) -> Iterator[Page]:
-    """A fresh Chromium page. It asks for ``db_url`` so that the database exists before
-    Playwright's event loop runs: the PostgreSQL fixtures call asyncio.run themselves."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module (starting one costs seconds); each test has a context of
+    its own, with nothing stored or cached from another test."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the console tests need Debian's Chromium "
             "(run `bash scripts/install-test-tools.sh` as root, or apt-get install chromium)",
             pytrace=False,
         )
-    errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        context = browser.new_context(
-            accept_downloads=True, viewport={"width": 1280, "height": 860}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        opened = context.new_page()
-        opened.on("pageerror", lambda error: errors.append(str(error)))
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
-            yield opened
+            yield launched
         finally:
-            context.close()
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in a fresh browser context (its own storage, cookies and cache)."""
+    errors: list[str] = []
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors in the console: {errors}"
 
 
@@ -605,6 +620,7 @@ def test_a_job_submits_every_task_kind(
         expect(cell).to_have_text(str(counted.get(status, 0)))
 
 
+@BROWSER_ONLY  # the API's paging runs on both databases in tests/integration
 def test_long_lists_are_paged(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
     ontology = (SAMPLES / "ontology.ttl").read_text()
@@ -724,15 +740,36 @@ def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
     assert Path(info.value.path()).read_text().startswith("# Café report")
 
 
+def _busy_events(job_id: str, count: int) -> Callable[[Database], Awaitable[None]]:
+    """``count`` title changes of one job, written at the source (one HTTP call each would
+    cost the test most of its time)."""
+
+    async def write(database: Database) -> None:
+        changes = [
+            {
+                "job_id": job_id,
+                "owner_id": "default",
+                "event_type": "job.updated",
+                "payload": {"changes": {"title": {"from": f"Busy {n}", "to": f"Busy {n + 1}"}}},
+                "trace_id": "0" * 32,
+                "actor": "default",
+                "created_at": utcnow(),
+            }
+            for n in range(count)
+        ]
+        async with database.transaction() as session:
+            await session.execute(insert(JobEvent), changes)
+
+    return write
+
+
 def test_a_long_audit_log_and_the_tasks_at_its_end_are_all_shown(
-    servers: Callable[..., Server], page: Page
+    servers: Callable[..., Server], page: Page, db_url: str
 ) -> None:
     server = servers()
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Busy")
-        for n in range(600):  # more events than one page of the API (500)
-            changed = client.patch(f"/v1/jobs/{job['id']}", json={"title": f"Busy {n}"})
-            assert changed.status_code == 200, changed.text
+        in_database(db_url, _busy_events(job["id"], 600))  # more than one page of the API (500)
         task = export_markdown(client, job["id"], "late")
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     expect(page.locator(f"#task-{task['id']}")).to_have_attribute("data-status", "completed")
