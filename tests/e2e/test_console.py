@@ -1309,6 +1309,12 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     expect(page.locator(f"#task-{done['id']}")).to_be_hidden()
     page.get_by_label("Kind", exact=True).select_option("generate")
     expect(page.locator("#tasks-filtered")).to_be_visible()
+    # A shared link with a task filter and no tab opens the tasks; another tab chosen stays.
+    page.goto(f"{server.url}/console/jobs/{job['id']}?status=failed")
+    expect(page.get_by_role("tab", name="Tasks")).to_have_attribute("aria-selected", "true")
+    tab(page, "Overview")
+    page.reload()
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("aria-selected", "true")
 
     # The task's own page: status, attempts, error, payload, events, the trace linked.
     page.goto(f"{server.url}/console/tasks/{failed['id']}")

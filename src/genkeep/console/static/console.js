@@ -258,11 +258,11 @@ function pushListState(state, defaults, { replace = false } = {}) {
 // Home and End move between the tabs and show theirs. The tab is in the address (?tab=), so
 // a reload or a shared link opens it; a click adds a Back step, an arrow key replaces the
 // step (browsing the tabs by keyboard does not fill the history). ``reveal`` shows the tab
-// whose panel holds an element (a link to an artifact from the audit log).
-function tabsOf(list) {
+// whose panel holds an element (a link to an artifact from the audit log). ``implied`` names
+// the tab an address without one means (a link with a task filter: the tasks).
+function tabsOf(list, implied = () => null) {
   const tabs = [...list.querySelectorAll('[role="tab"]')];
   const names = tabs.map((tab) => tab.dataset.tab);
-  const DEFAULTS = { tab: names[0] };
   function show(name, focus = false) {
     const chosen = names.includes(name) ? name : names[0];
     for (const tab of tabs) {
@@ -276,7 +276,8 @@ function tabsOf(list) {
   }
   function choose(name, { focus = false, replace = false } = {}) {
     show(name, focus);
-    pushListState({ tab: name }, DEFAULTS, { replace });
+    // The tab's name leaves the address only where the address means that tab anyway.
+    pushListState({ tab: name }, { tab: implied() || names[0] }, { replace });
   }
   list.addEventListener("click", (event) => {
     const tab = event.target.closest('[role="tab"]');
@@ -289,7 +290,7 @@ function tabsOf(list) {
     event.preventDefault();
     choose(names[(to + tabs.length) % tabs.length], { focus: true, replace: true });
   });
-  const fromAddress = () => show(listState(DEFAULTS).tab);
+  const fromAddress = () => show(new URLSearchParams(location.search).get("tab") || implied() || names[0]);
   window.addEventListener("popstate", fromAddress);
   fromAddress();
   return {
@@ -602,7 +603,8 @@ pages.job = () => {
   let job = null;
   const followed = new Set();
   const taskKinds = new Map(); // task id -> kind, for the audit log
-  const tabs = tabsOf($('[role="tablist"]'));
+  const filtered = () => (["status", "kind"].some((name) => new URLSearchParams(location.search).get(name)) ? "tasks" : null);
+  const tabs = tabsOf($('[role="tablist"]'), filtered);
   let artifactCount = null;
   let lastEntry = null; // the newest audit event shown
 
