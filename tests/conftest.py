@@ -12,8 +12,10 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -91,6 +93,15 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
 
 
+def _admin_now(sql: str) -> None:
+    """Run one admin statement from a thread of its own: a sync Playwright (the console
+    tests share one browser per module) keeps an event loop running in this one, and
+    asyncio.run refuses to start another there."""
+    work: Coroutine[Any, Any, None] = _admin(sql)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, work).result()
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(
     request: pytest.FixtureRequest, templates: dict[str, str], tmp_path: Path
@@ -102,11 +113,11 @@ def db_url(
         yield f"sqlite:///{target}"
         return
     name = f"genkeep_test_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{templates["postgresql"]}"'))
+    _admin_now(f'CREATE DATABASE "{name}" TEMPLATE "{templates["postgresql"]}"')
     try:
         yield dsn(admin_url(), name)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin_now(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)

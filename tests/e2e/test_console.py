@@ -18,12 +18,21 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import APIResponse, Dialog, Page, Route, expect, sync_playwright
+from playwright.sync_api import (
+    APIResponse,
+    Browser,
+    Dialog,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 from rdflib import Graph
 from sqlalchemy import func, insert, select
 
 from genkeep.db.database import Database
-from genkeep.db.models import Prompt, Task
+from genkeep.db.models import JobEvent, Prompt, Task
+from genkeep.db.types import utcnow
 from tests.conftest import process_env
 from tests.integration.test_duplicates import _drop_unique_key
 from tests.integration.test_ops_api import prompt_rows
@@ -56,30 +65,36 @@ def in_database(db_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-@pytest.fixture
-def page(db_url: str) -> Iterator[Page]:
-    """A fresh Chromium page. It asks for ``db_url`` so that the database exists before
-    Playwright's event loop runs: the PostgreSQL fixtures call asyncio.run themselves."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module (starting one costs seconds); each test has a context of
+    its own, with nothing stored or cached from another test."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the console tests need Debian's Chromium "
             "(run `bash scripts/install-test-tools.sh` as root, or apt-get install chromium)",
             pytrace=False,
         )
-    errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        context = browser.new_context(
-            accept_downloads=True, viewport={"width": 1280, "height": 860}
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        opened = context.new_page()
-        opened.on("pageerror", lambda error: errors.append(str(error)))
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
-            yield opened
+            yield launched
         finally:
-            context.close()
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in a fresh browser context (its own storage, cookies and cache)."""
+    errors: list[str] = []
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors in the console: {errors}"
 
 
@@ -106,6 +121,21 @@ def wait_until(page: Page, expression: str, timeout_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout_s} s: {expression}")
         page.wait_for_timeout(50)
+
+
+def wait_for(page: Page, check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let the page run (its events reach this test's handlers) until ``check()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s")
+        page.wait_for_timeout(20)
+
+
+def tab(page: Page, name: str) -> None:
+    """Open one of the job page's tabs."""
+    page.get_by_role("tab", name=name).click()
+    expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
 
 
 def test_generate_cache_edit_export(
@@ -189,13 +219,23 @@ def test_generate_cache_edit_export(
     expect(page.locator('#queue tr[data-status="queued"] td').last).to_have_text("0")
     expect(page.locator("#duplicates-none")).to_be_visible()
 
-    # Usage: the owner's generated results counted in the database, the server's hits.
+    # Usage: the owner's calls and hits from the usage ledger, and the stored results.
     page.get_by_role("link", name="Usage").click()
     expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator('#stored-usage tr[data-source="generated"] td').nth(2)).to_have_text("1")
     expect(page.locator('#stored-usage tr[data-source="edited"] td').nth(2)).to_have_text("1")
     expect(page.locator("#usage-calls")).to_have_text("1")
     expect(page.locator("#usage-hits")).to_have_text("1")
+    expect(page.locator("#usage-rate")).to_have_text("50 % of answers were hits")
+    expect(page.locator("#usage-cost")).to_have_text("$0.00")  # the built-in generator is free
+    page.get_by_label("Group by").select_option("profile")
+    expect(page).to_have_url(re.compile(r"/console/usage\?by=profile$"))
+    by_profile = page.locator('#usage-table tr[data-group="default"] td')
+    expect(by_profile.nth(1)).to_have_text("1")  # calls
+    expect(by_profile.nth(2)).to_have_text("1")  # hits
+    page.reload()
+    expect(page.get_by_label("Group by")).to_have_value("profile")
+    expect(by_profile.nth(2)).to_have_text("1")
     shot(page, backend, "usage")
 
 
@@ -246,6 +286,11 @@ def test_auth_required_keeps_owners_apart(
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
 
     alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    # Her usage, by key: her call, under the key she made it with.
+    alice_key = httpx.get(f"{server.url}/v1/me", headers=alice).json()["key_id"]
+    page.goto(f"{server.url}/console/usage?by=key")
+    expect(page.locator("#usage-table tbody tr")).to_have_count(1)
+    expect(page.locator(f'#usage-table tr[data-group="{alice_key}"] td').nth(1)).to_have_text("1")
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
     assert job.status_code == 201, job.text
     # The audit log names the owner (and the key it used), not "api".
@@ -279,6 +324,9 @@ def test_auth_required_keeps_owners_apart(
     expect(page.locator("#job-empty")).to_be_visible()
     page.get_by_role("link", name="Extraction runs").click()
     expect(page.locator("#run-empty")).to_be_visible()
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator("#usage-empty")).to_be_visible()
+    expect(page.locator("#usage-calls")).to_have_text("0")
     page.get_by_role("link", name="Operations").click()
     expect(page.locator("body[data-ready]")).to_have_count(1)
     expect(page.locator("#duplicates-none")).to_be_visible()
@@ -300,6 +348,7 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#job-title")).to_have_text("Quarterly report")
     job_id = page.url.rsplit("/", 1)[1]
 
+    tab(page, "Sections")
     page.get_by_role("button", name="Add section").click()
     page.get_by_label("Content").fill("# Summary\n\nAll is well.")
     page.get_by_role("button", name="Save sections").click()
@@ -307,12 +356,14 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections not confirmed")
 
     # A gate that is closed: the API's refusal is shown next to the export form.
+    tab(page, "Tasks")
     page.get_by_role("button", name="Submit task").click()
     expect(page.locator("#task-error")).to_contain_text("not confirmed")
 
     # Someone else changes the job: the console's next change is refused and says so.
     changed = httpx.patch(f"{server.url}/v1/jobs/{job_id}", json={"title": "Renamed elsewhere"})
     assert changed.status_code == 200, changed.text
+    tab(page, "Sections")
     page.get_by_role("button", name="Confirm sections").click()
     expect(page.locator("#conflict")).to_be_visible()
     assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["sections_confirmed"] is False
@@ -322,17 +373,20 @@ def test_job_gates_conflict_and_live_export(
     expect(page.locator("#gate-confirmed")).to_have_text("sections confirmed")
 
     page.evaluate("window.stayedOnPage = true")
+    tab(page, "Tasks")
     page.get_by_role("button", name="Submit task").click()
     row = page.locator("#tasks tbody tr").first
     expect(row).to_have_attribute("data-status", "completed")
     assert page.locator("#tasks progress").first.evaluate("p => p.value") == 1
     assert page.evaluate("window.stayedOnPage") is True  # progress came without a reload
     assert any("/v1/tasks/" in url for url in streams)
+    tab(page, "Audit log")
     expect(page.locator("#events li").first).to_be_visible()
     expect(page.locator("#events")).to_contain_text("task.queued")
     # The audit timeline follows the task too, still without a reload.
     expect(page.locator("#events")).to_contain_text("task.completed")
 
+    tab(page, "Artifacts")
     download = page.locator("button.download").first
     expect(download).to_be_visible()
     expect(page.locator(".artifact-kind li").first).to_contain_text("(latest)")
@@ -492,6 +546,7 @@ def test_a_job_submits_every_task_kind(
     page.get_by_label("New job title").fill("Every kind")
     page.get_by_role("button", name="Create job").click()
     expect(page.locator("#job-title")).to_have_text("Every kind")
+    tab(page, "Tasks")
     kinds = page.get_by_label("Task kind")
     # The kinds are the server's: built-in, and the test handlers of GENKEEP_TASK_MODULES.
     offered = kinds.locator("option").all_inner_texts()
@@ -565,6 +620,7 @@ def test_a_job_submits_every_task_kind(
         expect(cell).to_have_text(str(counted.get(status, 0)))
 
 
+@BROWSER_ONLY  # the API's paging runs on both databases in tests/integration
 def test_long_lists_are_paged(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
     ontology = (SAMPLES / "ontology.ttl").read_text()
@@ -672,26 +728,48 @@ def test_stored_files_reach_the_browser_from_an_object_store_without_cors_rules(
 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Café report")
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     page.get_by_label("Markdown").check()
     page.get_by_label("PDF").uncheck()
     page.get_by_role("button", name="Submit task").click()
     expect(page.locator("#tasks tbody tr").first).to_have_attribute("data-status", "completed")
+    tab(page, "Artifacts")
     with page.expect_download() as info:
         page.locator("button.download").first.click()
     assert info.value.suggested_filename == "café-report.md"
     assert Path(info.value.path()).read_text().startswith("# Café report")
 
 
+def _busy_events(job_id: str, count: int) -> Callable[[Database], Awaitable[None]]:
+    """``count`` title changes of one job, written at the source (one HTTP call each would
+    cost the test most of its time)."""
+
+    async def write(database: Database) -> None:
+        changes = [
+            {
+                "job_id": job_id,
+                "owner_id": "default",
+                "event_type": "job.updated",
+                "payload": {"changes": {"title": {"from": f"Busy {n}", "to": f"Busy {n + 1}"}}},
+                "trace_id": "0" * 32,
+                "actor": "default",
+                "created_at": utcnow(),
+            }
+            for n in range(count)
+        ]
+        async with database.transaction() as session:
+            await session.execute(insert(JobEvent), changes)
+
+    return write
+
+
 def test_a_long_audit_log_and_the_tasks_at_its_end_are_all_shown(
-    servers: Callable[..., Server], page: Page
+    servers: Callable[..., Server], page: Page, db_url: str
 ) -> None:
     server = servers()
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Busy")
-        for n in range(600):  # more events than one page of the API (500)
-            changed = client.patch(f"/v1/jobs/{job['id']}", json={"title": f"Busy {n}"})
-            assert changed.status_code == 200, changed.text
+        in_database(db_url, _busy_events(job["id"], 600))  # more than one page of the API (500)
         task = export_markdown(client, job["id"], "late")
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     expect(page.locator(f"#task-{task['id']}")).to_have_attribute("data-status", "completed")
@@ -702,6 +780,44 @@ def test_a_long_audit_log_and_the_tasks_at_its_end_are_all_shown(
     assert len(stored) >= 1 + 600 + 3  # created, 600 updates, the task's queued/started/done
     expect(events).to_have_count(len(stored))
     assert events.last.inner_text().startswith(stored[-1]["event_type"])
+
+    # An event that commits after later ones were read (PostgreSQL hands ids out at insert,
+    # not at commit): made here by taking one out before the page read and putting it back.
+    late = stored[-10]
+    row = in_database(db_url, _take_out(late["id"]))
+    page.reload()
+    expect(events).to_have_count(len(stored) - 1)
+    in_database(db_url, _put_back(row))
+    tab(page, "Tasks")
+    page.get_by_role("button", name="Submit task").click()  # the page reads the log again
+    expect(events.filter(has_text="task.completed")).to_have_count(2)
+    expect(events).to_have_count(len(_all_events(server.url, job["id"])))
+    shown = [int(i) for i in events.evaluate_all("(items) => items.map((li) => li.dataset.id)")]
+    assert late["id"] in shown and shown == sorted(shown)
+
+
+def _take_out(event_id: int) -> Callable[[Database], Awaitable[dict[str, Any]]]:
+    """Delete one event; its row, to put back."""
+
+    async def take(database: Database) -> dict[str, Any]:
+        async with database.transaction() as session:
+            row = await session.get(JobEvent, event_id)
+            assert row is not None
+            kept = {c.key: getattr(row, c.key) for c in JobEvent.__table__.columns}
+            await session.delete(row)
+        return kept
+
+    return take
+
+
+def _put_back(row: dict[str, Any]) -> Callable[[Database], Awaitable[None]]:
+    """Insert an event again, with its own (now lower than the newest) id."""
+
+    async def put(database: Database) -> None:
+        async with database.transaction() as session:
+            await session.execute(insert(JobEvent), [row])
+
+    return put
 
 
 def _all_events(url: str, job_id: str) -> list[dict[str, Any]]:
@@ -734,7 +850,7 @@ def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
         f"{server.url}/v1/jobs",
         json={"title": "Draft", "sections": [{"title": "S", "content": "old"}]},
     ).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     content = page.locator("#section-content-0")
     content.click()
@@ -747,9 +863,9 @@ def test_unsaved_sections_are_neither_confirmed_away_nor_left_without_a_warning(
 
     seen = _dialogs(page, accept=False)
     page.get_by_role("link", name="Prompts").click()
-    page.wait_for_timeout(500)
+    wait_for(page, lambda: bool(seen))
     assert seen == ["beforeunload"]
-    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}")
+    expect(page).to_have_url(f"{server.url}/console/jobs/{job['id']}?tab=sections")
 
     page.get_by_role("button", name="Save sections").click()
     expect(page.locator("#job-version")).to_have_text("2")
@@ -773,7 +889,7 @@ def test_a_double_click_submits_one_task_and_starts_one_run(
         f"{server.url}/v1/jobs",
         json={"title": "Twice", "sections": [{"title": "S", "content": "c"}]},
     ).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_label("Task kind").select_option("generate")
     page.get_by_label("Prompt to generate").fill("Only once, please")
@@ -801,7 +917,7 @@ def test_task_payloads_are_checked_before_anything_is_queued(
     server = servers()
     with httpx.Client(base_url=server.url, timeout=60) as client:
         job = confirmed_job(client, "Checked")
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     expect(page.locator("#job-version")).not_to_have_text("")
     submit = page.get_by_role("button", name="Submit task")
     page.get_by_label("Source").select_option("result_id")
@@ -947,7 +1063,7 @@ def test_pages_send_a_strict_policy_that_blocks_injected_script(
 def test_validation_gaps_are_closed(servers: Callable[..., Server], page: Page) -> None:
     server = servers()
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Empty"}).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_role("button", name="Confirm sections").click()
     expect(page.locator("#sections-error")).to_contain_text("no sections")
@@ -980,7 +1096,7 @@ def test_errors_are_in_plain_language(
 ) -> None:
     server = servers()
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Words"}).json()
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=sections")
     expect(page.locator("#job-version")).to_have_text("1")
     page.get_by_label("Schema (JSON)").fill('{"type": "nonsense"}')
     page.get_by_role("button", name="Save schema").click()
@@ -1029,7 +1145,7 @@ def test_a_phone_can_retry_a_task_and_reads_whole_words(
         )
         assert failed.status_code in (200, 201, 202), failed.text
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{server.url}/console/jobs/{job['id']}")
+    page.goto(f"{server.url}/console/jobs/{job['id']}?tab=tasks")
     row = page.locator("#tasks tbody tr").first
     expect(row).to_have_attribute("data-status", "failed")
     retry = row.get_by_role("button", name="Retry")
@@ -1124,6 +1240,28 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     page.goto(f"{server.url}/console/jobs/{job['id']}")
     expect(page.locator(f"#task-{done['id']}")).to_have_attribute("data-status", "completed")
     expect(page.locator(f"#task-{failed['id']}")).to_have_attribute("data-status", "failed")
+    # The overview tab first: the job's state at a glance, the other panels hidden.
+    expect(page.get_by_role("tabpanel")).to_have_count(1)
+    expect(page.get_by_role("tabpanel")).to_have_attribute("aria-labelledby", "tab-overview")
+    expect(page.locator("#overview-tasks")).to_contain_text("2: ")
+    expect(page.locator("#overview-tasks .pill[data-state=failed]")).to_have_text("1 failed")
+    expect(page.locator("#overview-artifacts")).to_have_text("1")
+    shot(page, backend, "job")
+
+    # Tabs by keyboard: arrows move and show, Home and End go to the ends, focus follows.
+    page.get_by_role("tab", name="Overview").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Sections")).to_be_focused()
+    expect(page.get_by_role("tab", name="Sections")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("tabindex", "-1")
+    expect(page.locator("#panel-sections")).to_be_visible()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Audit log")).to_be_focused()
+    page.keyboard.press("ArrowRight")  # past the last: the first
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page).to_have_url(re.compile(r"\?tab=audit$"))
     events = page.locator("#events li")
 
     # What changed, by whom (the owner, not "api"), which task of which kind, its error.
@@ -1136,16 +1274,33 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     fail = events.filter(has_text="task.failed")
     expect(fail).to_contain_text(f"export task {failed['id'][:8]}")
     expect(fail).to_contain_text("error:")
-    # A completed export links to the artifact it made, which is on the page.
+    # Every event of the log is in it once, in order (none skipped by a late commit).
+    stored = _all_events(server.url, job["id"])
+    expect(events).to_have_count(len(stored))
+    # The events name their task's kind and a failure its error, as stored.
+    stored_fail = next(e for e in stored if e["event_type"] == "task.failed")
+    assert stored_fail["payload"]["kind"] == "export"
+    assert "not found" in stored_fail["payload"]["error"]
+    # A completed export links to the artifact it made: the link opens the Artifacts tab.
     link = events.filter(has_text="task.completed").locator("a.artifact-link").first
     expect(link).to_have_text("md v1")
     target = link.get_attribute("href") or ""
+    link.click()
+    expect(page.get_by_role("tab", name="Artifacts")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(target)).to_be_focused()
     expect(page.locator(target)).to_contain_text("Download")
-    shot(page, backend, "job")
+    # The tab is in the address: Back returns to the audit log, a reload keeps the tab.
+    page.go_back()
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-artifacts")).to_be_hidden()
+    page.reload()
+    expect(page.get_by_role("tab", name="Audit log")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-audit")).to_be_visible()
 
     # Filters by status and kind are in the address: a reload or a shared link keeps them.
+    tab(page, "Tasks")
     page.get_by_label("Status", exact=True).select_option("failed")
-    expect(page).to_have_url(re.compile(r"\?status=failed$"))
+    expect(page).to_have_url(re.compile(r"\?tab=tasks&status=failed$"))
     rows = page.locator("#tasks tbody tr:visible")
     expect(rows).to_have_count(1)
     page.reload()
@@ -1154,6 +1309,12 @@ def test_the_audit_log_says_who_changed_what_and_links_tasks_and_artifacts(
     expect(page.locator(f"#task-{done['id']}")).to_be_hidden()
     page.get_by_label("Kind", exact=True).select_option("generate")
     expect(page.locator("#tasks-filtered")).to_be_visible()
+    # A shared link with a task filter and no tab opens the tasks; another tab chosen stays.
+    page.goto(f"{server.url}/console/jobs/{job['id']}?status=failed")
+    expect(page.get_by_role("tab", name="Tasks")).to_have_attribute("aria-selected", "true")
+    tab(page, "Overview")
+    page.reload()
+    expect(page.get_by_role("tab", name="Overview")).to_have_attribute("aria-selected", "true")
 
     # The task's own page: status, attempts, error, payload, events, the trace linked.
     page.goto(f"{server.url}/console/tasks/{failed['id']}")
@@ -1187,14 +1348,17 @@ def test_placeholders_show_and_buttons_wait_until_the_data_arrives(
         page.wait_for_timeout(20)
     expect(page.locator("#tasks tr.placeholder")).to_contain_text("Loading")
     expect(page.locator("#job-title")).to_contain_text("Loading")
-    for name in ("Submit task", "Save sections", "Confirm sections", "Add section"):
-        expect(page.get_by_role("button", name=name)).to_be_disabled()
+    for button in ("#submit-task", "#save-sections", "#confirm-sections", "#add-section"):
+        expect(page.locator(button)).to_be_disabled()
     expect(page.locator("#tasks-empty")).to_be_hidden()
     held[0].continue_()
     page.unroute(the_job)
-    expect(page.get_by_role("button", name="Submit task")).to_be_enabled()
+    expect(page.locator("#submit-task")).to_be_enabled()
     expect(page.locator("#tasks tr.placeholder")).to_have_count(0)
+    expect(page.locator("#overview-tasks")).to_have_text("none yet")
+    tab(page, "Tasks")
     expect(page.locator("#tasks-empty")).to_be_visible()
+    tab(page, "Artifacts")
     expect(page.locator("#artifacts-empty")).to_be_visible()
 
     held.clear()

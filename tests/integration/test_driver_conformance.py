@@ -161,7 +161,8 @@ async def test_completion_is_fenced_by_the_lease_token(
         task = await session.get(Task, task_id)
     assert task is not None
     assert (task.status, task.result, task.lease_token) == ("completed", {"n": 1}, None)
-    assert await events(database, "task.completed") == [{"task_id": task_id, "artifacts": []}]
+    completed = [{"task_id": task_id, "kind": "noop", "artifacts": []}]
+    assert await events(database, "task.completed") == completed
     assert await driver.task_complete_many([]) == set()
 
 

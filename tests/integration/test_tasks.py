@@ -124,6 +124,46 @@ async def test_worker_runs_export_into_versioned_artifacts(services: Services) -
     assert events.count("task.completed") == 4 and events[0] == "job.created"
 
 
+async def test_every_task_event_names_its_kind_and_a_failure_its_error(
+    services: Services,
+) -> None:
+    """The audit log tells which kind of task each event is about, from every path that
+    writes one (the drivers' claim and completion, the worker's, the API's)."""
+    prompt = await services.generate.generate(OWNER, "Kinds in the audit log")
+    job = await new_job(services)
+    once = {"max_attempts": 1, "timeout": timedelta(minutes=5)}
+    worker = Worker(services)
+    running = asyncio.create_task(worker.run())
+    try:
+        plain, _ = await services.tasks.submit(job, submission("noop", "kind-noop"), AUDIT)
+        made = submission("export", "kind-export", formats=["md"], result_id=prompt.result_id)
+        exported, _ = await services.tasks.submit(job, made, AUDIT)
+        bad = Submission("export", {"formats": ["md"], "prompt_id": "0" * 32}, "kind-bad", **once)
+        broken, _ = await services.tasks.submit(job, bad, AUDIT)
+        for task in (plain, exported, broken):
+            await finished(services, task.id)
+    finally:
+        worker.stop()
+        await running
+    await services.tasks.retry(OWNER, broken.id, 1, AUDIT)
+    await services.tasks.request_cancel(OWNER, broken.id, AUDIT)
+    events = [e for e in await services.jobs.events(OWNER, job.id) if e.event_type[:5] == "task."]
+    kinds = {plain.id: "noop", exported.id: "export", broken.id: "export"}
+    named = [(e.event_type, e.payload.get("kind")) for e in events]
+    assert named == [(e.event_type, kinds[e.payload["task_id"]]) for e in events]
+    assert {e.event_type for e in events} == {
+        "task.queued",
+        "task.started",
+        "task.completed",
+        "task.failed",
+        "task.retried",
+        "task.cancelled",
+    }
+    [failed] = [e for e in events if e.event_type == "task.failed"]
+    assert failed.payload["task_id"] == broken.id
+    assert "not found" in failed.payload["error"]
+
+
 async def test_retries_with_backoff_then_fails_and_can_be_retried(services: Services) -> None:
     job = await new_job(services)
     worker = Worker(services)
@@ -370,5 +410,7 @@ async def test_reaper_fails_a_task_whose_last_attempt_died(services: Services) -
     )
     with pytest.raises(LeaseLost):
         await services.tasks.complete(lease, {}, [])
-    events = [e.event_type for e in await services.jobs.events(OWNER, job.id)]
-    assert events[-1] == "task.failed"
+    events = await services.jobs.events(OWNER, job.id)
+    assert events[-1].event_type == "task.failed"
+    assert events[-1].payload["kind"] == "noop"
+    assert "stopped responding" in events[-1].payload["error"]

@@ -134,7 +134,8 @@ class TaskClientOps(TaskRepository):
                 task.cancel_requested = True
                 event = "task.cancel_requested"
             task.updated_at = utcnow()
-            await append_event(session, (task.job_id, owner_id), event, {"task_id": task_id}, audit)
+            payload = {"task_id": task_id, "kind": task.kind}
+            await append_event(session, (task.job_id, owner_id), event, payload, audit)
         return task
 
     async def retry(self, owner_id: str, task_id: str, extra_attempts: int, audit: Audit) -> Task:
@@ -156,7 +157,11 @@ class TaskClientOps(TaskRepository):
             await session.flush()
             await session.refresh(task)  # the database's clock stamped the new due time
             await append_event(
-                session, (task.job_id, owner_id), "task.retried", {"task_id": task_id}, audit
+                session,
+                (task.job_id, owner_id),
+                "task.retried",
+                {"task_id": task_id, "kind": task.kind},
+                audit,
             )
             await self._wake(session)
         self._wake_local()

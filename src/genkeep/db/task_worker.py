@@ -71,10 +71,12 @@ class TaskWorkerOps(TaskRepository):
                     )
                     .returning(
                         Task.id,
+                        Task.kind,
                         Task.job_id,
                         Task.owner_id,
                         Task.trace_id,
                         Task.status,
+                        Task.error,
                         Task.worker_id,
                     )
                 )
@@ -82,7 +84,9 @@ class TaskWorkerOps(TaskRepository):
             for row in reaped:
                 event = "task.failed" if row.status == "failed" else "task.lease_expired"
                 audit = Audit(actor="reaper", trace_id=row.trace_id)
-                payload = {"task_id": row.id, "worker": row.worker_id}
+                payload = {"task_id": row.id, "kind": row.kind, "worker": row.worker_id}
+                if row.status == "failed":
+                    payload["error"] = row.error
                 await append_event(session, (row.job_id, row.owner_id), event, payload, audit)
             if reaped:
                 await self._wake(session)
@@ -167,6 +171,7 @@ class TaskWorkerOps(TaskRepository):
             artifacts = [await self.artifacts.add(session, job, task.id, new) for new in outputs]
             payload = {
                 "task_id": task.id,
+                "kind": task.kind,
                 "artifacts": [
                     {"id": a.id, "kind": a.kind, "version": a.version} for a in artifacts
                 ],
@@ -192,7 +197,12 @@ class TaskWorkerOps(TaskRepository):
             else:
                 task = await self._finish(session, lease, "failed", error=error)
                 event = "task.failed"
-            payload = {"task_id": task.id, "attempt": task.attempts, "error": error[:500]}
+            payload = {
+                "task_id": task.id,
+                "kind": task.kind,
+                "attempt": task.attempts,
+                "error": error[:500],
+            }
             await append_event(
                 session, (task.job_id, task.owner_id), event, payload, self._audit(lease, task)
             )
@@ -206,7 +216,7 @@ class TaskWorkerOps(TaskRepository):
                 session,
                 (task.job_id, task.owner_id),
                 "task.cancelled",
-                {"task_id": task.id},
+                {"task_id": task.id, "kind": task.kind},
                 self._audit(lease, task),
             )
 
@@ -226,7 +236,7 @@ class TaskWorkerOps(TaskRepository):
                 session,
                 (task.job_id, task.owner_id),
                 "task.released",
-                {"task_id": task.id},
+                {"task_id": task.id, "kind": task.kind},
                 self._audit(lease, task),
             )
             await self._wake(session)

@@ -240,12 +240,65 @@ function listState(defaults) {
   const params = new URLSearchParams(location.search);
   return Object.fromEntries(Object.entries(defaults).map(([name, value]) => [name, params.get(name) ?? value]));
 }
-function pushListState(state, defaults) {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(state)) if (value !== null && String(value) !== String(defaults[name])) params.set(name, value);
+// The other parameters of the address stay (a job page's tab and its task filters).
+function pushListState(state, defaults, { replace = false } = {}) {
+  const params = new URLSearchParams(location.search);
+  for (const [name, value] of Object.entries(state)) {
+    if (value === null || String(value) === String(defaults[name])) params.delete(name);
+    else params.set(name, value);
+  }
   const query = params.toString();
   const url = location.pathname + (query ? `?${query}` : "");
-  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+  if (url === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+}
+
+// WAI-ARIA tabs (automatic activation): one panel shown at a time; Left and Right arrows,
+// Home and End move between the tabs and show theirs. The tab is in the address (?tab=), so
+// a reload or a shared link opens it; a click adds a Back step, an arrow key replaces the
+// step (browsing the tabs by keyboard does not fill the history). ``reveal`` shows the tab
+// whose panel holds an element (a link to an artifact from the audit log). ``implied`` names
+// the tab an address without one means (a link with a task filter: the tasks).
+function tabsOf(list, implied = () => null) {
+  const tabs = [...list.querySelectorAll('[role="tab"]')];
+  const names = tabs.map((tab) => tab.dataset.tab);
+  function show(name, focus = false) {
+    const chosen = names.includes(name) ? name : names[0];
+    for (const tab of tabs) {
+      const on = tab.dataset.tab === chosen;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+      if (on && focus) tab.focus();
+    }
+    body.dataset.tab = chosen;
+  }
+  function choose(name, { focus = false, replace = false } = {}) {
+    show(name, focus);
+    // The tab's name leaves the address only where the address means that tab anyway.
+    pushListState({ tab: name }, { tab: implied() || names[0] }, { replace });
+  }
+  list.addEventListener("click", (event) => {
+    const tab = event.target.closest('[role="tab"]');
+    if (tab) choose(tab.dataset.tab);
+  });
+  list.addEventListener("keydown", (event) => {
+    const at = tabs.indexOf(document.activeElement);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (at < 0 || to === undefined) return;
+    event.preventDefault();
+    choose(names[(to + tabs.length) % tabs.length], { focus: true, replace: true });
+  });
+  const fromAddress = () => show(new URLSearchParams(location.search).get("tab") || implied() || names[0]);
+  window.addEventListener("popstate", fromAddress);
+  fromAddress();
+  return {
+    reveal(element) {
+      const panel = element && element.closest('[role="tabpanel"]');
+      if (panel && panel.hidden) choose(tabs.find((tab) => tab.getAttribute("aria-controls") === panel.id).dataset.tab);
+    },
+  };
 }
 
 // ---- pages ----------------------------------------------------------------------------------
@@ -550,6 +603,23 @@ pages.job = () => {
   let job = null;
   const followed = new Set();
   const taskKinds = new Map(); // task id -> kind, for the audit log
+  const filtered = () => (["status", "kind"].some((name) => new URLSearchParams(location.search).get(name)) ? "tasks" : null);
+  const tabs = tabsOf($('[role="tablist"]'), filtered);
+  let artifactCount = null;
+  let lastEntry = null; // the newest audit event shown
+
+  // The overview tab: the job's state at a glance, kept current with the other tabs.
+  function overview() {
+    if (!job) return;
+    $("#overview-sections").textContent = `${job.sections.length} · ${job.sections_confirmed ? "confirmed" : "not confirmed"}`;
+    const counts = new Map();
+    for (const row of document.querySelectorAll("#tasks tbody tr[data-status]")) counts.set(row.dataset.status, (counts.get(row.dataset.status) || 0) + 1);
+    const total = [...counts.values()].reduce((a, b) => a + b, 0);
+    $("#overview-tasks").replaceChildren(total ? `${total}: ` : "none yet",
+      ...[...counts].flatMap(([status, n], i) => [i ? " " : "", pill(status, `${n} ${status}`)]));
+    $("#overview-artifacts").textContent = artifactCount === null ? "" : artifactCount ? String(artifactCount) : "none yet";
+    $("#overview-last").textContent = lastEntry ? `${lastEntry.event_type} · ${when(lastEntry.created_at)} · by ${lastEntry.actor}` : "";
+  }
 
   function sectionEditor(section, index) {
     const box = el("fieldset", { class: "section" },
@@ -569,6 +639,7 @@ pages.job = () => {
     setPill($("#gate-schema"), job.schema_dirty ? "dirty" : "ok", job.schema_dirty ? "schema dirty" : "schema clean");
     $("#sections").replaceChildren(...job.sections.map(sectionEditor));
     $("#schema").value = job.current_schema ? JSON.stringify(job.current_schema, null, 2) : "";
+    overview();
   }
 
   function sections() {
@@ -605,7 +676,12 @@ pages.job = () => {
   // The audit log is read once and then only what came after it, page by page: a job with
   // hundreds of events shows them all, and its tasks (found by task.queued) too.
   const EVENT_PAGE = 500;
-  let lastEvent = 0;
+  // Event ids come from a sequence: on PostgreSQL a transaction that took a lower id may
+  // commit after one with a higher id was read. Each read goes back over the last few
+  // events seen, and adds those it had not, in id order.
+  const OVERLAP = 50;
+  const seenEvents = [];
+  const seen = new Set();
   let eventsRead = Promise.resolve();
   function loadEvents() {
     // One reader at a time: two overlapping reads from one position would show events twice.
@@ -613,15 +689,37 @@ pages.job = () => {
     return eventsRead;
   }
   async function readNewEvents() {
+    // A task read finished after the events were read: its last events committed before that
+    // read, maybe after the events' read, so the events are read once more.
+    while (await readEventsOnce());
+    overview();
+  }
+  async function readEventsOnce() {
+    let after = seenEvents.length > OVERLAP ? seenEvents[seenEvents.length - OVERLAP - 1] : 0;
+    let finishedTask = false;
     for (;;) {
-      const events = await api("GET", `/v1/jobs/${itemId}/events?after=${lastEvent}&limit=${EVENT_PAGE}`);
+      const read = await api("GET", `/v1/jobs/${itemId}/events?after=${after}&limit=${EVENT_PAGE}`);
+      const events = read.filter((e) => !seen.has(e.id));
       // The tasks first: an event names its task's kind, read from the task.
       const taskIds = [...new Set(events.filter((e) => e.event_type === "task.queued").map((e) => e.payload.task_id))];
-      for (const id of taskIds) if (!document.getElementById(`task-${id}`)) await addTask(id);
-      $("#events").append(...events.map(auditEntry));
-      if (events.length) lastEvent = events[events.length - 1].id;
-      if (events.length < EVENT_PAGE) return;
+      for (const id of taskIds) {
+        if (!document.getElementById(`task-${id}`) && FINISHED.has((await addTask(id)).status)) finishedTask = true;
+      }
+      for (const e of events) showEvent(e);
+      if (read.length) after = read[read.length - 1].id;
+      if (read.length < EVENT_PAGE) return finishedTask;
     }
+  }
+  function showEvent(e) {
+    seen.add(e.id);
+    const entry = auditEntry(e);
+    // Nearly always the newest: appended; a late one goes before the first newer one.
+    let at = seenEvents.length;
+    while (at > 0 && seenEvents[at - 1] > e.id) at -= 1;
+    const next = at < seenEvents.length ? document.querySelector(`#events li[data-id="${seenEvents[at]}"]`) : null;
+    seenEvents.splice(at, 0, e.id);
+    $("#events").insertBefore(entry, next);
+    if (at === seenEvents.length - 1) lastEntry = e;
   }
 
   // One audit entry in words: what changed, which task (its kind), its error, its artifacts.
@@ -648,9 +746,18 @@ pages.job = () => {
     if (p.attempt) extra.push(` · attempt ${p.attempt}`);
     if (p.error) extra.push(" · ", el("span", { class: "error-text", text: `error: ${p.error}` }));
     for (const a of p.artifacts || []) {
-      extra.push(" · ", el("a", { href: `#artifact-${a.id}`, class: "artifact-link", text: `${a.kind} v${a.version}` }));
+      const link = el("a", { href: `#artifact-${a.id}`, class: "artifact-link", text: `${a.kind} v${a.version}` });
+      // The artifact is on the Artifacts tab: that tab opens, and the artifact has the focus.
+      link.addEventListener("click", (event) => {
+        const target = document.getElementById(`artifact-${a.id}`);
+        if (!target) return;
+        event.preventDefault();
+        tabs.reveal(target);
+        target.focus();
+      });
+      extra.push(" · ", link);
     }
-    return el("li", { "data-event": e.event_type },
+    return el("li", { "data-event": e.event_type, "data-id": String(e.id) },
       el("strong", { text: e.event_type }), what.length ? " · " : "", detail, ...extra,
       el("br"), el("small", {}, `${when(e.created_at)} · by `, el("code", { text: e.actor }), " · trace ", traceLink(e.trace_id)));
   }
@@ -671,6 +778,7 @@ pages.job = () => {
     row.querySelector("progress").value = task.progress;
     row.dataset.status = task.status;
     filterRow(row);
+    if (row.isConnected) overview();
     const actions = row.querySelector(".actions");
     actions.replaceChildren();
     if (!FINISHED.has(task.status)) {
@@ -751,12 +859,16 @@ pages.job = () => {
     const task = await api("GET", `/v1/tasks/${id}`);
     $("#tasks tbody").prepend(taskRow(task));
     showTasksEmpty();
+    overview();
     if (!FINISHED.has(task.status)) watch(id);
+    return task;
   }
 
   async function loadArtifacts() {
     const artifacts = await api("GET", `/v1/jobs/${itemId}/artifacts`);
     const kinds = [...new Set(artifacts.map((a) => a.kind))];
+    artifactCount = artifacts.length;
+    overview();
     $("#artifacts-empty").hidden = artifacts.length > 0;
     $("#artifacts").replaceChildren(...kinds.map((kind) => {
       const versions = artifacts.filter((a) => a.kind === kind).sort((a, b) => b.version - a.version);
@@ -768,7 +880,7 @@ pages.job = () => {
             try { await downloadStored(`/v1/artifacts/${a.id}/download`, a.filename); }
             catch (error) { showError("artifact-error", error); }
           });
-          return el("li", { "data-version": String(a.version), id: `artifact-${a.id}` },
+          return el("li", { "data-version": String(a.version), id: `artifact-${a.id}`, tabindex: "-1" },
             `v${a.version}${i === 0 ? " (latest)" : ""} · ${a.size} bytes · sha256 `,
             el("code", { text: a.sha256.slice(0, 16) + "…", title: a.sha256 }), " ", button);
         })));
@@ -892,6 +1004,7 @@ pages.job = () => {
         setTimeout(() => { if (submissionKey === sent) submissionKey = null; }, REPEAT_MS);
         if (!document.getElementById(`task-${task.id}`)) $("#tasks tbody").prepend(taskRow(task));
         showTasksEmpty();
+        overview();
         watch(task.id);
         loadEvents();
       } catch (error) { showError("task-error", error); }
@@ -1372,26 +1485,59 @@ pages.ops = () => {
   load();
 };
 
+// Money as the ledger keeps it: micro-dollars, so up to six decimals.
+const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 6 });
+
 pages.usage = () => {
-  (async () => {
-    try {
-      const rows = await api("GET", "/v1/me/stored-usage");
-      $("#stored-usage tbody").replaceChildren(...rows.map((u) =>
-        el("tr", { "data-source": u.source },
-          el("td", { text: u.profile }), el("td", { text: u.source }), el("td", { text: String(u.results) }),
-          el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
-      $("#stored-usage-empty").hidden = rows.length > 0;
-      const samples = parseMetrics(await (await fetch("/metrics")).text());
-      const total = (name, filter = () => true) => samples.filter((x) => x.name === name && filter(x)).reduce((sum, x) => sum + x.value, 0);
-      const calls = total("genkeep_generator_calls_total");
-      const hits = total("genkeep_cache_hits_total");
-      $("#usage-calls").textContent = String(calls);
-      $("#usage-hits").textContent = String(hits);
-      $("#usage-rate").textContent = calls + hits ? `${Math.round((100 * hits) / (calls + hits))} % of answers were hits` : "no answers yet";
-    } catch (error) { showError("usage-error", error); }
+  // The owner's usage ledger (GET /v1/usage), grouped as chosen; the grouping is in the
+  // address, so a reload or a shared link keeps it.
+  const GROUPS = { day: "Day", profile: "Profile", key: "API key" };
+  const DEFAULTS = { by: "day" };
+  const group = () => (GROUPS[listState(DEFAULTS).by] ? listState(DEFAULTS).by : "day");
+  function totals(rows) {
+    const sum = (field) => rows.reduce((total, row) => total + row[field], 0);
+    const calls = sum("calls"), hits = sum("hits");
+    $("#usage-calls").textContent = String(calls);
+    $("#usage-hits").textContent = String(hits);
+    $("#usage-rate").textContent = calls + hits ? `${Math.round((100 * hits) / (calls + hits))} % of answers were hits` : "no answers yet";
+    $("#usage-tokens").textContent = `${sum("prompt_tokens")} in · ${sum("completion_tokens")} out`;
+    $("#usage-cost").textContent = usd.format(sum("cost_usd"));
+    $("#usage-saved").textContent = usd.format(sum("saved_usd"));
+  }
+  async function ledger() {
+    const by = group();
+    $("#usage-group").value = by;
+    $("#usage-group-name").textContent = GROUPS[by];
+    const rows = await api("GET", `/v1/usage?group=${by}`);
+    totals(rows);
+    $("#usage-table tbody").replaceChildren(...rows.map((u) => {
+      // Calls without an API key are the server's default owner's (no key was sent).
+      const name = by === "key" ? u.key || "no key" : u[by];
+      return el("tr", { "data-group": name },
+        el("td", { "data-label": GROUPS[by], text: name }), el("td", { text: String(u.calls) }), el("td", { text: String(u.hits) }),
+        el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }),
+        el("td", { text: usd.format(u.cost_usd) }), el("td", { text: usd.format(u.saved_usd) }));
+    }));
+    $("#usage-empty").hidden = rows.length > 0;
+  }
+  async function stored() {
+    const rows = await api("GET", "/v1/me/stored-usage");
+    $("#stored-usage tbody").replaceChildren(...rows.map((u) =>
+      el("tr", { "data-source": u.source },
+        el("td", { text: u.profile }), el("td", { text: u.source }), el("td", { text: String(u.results) }),
+        el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
+    $("#stored-usage-empty").hidden = rows.length > 0;
+  }
+  async function load() {
+    delete body.dataset.ready;
+    showError("usage-error", null);
+    try { await Promise.all([ledger(), stored()]); } catch (error) { showError("usage-error", error); }
     loaded();
     body.dataset.ready = "true";
-  })();
+  }
+  $("#usage-group").addEventListener("change", () => { pushListState({ by: $("#usage-group").value }, DEFAULTS); load(); });
+  window.addEventListener("popstate", load);
+  load();
 };
 
 // ---- start ----------------------------------------------------------------------------------

@@ -108,7 +108,8 @@ picked AS (
 ), claim_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.started',
-           jsonb_build_object('task_id', id, 'attempt', attempts, 'worker', CAST(:worker AS TEXT)),
+           jsonb_build_object('task_id', id, 'kind', kind, 'attempt', attempts,
+                              'worker', CAST(:worker AS TEXT)),
            trace_id, :actor, statement_timestamp()
     FROM claimed
 )"""
@@ -125,11 +126,11 @@ input AS (
         updated_at = :now
     FROM input AS i
     WHERE t.id = i.id AND t.lease_token = i.token AND t.status = 'running'
-    RETURNING t.id, t.job_id, t.owner_id, t.trace_id, i.actor
+    RETURNING t.id, t.kind, t.job_id, t.owner_id, t.trace_id, i.actor
 ), done_events AS (
     INSERT INTO job_events (job_id, owner_id, event_type, payload, trace_id, actor, created_at)
     SELECT job_id, owner_id, 'task.completed',
-           jsonb_build_object('task_id', id, 'artifacts', CAST('[]' AS JSONB)),
+           jsonb_build_object('task_id', id, 'kind', kind, 'artifacts', CAST('[]' AS JSONB)),
            trace_id, actor, :now
     FROM done
 )"""

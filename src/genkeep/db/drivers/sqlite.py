@@ -358,7 +358,12 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             _event(
                 row,
                 "task.started",
-                {"task_id": row["id"], "attempt": row["attempts"], "worker": claim.worker_id},
+                {
+                    "task_id": row["id"],
+                    "kind": row["kind"],
+                    "attempt": row["attempts"],
+                    "worker": claim.worker_id,
+                },
                 claim.actor,
                 now,
             )
@@ -403,6 +408,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                         )
                         .returning(
                             self._tasks.c.id,
+                            self._tasks.c.kind,
                             self._tasks.c.job_id,
                             self._tasks.c.owner_id,
                             self._tasks.c.trace_id,
@@ -414,7 +420,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             )
             if row is not None:
                 done.add(row["id"])
-                payload = {"task_id": row["id"], "artifacts": []}
+                payload = {"task_id": row["id"], "kind": row["kind"], "artifacts": []}
                 actor = f"worker:{completion.worker_id}"
                 events.append(_event(row, "task.completed", payload, actor, now))
         if events:
