@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,12 +20,10 @@ import httpx
 import pytest
 from playwright.sync_api import (
     APIResponse,
-    Browser,
     Dialog,
     Page,
     Route,
     expect,
-    sync_playwright,
 )
 from rdflib import Graph
 from sqlalchemy import func, insert, select
@@ -41,8 +39,6 @@ from tests.support.server import Server, run_cli
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("GENKEEP_CHROMIUM", "/usr/bin/chromium"))
-TIMEOUT_MS = 20_000
 TEXT_COPIES = 120  # about 400 kB: several hundred one-chunk batches, still running at cancel
 T = TypeVar("T")
 # A test of what the browser shows and does, not of the data: the database does not change
@@ -63,39 +59,6 @@ def in_database(db_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, main()).result()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module (starting one costs seconds); each test has a context of
-    its own, with nothing stored or cached from another test."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the console tests need Debian's Chromium "
-            "(run `bash scripts/install-test-tools.sh` as root, or apt-get install chromium)",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page in a fresh browser context (its own storage, cookies and cache)."""
-    errors: list[str] = []
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield opened
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors in the console: {errors}"
 
 
 def shot(page: Page, backend: str, name: str) -> None:

@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 
 from genkeep.config import Settings
 from genkeep.services import close_services, open_services
-from tests.e2e.test_console import BROWSER_ONLY, page  # noqa: F401 (the browser fixture)
+from tests.e2e.test_console import BROWSER_ONLY
 from tests.e2e.test_console import wait_until as wait_in_page
 from tests.e2e.test_extract_cli import SAMPLES, env_for, query
 from tests.e2e.test_extract_llm import committed, llm_env, numbered_text, plan_of
@@ -340,7 +340,7 @@ def test_the_run_page_shows_each_workers_batches_and_throughput_as_the_run_goes(
     fake: FakeOpenAI,
     servers: Callable[..., Server],
     workers: Callable[..., WorkerProcess],
-    page: Page,  # noqa: F811 (test_console's fixture)
+    page: Page,
 ) -> None:
     _, plan = plan_of(TEXT)
     server = servers(**{**llm_env(fake), **FLEET})
