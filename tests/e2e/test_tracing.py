@@ -25,7 +25,7 @@ from sqlalchemy import select
 from genkeep.db.models import JobEvent, Task
 from tests.conftest import BACKENDS, _admin, admin_url, process_env
 from tests.e2e.test_workers import rows, wait_for
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, ok
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.postgres import dsn
 from tests.support.server import Server, WorkerProcess, pid_of
@@ -118,6 +118,8 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     miss_trace, caller_span, header = traceparent()
     hit_trace, _, hit_header = traceparent()
     question = f"What is tracing? {uuid.uuid4()}"
+    # Cut short: the finish reason the span reports is the upstream's, not the default.
+    traced.upstream.plan(ok(finish_reason="length"))
     async with httpx.AsyncClient(base_url=traced.server.url, timeout=30) as client:
         miss = await client.post(
             "/v1/chat/completions", json=chat(question), headers={"traceparent": header}
@@ -155,6 +157,8 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     assert attributes["gen_ai.request.temperature"] == 0.2
     assert attributes["gen_ai.usage.input_tokens"] > 0
     assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert attributes["gen_ai.response.finish_reasons"] == ["length"]
+    assert attributes["gen_ai.response.model"] == MODEL
     assert "gen_ai.input.messages" not in attributes  # content only when opted in
     # The upstream HTTP request (httpx's instrumentation) is the model call's child, and the
     # upstream was sent the trace.
