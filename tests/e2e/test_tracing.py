@@ -8,10 +8,13 @@ is asserted is what the receiver decoded from the wire, and what the database st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +27,23 @@ from sqlalchemy import select
 
 from genkeep.db.models import JobEvent, Task
 from tests.conftest import BACKENDS, _admin, admin_url, process_env
+from tests.e2e.test_extract_llm import llm_env
 from tests.e2e.test_workers import rows, wait_for
-from tests.support.fake_openai import FakeOpenAI, ok
+from tests.support.fake_openai import FakeOpenAI, extraction_answer, ok
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.postgres import dsn
-from tests.support.server import Server, WorkerProcess, pid_of
+from tests.support.server import Server, WorkerProcess, genkeep_command, pid_of
 
 pytestmark = pytest.mark.e2e
 
 MODEL = "gpt-trace-mini"
 FAST_LEASE = {"GENKEEP_TASK_LEASE_S": "1", "GENKEEP_TASK_POLL_S": "0.2"}
+# One batch at a time in each process (test_extract_fleet's FLEET, its lease left alone).
+ONE_BATCH_EACH = {
+    "GENKEEP_EXTRACT_POLL_S": "0.05",
+    "GENKEEP_EXTRACT_CONCURRENCY": "1",
+    "GENKEEP_EXTRACT_FLEET_SLOTS": "1",
+}
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 
 
@@ -289,3 +299,73 @@ async def test_an_extraction_runs_batches_in_the_trace_that_started_it(traced: T
     assert {s.parent_id for s in batches} == {consumer.span_id}
     assert one(spans, "merge run outputs").parent_id == consumer.span_id
     assert [s for s in spans if s.name == "blob put"]  # the input and the outputs
+
+
+def test_the_cli_extract_with_a_helper_process_is_one_trace(traced: Traced, tmp_path: Path) -> None:
+    # From a folder outside the checkout, as a user runs it, with a helper process working
+    # batches beside it; its own service name tells its spans from the server's.
+    service = f"genkeep-cli-{uuid.uuid4().hex[:8]}"
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    (here / "notes.md").write_text((SAMPLES / "text.md").read_text())
+    args = ["extract", "notes.md", "--ontology", str(SAMPLES / "ontology.ttl")]
+    args += ["--chunk-size", "1000", "--batch-size", "1", "-o", "graph.ttl"]
+    args += ["--extractor", "llm", "--workers", "2"]
+    with FakeOpenAI(answer=extraction_answer) as model:
+        model.hold_after(0)  # each process holds a batch at the model: both did one
+        env = {**traced.env, **llm_env(model), **ONE_BATCH_EACH, "OTEL_SERVICE_NAME": service}
+        log = tmp_path / "extract.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [*genkeep_command(), *args],
+                env={**os.environ, **env},
+                cwd=here,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                start_new_session=True,  # its helper goes with it, whatever the test's end
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while model.held < 2:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.02)
+            model.release()
+            assert process.wait(timeout=120) == 0, log.read_text()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert (here / "graph.ttl").read_text().startswith("@prefix")
+
+    # Each process flushed before it exited: the helper's spans are in once its batches are.
+    spans = traced.receiver.wait_for(
+        lambda got: len({s.resource_pid for s in got if s.service == service}) == 2
+    )
+    spans = [s for s in spans if s.service == service]
+    assert len({s.trace_id for s in spans}) == 1
+    [root] = [s for s in spans if not s.parent_id]
+    assert root.name == "genkeep extract"
+    by_id = {s.span_id: s for s in spans}
+
+    def chain(span: ReceivedSpan) -> tuple[str, ...]:
+        names = [span.name]
+        while span.parent_id:
+            span = by_id[span.parent_id]  # a parent never exported would be a KeyError
+            names.append(span.name)
+        return tuple(names)
+
+    assert {chain(s)[-1] for s in spans} == {"genkeep extract"}
+    batches = [s for s in spans if s.name == "extract batch"]
+    indices = sorted(s.attributes["genkeep.batch.index"] for s in batches)
+    assert len(indices) >= 3 and indices == list(range(len(indices)))
+    # The executing process's batches are its CONSUMER span's; the helper's continue the
+    # run's stored context (its PRODUCER span).
+    ran = {s.resource_pid: chain(s) for s in batches}
+    assert ran[process.pid] == ("extract batch", "process runs", "send runs", "genkeep extract")
+    [helper] = set(ran) - {process.pid}
+    assert ran[helper] == ("extract batch", "send runs", "genkeep extract")
+    # Each batch's model calls are its CLIENT children (the GenAI span, then httpx's).
+    calls = [s for s in spans if s.name == "chat gpt-fake-extract"]
+    assert calls and {by_id[s.parent_id].name for s in calls} == {"extract batch"}
+    assert {chain(s)[1:3] for s in spans if s.name == "blob put_file"} == {
+        ("merge run outputs", "process runs")
+    }

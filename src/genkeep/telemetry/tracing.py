@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -56,7 +57,8 @@ def configure() -> Tracer | None:
 
     from genkeep import __version__
 
-    resource = Resource.create({"service.version": __version__})
+    # The process too: a command's helpers and a server's workers share a service name.
+    resource = Resource.create({"service.version": __version__, "process.pid": os.getpid()})
     if not otel_service_name_set():
         resource = resource.merge(Resource({"service.name": "genkeep"}))
     provider = TracerProvider(resource=resource)
