@@ -301,6 +301,69 @@ async def test_an_extraction_runs_batches_in_the_trace_that_started_it(traced: T
     assert [s for s in spans if s.name == "blob put"]  # the input and the outputs
 
 
+async def test_a_request_waiting_on_another_processs_generation_links_to_it(
+    traced: Traced,
+) -> None:
+    # The server leads (its model call held at the upstream); a worker's generate task for
+    # the same prompt waits for it through the database, and its flight links to the leader.
+    prompt = f"Coalesced across processes {uuid.uuid4()}"
+    body = {"prompt": prompt, "profile": MODEL}
+    lead_trace, _, lead_header = traceparent()
+    wait_trace, _, wait_header = traceparent()
+    upstream = traced.upstream
+    upstream.hold_after(upstream.calls)
+    worker = WorkerProcess(traced.env, traced.logs / "coalesced-worker.log").start()
+    try:
+        async with httpx.AsyncClient(base_url=traced.server.url, timeout=60) as client:
+            led = asyncio.create_task(
+                client.post("/v1/generate", json=body, headers={"traceparent": lead_header})
+            )
+            for _ in range(600):
+                if upstream.held:
+                    break
+                await asyncio.sleep(0.05)
+            assert upstream.held == 1
+            job = (await client.post("/v1/jobs", json={"title": "coalesced"})).json()["id"]
+            submitted = await client.post(
+                f"/v1/jobs/{job}/tasks",
+                json={"kind": "generate", "payload": body},
+                headers={
+                    "Idempotency-Key": f"coalesced-{uuid.uuid4()}",
+                    "traceparent": wait_header,
+                },
+            )
+            task_id = submitted.json()["id"]
+            await wait_for(
+                traced.db_url,
+                select(Task.progress).where(Task.id == task_id),
+                lambda v: bool(v) and v[0][0] > 0,  # generating: its read comes next
+                seconds=30,
+            )
+            await asyncio.sleep(1.5)  # one read, then it waits on the claim (0.05 s polls)
+            upstream.release()
+            assert (await led).status_code == 200
+            await wait_for(
+                traced.db_url,
+                select(Task.status, Task.result).where(Task.id == task_id),
+                lambda v: v[0][0] == "completed",
+                seconds=30,
+            )
+    finally:
+        upstream.release()  # and every later call is answered at once
+        worker.stop()  # SIGTERM: it flushes its spans on the way out
+    assert sum(prompt in sent for sent in upstream.prompts()) == 1  # one call for both
+    leader = one(whole(traced.receiver, lead_trace, "genkeep.generate"), "genkeep.generate")
+    spans = whole(traced.receiver, wait_trace, "process tasks", "genkeep.generate")
+    waiter = one(spans, "genkeep.generate")
+    assert waiter.attributes["genkeep.coalesced"] is True, "the worker did not wait"
+    assert waiter.parent_id == one(spans, "process tasks").span_id
+    assert [(link.trace_id, link.span_id) for link in waiter.links] == [
+        (lead_trace, leader.span_id)
+    ]
+    assert waiter.links[0].attributes == {"genkeep.link": "leader generation"}
+    assert not [s for s in spans if s.name == f"chat {MODEL}"]  # no model call of its own
+
+
 def test_the_cli_extract_with_a_helper_process_is_one_trace(traced: Traced, tmp_path: Path) -> None:
     # From a folder outside the checkout, as a user runs it, with a helper process working
     # batches beside it; its own service name tells its spans from the server's.
