@@ -339,7 +339,7 @@ async def test_a_request_waiting_on_another_processs_generation_links_to_it(
                 lambda v: bool(v) and v[0][0] > 0,  # generating: its read comes next
                 seconds=30,
             )
-            await asyncio.sleep(1.5)  # one read, then it waits on the claim (0.05 s polls)
+            await asyncio.sleep(1)  # its first read finds the claim: it waits (polls)
             upstream.release()
             assert (await led).status_code == 200
             await wait_for(
