@@ -8,10 +8,13 @@ is asserted is what the receiver decoded from the wire, and what the database st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +27,23 @@ from sqlalchemy import select
 
 from genkeep.db.models import JobEvent, Task
 from tests.conftest import BACKENDS, _admin, admin_url, process_env
+from tests.e2e.test_extract_llm import llm_env
 from tests.e2e.test_workers import rows, wait_for
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, extraction_answer, ok
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.postgres import dsn
-from tests.support.server import Server, WorkerProcess, pid_of
+from tests.support.server import Server, WorkerProcess, genkeep_command, pid_of
 
 pytestmark = pytest.mark.e2e
 
 MODEL = "gpt-trace-mini"
 FAST_LEASE = {"GENKEEP_TASK_LEASE_S": "1", "GENKEEP_TASK_POLL_S": "0.2"}
+# One batch at a time in each process (test_extract_fleet's FLEET, its lease left alone).
+ONE_BATCH_EACH = {
+    "GENKEEP_EXTRACT_POLL_S": "0.05",
+    "GENKEEP_EXTRACT_CONCURRENCY": "1",
+    "GENKEEP_EXTRACT_FLEET_SLOTS": "1",
+}
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "genkeep" / "extract" / "samples"
 
 
@@ -118,6 +128,8 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     miss_trace, caller_span, header = traceparent()
     hit_trace, _, hit_header = traceparent()
     question = f"What is tracing? {uuid.uuid4()}"
+    # Cut short: the finish reason the span reports is the upstream's, not the default.
+    traced.upstream.plan(ok(finish_reason="length"))
     async with httpx.AsyncClient(base_url=traced.server.url, timeout=30) as client:
         miss = await client.post(
             "/v1/chat/completions", json=chat(question), headers={"traceparent": header}
@@ -155,6 +167,8 @@ async def test_a_chat_miss_is_server_generation_client_and_a_hit_has_no_client(
     assert attributes["gen_ai.request.temperature"] == 0.2
     assert attributes["gen_ai.usage.input_tokens"] > 0
     assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert attributes["gen_ai.response.finish_reasons"] == ["length"]
+    assert attributes["gen_ai.response.model"] == MODEL
     assert "gen_ai.input.messages" not in attributes  # content only when opted in
     # The upstream HTTP request (httpx's instrumentation) is the model call's child, and the
     # upstream was sent the trace.
@@ -285,3 +299,136 @@ async def test_an_extraction_runs_batches_in_the_trace_that_started_it(traced: T
     assert {s.parent_id for s in batches} == {consumer.span_id}
     assert one(spans, "merge run outputs").parent_id == consumer.span_id
     assert [s for s in spans if s.name == "blob put"]  # the input and the outputs
+
+
+async def test_a_request_waiting_on_another_processs_generation_links_to_it(
+    traced: Traced,
+) -> None:
+    # The server leads (its model call held at the upstream); a worker's generate task for
+    # the same prompt waits for it through the database, and its flight links to the leader.
+    prompt = f"Coalesced across processes {uuid.uuid4()}"
+    body = {"prompt": prompt, "profile": MODEL}
+    lead_trace, _, lead_header = traceparent()
+    wait_trace, _, wait_header = traceparent()
+    upstream = traced.upstream
+    upstream.hold_after(upstream.calls)
+    worker = WorkerProcess(traced.env, traced.logs / "coalesced-worker.log").start()
+    try:
+        async with httpx.AsyncClient(base_url=traced.server.url, timeout=60) as client:
+            led = asyncio.create_task(
+                client.post("/v1/generate", json=body, headers={"traceparent": lead_header})
+            )
+            for _ in range(600):
+                if upstream.held:
+                    break
+                await asyncio.sleep(0.05)
+            assert upstream.held == 1
+            job = (await client.post("/v1/jobs", json={"title": "coalesced"})).json()["id"]
+            submitted = await client.post(
+                f"/v1/jobs/{job}/tasks",
+                json={"kind": "generate", "payload": body},
+                headers={
+                    "Idempotency-Key": f"coalesced-{uuid.uuid4()}",
+                    "traceparent": wait_header,
+                },
+            )
+            task_id = submitted.json()["id"]
+            await wait_for(
+                traced.db_url,
+                select(Task.progress).where(Task.id == task_id),
+                lambda v: bool(v) and v[0][0] > 0,  # generating: its read comes next
+                seconds=30,
+            )
+            await asyncio.sleep(1)  # its first read finds the claim: it waits (polls)
+            upstream.release()
+            assert (await led).status_code == 200
+            await wait_for(
+                traced.db_url,
+                select(Task.status, Task.result).where(Task.id == task_id),
+                lambda v: v[0][0] == "completed",
+                seconds=30,
+            )
+    finally:
+        upstream.release()  # and every later call is answered at once
+        worker.stop()  # SIGTERM: it flushes its spans on the way out
+    assert sum(prompt in sent for sent in upstream.prompts()) == 1  # one call for both
+    leader = one(whole(traced.receiver, lead_trace, "genkeep.generate"), "genkeep.generate")
+    spans = whole(traced.receiver, wait_trace, "process tasks", "genkeep.generate")
+    waiter = one(spans, "genkeep.generate")
+    assert waiter.attributes["genkeep.coalesced"] is True, "the worker did not wait"
+    assert waiter.parent_id == one(spans, "process tasks").span_id
+    assert [(link.trace_id, link.span_id) for link in waiter.links] == [
+        (lead_trace, leader.span_id)
+    ]
+    assert waiter.links[0].attributes == {"genkeep.link": "leader generation"}
+    assert not [s for s in spans if s.name == f"chat {MODEL}"]  # no model call of its own
+
+
+def test_the_cli_extract_with_a_helper_process_is_one_trace(traced: Traced, tmp_path: Path) -> None:
+    # From a folder outside the checkout, as a user runs it, with a helper process working
+    # batches beside it; its own service name tells its spans from the server's.
+    service = f"genkeep-cli-{uuid.uuid4().hex[:8]}"
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    (here / "notes.md").write_text((SAMPLES / "text.md").read_text())
+    args = ["extract", "notes.md", "--ontology", str(SAMPLES / "ontology.ttl")]
+    args += ["--chunk-size", "1000", "--batch-size", "1", "-o", "graph.ttl"]
+    args += ["--extractor", "llm", "--workers", "2"]
+    with FakeOpenAI(answer=extraction_answer) as model:
+        model.hold_after(0)  # each process holds a batch at the model: both did one
+        env = {**traced.env, **llm_env(model), **ONE_BATCH_EACH, "OTEL_SERVICE_NAME": service}
+        log = tmp_path / "extract.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [*genkeep_command(), *args],
+                env={**os.environ, **env},
+                cwd=here,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                start_new_session=True,  # its helper goes with it, whatever the test's end
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while model.held < 2:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.02)
+            model.release()
+            assert process.wait(timeout=120) == 0, log.read_text()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert (here / "graph.ttl").read_text().startswith("@prefix")
+
+    # Each process flushed before it exited: the helper's spans are in once its batches are.
+    spans = traced.receiver.wait_for(
+        lambda got: len({s.resource_pid for s in got if s.service == service}) == 2
+    )
+    spans = [s for s in spans if s.service == service]
+    assert len({s.trace_id for s in spans}) == 1
+    [root] = [s for s in spans if not s.parent_id]
+    assert root.name == "genkeep extract"
+    by_id = {s.span_id: s for s in spans}
+
+    def chain(span: ReceivedSpan) -> tuple[str, ...]:
+        names = [span.name]
+        while span.parent_id:
+            span = by_id[span.parent_id]  # a parent never exported would be a KeyError
+            names.append(span.name)
+        return tuple(names)
+
+    assert {chain(s)[-1] for s in spans} == {"genkeep extract"}
+    batches = [s for s in spans if s.name == "extract batch"]
+    indices = sorted(s.attributes["genkeep.batch.index"] for s in batches)
+    assert len(indices) >= 3 and indices == list(range(len(indices)))
+    # The executing process's batches are its CONSUMER span's; the helper's continue the
+    # run's stored context (its PRODUCER span).
+    ran = {s.resource_pid: chain(s) for s in batches}
+    assert ran[process.pid] == ("extract batch", "process runs", "send runs", "genkeep extract")
+    [helper] = set(ran) - {process.pid}
+    assert ran[helper] == ("extract batch", "send runs", "genkeep extract")
+    # Each batch's model calls are its CLIENT children (the GenAI span, then httpx's).
+    calls = [s for s in spans if s.name == "chat gpt-fake-extract"]
+    assert calls and {by_id[s.parent_id].name for s in calls} == {"extract batch"}
+    assert {chain(s)[1:3] for s in spans if s.name == "blob put_file"} == {
+        ("merge run outputs", "process runs")
+    }

@@ -43,6 +43,7 @@ class ReceivedSpan:
     service: str
     start_ns: int
     end_ns: int
+    resource_pid: int | None = None  # which process sent it (``process.pid``)
 
 
 @dataclass
@@ -72,7 +73,8 @@ def _spans(body: bytes) -> list[ReceivedSpan]:
     request.ParseFromString(body)
     spans = []
     for resource_spans in request.resource_spans:
-        service = str(_attributes(resource_spans.resource.attributes).get("service.name", ""))
+        resource = _attributes(resource_spans.resource.attributes)
+        service = str(resource.get("service.name", ""))
         for scope in resource_spans.scope_spans:
             for span in scope.spans:
                 spans.append(
@@ -94,6 +96,7 @@ def _spans(body: bytes) -> list[ReceivedSpan]:
                         service=service,
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
+                        resource_pid=resource.get("process.pid"),
                     )
                 )
     return spans

@@ -39,7 +39,11 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = (self.from_span and current_trace_id()) or trace_id_of(scope["headers"])
+        trace_id = (
+            scope.get(TRACE_ID)  # the SERVER span's, set by the tracing middleware
+            or (self.from_span and current_trace_id())
+            or trace_id_of(scope["headers"])
+        )
         scope[TRACE_ID] = trace_id
         header = (b"x-request-id", trace_id.encode())
 

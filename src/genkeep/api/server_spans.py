@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genkeep.api.request_id import TRACE_ID
 from genkeep.telemetry.tracing import parent_of
 
 # Probes and scrapes would be most of the spans and tell nothing.
@@ -55,15 +56,20 @@ class ServerSpans:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 route = getattr(scope.get("route"), "path_format", None)
+                # One call (one lock, one pass) for what the answer says.
                 if route is not None:
                     span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
+                    span.set_attributes({"http.route": route, "http.response.status_code": status})
+                else:
+                    span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(StatusCode.ERROR)
                     span.set_attribute("error.type", str(status))
             await send(message)
 
+        # The request's id is the span's trace id (RequestId, next, sends it): read here
+        # from the span in hand rather than looked up again in the context.
+        scope[TRACE_ID] = format(span.get_span_context().trace_id, "032x")
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             await self.app(scope, receive, answered)

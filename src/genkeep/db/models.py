@@ -60,6 +60,8 @@ class Prompt(Base):
     status: Mapped[str] = mapped_column(String(16))
     claim_token: Mapped[str | None] = mapped_column(String(36))
     claim_holder: Mapped[str | None] = mapped_column(String(128))
+    # The claimant's generation span (W3C traceparent), for the waiters' links (I18).
+    claim_trace: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

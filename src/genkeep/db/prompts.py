@@ -170,8 +170,11 @@ class PromptStore:
         return None if found is None else _prompt_state(found, found["prompt_text"])
 
     @completes_when_cancelled
-    async def claim_new(self, key: PromptKey, holder: str, lease_s: float) -> Claim | None:
-        """Insert the prompt already claimed; None when another request inserted it first."""
+    async def claim_new(
+        self, key: PromptKey, holder: str, lease_s: float, trace: str | None = None
+    ) -> Claim | None:
+        """Insert the prompt already claimed; None when another request inserted it first.
+        ``trace``: the claimant's traceparent, for the waiters' span links."""
         token, prompt_id, now = str(uuid.uuid4()), str(uuid.uuid4()), utcnow()
         values: dict[str, Any] = {
             "id": prompt_id,
@@ -184,6 +187,7 @@ class PromptStore:
             "status": "generating",
             "claim_token": token,
             "claim_holder": holder,
+            "claim_trace": trace,
             "lease_expires_at": self.db.driver.now_plus(lease_s),
             "attempts": 1,
             "latest_version": 0,
@@ -197,7 +201,12 @@ class PromptStore:
 
     @completes_when_cancelled
     async def claim_existing(
-        self, prompt_id: str, expected_version: int, holder: str, lease_s: float
+        self,
+        prompt_id: str,
+        expected_version: int,
+        holder: str,
+        lease_s: float,
+        trace: str | None = None,
     ) -> Claim | None:
         """Claim a prompt that is unclaimed or whose lease expired, if no version landed since."""
         token = str(uuid.uuid4())
@@ -212,6 +221,7 @@ class PromptStore:
                 status="generating",
                 claim_token=token,
                 claim_holder=holder,
+                claim_trace=trace,
                 lease_expires_at=self.db.driver.now_plus(lease_s),
                 attempts=Prompt.attempts + 1,
                 updated_at=utcnow(),
@@ -220,6 +230,12 @@ class PromptStore:
         async with self.db.transaction() as session:
             claimed = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
         return Claim(prompt_id, token, holder) if claimed == 1 else None
+
+    async def claim_trace(self, prompt_id: str) -> str | None:
+        """The traceparent of the generation holding the prompt's claim, if it stored one."""
+        async with self.db.reading() as session:
+            found = await session.execute(select(Prompt.claim_trace).where(Prompt.id == prompt_id))
+            return found.scalar_one_or_none()
 
     @completes_when_cancelled
     async def extend_lease(self, claim: Claim, lease_s: float) -> bool:
@@ -251,6 +267,7 @@ class PromptStore:
                         status="ready",
                         claim_token=None,
                         claim_holder=None,
+                        claim_trace=None,
                         lease_expires_at=None,
                         last_error=None,
                         updated_at=now,
@@ -292,6 +309,7 @@ class PromptStore:
                     status="failed",
                     claim_token=None,
                     claim_holder=None,
+                    claim_trace=None,
                     lease_expires_at=None,
                     last_error=error[:2000],
                     failed_at=now,

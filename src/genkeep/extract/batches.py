@@ -37,6 +37,8 @@ class RunInputs:
     index: OntologyIndex
     ontology_ttl: bytes
     extractor: Extractor
+    # The run's stored traceparent: a helper process's batches continue the run's trace.
+    trace_context: str | None = None
 
 
 def chunk_params(run: Run) -> ChunkParams:
@@ -150,21 +152,33 @@ class BatchOutcome:
     cancel_requested: bool = False
 
 
-def batch_span(run_id: str, index: int, chunks: int) -> AbstractContextManager[Span | None]:
-    """One batch: extracted and committed with its checkpoint (I6)."""
+def batch_span(
+    run_id: str, index: int, chunks: int, *, parent: str | None = None
+) -> AbstractContextManager[Span | None]:
+    """One batch: extracted and committed with its checkpoint (I6); ``parent``, a stored
+    traceparent to continue (a helper's batch), else a child of the current span."""
     attributes = {"genkeep.run.id": run_id, "genkeep.batch.index": index, "genkeep.chunks": chunks}
-    return tracing.span("extract batch", attributes=attributes)
+    return tracing.span("extract batch", attributes=attributes, parent=parent)
 
 
 async def work_batch(
-    runs: RunStore, claimed: ClaimedBatch, plan: RunPlan, inputs: RunInputs, lease_s: float
+    runs: RunStore,
+    claimed: ClaimedBatch,
+    plan: RunPlan,
+    inputs: RunInputs,
+    lease_s: float,
+    *,
+    helping: bool = False,
 ) -> BatchOutcome:
     """Extract a leased batch and commit it with its checkpoint, renewing its lease meanwhile;
-    a failure is recorded on the batch (retried on resume), shutdown gives the batch back."""
+    a failure is recorded on the batch (retried on resume), shutdown gives the batch back.
+    ``helping``: not under the run's own span (a fleet worker), so the batch continues the
+    trace stored with the run."""
     batch = plan.batches[claimed.index]
     renewal = asyncio.create_task(_renew(runs, claimed, lease_s))
+    parent = inputs.trace_context if helping else None
     try:
-        with batch_span(claimed.run_id, claimed.index, len(batch)):
+        with batch_span(claimed.run_id, claimed.index, len(batch), parent=parent):
             result = await extract_batch(batch, inputs, plan.next_start)
             encoded = encode_result(batch[0].start, result)
             keys = sorted({e.key for e in result.entities})

@@ -132,7 +132,9 @@ class FleetWorker:
             self._refused.add(claimed.run_id)
             await self.runs.release_batch(claimed)
             return
-        outcome = await work_batch(self.runs, claimed, plan, inputs, self.settings.lease_s)
+        outcome = await work_batch(
+            self.runs, claimed, plan, inputs, self.settings.lease_s, helping=True
+        )
         if outcome.saved:
             self.committed += 1
 

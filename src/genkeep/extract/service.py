@@ -303,6 +303,7 @@ class ExtractionService:
             index=index,
             ontology_ttl=loaded.canonical,
             extractor=extractor.for_owner(run.owner_id),
+            trace_context=run.trace_context,
         )
 
 

@@ -33,7 +33,7 @@ from genkeep.generate.generator import Generator
 from genkeep.generate.limits import ProviderLimiter, estimated_tokens
 from genkeep.generate.metering import Metering
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome, unstored_outcome
-from genkeep.generate.spans import model_call
+from genkeep.generate.spans import link_leader, model_call
 from genkeep.telemetry.metrics import (
     COALESCED,
     GENERATOR_CALLS,
@@ -41,6 +41,7 @@ from genkeep.telemetry.metrics import (
     LEASE_TAKEOVERS,
     PERSISTENCE_FAILURES,
 )
+from genkeep.telemetry.tracing import carrier, span_context_of
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class ClaimProtocol:
         baseline: int | None = None
         arrived_at: datetime | None = None
         waited = False
+        # The claimant's generation span, read once while waiting for it (tracing on).
+        leader: str | None = None
+        trace = carrier()  # this flight's span: waiters elsewhere link to it
         while True:
             found = first if first is not None else await self.store.find(key)
             first = None
@@ -122,7 +126,7 @@ class ClaimProtocol:
                     arrived_at = found.now - timedelta(seconds=time.monotonic() - arrived)
             await interleave.point("generate.before_claim")
             if found is None:
-                claim = await self.store.claim_new(key, holder, lease_s)
+                claim = await self.store.claim_new(key, holder, lease_s, trace)
                 if claim is not None:
                     return await self._lead(claim, key, profile, produce)
                 continue
@@ -138,6 +142,7 @@ class ClaimProtocol:
             ):
                 if waited:
                     COALESCED.labels("database").inc()
+                    link_leader(span_context_of(leader))
                 return stored_outcome(prompt.id, result, cached=not waited, coalesced=waited)
             claimed = prompt.claim_token is not None
             lease_live = (
@@ -150,7 +155,7 @@ class ClaimProtocol:
                     await self._refuse_if_throttled(prompt.id)
                     raise GenerationFailed(f"generation failed: {prompt.last_error}")
                 claim = await self.store.claim_existing(
-                    prompt.id, prompt.latest_version, holder, lease_s
+                    prompt.id, prompt.latest_version, holder, lease_s, trace
                 )
                 if claim is not None:
                     if claimed:
@@ -162,6 +167,8 @@ class ClaimProtocol:
                         )
                     return await self._lead(claim, key, profile, produce)
                 continue
+            if not waited and trace is not None:
+                leader = await self.store.claim_trace(prompt.id)
             waited = True
             if time.monotonic() >= deadline:
                 raise GenerationTimeout(

@@ -58,7 +58,8 @@ def _describe(span: Span, outcome: Outcome) -> None:
 
 
 def link_leader(leader: SpanContext | None) -> None:
-    """A request that joined another's flight links to that flight's span."""
+    """A request that joined another's flight links to that flight's span: in this
+    process, or in another (the traceparent stored with the prompt's claim)."""
     span = tracing.current_span() if leader is not None else None
     if span is not None and leader is not None:
         span.add_link(leader, {"genkeep.link": "leader generation"})

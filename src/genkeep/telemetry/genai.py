@@ -53,8 +53,7 @@ class ModelCall:
             model=generation.model,
             input_tokens=generation.prompt_tokens,
             output_tokens=generation.completion_tokens,
-            # Set once generators keep the upstream's finish reason on their Generation.
-            finish_reason=getattr(generation, "finish_reason", None),
+            finish_reason=finish_reason_of(generation),
             content=generation.content,
         )
 
@@ -76,6 +75,13 @@ class ModelCall:
             if finish_reason:
                 message["finish_reason"] = finish_reason
             self.span.set_attribute("gen_ai.output.messages", json.dumps([message]))
+
+
+def finish_reason_of(generation: Generation) -> str:
+    """Why the model stopped: kept in the details only when it is not ``stop`` (the stored
+    form leaves the usual answer out), as the API replays it."""
+    found = (generation.details or {}).get("finish_reason")
+    return found if isinstance(found, str) and found else "stop"
 
 
 def request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
