@@ -1,8 +1,8 @@
 """prompts.claim_trace: the traceparent of the generation holding a prompt's claim, so a
 request in another process that waits for it links its span to the leader's
 
-Revision ID: 0013_trace
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-05
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_trace"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
