@@ -131,14 +131,19 @@ async def test_every_task_event_names_its_kind_and_a_failure_its_error(
     writes one (the drivers' claim and completion, the worker's, the API's)."""
     prompt = await services.generate.generate(OWNER, "Kinds in the audit log")
     job = await new_job(services)
-    once = {"max_attempts": 1, "timeout": timedelta(minutes=5)}
     worker = Worker(services)
     running = asyncio.create_task(worker.run())
     try:
         plain, _ = await services.tasks.submit(job, submission("noop", "kind-noop"), AUDIT)
         made = submission("export", "kind-export", formats=["md"], result_id=prompt.result_id)
         exported, _ = await services.tasks.submit(job, made, AUDIT)
-        bad = Submission("export", {"formats": ["md"], "prompt_id": "0" * 32}, "kind-bad", **once)
+        bad = Submission(
+            "export",
+            {"formats": ["md"], "prompt_id": "0" * 32},
+            "kind-bad",
+            max_attempts=1,
+            timeout=timedelta(minutes=5),
+        )
         broken, _ = await services.tasks.submit(job, bad, AUDIT)
         for task in (plain, exported, broken):
             await finished(services, task.id)
