@@ -1,8 +1,9 @@
 """Benchmark extraction runs: the per-batch checkpoint, extractor throughput, merge memory.
 
-    .venv/bin/python benchmarks/extract_bench.py [--json OUT] [--parts 1,2,3] [--batches N]
+    .venv/bin/python benchmarks/extract_bench.py [--json OUT] [--parts 1,2,3,4] [--batches N]
         [--warmup W] [--backends sqlite,postgresql] [--text-mb M] [--repeats R]
         [--merge-sizes 100,1000,10000] [--merge-modes merge,outputs] [--page-size P]
+        [--rss-mb 2,20]
 
 1. Durable overhead per batch: ``RunStore.save_batch`` (the batch, its entity keys and the
    checkpoint in one transaction) with a realistic encoded batch (built-in extractor on 4
@@ -14,9 +15,12 @@
    (SQLite), ``merge``: write_outputs' merge loop (iter_results -> Merger -> files),
    ``outputs``: write_outputs itself (plus validation and blob copies).
    Goal: peak(10,000) / peak(100) <= 1.2 for the merge.
+4. Peak RSS of a whole ``genkeep extract`` (built-in extractor, SQLite, Turtle written), a
+   fresh process per input of 2 and 20 MB of shuffled sample text (benchmarks/extract_rss.py).
+   Goal: peak(20 MB) / peak(2 MB) <= 1.2: the input is streamed, never held whole.
 
-About 3 minutes on 2 cores (2.5 with ``--merge-modes merge``). Results also go to
-benchmarks/results/extract_bench.json.
+About 3 minutes on 2 cores for parts 1-3 (2.5 with ``--merge-modes merge``), 2 to 3 more for
+part 4. Results also go to benchmarks/results/extract_bench.json.
 
 ``--extractor ner [--ner-kb 25,100]`` measures the ner extractor instead (spaCy; one child
 process per input size, ``benchmarks/extract_ner.py``), results in
@@ -48,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.extract_checkpoints import CheckpointResult, measure_checkpoints
 from benchmarks.extract_data import CHUNKS_PER_BATCH, VARIANTS, batch_template, sample_index
 from benchmarks.extract_memory import ROOT, MemoryResult, measure_memory
+from benchmarks.extract_rss import ExtractRss, measure_rss
+from benchmarks.extract_rss import as_dict as rss_dict
 from benchmarks.extract_throughput import ThroughputResult, measure_throughput
 
 BACKENDS = ("sqlite", "postgresql")
@@ -69,6 +75,7 @@ class Options:
     merge_modes: tuple[str, ...]
     page_size: int | None
     json_path: Path
+    rss_mb: tuple[float, ...] = (2.0, 20.0)
 
 
 def report_checkpoints(results: list[CheckpointResult]) -> None:
@@ -159,9 +166,29 @@ def report_memory(result: MemoryResult, options: Options) -> None:
         )
 
 
+def report_rss(results: list[ExtractRss]) -> None:
+    table = Table(
+        title="4. Peak RSS of `genkeep extract`, fresh process per input (built-in extractor, "
+        f"SQLite); goal peak largest/smallest <= {GOAL_MEMORY_RATIO}"
+    )
+    for column in ("input MB", "batches", "seconds", "peak RSS MiB"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r.input_bytes / 1e6:.1f}",
+            str(r.batches),
+            f"{r.seconds:.1f}",
+            f"{r.peak_rss_mib:.1f}",
+        )
+    console.print(table)
+    ratio = results[-1].peak_rss_mib / results[0].peak_rss_mib
+    verdict = "ok" if ratio <= GOAL_MEMORY_RATIO else "[red]missed[/]"
+    console.print(f"extract: peak RSS largest/smallest input = {ratio:.3f}  {verdict}")
+
+
 def parse_options(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--parts", default="1,2,3", help="which measurements to run")
+    parser.add_argument("--parts", default="1,2,3,4", help="which measurements to run")
     parser.add_argument("--batches", type=int, default=2000, help="timed save_batch calls")
     parser.add_argument("--warmup", type=int, default=200, help="untimed save_batch calls first")
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -171,6 +198,7 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--merge-modes", default=",".join(MODES))
     parser.add_argument("--page-size", type=int, help="iter_results page in merge mode")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/extract_bench.json")
+    parser.add_argument("--rss-mb", default="2,20", help="extract inputs for part 4, MB")
     parser.add_argument("--extractor", choices=("builtin", "ner"), default="builtin")
     parser.add_argument("--ner-kb", default="25,100", help="ner: input sizes, kB")
     args = parser.parse_args(argv)
@@ -179,8 +207,8 @@ def parse_options(argv: list[str] | None) -> Options:
     parts = tuple(sorted(int(part) for part in args.parts.split(",")))
     backends = tuple(args.backends.split(","))
     modes = tuple(args.merge_modes.split(","))
-    if not set(parts) <= {1, 2, 3}:
-        parser.error("--parts: choose from 1, 2, 3")
+    if not set(parts) <= {1, 2, 3, 4}:
+        parser.error("--parts: choose from 1, 2, 3, 4")
     if not set(backends) <= set(BACKENDS):
         parser.error(f"--backends: choose from {', '.join(BACKENDS)}")
     if not set(modes) <= set(MODES):
@@ -196,6 +224,7 @@ def parse_options(argv: list[str] | None) -> Options:
         merge_modes=modes,
         page_size=args.page_size,
         json_path=args.json,
+        rss_mb=tuple(sorted(float(size) for size in args.rss_mb.split(","))),
     )
 
 
@@ -260,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         memory = measure_memory(template, sizes, modes, options.page_size)
         report_memory(memory, options)
         document["memory"] = memory.as_dict()
+    if 4 in options.parts:
+        extracts = measure_rss(options.rss_mb)
+        report_rss(extracts)
+        document["extract_rss"] = rss_dict(extracts)
     elapsed = time.perf_counter() - started
     document["environment"]["load_average_end"] = os.getloadavg()
     document["seconds"] = elapsed

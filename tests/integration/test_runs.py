@@ -408,15 +408,17 @@ async def test_concurrent_runs_share_nothing(services: Services) -> None:
     first_text = "The tram line runs through the city. " * 30 + "Last words."
     second_text = "The bus stop is near the city council. " * 30 + "Last words."
     async with RunManager() as manager:
-        runs = []
+        runs, prepared = [], []
         for body in (first_text, second_text):
             run = await service.create(
                 OWNER, RunRequest(body, "t", ONTOLOGY, "o.ttl", SMALL), "builtin"
             )
-            inputs = await service.inputs(run)
+            runs.append(run)
+            prepared.append(await service.inputs(run))
+        # Both started before either can end: reading inputs yields to a started run.
+        for run, inputs in zip(runs, prepared, strict=True):
             runner = ExtractionRunner(services.runs, services.blobs, lease_s=5)
             manager.start(run.id, partial(runner.execute, run, inputs))
-            runs.append(run)
         assert manager.active_run_count == 2
         await manager.await_empty()
 

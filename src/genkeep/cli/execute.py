@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from genkeep.db.models import Run
     from genkeep.extract.runner import RunProgress
     from genkeep.extract.service import ExtractionService
+    from genkeep.extract.source import InputFile
     from genkeep.services import Services
 
 
@@ -75,7 +76,7 @@ async def execute(
     settings: Settings,
     outputs: list[Output],
     *,
-    text: str | None = None,
+    input_file: InputFile | None = None,
     ontology: bytes | None = None,
     ontology_name: str = "",
 ) -> int:
@@ -88,7 +89,7 @@ async def execute(
         return await _hand_over(services, found, outputs)
     inputs = await service.inputs(
         found,
-        text=text,
+        input_file=input_file,
         ontology=ontology,
         ontology_name=ontology_name,
     )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from genkeep.db.models import Run
     from genkeep.db.runs import WorkerShare
     from genkeep.extract.service import ExtractionService
+    from genkeep.extract.source import InputFile
     from genkeep.services import Services
 
 runs_app = typer.Typer(
@@ -134,11 +135,11 @@ def extract(
     from genkeep.extract.service import ExtractionSetup
 
     settings = load_cli_settings()
-    text = read_text(input_file)
+    source = read_input(input_file)
     ontology_bytes = read_file(ontology)
     outputs = plan_outputs(output or [], fmt)
     request = ExtractionSetup.of(settings).request(
-        text,
+        "",
         input_file.name,
         ontology_bytes,
         ontology.name,
@@ -146,6 +147,7 @@ def extract(
         overlap=overlap,
         batch_size=batch_size,
         limit_input=False,
+        input_file=source,
     )
 
     async def main() -> int:
@@ -176,11 +178,19 @@ def read_file(path: Path) -> bytes:
         raise fail(f"cannot read {path}: {why[:1].lower()}{why[1:]}") from None
 
 
-def read_text(path: Path) -> str:
+def read_input(path: Path) -> InputFile:
+    """The file checked as UTF-8 text in one pass, without holding it (inputs may be large)."""
+    from genkeep.extract.source import InputFile
+
+    if path.is_dir():
+        raise fail(f"{path} is a folder; give a file")
     try:
-        return read_file(path).decode("utf-8")
+        return InputFile.scan(path)
     except UnicodeDecodeError:
         raise fail(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise fail(f"cannot read {path}: {why[:1].lower()}{why[1:]}") from None
 
 
 @runs_app.command(
@@ -204,7 +214,7 @@ def resume(
     """Resume a run where it stopped, with the chunk parameters stored when it started; a
     completed run only writes its outputs."""
     settings = load_cli_settings()
-    text = read_text(input_file) if input_file else None
+    source = read_input(input_file) if input_file else None
     ontology_bytes = read_file(ontology) if ontology else None
     outputs = plan_outputs(output or [], fmt)
 
@@ -217,7 +227,7 @@ def resume(
                     run_id,
                     settings,
                     outputs,
-                    text=text,
+                    input_file=source,
                     ontology=ontology_bytes,
                     ontology_name=ontology.name if ontology else "",
                 )

@@ -21,11 +21,11 @@ from genkeep.core.redact import client_message
 from genkeep.db.models import Run
 from genkeep.db.runs import ClaimedBatch, RunStore
 from genkeep.errors import LeaseLost
-from genkeep.extract.chunking import batches as make_batches
-from genkeep.extract.chunking import chunk_text
+from genkeep.extract.chunking import ChunkStream, Resume
 from genkeep.extract.dedupe import merge_chunk_results
 from genkeep.extract.index import OntologyIndex
 from genkeep.extract.model import Chunk, ChunkParams, ChunkResult, Entity, Extractor, Relation
+from genkeep.extract.source import RunText
 from genkeep.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RunInputs:
-    text: str
+    text: RunText
     index: OntologyIndex
     ontology_ttl: bytes
     extractor: Extractor
@@ -106,18 +106,38 @@ def decode_result(text: str) -> tuple[int, ChunkResult]:
 
 @dataclass(frozen=True, slots=True)
 class RunPlan:
-    """A run's chunks cut into batches, by its stored parameters (I7)."""
+    """A run's chunks cut into batches, by its stored parameters (I7): where each batch's
+    first chunk starts, so that a batch is cut from its part of the text alone."""
 
-    batches: list[list[Chunk]]
-    next_start: dict[int, int]  # a chunk's index -> where the chunk after it starts
+    text: RunText
+    params: ChunkParams
+    starts: list[Resume | None]  # batch i's first chunk; None: the text's first
 
     @classmethod
-    def of(cls, text: str, params: ChunkParams) -> RunPlan:
-        chunks = chunk_text(text, params)
-        return cls(
-            batches=make_batches(chunks, params.batch_size),
-            next_start={chunk.index: after.start for chunk, after in itertools.pairwise(chunks)},
-        )
+    def of(cls, text: RunText, params: ChunkParams) -> RunPlan:
+        """One pass over the text, holding a window of it and a resume point per batch."""
+        stream = ChunkStream(text.pieces(None), params)
+        starts: list[Resume | None] = []
+        at: Resume | None = None
+        for count, _ in enumerate(stream):
+            if count % params.batch_size == 0:
+                starts.append(at)
+            if (count + 1) % params.batch_size == 0:
+                at = stream.resume_point()
+        return cls(text, params, starts)
+
+    @property
+    def total(self) -> int:
+        return len(self.starts)
+
+    def batch(self, index: int) -> tuple[list[Chunk], dict[int, int]]:
+        """Batch ``index``'s chunks, and where the chunk after each of them starts."""
+        at = self.starts[index]
+        stream = ChunkStream(self.text.pieces(at), self.params, at)
+        # One chunk more: a mention at the batch's last inner edge is judged by its start.
+        chunks = list(itertools.islice(stream, self.params.batch_size + 1))
+        following = {chunk.index: after.start for chunk, after in itertools.pairwise(chunks)}
+        return chunks[: self.params.batch_size], following
 
 
 async def extract_batch(
@@ -174,12 +194,12 @@ async def work_batch(
     a failure is recorded on the batch (retried on resume), shutdown gives the batch back.
     ``helping``: not under the run's own span (a fleet worker), so the batch continues the
     trace stored with the run."""
-    batch = plan.batches[claimed.index]
+    batch, next_start = plan.batch(claimed.index)
     renewal = asyncio.create_task(_renew(runs, claimed, lease_s))
     parent = inputs.trace_context if helping else None
     try:
         with batch_span(claimed.run_id, claimed.index, len(batch), parent=parent):
-            result = await extract_batch(batch, inputs, plan.next_start)
+            result = await extract_batch(batch, inputs, next_start)
             encoded = encode_result(batch[0].start, result)
             keys = sorted({e.key for e in result.entities})
             saved = await runs.save_batch(claimed.lease, claimed.index, encoded, keys)

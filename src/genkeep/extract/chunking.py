@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from genkeep.errors import BadInput
 from genkeep.extract.model import Chunk, ChunkParams
@@ -44,31 +45,141 @@ def iter_chunks(text: str, params: ChunkParams) -> Iterator[Chunk]:
     Each chunk after the first starts about ``params.overlap`` characters before the end of
     the previous one, moved back to a sentence or word start; starts strictly increase.
     """
-    validate_params(params)
-    first = _NON_SPACE.search(text)
-    if first is None:
-        return
-    text_end = len(text)
-    while text[text_end - 1].isspace():  # not rstrip(): that would copy a large text
-        text_end -= 1
-    start = first.start()
-    covered = start  # everything before this offset is in an earlier chunk (or is whitespace)
-    index = 0
-    while True:
-        # The first non-whitespace character no chunk holds yet: this chunk must take it.
-        uncovered = _next_non_space(text, covered)
-        if uncovered is None:
-            return
-        if uncovered >= start + params.size:
-            start = uncovered  # a whitespace gap wider than the overlap: start afresh
-        limit = start + params.size
-        end = text_end if limit >= text_end else _cut(text, uncovered, limit)
-        yield Chunk(index=index, start=start, end=end, text=text[start:end])
-        if end >= text_end:
-            return
-        index += 1
-        start = _next_start(text, start, end, params)
-        covered = end
+    return iter(ChunkStream(iter((text,)), params))
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a chunk stream restarts: the text from character ``char`` (byte ``byte`` of its
+    UTF-8 encoding) on, and the chunker's state before chunk ``index``."""
+
+    char: int
+    byte: int
+    start: int
+    covered: int
+    index: int
+
+
+class ChunkStream:
+    """The chunks of a text read piece by piece, holding about a chunk and a piece of it.
+
+    The cuts are those of the whole text at once: a step that would look past what was read
+    reads on. ``at`` restarts the stream at a ``resume_point`` of an earlier stream, the
+    pieces then starting at its ``char``.
+    """
+
+    def __init__(
+        self, pieces: Iterator[str], params: ChunkParams, at: Resume | None = None
+    ) -> None:
+        validate_params(params)
+        self.params = params
+        self._window = _Window(pieces, at)
+        self._at = at
+        self._next: tuple[int, int, int] | None = None  # start, covered, index after a chunk
+
+    def resume_point(self) -> Resume | None:
+        """Where the chunk after the last one yielded starts; None after the last chunk."""
+        if self._next is None:
+            return None
+        start, covered, index = self._next
+        keep = self._window.keep_point(start, covered)
+        return Resume(keep, self._window.byte_of(keep), start, covered, index)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        w, size = self._window, self.params.size
+        if self._at is None:
+            first = w.find_non_space(0)
+            if first is None:
+                return
+            start = covered = first
+            index = 0
+        else:
+            start, covered, index = self._at.start, self._at.covered, self._at.index
+        while True:
+            w.keep = w.keep_point(start, covered)
+            # The first non-whitespace character no chunk holds yet: this chunk must take it.
+            uncovered = w.find_non_space(covered)
+            if uncovered is None:
+                self._next = None
+                return
+            if uncovered >= start + size:
+                start = uncovered  # a whitespace gap wider than the overlap: start afresh
+            limit = start + size
+            # Text past ``limit`` that is not whitespace: the text goes on after this chunk,
+            # and every step below finds what it looks for before it.
+            if w.find_non_space(limit) is None:
+                end = w.text_end()
+                self._next = None
+                yield Chunk(index=index, start=start, end=end, text=w.slice(start, end))
+                return
+            base = w.base
+            end = _cut(w.text, uncovered - base, limit - base) + base
+            chunk = Chunk(index=index, start=start, end=end, text=w.slice(start, end))
+            following = _next_start(w.text, start - base, end - base, self.params) + base
+            self._next = (following, end, index + 1)
+            yield chunk
+            start, covered, index = self._next
+
+
+class _Window:
+    """The part of a text still needed: ``text`` starts at character ``base`` (byte
+    ``base_byte``); pieces are read on demand, dropping what lies before ``keep``."""
+
+    def __init__(self, pieces: Iterator[str], at: Resume | None) -> None:
+        self.pieces = pieces
+        self.text = ""
+        self.base = 0 if at is None else at.char
+        self.base_byte = 0 if at is None else at.byte
+        self.keep = self.base
+        self.done = False
+
+    def more(self) -> bool:
+        """Read one more piece; False at the end of the text."""
+        for piece in self.pieces:
+            if not piece:
+                continue
+            drop = self.keep - self.base
+            if drop > 0:
+                self.base_byte += len(self.text[:drop].encode("utf-8"))
+                self.text = self.text[drop:]
+                self.base = self.keep
+            self.text += piece
+            return True
+        self.done = True
+        return False
+
+    def find_non_space(self, at: int) -> int | None:
+        """The first non-whitespace character at or after ``at``; None if there is none."""
+        while True:
+            found = _NON_SPACE.search(self.text, max(at - self.base, 0))
+            if found is not None:
+                return found.start() + self.base
+            if self.done or not self.more():
+                return None
+
+    def text_end(self) -> int:
+        """Past the last non-whitespace character (only asked once the text is all read)."""
+        end = len(self.text)
+        while self.text[end - 1].isspace():  # not rstrip(): that would copy a large text
+            end -= 1
+        return end + self.base
+
+    def slice(self, start: int, end: int) -> str:
+        return self.text[start - self.base : end - self.base]
+
+    def keep_point(self, start: int, covered: int) -> int:
+        """The earliest character a chunk starting at ``start`` may read: from ``covered``
+        on, and back from ``start`` over closing quotes to the character before them
+        (``_ends_sentence`` looks that far back)."""
+        before = start - 1
+        while before - self.base >= len(self.text) and not self.done and self.more():
+            pass  # a stream restarted at a resume point has read nothing yet
+        while before >= self.base and self.text[before - self.base] in _CLOSERS:
+            before -= 1
+        return max(min(covered, before), self.base)
+
+    def byte_of(self, char: int) -> int:
+        return self.base_byte + len(self.text[: char - self.base].encode("utf-8"))
 
 
 def batches(chunks: Iterable[Chunk], batch_size: int) -> list[list[Chunk]]:

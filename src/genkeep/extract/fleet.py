@@ -154,7 +154,7 @@ class FleetWorker:
     async def _prepare(self, claimed: ClaimedBatch) -> tuple[RunPlan, RunInputs]:
         run = await self.runs.require(claimed.owner_id, claimed.run_id)
         inputs = await self.prepare(run)
-        plan = RunPlan.of(inputs.text, chunk_params(run))
+        plan = await asyncio.to_thread(RunPlan.of, inputs.text, chunk_params(run))
         self._prepared[run.id] = (plan, inputs)
         while len(self._prepared) > _RECENT_RUNS:
             self._prepared.popitem(last=False)

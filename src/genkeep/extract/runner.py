@@ -164,8 +164,9 @@ class ExtractionRunner:
         on_progress: Progress | None,
     ) -> str:
         params = chunk_params(run)
-        plan = RunPlan.of(inputs.text, params)
-        total = len(plan.batches)
+        # Off the loop: one pass over the whole input (the heartbeat keeps the lease).
+        plan = await asyncio.to_thread(RunPlan.of, inputs.text, params)
+        total = plan.total
         await self.runs.set_plan(
             lease,
             total,
@@ -216,7 +217,7 @@ class ExtractionRunner:
     ) -> str | None:
         """Work the run's batches with the fleet until every one is done; the run's end
         status if it ends first (cancelled, or failed batches)."""
-        total = len(plan.batches)
+        total = plan.total
         resumed_from = len(await self.runs.done_batches(run.id))
         await self.runs.open_batches(lease, total)
 

@@ -25,6 +25,13 @@ from genkeep.extract.ner.extractor import NerExtractor
 from genkeep.extract.ner.mapping import read_overrides
 from genkeep.extract.ontology import Ontology, load_ontology
 from genkeep.extract.runner import ExtractionRunner, RunInputs
+from genkeep.extract.source import (
+    InputFile,
+    RunText,
+    TextInMemory,
+    check_sha256,
+    spool_blob,
+)
 from genkeep.generate.limits import ProviderLimiter
 from genkeep.telemetry import tracing
 from genkeep.telemetry.messaging import producer_span
@@ -46,11 +53,12 @@ NER_NOT_INSTALLED = (
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    text: str
+    text: str  # ignored when ``input_file`` is set
     input_name: str
     ontology: bytes
     ontology_name: str
     params: ChunkParams
+    input_file: InputFile | None = None  # a local file, stored without reading it whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +104,15 @@ class ExtractionSetup:
         overlap: int | None = None,
         batch_size: int | None = None,
         limit_input: bool = True,
+        input_file: InputFile | None = None,
     ) -> RunRequest:
         """A run's request, unset chunking from the settings; BadInput for a bad parameter.
 
         ``limit_input``: refuse a text over ``GENKEEP_MAX_RUN_INPUT_BYTES`` (the API and
         tasks; the CLI reads local files of any size).
         """
-        if limit_input and len(text.encode("utf-8")) > self.max_input_bytes:
+        size = len(text.encode("utf-8")) if input_file is None else input_file.size
+        if limit_input and size > self.max_input_bytes:
             raise BadInput(f"text is larger than {self.max_input_bytes} bytes")
         params = ChunkParams(
             size=self.chunk_size if chunk_size is None else chunk_size,
@@ -115,7 +125,7 @@ class ExtractionSetup:
             if given is None
         }
         check_params(params, defaulted)
-        return RunRequest(text, input_name, ontology, ontology_name, params)
+        return RunRequest(text, input_name, ontology, ontology_name, params, input_file)
 
 
 def check_params(params: ChunkParams, defaulted: frozenset[str] | set[str] = frozenset()) -> None:
@@ -198,10 +208,8 @@ class ExtractionService:
         check_params(request.params)
         params = request.params
         await self.ontologies.save(ontology.content_hash, ontology.canonical.decode("utf-8"))
-        data = request.text.encode("utf-8")
-        digest = sha256_hex(data)
-        key = f"owners/{owner_id}/inputs/{digest}"
-        await self.blobs.put(key, data, content_type="text/plain; charset=utf-8")
+        digest, chars = await self._store_input(owner_id, request)
+        key = _input_key(owner_id, digest)
         version = extractor.version
         if isinstance(extractor, NerExtractor):
             # The mapping the run starts with is kept, so a resume maps the same way.
@@ -215,7 +223,7 @@ class ExtractionService:
             "input_name": request.input_name[:255],
             "input_sha256": digest,
             "input_blob_key": key,
-            "input_chars": len(request.text),
+            "input_chars": chars,
             "ontology_hash": ontology.content_hash,
             "extractor_name": extractor.name,
             "extractor_version": version,
@@ -231,6 +239,21 @@ class ExtractionService:
             if span is not None:
                 span.set_attribute("messaging.message.id", run.id)
             return run
+
+    async def _store_input(self, owner_id: str, request: RunRequest) -> tuple[str, int]:
+        """The input's blob, keyed by its sha256: the sha256 and its length in characters."""
+        media_type = "text/plain; charset=utf-8"
+        found = request.input_file
+        if found is None:
+            data = request.text.encode("utf-8")
+            digest = sha256_hex(data)
+            await self.blobs.put(_input_key(owner_id, digest), data, content_type=media_type)
+            return digest, len(request.text)
+        key = _input_key(owner_id, found.sha256)
+        stored = await self.blobs.put_file(key, found.path, content_type=media_type)
+        if stored.sha256 != found.sha256:
+            raise BadInput(f"{found.path.name} changed while it was being read; try again")
+        return found.sha256, found.chars
 
     def runner(self) -> ExtractionRunner:
         """A runner that executes runs with this process's lease and concurrency."""
@@ -264,8 +287,13 @@ class ExtractionService:
         text: str | None = None,
         ontology: bytes | None = None,
         ontology_name: str = "",
+        input_file: InputFile | None = None,
     ) -> RunInputs:
-        """The run's inputs, checked against its manifest; a changed input is refused."""
+        """The run's inputs, checked against its manifest; a changed input is refused.
+
+        The stored input is read from a spooled copy, a piece at a time; ``text`` (in
+        memory) is used as it is; ``input_file`` is only checked against the manifest.
+        """
         extractor = self.extractor(run.extractor_name)
         if isinstance(extractor, NerExtractor) and run.extractor_version.startswith(
             extractor.version + "."
@@ -278,13 +306,14 @@ class ExtractionService:
                 f"run {run.id} was extracted with {run.extractor_name} {run.extractor_version}, "
                 f"this genkeep has {extractor.version}; start a new run"
             )
-        if text is None:
-            text = (await self.blobs.get(run.input_blob_key)).decode("utf-8")
-        if sha256_hex(text.encode("utf-8")) != run.input_sha256:
-            raise ManifestMismatch(
-                f"the input differs from the one run {run.id} started with "
-                f"(sha256 {run.input_sha256[:12]}…); start a new run"
-            )
+        if input_file is not None:
+            check_sha256(input_file.sha256, run.input_sha256, run.id)
+        source: RunText
+        if text is not None:
+            check_sha256(sha256_hex(text.encode("utf-8")), run.input_sha256, run.id)
+            source = TextInMemory(text)
+        else:
+            source = await spool_blob(self.blobs, run.input_blob_key, run.input_sha256, run.id)
         loaded: Ontology
         if ontology is not None:
             loaded = load_ontology(ontology, name=ontology_name)
@@ -299,7 +328,7 @@ class ExtractionService:
             loaded = load_ontology(canonical.encode("utf-8"), fmt="nt", name="stored.nt")
         index = self.index_cache.get(loaded)
         return RunInputs(
-            text=text,
+            text=source,
             index=index,
             ontology_ttl=loaded.canonical,
             extractor=extractor.for_owner(run.owner_id),
@@ -318,6 +347,10 @@ def pick_default(extractors: dict[str, Extractor], setting: str) -> str:
     if setting != "auto":
         return setting
     return "ner" if "ner" in extractors else "builtin"
+
+
+def _input_key(owner_id: str, digest: str) -> str:
+    return f"owners/{owner_id}/inputs/{digest}"
 
 
 def _pin_key(owner_id: str, extractor_name: str, version: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
+from pathlib import Path
 
 from genkeep.db.artifacts import NewArtifact
 from genkeep.db.models import Run
@@ -50,9 +52,15 @@ async def extract(context: TaskContext) -> TaskOutput:
     artifacts = []
     for name, kind in ARTIFACT_KINDS.items():
         document = finished.outputs[name]
-        data = await services.blobs.get(document["key"])
         filename, media_type = DOCUMENTS[name]
-        info = await services.blobs.put(context.blob_key(filename), data, content_type=media_type)
+        # Through a temporary file: a document grows with the input, memory must not.
+        with tempfile.TemporaryDirectory(prefix="genkeep-artifact-") as folder:
+            path = Path(folder) / filename
+            with path.open("wb") as copy:
+                async for data in services.blobs.open_stream(document["key"]):
+                    copy.write(data)
+            key = context.blob_key(filename)
+            info = await services.blobs.put_file(key, path, content_type=media_type)
         artifacts.append(NewArtifact(kind, info.key, filename, media_type, info.size, info.sha256))
     counts = finished.outputs["counts"]
     return TaskOutput(
