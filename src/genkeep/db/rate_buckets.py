@@ -83,6 +83,18 @@ class RateBuckets:
         self._peek = select(
             requests.label("requests"), tokens.label("tokens"), literal(1).label("found")
         ).where(table.c.name == bindparam("bucket"))
+        # A call's estimate corrected to what it used: given back (up to the capacity it was
+        # taken under) or taken, below zero if need be, so the next admission waits for it.
+        self._correct = (
+            update(table)
+            .where(table.c.name == bindparam("bucket"))
+            .values(
+                tokens=_least(
+                    bindparam("tok_cap", type_=Float),
+                    table.c.tokens + bindparam("delta", type_=Float),
+                )
+            )
+        )
         self._known: set[str] = set()
 
     @completes_when_cancelled
@@ -116,6 +128,14 @@ class RateBuckets:
         if peek.tokens < tokens:
             waits.append((tokens - peek.tokens) / params["tok_rate"])
         return Taken(False, peek.requests, peek.tokens, max(waits))
+
+    @completes_when_cancelled
+    async def correct(self, name: str, rates: BucketRates, tokens: float, taken: float) -> None:
+        """Give ``tokens`` back to a bucket ``taken`` tokens were taken from (negative: take
+        that many more)."""
+        params = {"bucket": name, "delta": float(tokens), "tok_cap": rates.token_capacity(taken)}
+        async with self.db.writing() as connection:
+            await connection.execute(self._correct, params)
 
     async def _create(self, name: str, rates: BucketRates, tokens: float) -> None:
         """A new bucket starts full."""

@@ -80,6 +80,8 @@ class NewTask:
     now: datetime
     # The submitter's PRODUCER span as a W3C traceparent (None while tracing is off).
     trace_context: str | None = None
+    # The API key it was submitted with (None: none, or a trusted gateway's owner header).
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

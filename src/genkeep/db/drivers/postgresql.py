@@ -379,6 +379,7 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
             "timeouts": [new.timeout_s for new in batch],
             "trace_ids": [new.trace_id for new in batch],
             "trace_contexts": [new.trace_context for new in batch],
+            "key_ids": [new.key_id for new in batch],
             "actors": [new.actor for new in batch],
             "nows": [new.now for new in batch],
         }

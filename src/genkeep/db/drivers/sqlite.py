@@ -446,6 +446,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                     "max_attempts": new.max_attempts,
                     "trace_id": new.trace_id,
                     "trace_context": new.trace_context,
+                    "key_id": new.key_id,
                     "status": "queued",
                     "stage": "queued",
                     "progress": 0.0,
