@@ -148,6 +148,25 @@ class ReadStatement:
         return found
 
 
+class WriteStatement:
+    """One self-contained write with RETURNING (an upsert), compiled once per dialect; its
+    constants are bound parameters with their values kept."""
+
+    def __init__(self, statement: Insert) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def positional(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL for ``dialect`` and its parameters in order."""
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            found = (compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+            self._compiled[dialect.name] = found
+        sql, names, constants = found
+        return sql, [params[name] if name in params else constants[name] for name in names]
+
+
 class Driver(Protocol):
     """One database's way of doing what genkeep needs; nothing outside drivers branches."""
 
@@ -220,6 +239,19 @@ class Driver(Protocol):
         """Insert, or update only if ``values[order]`` is greater than the stored one."""
         ...
 
+    def upsert_where(
+        self,
+        table: Table,
+        keys: list[str],
+        values: dict[str, Any],
+        updates: dict[str, Any],
+        where: Any,
+        returning: list[str],
+    ) -> Insert:
+        """Insert ``values``; on conflict on ``keys`` apply ``updates`` only where ``where``
+        holds for the stored row. RETURNING ``returning``: no row means nothing changed."""
+        ...
+
     def upsert_unless(
         self,
         table: Table,
@@ -236,6 +268,11 @@ class Driver(Protocol):
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         """The first row of a lone SELECT (a cache hit), read outside any transaction."""
+        ...
+
+    async def write_one(self, statement: WriteStatement, params: Mapping[str, Any]) -> Row | None:
+        """Run one write statement alone, committed on its own (a rate bucket's take); the
+        first row it returns."""
         ...
 
     async def task_claim(self, claim: TaskClaim) -> list[Row]:
@@ -346,6 +383,22 @@ class UpsertStatements(abc.ABC):
             set_={name: statement.excluded[name] for name in values},
             where=table.c[order] < statement.excluded[order],
         )
+
+    def upsert_where(
+        self,
+        table: Table,
+        keys: list[str],
+        values: dict[str, Any],
+        updates: dict[str, Any],
+        where: Any,
+        returning: list[str],
+    ) -> Insert:
+        """Insert ``values``; on conflict on ``keys`` apply ``updates`` only where ``where``
+        holds for the stored row. RETURNING ``returning``: no row means nothing changed."""
+        statement = self._insert(table).values(**values)
+        return statement.on_conflict_do_update(
+            index_elements=keys, set_=updates, where=where
+        ).returning(*[table.c[name] for name in returning])
 
     def upsert_unless(
         self,

@@ -39,6 +39,7 @@ from genkeep.db.drivers.base import (
     TaskClaim,
     TaskCompletion,
     UpsertStatements,
+    WriteStatement,
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import lost_connection
@@ -344,6 +345,13 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
         sql, names = statement.compiled(self._dialect)
         async with self._reads.connection() as connection:
             row: Row | None = await connection.fetchrow(sql, *(params[name] for name in names))
+        return row
+
+    async def write_one(self, statement: WriteStatement, params: Mapping[str, Any]) -> Row | None:
+        # Autocommit on the hot pool: one round trip, where a transaction takes three.
+        sql, values = statement.positional(self._dialect, params)
+        async with self._writes.connection() as connection:
+            row: Row | None = await connection.fetchrow(sql, *values)
         return row
 
     async def task_claim(self, claim: TaskClaim) -> list[Row]:

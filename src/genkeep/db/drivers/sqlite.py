@@ -48,6 +48,7 @@ from genkeep.db.drivers.base import (
     TaskClaim,
     TaskCompletion,
     UpsertStatements,
+    WriteStatement,
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import lost_connection
@@ -317,6 +318,11 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             await connection.execution_options(**{WRITE_OPTION: True})
             async with connection.begin():
                 yield connection
+
+    async def write_one(self, statement: WriteStatement, params: Mapping[str, Any]) -> Row | None:
+        async with self._writing() as connection:
+            row = (await connection.execute(statement.statement, dict(params))).first()
+        return None if row is None else row._mapping
 
     async def task_claim(self, claim: TaskClaim) -> list[Row]:
         async with self._writing() as connection:
