@@ -28,8 +28,9 @@ async def test_cached_tokens_tpm_corrected_and_a_workers_call_metered_to_its_key
     settings: Settings, tmp_path: Path
 ) -> None:
     cached = ok(usage_details={"prompt_tokens_details": {"cached_tokens": CACHED}})
-    # USD per million tokens: a token in costs 4 micro-dollars, a cached one 1, out 8.
-    prices = {"price_input": 4, "price_cached_input": 1, "price_output": 8}
+    # USD per million tokens: a token in costs 4 micro-dollars, a cached one 1, out 8; and a
+    # provider limit of a token a minute (a bucket of one call: nothing refills meanwhile).
+    prices = {"price_input": 4, "price_cached_input": 1, "price_output": 8, "tpm": TPM}
     with FakeOpenAI(cached, cached) as upstream:
         configured = settings.model_copy(
             update={
@@ -86,6 +87,9 @@ async def test_cached_tokens_tpm_corrected_and_a_workers_call_metered_to_its_key
             async with app.services.database.reading() as session:
                 rows = (await session.execute(select(UsageEntry))).scalars().all()
                 bucket = await session.get(RateBucket, f"rate:key:{key}")
+                providers = {
+                    name: await session.get(RateBucket, f"provider:{name}") for name in prompts
+                }
             usage = await app.client.get("/v1/usage?group=key", headers=headers)
     assert upstream.calls == 2
     by_profile = {row.profile_name: row for row in rows}
@@ -109,3 +113,10 @@ async def test_cached_tokens_tpm_corrected_and_a_workers_call_metered_to_its_key
     used = sum(r.prompt_tokens + r.completion_tokens for r in rows)
     assert bucket is not None
     assert CAPACITY - used <= bucket.tokens < CAPACITY - used + 1
+    # The provider's bucket too: each held one call's estimate, corrected to what it used.
+    for name, prompt in prompts.items():
+        estimate = len(prompt) // 4 + 1 + (1 if name == "tight" else 1024)
+        row = by_profile[name]
+        provider = providers[name]
+        assert provider is not None
+        assert provider.tokens == estimate - row.prompt_tokens - row.completion_tokens
