@@ -279,7 +279,9 @@ async def test_upsert_unless_keeps_a_protected_row(database: Database, driver: D
         assert (await session.get(OntologyRecord, "h")).canonical == "frozen"  # type: ignore[union-attr]
 
 
-async def test_write_one_runs_an_upsert_where_alone(database: Database, driver: Driver) -> None:
+async def test_write_transient_runs_an_upsert_where_alone(
+    database: Database, driver: Driver
+) -> None:
     buckets = table(RateBucket)
     # Insert 1, else add one while under 3: a rate bucket's take in miniature.
     statement = WriteStatement(
@@ -292,7 +294,7 @@ async def test_write_one_runs_an_upsert_where_alone(database: Database, driver: 
             returning=["requests"],
         )
     )
-    taken = [await driver.write_one(statement, {"name": "b"}) for _ in range(4)]
+    taken = [await driver.write_transient(statement, {"name": "b"}) for _ in range(4)]
     assert [None if row is None else row["requests"] for row in taken] == [1, 2, 3, None]
     async with database.reading() as session:
         stored = await session.execute(select(buckets.c.requests).where(buckets.c.name == "b"))

@@ -140,7 +140,7 @@ class RateBuckets:
             "cost": float(tokens),
         }
         driver = self.db.driver
-        row = await driver.write_one(self._take, params)
+        row = await driver.write_transient(self._take, params)
         if row is not None:
             return Taken(True, row["requests"], row["tokens"], 0.0)
         peek = await driver.fetch_one(self._peek, params)

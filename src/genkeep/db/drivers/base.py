@@ -270,9 +270,12 @@ class Driver(Protocol):
         """The first row of a lone SELECT (a cache hit), read outside any transaction."""
         ...
 
-    async def write_one(self, statement: WriteStatement, params: Mapping[str, Any]) -> Row | None:
-        """Run one write statement alone, committed on its own (a rate bucket's take); the
-        first row it returns."""
+    async def write_transient(
+        self, statement: WriteStatement, params: Mapping[str, Any]
+    ) -> Row | None:
+        """Run one write statement alone, committed on its own, the first row it returns;
+        for state a database server's crash may lose the last moments of (a rate bucket's
+        take): the commit may not be waited to disk."""
         ...
 
     async def task_claim(self, claim: TaskClaim) -> list[Row]:

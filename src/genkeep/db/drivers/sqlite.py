@@ -319,7 +319,10 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             async with connection.begin():
                 yield connection
 
-    async def write_one(self, statement: WriteStatement, params: Mapping[str, Any]) -> Row | None:
+    async def write_transient(
+        self, statement: WriteStatement, params: Mapping[str, Any]
+    ) -> Row | None:
+        # A commit in WAL mode with synchronous=NORMAL is not waited to disk already.
         async with self._writing() as connection:
             row = (await connection.execute(statement.statement, dict(params))).first()
         return None if row is None else row._mapping
