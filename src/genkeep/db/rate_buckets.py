@@ -106,11 +106,9 @@ class RateBuckets:
             )
         )
         self._peek = ReadStatement(
-            select(
-                requests.label("requests"),
-                tokens.label("tokens"),
-                literal_column("1").label("found"),
-            ).where(table.c.name == bindparam("bucket"))
+            select(requests.label("requests"), tokens.label("tokens")).where(
+                table.c.name == bindparam("bucket")
+            )
         )
         # A call's estimate corrected to what it used: given back (up to the capacity it was
         # taken under) or taken, below zero if need be, so the next admission waits for it.
