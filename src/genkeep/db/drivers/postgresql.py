@@ -285,7 +285,7 @@ class PostgresDriver(DatabaseClock, UpsertStatements):
         # No pre-ping: with asyncpg it is a round trip per checkout (BEGIN; ROLLBACK).
         # Connections are recycled instead, and a dropped one fails one request. The hot
         # pools' connections come out of the overflow allowance, so a process still holds
-        # at most three times pool_size connections (a pool_size under 6: one or two more).
+        # at most three times pool_size connections (a pool_size under 5: one or two more).
         hot = hot_pool_size(pool_size)
         transient = 1 if hot <= 2 else 2
         self.engine = create_async_engine(
