@@ -28,6 +28,7 @@ from genkeep.db.drivers.base import (
     ReadStatement,
     TaskClaim,
     TaskCompletion,
+    WriteStatement,
 )
 from genkeep.db.drivers.wakeups import Wakeups
 from genkeep.db.models import (
@@ -37,6 +38,7 @@ from genkeep.db.models import (
     JobEvent,
     OntologyRecord,
     Prompt,
+    RateBucket,
     Run,
     RunBatch,
     RunEntity,
@@ -276,6 +278,28 @@ async def test_upsert_unless_keeps_a_protected_row(database: Database, driver: D
     assert not await put("changed")
     async with database.reading() as session:
         assert (await session.get(OntologyRecord, "h")).canonical == "frozen"  # type: ignore[union-attr]
+
+
+async def test_write_transient_runs_an_upsert_where_alone(
+    database: Database, driver: Driver
+) -> None:
+    buckets = table(RateBucket)
+    # Insert 1, else add one while under 3: a rate bucket's take in miniature.
+    statement = WriteStatement(
+        driver.upsert_where(
+            buckets,
+            ["name"],
+            {"name": bindparam("name"), "requests": 1.0, "tokens": 0.0, "refilled_at": 0.0},
+            {"requests": buckets.c.requests + 1},
+            where=buckets.c.requests < 3,
+            returning=["requests"],
+        )
+    )
+    taken = [await driver.write_transient(statement, {"name": "b"}) for _ in range(4)]
+    assert [None if row is None else row["requests"] for row in taken] == [1, 2, 3, None]
+    async with database.reading() as session:
+        stored = await session.execute(select(buckets.c.requests).where(buckets.c.name == "b"))
+        assert stored.scalar_one() == 3  # committed on its own, and untouched when refused
 
 
 # -- the batch checkpoint ------------------------------------------------------------------

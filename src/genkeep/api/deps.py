@@ -109,7 +109,11 @@ def audit(request: Request, owner: Annotated[str, Depends(current_owner)]) -> Au
     trace_id = request_trace_id(request)
     # current_owner already refused a malformed header, so this parse cannot fail here.
     key_id = key_id_of(bearer_token(request) or "")
-    return Audit(actor=f"{owner} (key:{key_id})" if key_id else owner, trace_id=trace_id)
+    return Audit(
+        actor=f"{owner} (key:{key_id})" if key_id else owner,
+        trace_id=trace_id,
+        key_id=key_id or None,
+    )
 
 
 # What a dependency answers, computed from the request alone: how ``genkeep.api.hot``

@@ -46,13 +46,16 @@ def usage(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table(group, "calls", "hits", "tokens in", "tokens out", "cost $", "saved $")
+    table = Table(
+        group, "calls", "hits", "tokens in", "cached in", "tokens out", "cost $", "saved $"
+    )
     for row in rows:
         table.add_row(
             str(row[group] or "-"),
             str(row["calls"]),
             str(row["hits"]),
             str(row["prompt_tokens"]),
+            str(row["cached_tokens"]),
             str(row["completion_tokens"]),
             f"{row['cost_usd']:.6f}",
             f"{row['saved_usd']:.6f}",

@@ -26,6 +26,8 @@ class Audit:
 
     actor: str
     trace_id: str
+    # The API key of the request (None: none), which a task's generations are metered to.
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

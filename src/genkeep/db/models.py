@@ -191,6 +191,8 @@ class Task(Base):
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     trace_id: Mapped[str] = mapped_column(String(32))
+    # The API key the task was submitted with: its generations are metered to it (I16).
+    key_id: Mapped[str | None] = mapped_column(String(32))
     # W3C traceparents (I18): the submitting request's PRODUCER span, stored with the row;
     # the CONSUMER span of the attempt that ran last, which a takeover links to.
     trace_context: Mapped[str | None] = mapped_column(String(64))
@@ -545,6 +547,8 @@ class UsageEntry(Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # Of prompt_tokens, those the provider served from its cache (its cached-input price).
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     saved_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     day: Mapped[str] = mapped_column(String(10))  # UTC, for grouping alike on both databases

@@ -1,8 +1,10 @@
 """Token buckets in the database, shared by every API and worker process.
 
-One conditional ``UPDATE`` refills a bucket by the database's clock and takes from it only
-if both its requests and its tokens suffice, so processes cannot overdraw it between a check
-and a charge: the row lock (PostgreSQL) or the write lock (SQLite) orders them.
+One statement, ``INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING``, creates a bucket full
+or refills it by the database's clock, and takes from it only if both its requests and its
+tokens suffice, so processes cannot overdraw it between a check and a charge: the row lock
+(PostgreSQL) or the write lock (SQLite) orders them. The driver runs it alone (on PostgreSQL
+in autocommit, one round trip); only a refusal reads the bucket again, for the wait.
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Table, bindparam, case, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Table,
+    bindparam,
+    case,
+    literal_column,
+    select,
+    update,
+)
 
 from genkeep.db.database import Database, completes_when_cancelled
+from genkeep.db.drivers.base import ReadStatement, WriteStatement
 from genkeep.db.models import RateBucket
 
 # A rate "without limit": large enough never to bind, small enough for a double's precision.
@@ -58,7 +70,9 @@ class RateBuckets:
         self.db = database
         now = database.driver.epoch()
         table: Table = RateBucket.__table__  # type: ignore[assignment]
-        elapsed = case((now > table.c.refilled_at, now - table.c.refilled_at), else_=0.0)
+        # Constants written out, not bound: the drivers pass the statements' own parameters only.
+        zero = literal_column("0.0", Float)
+        elapsed = case((now > table.c.refilled_at, now - table.c.refilled_at), else_=zero)
         requests = _least(
             bindparam("req_cap", type_=Float),
             table.c.requests + elapsed * bindparam("req_rate", type_=Float),
@@ -69,21 +83,45 @@ class RateBuckets:
         )
         cost = bindparam("cost", type_=Float)
         wanted = bindparam("wanted", type_=Float)
-        # Built once: SQLAlchemy compiles each once per process, not per call.
-        self._take = (
-            update(table)
-            .where(table.c.name == bindparam("bucket"), requests >= wanted, tokens >= cost)
-            .values(
-                requests=requests - wanted,
-                tokens=tokens - cost,
-                refilled_at=case((now > table.c.refilled_at, now), else_=table.c.refilled_at),
+        later = case((now > table.c.refilled_at, now), else_=table.c.refilled_at)
+        # Built once: each compiled once per process, not per call. A new bucket starts
+        # full, less what this take takes (a capacity holds at least one take).
+        self._take = WriteStatement(
+            database.driver.upsert_where(
+                table,
+                ["name"],
+                {
+                    "name": bindparam("bucket"),
+                    "requests": bindparam("req_cap", type_=Float) - wanted,
+                    "tokens": bindparam("tok_cap", type_=Float) - cost,
+                    "refilled_at": now,
+                },
+                {
+                    "requests": requests - wanted,
+                    "tokens": tokens - cost,
+                    "refilled_at": later,
+                },
+                where=(requests >= wanted) & (tokens >= cost),
+                returning=["requests", "tokens"],
             )
-            .returning(table.c.requests, table.c.tokens)
         )
-        self._peek = select(
-            requests.label("requests"), tokens.label("tokens"), literal(1).label("found")
-        ).where(table.c.name == bindparam("bucket"))
-        self._known: set[str] = set()
+        self._peek = ReadStatement(
+            select(requests.label("requests"), tokens.label("tokens")).where(
+                table.c.name == bindparam("bucket")
+            )
+        )
+        # A call's estimate corrected to what it used: given back (up to the capacity it was
+        # taken under) or taken, below zero if need be, so the next admission waits for it.
+        self._correct = (
+            update(table)
+            .where(table.c.name == bindparam("bucket"))
+            .values(
+                tokens=_least(
+                    bindparam("tok_cap", type_=Float),
+                    table.c.tokens + bindparam("delta", type_=Float),
+                )
+            )
+        )
 
     @completes_when_cancelled
     async def take(
@@ -99,32 +137,25 @@ class RateBuckets:
             "tok_rate": (rates.tpm if rates.tpm is not None else UNLIMITED) / 60,
             "cost": float(tokens),
         }
-        if name not in self._known:
-            await self._create(name, rates, tokens)
-            self._known.add(name)
-        async with self.db.writing() as connection:
-            row = (await connection.execute(self._take, params)).first()
-            if row is not None:
-                return Taken(True, row.requests, row.tokens, 0.0)
-            peek = (await connection.execute(self._peek, params)).first()
+        driver = self.db.driver
+        row = await driver.write_transient(self._take, params)
+        if row is not None:
+            return Taken(True, row["requests"], row["tokens"], 0.0)
+        peek = await driver.fetch_one(self._peek, params)
         if peek is None:  # deleted meanwhile (a reset): made again on the next take
-            self._known.discard(name)
             return Taken(False, 0.0, 0.0, 0.0)
+        left_requests, left_tokens = peek["requests"], peek["tokens"]
         waits = [0.0]
-        if peek.requests < requests:
-            waits.append((requests - peek.requests) / params["req_rate"])
-        if peek.tokens < tokens:
-            waits.append((tokens - peek.tokens) / params["tok_rate"])
-        return Taken(False, peek.requests, peek.tokens, max(waits))
+        if left_requests < requests:
+            waits.append((requests - left_requests) / params["req_rate"])
+        if left_tokens < tokens:
+            waits.append((tokens - left_tokens) / params["tok_rate"])
+        return Taken(False, left_requests, left_tokens, max(waits))
 
-    async def _create(self, name: str, rates: BucketRates, tokens: float) -> None:
-        """A new bucket starts full."""
-        values = {
-            "name": name,
-            "requests": rates.request_capacity(),
-            "tokens": rates.token_capacity(tokens),
-            "refilled_at": 0.0,
-        }
-        statement = self.db.driver.insert_ignoring_conflicts(RateBucket.__table__, values)  # type: ignore[arg-type]
+    @completes_when_cancelled
+    async def correct(self, name: str, rates: BucketRates, tokens: float, taken: float) -> None:
+        """Give ``tokens`` back to a bucket ``taken`` tokens were taken from (negative: take
+        that many more)."""
+        params = {"bucket": name, "delta": float(tokens), "tok_cap": rates.token_capacity(taken)}
         async with self.db.writing() as connection:
-            await connection.execute(statement)
+            await connection.execute(self._correct, params)

@@ -79,6 +79,8 @@ class Usage:
     completion_tokens: int
     cost_micros: int
     saved_micros: int
+    # Of prompt_tokens, those the provider served from its cache.
+    cached_tokens: int = 0
 
 
 def period_of(period: str | None, at: datetime | None = None) -> str:
@@ -279,6 +281,7 @@ class SpendStore:
                 func.sum(_if(UsageEntry.hit)).label("hits"),
                 func.sum(UsageEntry.prompt_tokens).label("prompt_tokens"),
                 func.sum(UsageEntry.completion_tokens).label("completion_tokens"),
+                func.sum(UsageEntry.cached_tokens).label("cached_tokens"),
                 func.sum(UsageEntry.cost_micros).label("cost_micros"),
                 func.sum(UsageEntry.saved_micros).label("saved_micros"),
             )
@@ -297,6 +300,7 @@ class SpendStore:
                 "hits": int(row.hits or 0),
                 "prompt_tokens": int(row.prompt_tokens or 0),
                 "completion_tokens": int(row.completion_tokens or 0),
+                "cached_tokens": int(row.cached_tokens or 0),
                 "cost_usd": int(row.cost_micros or 0) / 1_000_000,
                 "saved_usd": int(row.saved_micros or 0) / 1_000_000,
             }
@@ -326,6 +330,7 @@ def _row(usage: Usage) -> dict[str, Any]:
         "streamed": usage.streamed,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
         "cost_micros": usage.cost_micros,
         "saved_micros": usage.saved_micros,
         "day": now.strftime("%Y-%m-%d"),

@@ -68,6 +68,7 @@ class TaskClientOps(TaskRepository):
             now=utcnow(),
             # Stored with the row, in the transaction that queues it (I18).
             trace_context=tracing.carrier(),
+            key_id=audit.key_id,
         )
         # Insert first: the common case is a new key, and the unique constraint decides races.
         # The task is due now by the database's clock, and its event commits with it.

@@ -307,6 +307,10 @@ class ClaimProtocol:
             raise GenerationFailed(f"generator error: {exc}") from exc
         finally:
             ATTEMPT_GATE.reset(gated)
+        if generation.prompt_tokens is not None and generation.completion_tokens is not None:
+            # The attempt that answered took the estimate from the provider's bucket.
+            used = generation.prompt_tokens + generation.completion_tokens
+            await self.limiter.correct(key.profile_name, profile, tokens, used)
         if metering is not None and admission is not None:
             await metering.settle(
                 admission,

@@ -9,11 +9,14 @@ without touching the database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.errors import UnknownProfile
+
+log = logging.getLogger(__name__)
 
 # A provider bucket holds one request: admissions are spaced 60/RPM apart, so no second (of
 # the provider's clock or any other) sees more than RPM/60 calls.
@@ -50,6 +53,18 @@ class ProviderLimiter:
                 return
             # A little jitter, so waiters of several processes do not all retry at once.
             await asyncio.sleep(max(taken.wait_s, _LEAST_WAIT_S) * (1 + 0.1 * random.random()))
+
+    async def correct(self, name: str, profile: GeneratorProfile, taken: int, used: int) -> None:
+        """Correct the profile's tokens per minute from an attempt's estimate (``taken``) to
+        the tokens it used: the rest given back, or the excess taken."""
+        if profile.tpm is None or taken == used:
+            return
+        rates = BucketRates(profile.rpm, profile.tpm, _PROVIDER_BURST_S)
+        try:
+            await self.buckets.correct(f"provider:{name}", rates, taken - used, taken)
+        except Exception:
+            # Only the next admissions are off; the answer must not be lost for it.
+            log.exception("could not correct the provider tokens per minute of %s", name)
 
 
 def estimated_tokens(text: str, profile: GeneratorProfile, max_tokens: int | None = None) -> int:

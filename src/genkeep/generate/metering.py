@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -56,6 +57,10 @@ class Admission:
     reservation: str | None
     holds: tuple[Hold, ...]
     reserved_micros: int
+    # The tokens-per-minute buckets the call's estimate was taken from: corrected to the
+    # tokens it really used once it is done.
+    tpm_buckets: tuple[tuple[str, BucketRates], ...] = ()
+    estimated_tokens: int = 0
 
 
 def _reset(seconds: float) -> str:
@@ -123,17 +128,28 @@ class Metering:
         caller = CALLER.get()
         if caller is None or not self.settings.limits_count_hits:
             return {}
-        return await self._take(caller, tokens=0, requests=1.0)
+        headers, _ = await self._take(caller, tokens=0, requests=1.0)
+        return headers
 
-    async def _take(self, caller: Caller, tokens: int, requests: float) -> dict[str, str]:
+    async def _take(
+        self, caller: Caller, tokens: int, requests: float
+    ) -> tuple[dict[str, str], list[tuple[str, BucketRates]]]:
+        """Take from every bucket of the caller's subjects; the headers, and the buckets
+        ``tokens`` were taken from (to correct later)."""
         headers: dict[str, str] = {}
+        took: list[tuple[str, BucketRates]] = []
         for subject, limits in await self._subjects(caller):
             if limits.tpm is None and (limits.rpm is None or not requests):
                 continue  # nothing this subject limits would be taken
             rates = self._rates(limits)
-            taken = await self.buckets.take(f"rate:{subject}", rates, tokens, requests)
+            name = f"rate:{subject}"
+            taken = await self.buckets.take(name, rates, tokens, requests)
             headers.update(_headers(limits, taken, rates))
+            if taken.granted and tokens and limits.tpm is not None:
+                took.append((name, rates))
             if not taken.granted:
+                # What earlier subjects' buckets gave is given back: the call is not made.
+                await self._correct(took, tokens, 0)
                 LIMITED.labels("rpm" if taken.requests_left < requests else "tpm").inc()
                 raise RateLimited(
                     f"{subject.split(':')[0]} rate limit reached "
@@ -141,7 +157,21 @@ class Metering:
                     retry_after_s=taken.wait_s,
                     headers=headers,
                 )
-        return headers
+        return headers, took
+
+    async def _correct(
+        self, buckets: Sequence[tuple[str, BucketRates]], estimated: int, used: int
+    ) -> None:
+        """Correct tokens-per-minute buckets from a call's estimate to what it used: the rest
+        given back, or the excess taken (a bucket may go below zero: the next call waits)."""
+        if not buckets or estimated == used:
+            return
+        try:
+            for name, rates in buckets:
+                await self.buckets.correct(name, rates, estimated - used, estimated)
+        except Exception:
+            # Only the next minute's admissions are off; the answer must not be lost for it.
+            log.exception("could not correct the tokens per minute of %s", buckets)
 
     # -- generator calls ----------------------------------------------------------------
 
@@ -157,14 +187,20 @@ class Metering:
         if not subjects:
             return Admission(caller, None, (), 0)
         requests = 0.0 if self.settings.limits_count_hits else 1.0
-        await self._take(caller, estimated_tokens, requests)
+        _, took = await self._take(caller, estimated_tokens, requests)
+        tpm = tuple(took)
         output = max_output or profile.max_tokens or profile.estimate_output_tokens
         most = cost_micros(profile, max(0, estimated_tokens - output), output)
         holds = tuple(hold for subject, limits in subjects for hold in _holds(subject, limits))
         if not holds:
-            return Admission(caller, None, (), 0)
-        reserved = await self.store.reserve(holds, most, self.settings.reservation_lease_s)
+            return Admission(caller, None, (), 0, tpm, estimated_tokens)
+        try:
+            reserved = await self.store.reserve(holds, most, self.settings.reservation_lease_s)
+        except BaseException:
+            await asyncio.shield(self._correct(tpm, estimated_tokens, 0))
+            raise
         if isinstance(reserved, Refused):
+            await self._correct(tpm, estimated_tokens, 0)
             LIMITED.labels("budget").inc()
             raise BudgetExceeded(
                 f"the budget of {reserved.subject} for {reserved.period} is spent: "
@@ -173,7 +209,7 @@ class Metering:
                 f"this call may cost ${most / 1e6:.6f}",
                 retry_after_s=_until_next(reserved.period),
             )
-        return Admission(caller, reserved, holds, most)
+        return Admission(caller, reserved, holds, most, tpm, estimated_tokens)
 
     async def settle(
         self,
@@ -189,7 +225,10 @@ class Metering:
         the call failed, so it cost nothing that genkeep was told of)."""
         caller = admission.caller or CALLER.get()
         prompt_tokens, completion_tokens = _tokens(generation, prompt_text)
-        cost = cost_micros(profile, prompt_tokens, completion_tokens)
+        cached = min(_cached_tokens(generation), prompt_tokens)
+        cost = cost_micros(profile, prompt_tokens, completion_tokens, cached)
+        used = prompt_tokens + completion_tokens
+        await self._correct(admission.tpm_buckets, admission.estimated_tokens, used)
         USAGE_TOKENS.labels(profile_name, "in").inc(prompt_tokens)
         USAGE_TOKENS.labels(profile_name, "out").inc(completion_tokens)
         USAGE_COST.labels(profile_name).inc(cost / 1e6)
@@ -205,6 +244,7 @@ class Metering:
             completion_tokens=completion_tokens,
             cost_micros=cost,
             saved_micros=0,
+            cached_tokens=cached,
         )
         if caller is None:
             return  # a call for no request (a worker's): counted in the metrics only
@@ -299,6 +339,15 @@ def _tokens(generation: Generation | None, prompt_text: str) -> tuple[int, int]:
     if completion_tokens is None:
         completion_tokens = len(generation.content.split())
     return prompt_tokens, completion_tokens
+
+
+def _cached_tokens(generation: Generation | None) -> int:
+    """The prompt tokens the provider served from its cache, as its usage reports them
+    (``prompt_tokens_details.cached_tokens``, kept in the generation's details)."""
+    usage = (generation.details or {}).get("usage") if generation is not None else None
+    found = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = found.get("cached_tokens") if isinstance(found, dict) else None
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0 else 0
 
 
 def _headers(limits: Limits, taken: Taken, rates: BucketRates) -> dict[str, str]:

@@ -10,9 +10,10 @@ from genkeep.worker.context import TaskContext, TaskOutput
 async def generate(context: TaskContext) -> TaskOutput:
     payload = GeneratePayload.model_validate(context.task.payload)
     await context.progress("generating", 0.1)
-    # Metered and limited as its owner's, in the trace of the request that submitted it.
+    # Metered and limited as its owner's and the submitting key's, in the trace of the
+    # request that submitted it.
     task = context.task
-    CALLER.set(Caller(task.owner_id, None, task.trace_id))
+    CALLER.set(Caller(task.owner_id, task.key_id, task.trace_id))
     outcome = await context.services.generate.generate(
         context.task.owner_id, payload.prompt, payload.profile
     )

@@ -27,6 +27,7 @@ class UsageRow(BaseModel):
     hits: int
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = Field(description="Of prompt_tokens, those the provider had cached.")
     cost_usd: float
     saved_usd: float
 

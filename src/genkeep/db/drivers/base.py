@@ -80,6 +80,8 @@ class NewTask:
     now: datetime
     # The submitter's PRODUCER span as a W3C traceparent (None while tracing is off).
     trace_context: str | None = None
+    # The API key it was submitted with (None: none, or a trusted gateway's owner header).
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,25 @@ class ReadStatement:
             found = (compiled.string, tuple(compiled.positiontup or ()))
             self._compiled[dialect.name] = found
         return found
+
+
+class WriteStatement:
+    """One self-contained write with RETURNING (an upsert), compiled once per dialect; its
+    constants are bound parameters with their values kept."""
+
+    def __init__(self, statement: Insert) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def positional(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL for ``dialect`` and its parameters in order."""
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            found = (compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+            self._compiled[dialect.name] = found
+        sql, names, constants = found
+        return sql, [params[name] if name in params else constants[name] for name in names]
 
 
 class Driver(Protocol):
@@ -218,6 +239,19 @@ class Driver(Protocol):
         """Insert, or update only if ``values[order]`` is greater than the stored one."""
         ...
 
+    def upsert_where(
+        self,
+        table: Table,
+        keys: list[str],
+        values: dict[str, Any],
+        updates: dict[str, Any],
+        where: Any,
+        returning: list[str],
+    ) -> Insert:
+        """Insert ``values``; on conflict on ``keys`` apply ``updates`` only where ``where``
+        holds for the stored row. RETURNING ``returning``: no row means nothing changed."""
+        ...
+
     def upsert_unless(
         self,
         table: Table,
@@ -234,6 +268,14 @@ class Driver(Protocol):
 
     async def fetch_one(self, statement: ReadStatement, params: Mapping[str, Any]) -> Row | None:
         """The first row of a lone SELECT (a cache hit), read outside any transaction."""
+        ...
+
+    async def write_transient(
+        self, statement: WriteStatement, params: Mapping[str, Any]
+    ) -> Row | None:
+        """Run one write statement alone, committed on its own, the first row it returns;
+        for state a database server's crash may lose the last moments of (a rate bucket's
+        take): the commit may not be waited to disk."""
         ...
 
     async def task_claim(self, claim: TaskClaim) -> list[Row]:
@@ -344,6 +386,22 @@ class UpsertStatements(abc.ABC):
             set_={name: statement.excluded[name] for name in values},
             where=table.c[order] < statement.excluded[order],
         )
+
+    def upsert_where(
+        self,
+        table: Table,
+        keys: list[str],
+        values: dict[str, Any],
+        updates: dict[str, Any],
+        where: Any,
+        returning: list[str],
+    ) -> Insert:
+        """Insert ``values``; on conflict on ``keys`` apply ``updates`` only where ``where``
+        holds for the stored row. RETURNING ``returning``: no row means nothing changed."""
+        statement = self._insert(table).values(**values)
+        return statement.on_conflict_do_update(
+            index_elements=keys, set_=updates, where=where
+        ).returning(*[table.c[name] for name in returning])
 
     def upsert_unless(
         self,

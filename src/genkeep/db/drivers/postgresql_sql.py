@@ -158,17 +158,20 @@ WITH input AS (
         CAST(:kinds AS VARCHAR[]), CAST(:keys AS VARCHAR[]), CAST(:hashes AS VARCHAR[]),
         CAST(:payloads AS TEXT[]), CAST(:max_attempts AS INTEGER[]),
         CAST(:timeouts AS FLOAT8[]), CAST(:trace_ids AS VARCHAR[]), CAST(:actors AS TEXT[]),
-        CAST(:nows AS TIMESTAMPTZ[]), CAST(:trace_contexts AS VARCHAR[])
+        CAST(:nows AS TIMESTAMPTZ[]), CAST(:trace_contexts AS VARCHAR[]),
+        CAST(:key_ids AS VARCHAR[])
     ) WITH ORDINALITY AS i(id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
-                           max_attempts, timeout_s, trace_id, actor, now, trace_context, n)
+                           max_attempts, timeout_s, trace_id, actor, now, trace_context, key_id,
+                           n)
 ), created AS (
     INSERT INTO tasks (id, owner_id, job_id, kind, idempotency_key, request_hash, payload,
                        status, stage, progress, attempts, max_attempts, run_after, timeout_at,
-                       cancel_requested, trace_id, trace_context, created_at, updated_at)
+                       cancel_requested, trace_id, trace_context, key_id, created_at,
+                       updated_at)
     SELECT id, owner_id, job_id, kind, idempotency_key, request_hash, CAST(payload AS JSONB),
            'queued', 'queued', 0.0, 0, max_attempts, statement_timestamp(),
            statement_timestamp() + timeout_s * INTERVAL '1 second', false, trace_id,
-           trace_context, now, now
+           trace_context, key_id, now, now
     FROM input ORDER BY n
     ON CONFLICT (owner_id, idempotency_key) DO NOTHING
     RETURNING *

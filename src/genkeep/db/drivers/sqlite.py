@@ -48,6 +48,7 @@ from genkeep.db.drivers.base import (
     TaskClaim,
     TaskCompletion,
     UpsertStatements,
+    WriteStatement,
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import lost_connection
@@ -318,6 +319,14 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             async with connection.begin():
                 yield connection
 
+    async def write_transient(
+        self, statement: WriteStatement, params: Mapping[str, Any]
+    ) -> Row | None:
+        # A commit in WAL mode with synchronous=NORMAL is not waited to disk already.
+        async with self._writing() as connection:
+            row = (await connection.execute(statement.statement, dict(params))).first()
+        return None if row is None else row._mapping
+
     async def task_claim(self, claim: TaskClaim) -> list[Row]:
         async with self._writing() as connection:
             return await self._claim(connection, claim)
@@ -452,6 +461,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                     "max_attempts": new.max_attempts,
                     "trace_id": new.trace_id,
                     "trace_context": new.trace_context,
+                    "key_id": new.key_id,
                     "status": "queued",
                     "stage": "queued",
                     "progress": 0.0,
