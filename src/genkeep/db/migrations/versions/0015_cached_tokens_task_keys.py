@@ -1,7 +1,7 @@
 """cost control: cached input tokens in the ledger; the API key a task was submitted with
 
-Revision ID: 0013_cost
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_cost"
-down_revision: str | None = "0012"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
