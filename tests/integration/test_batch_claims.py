@@ -12,7 +12,7 @@ import pytest
 
 from genkeep.config import Settings
 from genkeep.db.drivers.base import BatchClaim
-from genkeep.db.runs import ClaimedBatch, RunLease
+from genkeep.db.run_batches import ClaimedBatch, RunLease
 from genkeep.errors import LeaseLost
 from genkeep.services import Services
 from tests.support.services import opened_services

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from genkeep.config import Settings
 from genkeep.db.models import RunBatch, Task
-from genkeep.db.runs import RunLease
+from genkeep.db.run_batches import RunLease
 from genkeep.errors import LeaseLost
 from genkeep.extract.manager import RunManager
 from genkeep.extract.model import ChunkParams

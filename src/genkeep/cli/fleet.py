@@ -20,7 +20,7 @@ from genkeep.cli.common import settings as load_cli_settings
 from genkeep.core import identity
 
 if TYPE_CHECKING:
-    from genkeep.db.runs import WorkerShare
+    from genkeep.db.run_batches import WorkerShare
 
 WorkersOption = Annotated[
     int,

@@ -26,7 +26,7 @@ from genkeep.telemetry import tracing
 
 if TYPE_CHECKING:
     from genkeep.db.models import Run
-    from genkeep.db.runs import WorkerShare
+    from genkeep.db.run_batches import WorkerShare
     from genkeep.extract.service import ExtractionService
     from genkeep.extract.source import InputFile
     from genkeep.services import Services

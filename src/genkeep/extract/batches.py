@@ -19,7 +19,8 @@ from opentelemetry.trace import Span
 
 from genkeep.core.redact import client_message
 from genkeep.db.models import Run
-from genkeep.db.runs import ClaimedBatch, RunStore
+from genkeep.db.run_batches import ClaimedBatch
+from genkeep.db.runs import RunStore
 from genkeep.errors import LeaseLost
 from genkeep.extract.chunking import ChunkStream, Resume
 from genkeep.extract.dedupe import merge_chunk_results

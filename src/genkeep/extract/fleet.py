@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from genkeep.core import identity
 from genkeep.db.drivers.base import BatchClaim
 from genkeep.db.models import Run
-from genkeep.db.runs import ClaimedBatch, RunStore
+from genkeep.db.run_batches import ClaimedBatch
+from genkeep.db.runs import RunStore
 from genkeep.extract.batches import RunInputs, RunPlan, chunk_params, work_batch
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from genkeep.core import identity, interleave
 from genkeep.core.redact import client_message
 from genkeep.db.drivers.base import BatchClaim
 from genkeep.db.models import Run
-from genkeep.db.runs import BatchCounts, RunLease, RunStore
+from genkeep.db.run_batches import BatchCounts, RunLease
+from genkeep.db.runs import RunStore
 from genkeep.errors import CorruptBatch, LeaseLost, RunBusy
 from genkeep.extract.batches import (
     RunInputs,

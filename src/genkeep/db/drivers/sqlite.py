@@ -18,9 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     Table,
-    bindparam,
     event,
-    func,
     insert,
     select,
     text,
@@ -34,10 +32,6 @@ from sqlalchemy.ext.compiler import compiles
 
 from genkeep.db.drivers.base import (
     WRITE_OPTION,
-    BatchCheckpoint,
-    BatchClaim,
-    CheckpointOutcome,
-    DatabaseClock,
     DbEpoch,
     DbNow,
     DbNowPlus,
@@ -47,12 +41,12 @@ from genkeep.db.drivers.base import (
     Row,
     TaskClaim,
     TaskCompletion,
-    UpsertStatements,
     WriteStatement,
     each_alone_if_refused,
 )
 from genkeep.db.drivers.errors import lost_connection
 from genkeep.db.drivers.sqlite_errors import unavailable
+from genkeep.db.drivers.sqlite_runs import SqliteRunBatches
 from genkeep.db.types import utcnow
 from genkeep.errors import ConfigurationError
 
@@ -177,7 +171,7 @@ def _file(url: URL) -> Path | None:
     return Path(path).expanduser()
 
 
-class SqliteDriver(DatabaseClock, UpsertStatements):
+class SqliteDriver(SqliteRunBatches):
     """An embedded SQLite file (or memory), one writer at a time."""
 
     embedded = True
@@ -223,33 +217,7 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
         event.listen(self.engine.sync_engine, "begin", _begin)
         # An in-memory database exists only inside the engine's own connection.
         self._reader = None if self._file is None else _Reader(str(self._file), busy_ms)
-        # Built once with bound parameters: SQLAlchemy then compiles them once, not per batch.
-        self._save_batch = self.upsert_unless(
-            self._batches,
-            {"run_id": bindparam("run_id"), "batch_index": bindparam("batch_index")},
-            {
-                "status": "done",
-                "result": bindparam("result"),
-                "checksum": bindparam("checksum"),
-                "error": None,
-                "attempts": 1,
-                "updated_at": bindparam("now"),
-                "lease_token": None,
-                "lease_expires_at": None,
-            },
-            {
-                "status": None,
-                "result": None,
-                "checksum": None,
-                "error": None,
-                "attempts": self._batches.c.attempts + 1,
-                "updated_at": bindparam("now"),
-                "lease_token": None,
-                "lease_expires_at": None,
-            },
-            unless=self._batches.c.status == "done",
-        )
-        self._add_entities = self.insert_each_ignoring_conflicts(self._entities, "entity_key")
+        self._build_batch_statements()
 
     @staticmethod
     def _insert(table: Table) -> sqlite.Insert:
@@ -311,13 +279,6 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
             return None if row is None else row._mapping
         sql, names = statement.compiled(self._dialect)
         return await self._reader.fetch_one(sql, [params[name] for name in names])
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as connection:
-            await connection.execution_options(**{WRITE_OPTION: True})
-            async with connection.begin():
-                yield connection
 
     async def write_transient(
         self, statement: WriteStatement, params: Mapping[str, Any]
@@ -486,145 +447,6 @@ class SqliteDriver(DatabaseClock, UpsertStatements):
                     )
                 outcomes.append(row)
         return outcomes
-
-    async def run_checkpoint(self, checkpoint: BatchCheckpoint) -> CheckpointOutcome:
-        batches = self._batches.c
-        leased = (
-            select(batches.batch_index)
-            .where(
-                batches.run_id == checkpoint.run_id,
-                batches.batch_index == checkpoint.batch_index,
-                batches.lease_token == checkpoint.token,
-            )
-            .exists()
-        )
-        owner = (self._runs.c.id == checkpoint.run_id) & (
-            (self._runs.c.lease_token == checkpoint.token) | leased
-        )
-        async with self._writing() as connection:
-            owned = (
-                await connection.execute(select(self._runs.c.cancel_requested).where(owner))
-            ).first()
-            if owned is None:
-                return CheckpointOutcome(False, False, 0, False)
-            params = {
-                "run_id": checkpoint.run_id,
-                "batch_index": checkpoint.batch_index,
-                "result": checkpoint.result,
-                "checksum": checkpoint.checksum,
-                "now": checkpoint.now,
-            }
-            if (await connection.execute(self._save_batch, params)).first() is None:
-                return CheckpointOutcome(True, False, 0, bool(owned.cancel_requested))
-            added = 0
-            if checkpoint.entity_keys:
-                rows = [
-                    {
-                        "run_id": checkpoint.run_id,
-                        "entity_key": key,
-                        "first_batch": checkpoint.batch_index,
-                    }
-                    for key in checkpoint.entity_keys
-                ]
-                added = len((await connection.execute(self._add_entities, rows)).all())
-            counted = (
-                await connection.execute(
-                    # Ownership was checked above, under the write lock; the batch's own
-                    # lease is cleared by now.
-                    update(self._runs)
-                    .where(self._runs.c.id == checkpoint.run_id)
-                    .values(
-                        batches_done=self._runs.c.batches_done + 1,
-                        entities_found=self._runs.c.entities_found + added,
-                        updated_at=checkpoint.now,
-                    )
-                    .returning(self._runs.c.entities_found, self._runs.c.cancel_requested)
-                )
-            ).one()
-        return CheckpointOutcome(True, True, int(counted[0]), bool(counted[1]))
-
-    def _claimable(self, batches: Any) -> Any:
-        expired = (batches.c.status == "running") & (batches.c.lease_expires_at < self.now())
-        return (batches.c.status == "pending") | expired
-
-    def _live_leases(self, *, run_id: Any = None, owner_id: Any = None) -> Any:
-        """How many batch leases are live, of one run or of one owner's runs."""
-        live = self._batches.alias("live")
-        runs = self._runs.alias("live_run")
-        where = [live.c.status == "running", live.c.lease_expires_at >= self.now()]
-        if run_id is not None:
-            where.append(live.c.run_id == run_id)
-        if owner_id is not None:
-            where.append(runs.c.owner_id == owner_id)
-        return (
-            select(func.count())
-            .select_from(live.join(runs, runs.c.id == live.c.run_id))
-            .where(*where)
-            .scalar_subquery()
-        )
-
-    async def run_batch_claim(self, claim: BatchClaim) -> Row | None:
-        runs, batches = self._runs, self._batches
-        live_run = (
-            (runs.c.status == "running")
-            & ~runs.c.cancel_requested
-            & (runs.c.lease_expires_at > self.now())
-        )
-        run_limit = func.coalesce(runs.c.concurrency, claim.run_concurrency)
-        candidate = select(runs.c.id, runs.c.owner_id).where(
-            live_run,
-            runs.c.extractor_name.in_(list(claim.extractors)),
-            runs.c.id.not_in(list(claim.exclude_runs)),
-            select(batches.c.batch_index)
-            .where(batches.c.run_id == runs.c.id, self._claimable(batches))
-            .exists(),
-            self._live_leases(run_id=runs.c.id) < run_limit,
-        )
-        if claim.run_id is not None:
-            candidate = candidate.where(runs.c.id == claim.run_id)
-        if claim.not_executed_by is not None:
-            candidate = candidate.where(
-                runs.c.holder.is_(None) | (runs.c.holder != claim.not_executed_by)
-            )
-        candidate = candidate.order_by(runs.c.created_at, runs.c.id).limit(1)
-        # Looked for outside the write lock first: idle workers poll, and most polls find
-        # nothing; only a poll that finds a batch queues for the writer's lock.
-        async with self.engine.connect() as reading:
-            if (await reading.execute(candidate)).first() is None:
-                return None
-        async with self._writing() as connection:
-            # Again under the lock (BEGIN IMMEDIATE): the counts below are exact.
-            found = (await connection.execute(candidate)).first()
-            if found is None:
-                return None
-            run_id, owner_id = found
-            if claim.owner_concurrency:
-                live = self._live_leases(owner_id=owner_id)
-                if (await connection.execute(select(live))).scalar_one() >= (
-                    claim.owner_concurrency
-                ):
-                    return None
-            index = (
-                await connection.execute(
-                    select(batches.c.batch_index)
-                    .where(batches.c.run_id == run_id, self._claimable(batches))
-                    .order_by(batches.c.batch_index)
-                    .limit(1)
-                )
-            ).scalar_one()
-            await connection.execute(
-                update(batches)
-                .where(batches.c.run_id == run_id, batches.c.batch_index == index)
-                .values(
-                    status="running",
-                    holder=claim.holder,
-                    lease_token=claim.token,
-                    lease_expires_at=self.now_plus(claim.lease_s),
-                    claimed_at=self.now(),
-                    updated_at=self.now(),
-                )
-            )
-        return {"run_id": run_id, "owner_id": owner_id, "batch_index": index}
 
     async def notify_tasks(self, session: AsyncSession) -> None:
         """Nothing to send: SQLite's workers share the submitter's process and its event."""
