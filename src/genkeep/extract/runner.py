@@ -108,8 +108,10 @@ class ExtractionRunner:
         on_progress: Progress | None = None,
         *,
         resume_cancelled: bool = True,
+        on_leased: Callable[[], None] | None = None,
     ) -> str:
-        """Run (or resume) ``run`` to its end; returns the final status.
+        """Run (or resume) ``run`` to its end; returns the final status. ``on_leased`` is
+        called once the run is this process's (its status reads running).
 
         ``run`` is the state the caller read: a run it saw cancelled is resumed when
         ``resume_cancelled`` (an explicit resume); one cancelled since is left alone, and so
@@ -133,6 +135,8 @@ class ExtractionRunner:
                 f"run {run.id} is being executed by another process; if that process died, "
                 f"resume again after its lease expires (at most {self.lease_s:g}s)"
             )
+        if on_leased is not None:
+            on_leased()
         heartbeat = asyncio.create_task(self._heartbeat(lease, cancel))
         try:
             with run_span(run, self.holder) as span:

@@ -118,8 +118,15 @@ def _manager(request: Request) -> RunManager:
 async def _start(services: Services, manager: RunManager, run: Run) -> None:
     inputs = await services.extraction.inputs(run)
     runner = services.extraction.runner()
-    manager.start(run.id, lambda cancel: runner.execute(run, inputs, cancel))
-    await asyncio.sleep(0)  # let it take its lease before answering
+    leased = asyncio.Event()
+    started = manager.start(
+        run.id, lambda cancel: runner.execute(run, inputs, cancel, on_leased=leased.set)
+    )
+    # Answered once the run is this process's, so the answer and a stream opened after it
+    # see it running (not still cancelled), or once its start failed.
+    waiting = asyncio.ensure_future(leased.wait())
+    await asyncio.wait({waiting, started}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
 
 
 @router.post("/runs", response_model=RunOut, status_code=202, responses=documented(409))
