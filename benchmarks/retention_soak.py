@@ -2,7 +2,7 @@
 minute keep the queue tables' row counts bounded; nothing unfinished is touched.
 
     .venv/bin/python -m benchmarks.retention_soak [--tasks 200000] [--backend postgresql]
-        [--retention-s 60] [--sweep-s 10] [--every-s 10] [--json OUT]
+        [--retention-s 60] [--sweep-s 10] [--every-s 10] [--rate 1000] [--json OUT]
 
 One process on a throwaway database: submitters enqueue no-op tasks through
 ``TaskStore.submit`` (the API's path), two in-process workers run them, and the workers'
@@ -169,6 +169,9 @@ async def soak(url: str, args: argparse.Namespace, console: Console) -> dict[str
                 nonlocal next_key, submitted
                 while next_key < args.tasks:
                     key, next_key = next_key, next_key + 1
+                    if args.rate:
+                        # Paced: a soak longer than the retention period shows its plateau.
+                        await asyncio.sleep(started + key / args.rate - time.monotonic())
                     submission = Submission("noop", {}, f"t{key}", 3, timedelta(hours=1))
                     await services.tasks.submit(job, submission, AUDIT)
                     submitted += 1
@@ -256,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retention-s", type=float, default=60.0)
     parser.add_argument("--sweep-s", type=float, default=10.0)
     parser.add_argument("--every-s", type=float, default=10.0)
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="tasks submitted per second (0: at once)"
+    )
     parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks/results/retention_soak.json"
     )
