@@ -221,6 +221,8 @@ def test_auth_required_keeps_owners_apart(
         made = run_cli(["keys", "create", "--owner", owner], env)
         assert made.returncode == 0, made.stderr
         tokens[owner] = made.stdout.strip().splitlines()[-1]
+    limited = run_cli(["keys", "update", tokens["alice"], "--rpm", "600"], env)
+    assert limited.returncode == 0, limited.stderr
     server = servers(GENKEEP_AUTH_REQUIRED="true")
 
     page.goto(server.url + "/console")
@@ -254,6 +256,11 @@ def test_auth_required_keeps_owners_apart(
     page.goto(f"{server.url}/console/usage?by=key")
     expect(page.locator("#usage-table tbody tr")).to_have_count(1)
     expect(page.locator(f'#usage-table tr[data-group="{alice_key}"] td').nth(1)).to_have_text("1")
+    # And her keys' limits, read-only: her owner row and her one key, none of bob's.
+    expect(page.locator("#limits-table tbody tr")).to_have_count(2)
+    expect(
+        page.locator(f'#limits-table tr[data-subject="key:{alice_key}"] td').nth(1)
+    ).to_have_text("600")
     job = httpx.post(f"{server.url}/v1/jobs", json={"title": "Alice's job"}, headers=alice)
     assert job.status_code == 201, job.text
     # The audit log names the owner (and the key it used), not "api".
@@ -480,6 +487,17 @@ def test_extraction_run_cancel_resume_and_highlights(
     page.reload()
     expect(page.locator("#run-nomatch")).to_be_visible()
     page.get_by_label("Status", exact=True).select_option("completed")
+    expect(page.locator("#run-table tbody tr")).to_have_count(1)
+    # So is the extractor filter (a run's kind); Back brings the previous choice back.
+    used = run["extractor"].split()[0].removeprefix("genkeep-")
+    other = "llm" if used != "llm" else "builtin"
+    page.get_by_label("Extractor").select_option(used)
+    expect(page).to_have_url(re.compile(rf"\?status=completed&extractor={used}$"))
+    expect(page.locator("#run-table tbody tr")).to_have_count(1)
+    page.get_by_label("Extractor").select_option(other)
+    expect(page.locator("#run-nomatch")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_label("Extractor")).to_have_value(used)
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from genkeep.config import Settings
+from genkeep.db.spend import Limits
 from genkeep.services import Services
 from tests.support.in_process import in_process
 
@@ -101,3 +102,36 @@ async def test_the_caller_and_its_stored_usage_are_its_own(
     assert by_source["generated"]["results"] == 1 and by_source["edited"]["results"] == 1
     assert by_source["generated"]["profile"] == "default"
     assert (await client.get("/v1/me/stored-usage", headers=bob)).json() == []  # I3
+
+
+async def test_an_owner_reads_its_own_keys_limits_and_no_one_elses(
+    app_client: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = app_client
+    first, alice = await services.keys.create("alice", "laptop")
+    second, _ = await services.keys.create("alice", "ci")
+    gone, _ = await services.keys.create("alice", "old")
+    await services.keys.revoke(gone.id)
+    bobs, bob = await services.keys.create("bob", "console")
+    spend = services.spend
+    await spend.set_limits(f"key:{first.id}", Limits(rpm=30, tpm=9000))
+    await spend.set_limits("owner:alice", Limits(budget_micros=2_500_000, budget_period="month"))
+    await spend.set_limits(f"key:{bobs.id}", Limits(rpm=7))
+    await spend.set_limits(f"key:{gone.id}", Limits(rpm=1))
+
+    mine = await client.get("/v1/usage/limits", headers={"Authorization": f"Bearer {alice}"})
+    assert mine.status_code == 200, mine.text
+    rows = {row["subject"]: row for row in mine.json()}
+    # Her owner row and her live keys (the revoked one is gone); none of bob's (I3).
+    assert list(rows) == ["owner:alice", f"key:{first.id}", f"key:{second.id}"]
+    assert rows[f"key:{first.id}"]["name"] == "laptop"
+    assert rows[f"key:{first.id}"]["limits"]["rpm"] == 30
+    assert rows[f"key:{first.id}"]["limits"]["tpm"] == 9000
+    assert rows[f"key:{second.id}"]["limits"] is None
+    owner_limits = rows["owner:alice"]["limits"]
+    assert owner_limits["budget_usd"] == 2.5 and owner_limits["budget_period"] == "month"
+    theirs = await client.get("/v1/usage/limits", headers={"Authorization": f"Bearer {bob}"})
+    assert [(r["subject"], r["limits"] and r["limits"]["rpm"]) for r in theirs.json()] == [
+        ("owner:bob", None),
+        (f"key:{bobs.id}", 7),
+    ]

@@ -505,6 +505,7 @@ NO_OWNER_IDS = {
     ("GET", "/v1/me/stored-usage"),  # the owner's own: tested in test_console_api
     ("POST", "/v1/embeddings"),  # keys are per owner: tested in e2e/test_openai_dropin
     ("GET", "/v1/usage"),  # the owner's own: tested in e2e/test_cost_control
+    ("GET", "/v1/usage/limits"),  # the owner's own: tested in test_console_api
     ("GET", "/v1/deletions"),  # the owner's own: tested in test_deletion
     # The admin API answers the admin token only: tested in test_deletion, test_cost_control.
     ("GET", "/v1/admin/limits/{subject}"),

@@ -71,6 +71,17 @@ async def test_run_over_http(api: tuple[httpx.AsyncClient, Services, RunManager]
     assert [r["id"] for r in (await client.get("/v1/runs?status=completed")).json()] == [run_id]
     assert (await client.get("/v1/runs?status=failed")).json() == []
     assert (await client.get("/v1/runs?status=nonsense")).status_code == 422
+    # And by extractor, its short name or the stored one; an unknown name matches none.
+    stored = run["extractor"].split()[0]
+    short = stored.removeprefix("genkeep-")
+    other = "llm" if short != "llm" else "builtin"
+    for name in (short, stored):
+        listed = await client.get(f"/v1/runs?extractor={name}&status=completed")
+        assert [r["id"] for r in listed.json()] == [run_id], name
+    assert (await client.get(f"/v1/runs?extractor={other}")).json() == []
+    assert (await client.get(f"/v1/runs?extractor={short}&status=failed")).json() == []
+    assert (await client.get("/v1/runs?extractor=nope")).json() == []
+    assert (await client.get(f"/v1/runs?extractor={'x' * 65}")).status_code == 422
 
 
 async def test_cancel_and_resume_over_http(

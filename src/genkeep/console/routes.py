@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from genkeep import __version__
 from genkeep.console.headers import SecurityHeaders
 from genkeep.errors import NotFound
+from genkeep.extract.service import EXTRACTOR_NAMES
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -92,7 +93,10 @@ async def usage_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs", response_class=HTMLResponse)
 async def runs_page(request: Request) -> HTMLResponse:
-    return _page(request, "runs.html", page="runs", title="Extraction runs")
+    # Every extractor a run may have used, configured here or not (an old run's stays listed).
+    return _page(
+        request, "runs.html", page="runs", title="Extraction runs", extractors=EXTRACTOR_NAMES
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -112,12 +112,15 @@ class RunStore(FleetBatches):
         offset: int = 0,
         after: Position | None = None,
         status: str | None = None,
+        extractor: str | None = None,
     ) -> list[Run]:
         """The owner's runs, newest first, after ``after`` (keyset) or skipping ``offset``;
-        with ``status``, only the runs in that state."""
+        with ``status``, only the runs in that state; with ``extractor``, only its runs."""
         where = [Run.owner_id == owner_id]
         if status is not None:
             where.append(Run.status == status)
+        if extractor is not None:
+            where.append(Run.extractor_name == extractor)
         query = newest_first(select(Run).where(*where), Run.created_at, Run.id, after)
         query = query.limit(limit).offset(offset)
         async with self.db.reading() as session:

@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, Table, bindparam, case, delete, func, insert,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from genkeep.db.database import Database, completes_when_cancelled
-from genkeep.db.models import SpendCounter, SpendLimit, SpendReservation, UsageEntry
+from genkeep.db.models import ApiKey, SpendCounter, SpendLimit, SpendReservation, UsageEntry
 from genkeep.db.types import utcnow
 
 LIFETIME = "lifetime"
@@ -146,6 +146,24 @@ class SpendStore:
                 )
                 for row in rows
             }
+
+    async def owner_limits(self, owner_id: str) -> list[tuple[str, str | None, Limits | None]]:
+        """The owner's own limits and each of its live keys' (``key:<id>``, its name, its
+        limits or None); never another owner's."""
+        keys = (
+            select(ApiKey.id, ApiKey.name)
+            .where(ApiKey.owner_id == owner_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+        async with self.db.reading() as session:
+            named: list[tuple[str, str | None]] = [(f"owner:{owner_id}", None)]
+            named += [(f"key:{key_id}", name) for key_id, name in await session.execute(keys)]
+            found = select(SpendLimit).where(SpendLimit.subject.in_([s for s, _ in named]))
+            rows = {row.subject: row for row in (await session.execute(found)).scalars()}
+        return [
+            (subject, name, _limits(rows[subject]) if subject in rows else None)
+            for subject, name in named
+        ]
 
     async def set_limits(self, subject: str, limits: Limits) -> None:
         """Replace ``subject``'s limits (all None: remove them)."""
@@ -312,6 +330,10 @@ class _Refusal(Exception):
     def __init__(self, refused: Refused) -> None:
         super().__init__(refused.subject)
         self.refused = refused
+
+
+def _limits(row: SpendLimit) -> Limits:
+    return Limits(row.rpm, row.tpm, row.budget_micros, row.budget_period, row.lifetime_micros)
 
 
 def _if(flag: Any) -> Any:

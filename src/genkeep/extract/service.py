@@ -361,6 +361,19 @@ def ner_available(settings: Settings) -> bool:
     return pipeline.available(settings.ner_model)
 
 
+# The short names a run is started with, and the names its row stores (RunOut.extractor).
+EXTRACTOR_NAMES = {
+    "builtin": BuiltinExtractor.name,
+    "ner": NerExtractor.name,
+    "llm": LlmExtractor.name,
+}
+
+
+def stored_extractor_name(name: str) -> str:
+    """The name a run's row stores for ``name`` (a short name or the stored one itself)."""
+    return EXTRACTOR_NAMES.get(name, name)
+
+
 def default_extractors(
     settings: Settings | None = None,
     cache: LlmCache | None = None,

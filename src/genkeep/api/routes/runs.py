@@ -20,6 +20,7 @@ from genkeep.core.types import INT64_MAX, NonNegativeInt32, PositiveInt32, Reque
 from genkeep.db.models import Run
 from genkeep.errors import Conflict, NotFound
 from genkeep.extract.manager import RunManager
+from genkeep.extract.service import stored_extractor_name
 from genkeep.services import Services
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["runs"])
@@ -163,10 +164,19 @@ async def list_runs(
         int, Query(ge=0, le=INT64_MAX, description="Rows to skip (each costs a read; see cursor)")
     ] = 0,
     status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
+    extractor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only this extractor's runs: builtin, ner, llm or a full name "
+            "(genkeep-ner); an unknown name matches none.",
+        ),
+    ] = None,
 ) -> list[RunOut]:
     """The owner's runs, newest first (Link rel=next)."""
+    stored = None if extractor is None else stored_extractor_name(extractor)
     found = await services.runs.list_runs(
-        owner, limit + 1, offset, after=position_of(cursor), status=status
+        owner, limit + 1, offset, after=position_of(cursor), status=status, extractor=stored
     )
     return [RunOut.of(r) for r in paged(request, response, found, limit)]
 

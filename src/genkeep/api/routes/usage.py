@@ -1,5 +1,5 @@
-"""``GET /v1/usage``: the caller's usage ledger, summed; ``/v1/admin/limits/{subject}``: the
-limits of a key or an owner, for an operator holding GENKEEP_ADMIN_TOKEN."""
+"""``GET /v1/usage``: the caller's usage ledger, summed, and its own limits (read-only);
+``/v1/admin/limits/{subject}``: any key's or owner's, for an operator (GENKEEP_ADMIN_TOKEN)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,24 @@ async def usage(
     """Your generator calls and hits, summed per day, profile or key (hits spend $0)."""
     await services.metering.flush()  # this process's hits not yet written
     return await services.spend.usage(owner, group, since)
+
+
+class OwnLimitsOut(BaseModel):
+    """The limits on the caller's own credentials: the owner's, then each live API key's."""
+
+    subject: str = Field(description="owner:<owner id> or key:<key id>")
+    name: str | None = Field(None, description="The key's name")
+    limits: LimitsIn | None = Field(description="None: no limit is set")
+
+
+@router.get("/usage/limits", response_model=list[OwnLimitsOut])
+async def own_limits(owner: OwnerDep, services: ServicesDep) -> list[OwnLimitsOut]:
+    """Your limits and your API keys' (read-only; an operator sets them)."""
+    found = await services.spend.owner_limits(owner)
+    return [
+        OwnLimitsOut(subject=s, name=n, limits=None if lim is None else LimitsIn.of(lim))
+        for s, n, lim in found
+    ]
 
 
 @router.get(

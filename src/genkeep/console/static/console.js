@@ -1151,21 +1151,27 @@ pages.runs = () => {
     } catch (error) { showError("run-error", error); button.disabled = false; }
   });
   const size = 20;
-  const DEFAULTS = { status: "", offset: "0" };
+  // Linkable filters: ?status=failed&extractor=ner&offset=20 is kept by Back and reload.
+  const DEFAULTS = { status: "", extractor: "", offset: "0" };
   let offset = 0;
   const fromAddress = () => {
     const state = listState(DEFAULTS);
     offset = Math.max(0, Number(state.offset) || 0);
     $("#filter-status").value = state.status;
+    $("#filter-extractor").value = state.extractor;
   };
   fromAddress();
   window.addEventListener("popstate", () => { fromAddress(); load(); });
-  const go = () => { pushListState({ status: $("#filter-status").value, offset: String(offset) }, DEFAULTS); load(); };
-  $("#filter-status").addEventListener("change", () => { offset = 0; go(); });
+  const filters = () => ({ status: $("#filter-status").value, extractor: $("#filter-extractor").value });
+  const go = () => { pushListState({ ...filters(), offset: String(offset) }, DEFAULTS); load(); };
+  for (const id of ["#filter-status", "#filter-extractor"]) $(id).addEventListener("change", () => { offset = 0; go(); });
   async function load() {
     try {
-      const status = $("#filter-status").value;
-      const rows = await api("GET", `/v1/runs?limit=${size + 1}&offset=${offset}${status ? `&status=${status}` : ""}`);
+      const chosen = filters();
+      const query = new URLSearchParams({ limit: String(size + 1), offset: String(offset) });
+      for (const [name, value] of Object.entries(chosen)) if (value) query.set(name, value);
+      const rows = await api("GET", `/v1/runs?${query}`);
+      const filtered = Boolean(chosen.status || chosen.extractor);
       const runs = rows.slice(0, size);
       $("#run-table tbody").replaceChildren(...runs.map((r) =>
         el("tr", {},
@@ -1174,8 +1180,8 @@ pages.runs = () => {
           el("td", {}, el("progress", { max: "1", value: String(r.progress), "aria-label": `progress of run ${r.id.slice(0, 8)}` })),
           el("td", { text: String(r.entities_found) }),
           el("td", { text: when(r.created_at) }))));
-      $("#run-empty").hidden = runs.length > 0 || offset > 0 || status !== "";
-      $("#run-nomatch").hidden = runs.length > 0 || offset > 0 || status === "";
+      $("#run-empty").hidden = runs.length > 0 || offset > 0 || filtered;
+      $("#run-nomatch").hidden = runs.length > 0 || offset > 0 || !filtered;
       loaded();
       $("#prev").disabled = offset === 0;
       $("#next").disabled = rows.length <= size;
@@ -1528,10 +1534,24 @@ pages.usage = () => {
         el("td", { text: String(u.prompt_tokens) }), el("td", { text: String(u.completion_tokens) }))));
     $("#stored-usage-empty").hidden = rows.length > 0;
   }
+  async function limits() {
+    // GET /v1/usage/limits: the owner's row, then each of its live keys'; read-only here.
+    const rows = await api("GET", "/v1/usage/limits");
+    const none = "no limit";
+    $("#limits-table tbody").replaceChildren(...rows.map((row) => {
+      const l = row.limits || {};
+      const who = row.subject.startsWith("owner:") ? "all your keys together" : `key ${row.name ? `${row.name} · ` : ""}${row.subject.slice(4)}`;
+      const budget = l.budget_usd == null ? none : `${usd.format(l.budget_usd)} a ${l.budget_period}`;
+      return el("tr", { "data-subject": row.subject },
+        el("td", { text: who }), el("td", { text: l.rpm == null ? none : String(l.rpm) }),
+        el("td", { text: l.tpm == null ? none : String(l.tpm) }), el("td", { text: budget }),
+        el("td", { text: l.lifetime_usd == null ? none : usd.format(l.lifetime_usd) }));
+    }));
+  }
   async function load() {
     delete body.dataset.ready;
     showError("usage-error", null);
-    try { await Promise.all([ledger(), stored()]); } catch (error) { showError("usage-error", error); }
+    try { await Promise.all([ledger(), stored(), limits()]); } catch (error) { showError("usage-error", error); }
     loaded();
     body.dataset.ready = "true";
   }
