@@ -489,15 +489,15 @@ def test_extraction_run_cancel_resume_and_highlights(
     page.get_by_label("Status", exact=True).select_option("completed")
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
     # So is the extractor filter (a run's kind); Back brings the previous choice back.
-    used = run["extractor"].split()[0].removeprefix("genkeep-")
-    other = "llm" if used != "llm" else "builtin"
-    page.get_by_label("Extractor").select_option(used)
-    expect(page).to_have_url(re.compile(rf"\?status=completed&extractor={used}$"))
+    chosen = run["extractor"].split()[0].removeprefix("genkeep-")
+    unused = "llm" if chosen != "llm" else "builtin"
+    page.get_by_label("Extractor").select_option(chosen)
+    expect(page).to_have_url(re.compile(rf"\?status=completed&extractor={chosen}$"))
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
-    page.get_by_label("Extractor").select_option(other)
+    page.get_by_label("Extractor").select_option(unused)
     expect(page.locator("#run-nomatch")).to_be_visible()
     page.go_back()
-    expect(page.get_by_label("Extractor")).to_have_value(used)
+    expect(page.get_by_label("Extractor")).to_have_value(chosen)
     expect(page.locator("#run-table tbody tr")).to_have_count(1)
 
 
