@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from genkeep.config import Settings
+from genkeep.db.models import UsageEntry
 from genkeep.db.spend import Limits
 from genkeep.services import Services
 from tests.support.in_process import in_process
@@ -101,6 +103,16 @@ async def test_the_caller_and_its_stored_usage_are_its_own(
     assert set(by_source) == {"generated", "edited"}
     assert by_source["generated"]["results"] == 1 and by_source["edited"]["results"] == 1
     assert by_source["generated"]["profile"] == "default"
+    # The stored result's tokens are the ones its call was charged (counted at the ledger).
+    async with services.database.reading() as session:
+        [call] = (
+            await session.execute(select(UsageEntry).where(UsageEntry.hit.is_(False)))
+        ).scalars()
+    assert (call.prompt_tokens, call.completion_tokens) == (
+        by_source["generated"]["prompt_tokens"],
+        by_source["generated"]["completion_tokens"],
+    )
+    assert call.completion_tokens > 0
     assert (await client.get("/v1/me/stored-usage", headers=bob)).json() == []  # I3
 
 

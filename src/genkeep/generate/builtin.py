@@ -71,7 +71,14 @@ class BuiltinGenerator(BuiltinEmbedder):
     async def generate(self, prompt: str, profile: GeneratorProfile) -> Generation:
         if profile.latency_ms:
             await asyncio.sleep(profile.latency_ms / 1000)
-        return Generation(content=render(prompt, profile.model), model=profile.model)
+        content = render(prompt, profile.model)
+        # Counted as its chat does (words), so a stored result says what the ledger charged.
+        return Generation(
+            content=content,
+            model=profile.model,
+            prompt_tokens=len(prompt.split()),
+            completion_tokens=len(content.split()),
+        )
 
     async def chat(
         self, call: ChatCall, profile: GeneratorProfile, on_delta: OnDelta | None = None
