@@ -425,6 +425,19 @@ def test_extraction_run_cancel_resume_and_highlights(
     assert 0 < stopped["batches_done"] < stopped["total_batches"]
     shot(page, backend, "run-cancelled")
 
+    # A dropped stream (a server restarting, a network blip) is asked again, not given up:
+    # this tab still follows the resume below.
+    dropped: list[str] = []
+
+    def drop(route: Route) -> None:
+        dropped.append(route.request.url)
+        route.abort()
+
+    events_url = f"**/v1/runs/{run_id}/events*"
+    page.route(events_url, drop)
+    wait_for(page, lambda: len(dropped) >= 2, timeout_s=20)
+    page.unroute(events_url)
+
     # Another tab resumes the run: this tab follows it to the end, and offers no Resume.
     other = page.context.new_page()
     other.goto(f"{server.url}/console/runs/{run_id}")

@@ -1294,7 +1294,13 @@ pages.run = () => {
         workersSoon();
         if (change.status === "completed") await completed();
       }, { lastEventId: lastSeq, signal: controller.signal });
-    } catch (error) { showError("page-error", error); return; }
+    } catch (error) {
+      if (controller.signal.aborted || notFound(error, "run", "/console/runs")) return;
+      showError("page-error", error);
+      // A dropped connection or a restarting server: asked again, after the last event seen.
+      if (stream === controller) again = setTimeout(live, 2 * WATCH_STOPPED_MS);
+      return;
+    }
     if (stream === controller && !controller.signal.aborted && body.dataset.runStatus !== "completed") {
       again = setTimeout(live, WATCH_STOPPED_MS);
     }
