@@ -25,6 +25,7 @@ from genkeep.db.models import (
     ArtifactLatest,
     JobEvent,
     LlmAnswer,
+    LlmFlight,
     Result,
     Run,
     RunBatch,
@@ -237,6 +238,25 @@ async def test_llm_cache_entries_expire_after_their_ttl(services: Services) -> N
     with_settings(services, llm_cache_ttl_s=HOUR)
     assert (await apply_retention(services, batch=10))["llm_cache"] == 1
     assert await count(services, LlmAnswer) == 1
+
+
+async def test_a_dead_leaders_llm_flight_is_swept_an_hour_after_its_lease(
+    services: Services,
+) -> None:
+    cache = DbLlmCache(services.database, ttl_s=HOUR)
+    dead, late, live = "d" * 64, "e" * 64, "f" * 64
+    for key in (dead, late, live):
+        assert await cache.claim(key, f"leader-{key[0]}", lease_s=60)
+    # The leaders of two died: one's lease ended two hours ago, the other's ten minutes ago.
+    await age(services, LlmFlight, "lease_expires_at", LlmFlight.request_hash, [dead], 2 * HOUR)
+    await age(services, LlmFlight, "lease_expires_at", LlmFlight.request_hash, [late], 600)
+    assert (await apply_retention(services, batch=10))["llm_flights"] == 1
+    async with services.database.reading() as session:
+        left = set((await session.execute(select(LlmFlight.request_hash))).scalars())
+    assert left == {late, live}
+    # Nothing of the dead flight is left to take over: the next caller leads afresh.
+    assert await cache.claim(dead, "next", lease_s=60)
+    assert not await cache.claim(live, "intruder", lease_s=60)
 
 
 async def test_results_stay_by_default_and_a_profile_caps_versions_or_age(

@@ -20,6 +20,7 @@ from genkeep.db.database import Database
 from genkeep.db.models import (
     JobEvent,
     LlmAnswer,
+    LlmFlight,
     Prompt,
     Result,
     Run,
@@ -169,6 +170,23 @@ class RetentionStore:
             .limit(limit)
         )
         return await self._delete(LlmAnswer, LlmAnswer.request_hash, picked)
+
+    async def delete_dead_llm_flights(self, older_s: float, limit: int) -> int:
+        """LLM-call flights whose leader died (its lease ended ``older_s`` ago) and that no
+        caller took over: a live flight renews its lease, a finished one is deleted."""
+        ended = LlmFlight.lease_expires_at < self._before(older_s)
+        picked = select(LlmFlight.request_hash).where(ended).limit(limit)
+        async with self.db.transaction() as session:
+            keys = list((await session.execute(picked)).scalars())
+            if keys:
+                # The lease is checked again: a caller taking the flight over in between
+                # has renewed it, and keeps it.
+                await session.execute(
+                    delete(LlmFlight)
+                    .where(LlmFlight.request_hash.in_(keys), ended)
+                    .execution_options(synchronize_session=False)
+                )
+        return len(keys)
 
     async def delete_results(
         self, profile: str, *, keep_versions: int | None, keep_days: float | None, limit: int

@@ -14,6 +14,9 @@ from genkeep.services import Services
 
 log = logging.getLogger(__name__)
 
+# How long after its lease ended an LLM-call flight nobody took over is deleted.
+DEAD_FLIGHT_S = 3600.0
+
 
 async def apply_retention(
     services: Services, batch: int, renew: Callable[[], Awaitable[None]] | None = None
@@ -39,6 +42,8 @@ async def apply_retention(
         "tasks": lambda: store.delete_finished_tasks(settings.retention_tasks_s, batch),
         "run_batches": lambda: store.delete_run_batches(settings.retention_run_batches_s, batch),
         "llm_cache": lambda: store.delete_llm_answers(settings.llm_cache_ttl_s, batch),
+        # A flight's row outlives a leader killed mid-call; an hour after its lease it is dead.
+        "llm_flights": lambda: store.delete_dead_llm_flights(DEAD_FLIGHT_S, batch),
     }
     if settings.retention_task_events_s is not None:
         events_s = settings.retention_task_events_s
