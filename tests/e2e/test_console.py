@@ -34,6 +34,7 @@ from genkeep.db.types import utcnow
 from tests.conftest import process_env
 from tests.integration.test_duplicates import _drop_unique_key
 from tests.integration.test_ops_api import prompt_rows
+from tests.support.console_modules import closure
 from tests.support.jobs import confirmed_job, export_markdown
 from tests.support.server import Server, run_cli
 
@@ -939,6 +940,27 @@ def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: 
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#prompt-nomatch")).to_contain_text("No prompt matches “zebras”")
     expect(page.locator("#prompt-empty")).to_be_hidden()
+
+
+@BROWSER_ONLY
+def test_each_page_loads_its_own_modules_and_no_others(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    loaded: set[str] = set()
+    page.on(
+        "request",
+        lambda r: loaded.add(r.url.split("/console/static/")[1]) if "/static/" in r.url else None,
+    )
+    for path, name, ready in (
+        ("/console/jobs", "jobs", "body[data-loaded]"),
+        ("/console/runs/nope", "run", "#page-error"),
+        ("/console/usage", "usage", "body[data-ready]"),
+    ):
+        loaded.clear()
+        page.goto(server.url + path)
+        expect(page.locator(ready)).to_have_count(1)
+        assert loaded == closure(f"pages/{name}.js") | {"console.css"}, path
 
 
 @BROWSER_ONLY

@@ -248,7 +248,7 @@ def test_405_lists_every_method_of_the_path(edge: Edge) -> None:
             ("GET", "/v1/chat/completions"): {"POST"},
             ("POST", "/v1/models"): {"GET"},
             ("PUT", "/v1/jobs/x"): {"GET", "PATCH", "DELETE"},
-            ("POST", "/console/static/console.js"): {"GET", "HEAD"},
+            ("POST", "/console/static/core/api.js"): {"GET", "HEAD"},
         }
         for (method, path), methods in expected.items():
             answer = client.request(method, path)

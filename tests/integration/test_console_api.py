@@ -13,6 +13,7 @@ from genkeep.config import Settings
 from genkeep.db.models import UsageEntry
 from genkeep.db.spend import Limits
 from genkeep.services import Services
+from tests.support.console_modules import modules
 from tests.support.in_process import in_process
 
 
@@ -57,13 +58,37 @@ async def test_console_pages_and_assets_come_from_the_package(
     client, _ = app_client
     root = await client.get("/")
     assert root.status_code == 307 and root.headers["location"] == "/console"
-    for path in ("/console", "/console/prompts", "/console/jobs", "/console/runs", "/console/ops"):
+    pages = {
+        "/console": "generate",
+        "/console/prompts": "prompts",
+        "/console/jobs": "jobs",
+        "/console/jobs/any": "job",
+        "/console/tasks/any": "task",
+        "/console/runs": "runs",
+        "/console/runs/any": "run",
+        "/console/usage": "usage",
+        "/console/ops": "ops",
+        "/console/login": "login",
+        "/console/nowhere": "notfound",
+    }
+    for path, name in pages.items():
         page = await client.get(path)
-        assert page.status_code == 200, path
-        assert 'src="/console/static/console.js"' in page.text
+        assert page.status_code == (404 if name == "notfound" else 200), path
+        # One module per page, which imports the shared ones (tests/unit/test_console_modules).
+        scripts = re.findall(r"<script[^>]*>", page.text)
+        assert scripts == [f'<script type="module" src="/console/static/pages/{name}.js">'], path
         assert "http://" not in page.text.split("<footer>")[0]  # no CDN or other host
-    script = await client.get("/console/static/console.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    for module in modules():
+        script = await client.get(f"/console/static/{module}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        # Asked again on each use, so a page never runs a cached module beside a newer one.
+        assert script.headers["cache-control"] == "no-cache", module
+        again = await client.get(
+            f"/console/static/{module}", headers={"If-None-Match": script.headers["etag"]}
+        )
+        assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
+    style = await client.get("/console/static/console.css")
+    assert style.status_code == 200 and style.headers["cache-control"] == "no-cache"
     sample = await client.get("/console/samples/ontology")
     assert sample.status_code == 200 and "owl:Ontology" in sample.text
     assert (await client.get("/console/samples/secrets")).status_code == 404

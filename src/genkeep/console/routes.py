@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+from starlette.types import Scope
 
 from genkeep import __version__
 from genkeep.console.headers import SecurityHeaders
@@ -131,6 +134,22 @@ async def not_found_page(request: Request, path: str) -> HTMLResponse:
     return answer
 
 
+class ConsoleFiles(StaticFiles):
+    """The console's modules and stylesheet, asked again on every use (``no-cache``; a 304 when
+    unchanged): a page never runs modules of two releases, one fresh and one cached."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 root = APIRouter(include_in_schema=False)
 
 
@@ -143,7 +162,7 @@ def install(app: FastAPI) -> None:
     """Serve the console pages, its static files (from the package), the / redirect, and the
     browser pages' security headers."""
     # The static files first: the router's catch-all not-found page would take their paths.
-    app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    app.mount("/console/static", ConsoleFiles(directory=HERE / "static"), name="console-static")
     app.include_router(router)
     app.include_router(root)
     # Outermost: the pages' headers are on every answer, an error's too.
