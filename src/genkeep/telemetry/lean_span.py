@@ -33,6 +33,7 @@ from opentelemetry.util.types import AnyValue, Attributes
 # The four flag bytes a span can get (sampled or not, random trace id or not), made once.
 _FLAGS = {(s, r): TraceFlags(s | r) for s in (0, TraceFlags.SAMPLED) for r in (0, 2)}
 _UNSET = Status(StatusCode.UNSET)
+_ROOT = trace.INVALID_SPAN_CONTEXT
 
 
 class LeanSpans:
@@ -57,9 +58,12 @@ class LeanSpans:
     def start(
         self, name: str, parent: Context | None, kind: SpanKind, attributes: dict[str, AnyValue]
     ) -> trace.Span:
-        """A span under ``parent`` (else the current context), or, when the sampler drops it,
-        the ``NonRecordingSpan`` the SDK would give (its context still goes downstream)."""
-        parent_context = trace.get_current_span(parent).get_span_context()
+        """A span under ``parent`` (a root without one: whatever is current is not asked), or,
+        when the sampler drops it, the ``NonRecordingSpan`` the SDK would give (its context
+        still goes downstream)."""
+        parent_context = (
+            _ROOT if parent is None else trace.get_current_span(parent).get_span_context()
+        )
         if parent_context.is_valid:
             trace_id = parent_context.trace_id
             random_id = parent_context.trace_flags.random_trace_id

@@ -141,8 +141,17 @@ def _put_attributes(encoded: Any, attributes: Attributes) -> None:
     for key, value in attributes.items():
         pair: KeyValue = add()
         pair.key = key
+        kind = type(value)
         try:
-            _put_value(pair.value, value)
+            # The usual scalars first, without a call each.
+            if kind is str:
+                pair.value.string_value = value
+            elif kind is bool:
+                pair.value.bool_value = value
+            elif kind is int:
+                pair.value.int_value = value
+            else:
+                _put_value(pair.value, value)
         except Exception as error:
             del encoded[-1]
             log.exception("Failed to encode key %s: %s", key, error)
