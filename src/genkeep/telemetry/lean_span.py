@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Mapping
 from time import time_ns
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
@@ -124,7 +124,7 @@ class LeanSpan(trace.Span, ReadableSpan):
         self._source = source
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return cast(SpanContext, self._context)  # set at start, never None
 
     def is_recording(self) -> bool:
         return self._end_time is None

@@ -138,7 +138,8 @@ def _put_attributes(encoded: Any, attributes: Attributes) -> None:
     if not attributes:
         return
     add = encoded.add
-    for key, value in attributes.items():
+    values: Mapping[str, Any] = attributes
+    for key, value in values.items():
         pair: KeyValue = add()
         pair.key = key
         kind = type(value)
