@@ -42,7 +42,7 @@ class LeanSpans:
     def __init__(self, tracer: Tracer, scope: InstrumentationScope) -> None:
         self.sampler = tracer.sampler
         # The SDK's default sampler (parentbased_always_on): every root, and a parent's
-        # choice. Its decision is taken here without the call, which was a tenth of the span.
+        # choice. Its decision is taken here without the call (a fifth of the span's start and end).
         self.default_sampler = self.sampler is sampling.DEFAULT_ON
         self.ids = tracer.id_generator
         self.random_ids = getattr(self.ids, "is_trace_id_random", lambda: False)()
