@@ -128,9 +128,10 @@ def create_app(settings: Settings | None = None, *, hot_routes: bool = True) -> 
     app.add_middleware(FailureBoundary, retry_after_s=settings.retry_after_s)
     tracer = tracing.configure()
     app.add_middleware(RequestId, from_span=tracer is not None)  # the boundary's answers too
-    if tracer is not None:
+    spans = tracing.lean_spans()
+    if spans is not None:
         # Outermost: every request, the hot routes' included, gets its SERVER span first.
-        app.add_middleware(ServerSpans, tracer=tracer)
+        app.add_middleware(ServerSpans, spans=spans)
     for module in ROUTERS:
         app.include_router(module.router)
     install_docs(app, settings)

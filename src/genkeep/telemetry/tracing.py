@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -24,6 +24,9 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from genkeep.config import otel_service_name_set, otel_traces_endpoint
+
+if TYPE_CHECKING:
+    from genkeep.telemetry.lean_span import LeanSpans
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ _SCOPE = "genkeep"
 
 class _State:
     tracer: Tracer | None = None
+    lean: LeanSpans | None = None
     configured = False
     shutdown: Any = None
 
@@ -50,21 +54,27 @@ def configure() -> Tracer | None:
     _State.configured = True
     if not wanted():
         return None
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from genkeep import __version__
+    from genkeep.telemetry.lean_span import LeanSpans
+    from genkeep.telemetry.span_export import SpanExporter
 
     # The process too: a command's helpers and a server's workers share a service name.
     resource = Resource.create({"service.version": __version__, "process.pid": os.getpid()})
     if not otel_service_name_set():
         resource = resource.merge(Resource({"service.name": "genkeep"}))
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(SpanExporter()))
     trace.set_tracer_provider(provider)
     _State.tracer = provider.get_tracer(_SCOPE, __version__)
+    # The SDK provider's tracer is the SDK's (typed as the API's).
+    sdk_tracer = cast(SdkTracer, _State.tracer)
+    _State.lean = LeanSpans(sdk_tracer, InstrumentationScope(_SCOPE, __version__))
     _instrument_http_clients(provider)
     _State.shutdown = provider.shutdown
     # Spans still queued at exit are sent (a CLI command ends before the batch delay).
@@ -115,6 +125,11 @@ def flush() -> None:
 def tracer() -> Tracer | None:
     """The process's tracer, or None while tracing is off."""
     return _State.tracer
+
+
+def lean_spans() -> LeanSpans | None:
+    """The starter of the requests' SERVER spans (``LeanSpan``), or None while tracing is off."""
+    return _State.lean
 
 
 def span(
