@@ -18,8 +18,11 @@ from genkeep.db.database import Database
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.db.spend import Hold, Refused, SpendStore, Usage
 from genkeep.extract.limits import provider_limit
+from genkeep.errors import GenerationFailed
 from genkeep.generate.limits import ProviderLimiter
+from genkeep.generate.openai_client import ChatClient
 from tests.conftest import REPO
+from tests.support.fake_openai import FakeOpenAI, busiest_second
 
 
 def usage(cost: int, *, hit: bool = False) -> Usage:
@@ -157,3 +160,52 @@ async def test_an_extractors_model_shares_its_profiles_provider_bucket(
     # The extractor's call took from the same bucket a generation of "gpt" takes from.
     rates = BucketRates(rpm=60, tpm=None, burst_s=0)
     assert not (await RateBuckets(database).take("provider:gpt", rates)).granted
+
+
+async def test_a_provider_limit_holds_at_the_upstream_across_processes(
+    database: Database, db_url: str
+) -> None:
+    """600 RPM: callers in three processes at once, counted where the calls arrive: no second
+    of the upstream's clock, on the second or sliding, sees more than 10."""
+    profiles = {
+        "default": GeneratorProfile(),
+        "gpt": GeneratorProfile(backend="openai", model="gpt-x", rpm=600),
+    }
+    settings = Settings(database_url=db_url, profiles=profiles, _env_file=None)
+    others = [Database(db_url), Database(db_url)]
+    try:
+        with FakeOpenAI() as upstream:
+            processes = [
+                (
+                    ProviderLimiter(RateBuckets(db), settings),
+                    ChatClient(
+                        base_url=upstream.base_url,
+                        api_key="sk-test",
+                        timeout_s=30,
+                        max_retries=0,
+                        who="upstream",
+                        purpose="the test",
+                        error=GenerationFailed,
+                    ),
+                )
+                for db in (database, *others)
+            ]
+
+            async def call(i: int) -> None:
+                limiter, client = processes[i % len(processes)]
+                await client.complete(
+                    gate=lambda: limiter.acquire("gpt"),
+                    model="gpt-x",
+                    messages=[{"role": "user", "content": f"question {i}"}],
+                )
+
+            await asyncio.gather(*(call(i) for i in range(36)))
+            for _, client in processes:
+                await client.aclose()
+            times = [r.at for r in upstream.requests]
+    finally:
+        for other in others:
+            await other.dispose()
+    assert len(times) == 36
+    on_the_second, sliding = busiest_second(times)
+    assert on_the_second <= 10 and sliding <= 10, (on_the_second, sliding)
