@@ -17,8 +17,10 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.db.spend import Hold, Refused, SpendStore, Usage
-from genkeep.extract.limits import provider_limit
+from genkeep.db.upstream_windows import UpstreamWindows
 from genkeep.errors import GenerationFailed
+from genkeep.extract.limits import provider_limit
+from genkeep.generate.attempts import AttemptGate
 from genkeep.generate.limits import ProviderLimiter
 from genkeep.generate.openai_client import ChatClient
 from tests.conftest import REPO
@@ -165,8 +167,9 @@ async def test_an_extractors_model_shares_its_profiles_provider_bucket(
 async def test_a_provider_limit_holds_at_the_upstream_across_processes(
     database: Database, db_url: str
 ) -> None:
-    """600 RPM: callers in three processes at once, counted where the calls arrive: no second
-    of the upstream's clock, on the second or sliding, sees more than 10."""
+    """600 RPM: callers in three processes at once, through the OpenAI client as a generation
+    calls (its first calls included), counted where the calls arrive: no second of the
+    upstream's clock, on the second or sliding, sees more than 10."""
     profiles = {
         "default": GeneratorProfile(),
         "gpt": GeneratorProfile(backend="openai", model="gpt-x", rpm=600),
@@ -177,7 +180,16 @@ async def test_a_provider_limit_holds_at_the_upstream_across_processes(
         with FakeOpenAI() as upstream:
             processes = [
                 (
-                    ProviderLimiter(RateBuckets(db), settings),
+                    AttemptGate(
+                        windows=UpstreamWindows(db),
+                        limiter=ProviderLimiter(RateBuckets(db), settings),
+                        prompt_id=None,
+                        profile_name="gpt",
+                        profile=profiles["gpt"],
+                        tokens=0,
+                        window_s=60,
+                        most=3,
+                    ),
                     ChatClient(
                         base_url=upstream.base_url,
                         api_key="sk-test",
@@ -192,9 +204,9 @@ async def test_a_provider_limit_holds_at_the_upstream_across_processes(
             ]
 
             async def call(i: int) -> None:
-                limiter, client = processes[i % len(processes)]
+                gate, client = processes[i % len(processes)]
                 await client.complete(
-                    gate=lambda: limiter.acquire("gpt"),
+                    gate=gate,
                     model="gpt-x",
                     messages=[{"role": "user", "content": f"question {i}"}],
                 )
