@@ -43,8 +43,12 @@ class AttemptGate:
                     retry_after_s=refused,
                 )
 
-    async def turn(self) -> None:
+    async def turn(self) -> float:
         """The provider's limit, waited for once the request is built, just before it is
         sent: what the SDK does first (its first call imports and connects) is not spent
-        between the admission and the provider."""
-        await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
+        between the admission and the provider. When the admission was asked."""
+        return await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
+
+    def late(self, asked: float) -> bool:
+        """Whether the call admitted when ``asked`` would now reach the provider too late."""
+        return self.limiter.late(asked)

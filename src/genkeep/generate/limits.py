@@ -50,17 +50,23 @@ class ProviderLimiter:
         tpm = None if profile.tpm is None else profile.tpm / stretch
         return BucketRates(rpm, tpm, _PROVIDER_BURST_S)
 
-    async def acquire(self, profile: str, tokens: int = 0) -> None:
-        """Wait for the profile's provider limit to admit one call of ``tokens`` tokens."""
+    async def acquire(self, profile: str, tokens: int = 0) -> float:
+        """Wait for the profile's provider limit to admit one call of ``tokens`` tokens; when
+        its admission was asked (``time.monotonic()``, for ``late``)."""
         found = self.settings.profiles.get(profile)
         if found is None:
             raise UnknownProfile(f"unknown profile {profile!r}")
-        await self.acquire_for(profile, found, tokens)
+        return await self.acquire_for(profile, found, tokens)
 
-    async def acquire_for(self, name: str, profile: GeneratorProfile, tokens: int = 0) -> None:
+    def late(self, asked: float) -> bool:
+        """Whether a call admitted when ``asked`` is now later than the slack allows."""
+        slack = self.settings.provider_limit_slack_s
+        return bool(asked and slack and time.monotonic() - asked > slack)
+
+    async def acquire_for(self, name: str, profile: GeneratorProfile, tokens: int = 0) -> float:
         """``acquire`` for a profile already looked up."""
         if profile.rpm is None and profile.tpm is None:
-            return
+            return 0.0
         rates = self.rates(profile)
         bucket = f"provider:{name}"
         slack = self.settings.provider_limit_slack_s
@@ -71,7 +77,7 @@ class ProviderLimiter:
             if taken.granted:
                 late = time.monotonic() - asked
                 if not slack or late <= slack:
-                    return
+                    return asked
                 if voids >= _MOST_VOIDS:
                     log.warning(
                         "provider admissions of %s keep coming back late (%.3fs, slack %gs): "
@@ -80,7 +86,7 @@ class ProviderLimiter:
                         late,
                         slack,
                     )
-                    return
+                    return time.monotonic()
                 # Void: its turn goes unused (given back, it would let a call through now,
                 # next to the one after it); its tokens are given back.
                 voids += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import json
 import random
 import time
@@ -40,15 +41,31 @@ _RETRIED_STATUSES = frozenset({408, 409, 429})
 # A Retry-After longer than this is not waited out inside a request: the error goes back.
 MAX_RETRY_AFTER_S = 60.0
 _BACKOFF_BASE_S, _BACKOFF_MAX_S = 0.5, 8.0
-# The provider's turn of the attempt being made (``AttemptGate.turn``), waited for by the
-# HTTP client's request hook: as late as the request can be held back.
-_TURN: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("genkeep_turn", default=None)
+# The gate of the attempt being made, whose provider's turn (``AttemptGate.turn``) the HTTP
+# client's request hook waits for: as late as the request can be held back.
+_TURN: ContextVar[AttemptGate | None] = ContextVar("genkeep_turn", default=None)
+_SENDING = "send_request_headers.started"  # httpcore's trace event (http11., http2.)
 
 
 async def _take_turn(request: Any) -> None:
-    turn = _TURN.get()
-    if turn is not None:
-        await turn()
+    gate = _TURN.get()
+    if gate is None:
+        return
+    asked = await gate.turn()
+    traced = request.extensions.get("trace")
+
+    async def sending(event: str, info: dict[str, Any]) -> None:
+        nonlocal asked
+        if traced is not None:
+            result = traced(event, info)
+            if inspect.isawaitable(result):
+                await result
+        if event.endswith(_SENDING) and gate.late(asked):
+            # The connection took longer than the slack (a first call's, a new one's): the
+            # turn is taken again now, with the connection up.
+            asked = await gate.turn()
+
+    request.extensions["trace"] = sending
 
 
 def _http_client() -> Any:
@@ -160,7 +177,7 @@ class ChatClient:
                     if last is not None:
                         raise last.error from None
                     raise
-            turned = _TURN.set(gate.turn if isinstance(gate, AttemptGate) else None)
+            turned = _TURN.set(gate if isinstance(gate, AttemptGate) else None)
             try:
                 with self._mapped_errors(retrying=attempt < self._max_retries):
                     return await call()
