@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -221,3 +222,36 @@ async def test_a_provider_limit_holds_at_the_upstream_across_processes(
     assert len(times) == 36
     on_the_second, sliding = busiest_second(times)
     assert on_the_second <= 10 and sliding <= 10, (on_the_second, sliding)
+
+
+async def test_takes_waiting_together_go_in_one_statement_and_stay_exact(
+    database: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Database(db_url)
+    try:
+        statements = 0
+        for db in (database, other):
+            write = db.driver.write_transient
+
+            async def counted(*args: Any, write: Any = write) -> Any:
+                nonlocal statements
+                statements += 1
+                return await write(*args)
+
+            monkeypatch.setattr(db.driver, "write_transient", counted)
+        buckets = [RateBuckets(database), RateBuckets(other)]
+        # 100 deep, refilled at 0.1 a second: what the takes below leave is what they took.
+        rates = BucketRates(rpm=6, tpm=None, burst_s=1000)
+        first = await asyncio.gather(
+            *(buckets[i % 2].take("rate:key:k1", rates) for i in range(40))
+        )
+        assert all(t.granted for t in first)
+        assert statements < 40  # each process's waiting takes went together
+        # 60 left (and a refill too small to make a 61st): of 70 more, exactly 60 pass.
+        second = await asyncio.gather(
+            *(buckets[i % 2].take("rate:key:k1", rates) for i in range(70))
+        )
+        assert sum(t.granted for t in second) == 60
+        assert all(t.wait_s > 0 for t in second if not t.granted)
+    finally:
+        await other.dispose()
