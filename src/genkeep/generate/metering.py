@@ -2,10 +2,11 @@
 
 A request's caller (``core.caller``) may have limits, its key's and its owner's
 (``db.spend``). Requests per minute are counted as a request arrives (hits too when
-``GENKEEP_LIMITS_COUNT_HITS``); a generator call is admitted by reserving its most cost on
-every budget and its tokens per minute, and settled with what it really cost. A caller with
-no limits costs no database round trip: every subject's limits are read at once, and kept
-for GENKEEP_LIMITS_CACHE_S.
+``GENKEEP_LIMITS_COUNT_HITS``; on the hot routes beside the stored answer's read,
+``counted``); a generator call is admitted by reserving its most cost on every budget and
+its tokens per minute, and settled with what it really cost. A caller with no limits costs
+no database round trip: every subject's limits are read at once, and kept for
+GENKEEP_LIMITS_CACHE_S.
 """
 
 from __future__ import annotations
