@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     upstream_window_attempts: int = Field(default=3, ge=1)
     # Seconds' worth of a per-minute limit a bucket holds: 1 lets RPM/60 through at once.
     rate_limit_burst_s: float = Field(default=1.0, gt=0)
+    # How much later than another call admitted after it a call may reach the provider while
+    # no second of the provider's sees more than its RPM/60: provider calls are spaced
+    # 60/RPM x (1 + this) apart (a tenth of a second costs 9 % of the provider's rate), and an
+    # admission that came back later than this is void (generate.limits).
+    provider_limit_slack_s: float = Field(default=0.1, ge=0, le=1)
     # Whether a cache hit counts toward a key's requests per minute (it never spends budget).
     limits_count_hits: bool = True
     # Seconds a process trusts the limits it read: a change reaches every process within it.

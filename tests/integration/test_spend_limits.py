@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,9 +18,14 @@ from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.db.spend import Hold, Refused, SpendStore, Usage
+from genkeep.db.upstream_windows import UpstreamWindows
+from genkeep.errors import GenerationFailed
 from genkeep.extract.limits import provider_limit
+from genkeep.generate.attempts import AttemptGate
 from genkeep.generate.limits import ProviderLimiter
+from genkeep.generate.openai_client import ChatClient
 from tests.conftest import REPO
+from tests.support.fake_openai import FakeOpenAI, busiest_second
 
 
 def usage(cost: int, *, hit: bool = False) -> Usage:
@@ -157,3 +163,95 @@ async def test_an_extractors_model_shares_its_profiles_provider_bucket(
     # The extractor's call took from the same bucket a generation of "gpt" takes from.
     rates = BucketRates(rpm=60, tpm=None, burst_s=0)
     assert not (await RateBuckets(database).take("provider:gpt", rates)).granted
+
+
+async def test_a_provider_limit_holds_at_the_upstream_across_processes(
+    database: Database, db_url: str
+) -> None:
+    """600 RPM: callers in three processes at once, through the OpenAI client as a generation
+    calls (its first calls included), counted where the calls arrive: no second of the
+    upstream's clock, on the second or sliding, sees more than 10."""
+    profiles = {
+        "default": GeneratorProfile(),
+        "gpt": GeneratorProfile(backend="openai", model="gpt-x", rpm=600),
+    }
+    settings = Settings(database_url=db_url, profiles=profiles, _env_file=None)
+    others = [Database(db_url), Database(db_url)]
+    try:
+        with FakeOpenAI() as upstream:
+            processes = [
+                (
+                    AttemptGate(
+                        windows=UpstreamWindows(db),
+                        limiter=ProviderLimiter(RateBuckets(db), settings),
+                        prompt_id=None,
+                        profile_name="gpt",
+                        profile=profiles["gpt"],
+                        tokens=0,
+                        window_s=60,
+                        most=3,
+                    ),
+                    ChatClient(
+                        base_url=upstream.base_url,
+                        api_key="sk-test",
+                        timeout_s=30,
+                        max_retries=0,
+                        who="upstream",
+                        purpose="the test",
+                        error=GenerationFailed,
+                    ),
+                )
+                for db in (database, *others)
+            ]
+
+            async def call(i: int) -> None:
+                gate, client = processes[i % len(processes)]
+                await client.complete(
+                    gate=gate,
+                    model="gpt-x",
+                    messages=[{"role": "user", "content": f"question {i}"}],
+                )
+
+            await asyncio.gather(*(call(i) for i in range(36)))
+            for _, client in processes:
+                await client.aclose()
+            times = [r.at for r in upstream.requests]
+    finally:
+        for other in others:
+            await other.dispose()
+    assert len(times) == 36
+    on_the_second, sliding = busiest_second(times)
+    assert on_the_second <= 10 and sliding <= 10, (on_the_second, sliding)
+
+
+async def test_takes_waiting_together_go_in_one_statement_and_stay_exact(
+    database: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Database(db_url)
+    try:
+        statements = 0
+        for db in (database, other):
+            write = db.driver.write_transient
+
+            async def counted(*args: Any, write: Any = write) -> Any:
+                nonlocal statements
+                statements += 1
+                return await write(*args)
+
+            monkeypatch.setattr(db.driver, "write_transient", counted)
+        buckets = [RateBuckets(database), RateBuckets(other)]
+        # 100 deep, refilled at 0.1 a second: what the takes below leave is what they took.
+        rates = BucketRates(rpm=6, tpm=None, burst_s=1000)
+        first = await asyncio.gather(
+            *(buckets[i % 2].take("rate:key:k1", rates) for i in range(40))
+        )
+        assert all(t.granted for t in first)
+        assert statements < 40  # each process's waiting takes went together
+        # 60 left (and a refill too small to make a 61st): of 70 more, exactly 60 pass.
+        second = await asyncio.gather(
+            *(buckets[i % 2].take("rate:key:k1", rates) for i in range(70))
+        )
+        assert sum(t.granted for t in second) == 60
+        assert all(t.wait_s > 0 for t in second if not t.granted)
+    finally:
+        await other.dispose()

@@ -10,7 +10,7 @@ import re
 import struct
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -509,3 +509,16 @@ def _error_body(code: int, message: str) -> bytes:
     )
     error = {"message": message, "type": kind, "param": None, "code": None}
     return json.dumps({"error": error}).encode()
+
+
+def busiest_second(times: list[float], width: float = 1.0) -> tuple[int, int]:
+    """The most arrivals in one whole second of the clock (``int(t)``), and in any window of
+    ``width`` seconds sliding over them: what a provider counting either way would see."""
+    ordered = sorted(times)
+    on_the_second = max(Counter(int(t) for t in ordered).values(), default=0)
+    sliding = first = 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= width:
+            first += 1
+        sliding = max(sliding, last - first + 1)
+    return on_the_second, sliding

@@ -4,11 +4,14 @@ One statement, ``INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING``, cre
 or refills it by the database's clock, and takes from it only if both its requests and its
 tokens suffice, so processes cannot overdraw it between a check and a charge: the row lock
 (PostgreSQL) or the write lock (SQLite) orders them. The driver runs it alone (on PostgreSQL
-in autocommit, one round trip); only a refusal reads the bucket again, for the wait.
+in autocommit, one round trip); only a refusal reads the bucket again, for the wait. The
+one-request takes of a bucket that arrive in a process while its statement is out go in the
+next statement together (a hot key's hits: one statement for many, each still counted).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +62,15 @@ class Taken:
     wait_s: float
 
 
+# The takes waiting for a bucket's next statement, and the loop of the task serving them.
+_Queue = tuple[asyncio.AbstractEventLoop, list[asyncio.Future[Taken]]]
+
+
+def _settle(waiting: asyncio.Future[Taken], taken: Taken) -> None:
+    if not waiting.done():  # its caller may have given up
+        waiting.set_result(taken)
+
+
 def _least(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
     return case((a < b, a), else_=b)
 
@@ -68,6 +80,9 @@ class RateBuckets:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        # One-request takes waiting per bucket, and the tasks serving them.
+        self._queues: dict[tuple[str, BucketRates], _Queue] = {}
+        self._draining: set[asyncio.Task[None]] = set()
         now = database.driver.epoch()
         table: Table = RateBucket.__table__  # type: ignore[assignment]
         # Constants written out, not bound: the drivers pass the statements' own parameters only.
@@ -123,13 +138,72 @@ class RateBuckets:
             )
         )
 
-    @completes_when_cancelled
     async def take(
         self, name: str, rates: BucketRates, tokens: float = 0.0, requests: float = 1.0
     ) -> Taken:
         """Take ``requests`` and ``tokens`` if the bucket has both; else say how long to wait."""
-        params = {
-            "wanted": float(requests),
+        if tokens or requests != 1.0:
+            return await self._take_alone(name, rates, tokens, requests)
+        # One request (a hit's): joined to the takes of this bucket waiting in this process.
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[Taken] = loop.create_future()
+        key = (name, rates)
+        found = self._queues.get(key)
+        if found is None or found[0] is not loop:  # (a queue of a loop since closed: left)
+            found = self._queues[key] = (loop, [])
+            drain = loop.create_task(self._drain(key, found))
+            self._draining.add(drain)
+            drain.add_done_callback(self._draining.discard)
+        found[1].append(waiting)
+        return await waiting
+
+    async def _drain(self, key: tuple[str, BucketRates], found: _Queue) -> None:
+        """Serve a bucket's one-request takes: those that arrived while a statement was out go
+        together in the next (their own task: a caller's cancel does not stop the others)."""
+        name, rates = key
+        queue = found[1]
+        try:
+            while batch := [waiting for waiting in queue if not waiting.done()]:
+                queue.clear()
+                try:
+                    await self._serve(name, rates, batch)
+                except Exception as exc:  # the database's error is each caller's
+                    for waiting in batch:
+                        if not waiting.done():
+                            waiting.set_exception(exc)
+        finally:
+            # No await since the queue was seen empty: none is lost.
+            if self._queues.get(key) is found:
+                del self._queues[key]
+
+    async def _serve(
+        self, name: str, rates: BucketRates, batch: list[asyncio.Future[Taken]]
+    ) -> None:
+        """``len(batch)`` requests in one statement if the bucket has them all; else one by
+        one until one is refused: the bucket had less than a request then, so the rest are
+        refused with it. Every request given is taken in the database, so it stays exact."""
+        count = len(batch)
+        if 1 < count <= rates.request_capacity():
+            row = await self.db.driver.write_transient(
+                self._take, self._params(name, rates, 0.0, float(count))
+            )
+            if row is not None:
+                for place, waiting in enumerate(batch):
+                    left = row["requests"] + (count - 1 - place)
+                    _settle(waiting, Taken(True, left, row["tokens"], 0.0))
+                return
+        for place, waiting in enumerate(batch):
+            taken = await self._take_now(name, rates, 0.0, 1.0)
+            if not taken.granted:
+                for refused in batch[place:]:
+                    _settle(refused, taken)
+                return
+            _settle(waiting, taken)
+
+    @staticmethod
+    def _params(name: str, rates: BucketRates, tokens: float, requests: float) -> dict[str, Any]:
+        return {
+            "wanted": requests,
             "bucket": name,
             "req_cap": rates.request_capacity(),
             "req_rate": (rates.rpm if rates.rpm is not None else UNLIMITED) / 60,
@@ -137,6 +211,17 @@ class RateBuckets:
             "tok_rate": (rates.tpm if rates.tpm is not None else UNLIMITED) / 60,
             "cost": float(tokens),
         }
+
+    @completes_when_cancelled
+    async def _take_alone(
+        self, name: str, rates: BucketRates, tokens: float, requests: float
+    ) -> Taken:
+        return await self._take_now(name, rates, tokens, requests)
+
+    async def _take_now(
+        self, name: str, rates: BucketRates, tokens: float, requests: float
+    ) -> Taken:
+        params = self._params(name, rates, tokens, float(requests))
         driver = self.db.driver
         row = await driver.write_transient(self._take, params)
         if row is not None:

@@ -1,6 +1,7 @@
 """The gate every upstream attempt of a generation passes (``openai_client.ChatClient``):
-the prompt's attempt window, then the provider's limit. The claim protocol sets it for the
-call it leads; a context variable carries it to the client through any backend."""
+the prompt's attempt window before the attempt, then the provider's limit as its request
+goes out. The claim protocol sets it for the call it leads; a context variable carries it
+to the client through any backend."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class AttemptGate:
     most: int
 
     async def __call__(self) -> None:
+        """The prompt's attempt window: raises if it is spent."""
         if self.prompt_id is not None:
             refused = await self.windows.admit(self.prompt_id, self.window_s, self.most)
             if refused is not None:
@@ -40,4 +42,13 @@ class AttemptGate:
                     f"made in the last {self.window_s:g}s",
                     retry_after_s=refused,
                 )
-        await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
+
+    async def turn(self) -> float:
+        """The provider's limit, waited for once the request is built, just before it is
+        sent: what the SDK does first (its first call imports and connects) is not spent
+        between the admission and the provider. When the admission was asked."""
+        return await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
+
+    def late(self, asked: float) -> bool:
+        """Whether the call admitted when ``asked`` would now reach the provider too late."""
+        return self.limiter.late(asked)

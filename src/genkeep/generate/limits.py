@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
@@ -18,10 +19,17 @@ from genkeep.errors import UnknownProfile
 
 log = logging.getLogger(__name__)
 
-# A provider bucket holds one request: admissions are spaced 60/RPM apart, so no second (of
-# the provider's clock or any other) sees more than RPM/60 calls.
+# A provider bucket holds one request: no burst, admissions are spaced 60/RPM x (1 + slack)
+# apart by the database's clock. A call reaches the provider some time after its admission
+# (the take's way back, the process's own delays), so a 1 s window of the provider's clock
+# holds calls admitted over 1 s plus the spread of those delays: the spacing's slack covers
+# a spread up to GENKEEP_PROVIDER_LIMIT_SLACK_S, and an admission that took longer than that
+# to come back is void (its turn unused), so the spread stays under it.
 _PROVIDER_BURST_S = 0.0
 _LEAST_WAIT_S = 0.002
+# A process whose admissions keep coming back late would never call: after this many voids
+# in a row it calls anyway (logged), so a stalled machine slows down rather than stops.
+_MOST_VOIDS = 3
 
 
 class ProviderLimiter:
@@ -35,22 +43,56 @@ class ProviderLimiter:
         found = self.settings.profiles.get(profile)
         return found is not None and (found.rpm is not None or found.tpm is not None)
 
-    async def acquire(self, profile: str, tokens: int = 0) -> None:
-        """Wait for the profile's provider limit to admit one call of ``tokens`` tokens."""
+    def rates(self, profile: GeneratorProfile) -> BucketRates:
+        """The profile's bucket: its rates less the slack's share, one call deep."""
+        stretch = 1 + self.settings.provider_limit_slack_s
+        rpm = None if profile.rpm is None else profile.rpm / stretch
+        tpm = None if profile.tpm is None else profile.tpm / stretch
+        return BucketRates(rpm, tpm, _PROVIDER_BURST_S)
+
+    async def acquire(self, profile: str, tokens: int = 0) -> float:
+        """Wait for the profile's provider limit to admit one call of ``tokens`` tokens; when
+        its admission was asked (``time.monotonic()``, for ``late``)."""
         found = self.settings.profiles.get(profile)
         if found is None:
             raise UnknownProfile(f"unknown profile {profile!r}")
-        await self.acquire_for(profile, found, tokens)
+        return await self.acquire_for(profile, found, tokens)
 
-    async def acquire_for(self, name: str, profile: GeneratorProfile, tokens: int = 0) -> None:
+    def late(self, asked: float) -> bool:
+        """Whether a call admitted when ``asked`` is now later than the slack allows."""
+        slack = self.settings.provider_limit_slack_s
+        return bool(asked and slack and time.monotonic() - asked > slack)
+
+    async def acquire_for(self, name: str, profile: GeneratorProfile, tokens: int = 0) -> float:
         """``acquire`` for a profile already looked up."""
         if profile.rpm is None and profile.tpm is None:
-            return
-        rates = BucketRates(profile.rpm, profile.tpm, _PROVIDER_BURST_S)
+            return 0.0
+        rates = self.rates(profile)
+        bucket = f"provider:{name}"
+        slack = self.settings.provider_limit_slack_s
+        voids = 0
         while True:
-            taken = await self.buckets.take(f"provider:{name}", rates, tokens)
+            asked = time.monotonic()
+            taken = await self.buckets.take(bucket, rates, tokens)
             if taken.granted:
-                return
+                late = time.monotonic() - asked
+                if not slack or late <= slack:
+                    return asked
+                if voids >= _MOST_VOIDS:
+                    log.warning(
+                        "provider admissions of %s keep coming back late (%.3fs, slack %gs): "
+                        "calling anyway",
+                        name,
+                        late,
+                        slack,
+                    )
+                    return time.monotonic()
+                # Void: its turn goes unused (given back, it would let a call through now,
+                # next to the one after it); its tokens are given back.
+                voids += 1
+                if tokens and rates.tpm is not None:
+                    await self.correct(name, profile, tokens, 0)
+                continue
             # A little jitter, so waiters of several processes do not all retry at once.
             await asyncio.sleep(max(taken.wait_s, _LEAST_WAIT_S) * (1 + 0.1 * random.random()))
 
@@ -59,7 +101,7 @@ class ProviderLimiter:
         the tokens it used: the rest given back, or the excess taken."""
         if profile.tpm is None or taken == used:
             return
-        rates = BucketRates(profile.rpm, profile.tpm, _PROVIDER_BURST_S)
+        rates = self.rates(profile)
         try:
             await self.buckets.correct(f"provider:{name}", rates, taken - used, taken)
         except Exception:

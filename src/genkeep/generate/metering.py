@@ -2,10 +2,11 @@
 
 A request's caller (``core.caller``) may have limits, its key's and its owner's
 (``db.spend``). Requests per minute are counted as a request arrives (hits too when
-``GENKEEP_LIMITS_COUNT_HITS``); a generator call is admitted by reserving its most cost on
-every budget and its tokens per minute, and settled with what it really cost. A caller with
-no limits costs no database round trip: every subject's limits are read at once, and kept
-for GENKEEP_LIMITS_CACHE_S.
+``GENKEEP_LIMITS_COUNT_HITS``; on the hot routes beside the stored answer's read,
+``counted``); a generator call is admitted by reserving its most cost on every budget and
+its tokens per minute, and settled with what it really cost. A caller with no limits costs
+no database round trip: every subject's limits are read at once, and kept for
+GENKEEP_LIMITS_CACHE_S.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import Counter
 
@@ -30,6 +33,12 @@ from genkeep.telemetry.metrics import LIMITED, USAGE_COST, USAGE_SAVED, USAGE_TO
 log = logging.getLogger(__name__)
 _NO_LIMITS = Limits()
 _HIT_FLUSH_S = 1.0
+# This request's count toward its caller's requests per minute while it is being answered
+# (``Metering.counted``): awaited before anything is generated for it (``request_admitted``).
+_REQUEST_TAKE: ContextVar[asyncio.Future[dict[str, str]] | None] = ContextVar(
+    "genkeep_request_take", default=None
+)
+T = TypeVar("T")
 # A settle that fails (a busy or briefly unreachable database) is tried again: spend
 # unrecorded is budget given back when the reservation's lease ends.
 _SETTLE_ATTEMPTS = 4
@@ -130,6 +139,39 @@ class Metering:
             return {}
         headers, _ = await self._take(caller, tokens=0, requests=1.0)
         return headers
+
+    async def counted(self, answer: Callable[[], Awaitable[T]]) -> tuple[T, dict[str, str]]:
+        """``answer()`` while this request is counted (``admit_request``), both at once: a
+        hit's read does not wait for the count's round trip, and nothing is generated before
+        the count admitted it (``request_admitted``). The answer and the x-ratelimit-*
+        headers, or RateLimited (a refused hit's answer is not given)."""
+        pending = self._start_request()
+        if pending is None:
+            return await answer(), {}
+        token = _REQUEST_TAKE.set(pending)
+        try:
+            result = await answer()
+        except BaseException:
+            pending.add_done_callback(_retrieved)
+            raise
+        finally:
+            _REQUEST_TAKE.reset(token)
+        return result, await pending
+
+    def _start_request(self) -> asyncio.Future[dict[str, str]] | None:
+        """``admit_request`` started, or None when it would count nothing (known without a
+        task: the caller's limits, cached, limit no requests)."""
+        caller = CALLER.get()
+        if caller is None or not self.settings.limits_count_hits:
+            return None
+        if time.monotonic() < self._limits_until:
+            subjects = [f"owner:{caller.owner_id}"]
+            if caller.key_id is not None:
+                subjects.append(f"key:{caller.key_id}")
+            found = [self._limits.get(subject, _NO_LIMITS) for subject in subjects]
+            if all(limits.rpm is None and limits.tpm is None for limits in found):
+                return None
+        return asyncio.ensure_future(self.admit_request())
 
     async def _take(
         self, caller: Caller, tokens: int, requests: float
@@ -317,6 +359,36 @@ class Metering:
         if self._flusher is not None:
             self._flusher.cancel()
         await self.flush()
+
+
+async def request_admitted() -> None:
+    """Wait until this request's count (``Metering.counted``) admitted it: RateLimited if
+    it did not. Nothing to wait for outside ``counted``."""
+    pending = _REQUEST_TAKE.get()
+    if pending is not None:
+        await pending
+
+
+def when_admitted(record: Callable[[], None]) -> None:
+    """``record()`` now, or once this request's count (``Metering.counted``) admitted it;
+    never if it was refused: a refused request's hit is neither served nor counted."""
+    pending = _REQUEST_TAKE.get()
+    if pending is None:
+        record()
+    elif pending.done():
+        if _granted(pending):
+            record()
+    else:
+        pending.add_done_callback(lambda done: record() if _granted(done) else None)
+
+
+def _granted(done: asyncio.Future[dict[str, str]]) -> bool:
+    return not done.cancelled() and done.exception() is None
+
+
+def _retrieved(done: asyncio.Future[dict[str, str]]) -> None:
+    if not done.cancelled():
+        done.exception()  # the answer failed first; its count's refusal goes unsaid
 
 
 def _holds(subject: str, limits: Limits) -> list[Hold]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -24,11 +26,12 @@ from openai import (
     APIStatusError,
     APITimeoutError,
     AsyncOpenAI,
+    DefaultAsyncHttpxClient,
     OpenAIError,
 )
 
 from genkeep.errors import ConfigurationError, GenkeepError
-from genkeep.generate.attempts import ATTEMPT_GATE, Gate
+from genkeep.generate.attempts import ATTEMPT_GATE, AttemptGate, Gate
 
 _MAX_DETAIL_CHARS = 200
 # Sent as the bearer token to a server at GENKEEP_OPENAI_BASE_URL when no key is set.
@@ -38,6 +41,36 @@ _RETRIED_STATUSES = frozenset({408, 409, 429})
 # A Retry-After longer than this is not waited out inside a request: the error goes back.
 MAX_RETRY_AFTER_S = 60.0
 _BACKOFF_BASE_S, _BACKOFF_MAX_S = 0.5, 8.0
+# The gate of the attempt being made, whose provider's turn (``AttemptGate.turn``) the HTTP
+# client's request hook waits for: as late as the request can be held back.
+_TURN: ContextVar[AttemptGate | None] = ContextVar("genkeep_turn", default=None)
+_SENDING = "send_request_headers.started"  # httpcore's trace event (http11., http2.)
+
+
+async def _take_turn(request: Any) -> None:
+    gate = _TURN.get()
+    if gate is None:
+        return
+    asked = await gate.turn()
+    traced = request.extensions.get("trace")
+
+    async def sending(event: str, info: dict[str, Any]) -> None:
+        nonlocal asked
+        if traced is not None:
+            result = traced(event, info)
+            if inspect.isawaitable(result):
+                await result
+        if event.endswith(_SENDING) and gate.late(asked):
+            # The connection took longer than the slack (a first call's, a new one's): the
+            # turn is taken again now, with the connection up.
+            asked = await gate.turn()
+
+    request.extensions["trace"] = sending
+
+
+def _http_client() -> Any:
+    """The SDK's own HTTP client, with the hook that waits for the provider's turn."""
+    return DefaultAsyncHttpxClient(event_hooks={"request": [_take_turn]})
 
 
 class _Retry(Exception):
@@ -76,7 +109,11 @@ class ChatClient:
         self._timed_out = timed_out or error
         try:
             self._client = AsyncOpenAI(
-                base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
+                base_url=base_url,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=0,
+                http_client=_http_client(),
             )
         except OpenAIError as exc:
             if base_url is None:
@@ -86,7 +123,11 @@ class ChatClient:
                 ) from exc
             # A local server (Ollama, vLLM, llama.cpp) asks for no key; the SDK insists on one.
             self._client = AsyncOpenAI(
-                base_url=base_url, api_key=KEYLESS, timeout=timeout_s, max_retries=0
+                base_url=base_url,
+                api_key=KEYLESS,
+                timeout=timeout_s,
+                max_retries=0,
+                http_client=_http_client(),
             )
 
     async def complete(self, gate: Gate | None = None, **request: Any) -> Any:
@@ -136,6 +177,7 @@ class ChatClient:
                     if last is not None:
                         raise last.error from None
                     raise
+            turned = _TURN.set(gate if isinstance(gate, AttemptGate) else None)
             try:
                 with self._mapped_errors(retrying=attempt < self._max_retries):
                     return await call()
@@ -147,6 +189,8 @@ class ChatClient:
                     backoff = min(_BACKOFF_BASE_S * 2 ** (attempt - 1), _BACKOFF_MAX_S)
                     wait_s = backoff * (1 - 0.25 * random.random())
                 await asyncio.sleep(wait_s)
+            finally:
+                _TURN.reset(turned)
 
     @contextmanager
     def _mapped_errors(self, *, retrying: bool) -> Iterator[None]:

@@ -21,7 +21,7 @@ from genkeep.errors import NotFound, PromptEmpty, PromptTooLarge, UnknownProfile
 from genkeep.generate.cache_control import CacheControl
 from genkeep.generate.claim import ClaimProtocol
 from genkeep.generate.generator import Generator
-from genkeep.generate.metering import Metering
+from genkeep.generate.metering import Metering, request_admitted, when_admitted
 from genkeep.generate.normalize import normalize_prompt, profile_key, prompt_hash
 from genkeep.generate.outcome import Outcome, Produce, stored_outcome
 from genkeep.generate.spans import (
@@ -130,7 +130,11 @@ class GenerateService:
         return key, profile
 
     def _hit(self, key: PromptKey, outcome: Outcome) -> None:
-        """Count a hit, and meter what it saved (nothing is spent)."""
+        """Count a hit, and meter what it saved (nothing is spent); once its request is
+        admitted (a request over its requests per minute is answered 429, not served)."""
+        when_admitted(lambda: self._count_hit(key, outcome))
+
+    def _count_hit(self, key: PromptKey, outcome: Outcome) -> None:
         self._hits(key.profile_name).inc()
         if self.metering is not None:
             self.metering.hit(
@@ -225,6 +229,7 @@ class GenerateService:
             else:
                 return await self._read_or_fly(flight_key, key, profile, cache, arrived, produce)
         if flight is None:  # the read failed or was cancelled: this request flies itself
+            await request_admitted()
             opened = self._start_flight(flight_key, key, profile, cache, arrived, None, produce)
             return await asyncio.shield(opened)
         # Identical concurrent misses in this process share one claim and one generation.
@@ -254,6 +259,9 @@ class GenerateService:
         try:
             outcome, found = await self._read_first(key, cache)
             if outcome is None:
+                # Over its requests per minute, a request generates nothing (and no flight
+                # is opened that others would join).
+                await request_admitted()
                 opened = self._start_flight(
                     flight_key, key, profile, cache, arrived, found, produce
                 )

@@ -48,15 +48,18 @@ async def chat_completions(
     """Answer from the stored result of this chat, or generate it exactly once."""
     cache = CacheControl.parse(cache_control)
     call = body.to_call()
-    limited = await services.metering.admit_request()
     response: Response
     if not body.stream:
-        outcome = await services.chat.complete(owner, body.model, call, cache)
+        # Counted toward the caller's requests per minute while the stored answer is read.
+        outcome, limited = await services.metering.counted(
+            lambda: services.chat.complete(owner, body.model, call, cache)
+        )
         response = Response(
             completion_body(outcome), media_type="application/json", headers=limited or None
         )
         response.raw_headers += genkeep_headers(outcome)
         return response
+    limited = await services.metering.admit_request()
     stream = await services.chat.stream(owner, body.model, call, cache)
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     events = chat_events(stream, include_usage, services.database.driver.is_unavailable)

@@ -33,8 +33,10 @@ async def generate(
 ) -> JSONResponse:
     """Return the stored result for this prompt, or generate it exactly once."""
     cache = body.cache_control(cache_control)
-    limited = await services.metering.admit_request()
-    outcome = await services.generate.generate(owner, body.prompt, body.profile, cache)
+    # Counted toward the caller's requests per minute while the stored answer is read.
+    outcome, limited = await services.metering.counted(
+        lambda: services.generate.generate(owner, body.prompt, body.profile, cache)
+    )
     # The outcome has exactly the response's fields, so it is serialized directly instead
     # of being validated into the model again.
     return JSONResponse(outcome.as_json(), headers=limited or None)
