@@ -217,7 +217,8 @@ def test_ops_sweep_deletes_expired_non_latest_and_orphans(
         "artifacts deleted: 1, blobs deleted: 1, orphan blobs deleted: 1",
         "unreferenced job files deleted: 0",
         "deletions finished: 0",
-        "retention deleted: task_changes 0, run_changes 0, tasks 0, run_batches 0, llm_cache 0",
+        "retention deleted: task_changes 0, run_changes 0, tasks 0, run_batches 0, llm_cache 0,"
+        " llm_flights 0",
     ]
     assert not (blobs / old).exists() and not (blobs / orphan).exists()
     assert (blobs / latest).read_bytes() == b"v1"
