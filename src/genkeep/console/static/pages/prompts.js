@@ -21,11 +21,15 @@ start(() => {
   fromAddress();
   window.addEventListener("popstate", () => { fromAddress(); load(); });
   const go = () => { pushListState({ q: $("#search").value.trim(), offset: String(offset) }, DEFAULTS); load(); };
+  // A slower earlier answer (the unfiltered list) must not overwrite a later search's.
+  let asked = 0;
   async function load() {
     showError("page-error", null);
     const q = encodeURIComponent($("#search").value.trim());
+    const mine = ++asked;
     try {
       const rows = await api("GET", `/v1/prompts?q=${q}&limit=${size + 1}&offset=${offset}`);
+      if (mine !== asked) return;
       const tbody = $("#prompt-table tbody");
       tbody.replaceChildren(
         ...rows.slice(0, size).map((p) =>
