@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
@@ -335,6 +336,12 @@ async def test_the_provider_limit_holds_across_the_workers_counted_at_the_model(
     assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 2) * 60 / RPM
 
 
+def to_fixed_2(value: float) -> str:
+    """What JavaScript's `value.toFixed(2)` prints: a tie rounds up, where Python's format
+    rounds to even (2.625 is "2.63" on the page and "2.62" from an f-string)."""
+    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 @BROWSER_ONLY
 def test_the_run_page_shows_each_workers_batches_and_throughput_as_the_run_goes(
     fake: FakeOpenAI,
@@ -379,10 +386,14 @@ def test_the_run_page_shows_each_workers_batches_and_throughput_as_the_run_goes(
     expected = httpx.get(f"{server.url}/v1/runs/{run_id}/workers").json()
     for row, worker in zip(rows.all(), expected["workers"], strict=True):
         expect(row.locator("td")).to_have_text(
-            [worker["worker"], str(worker["batches"]), f"{worker['batches_per_s']:.2f} batches/s"]
+            [
+                worker["worker"],
+                str(worker["batches"]),
+                f"{to_fixed_2(worker['batches_per_s'])} batches/s",
+            ]
         )
     expect(page.locator("#workers-rate")).to_have_text(
-        f"2 workers · {expected['batches_per_s']:.2f} batches/s together"
+        f"2 workers · {to_fixed_2(expected['batches_per_s'])} batches/s together"
     )
     # Read as the events came, never more than about once a second: not once per batch.
     reads = sum(1 for url in requests if url.endswith(f"/v1/runs/{run_id}/workers"))
