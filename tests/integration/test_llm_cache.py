@@ -14,6 +14,7 @@ from genkeep.db.database import Database
 from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.models import LlmAnswer, LlmFlight
 from genkeep.extract.llm.extractor import LlmExtractor
+from genkeep.generate.attempts import ProviderTurn
 from tests.integration.test_llm_extractor import CHUNK, VALID, FakeIndex
 from tests.support.fake_openai import FakeOpenAI, ok, slow
 
@@ -119,8 +120,9 @@ class CountingLimit:
     def __init__(self) -> None:
         self.acquired: list[int] = []
 
-    async def acquire(self, tokens: int) -> None:
+    def gate(self, tokens: int) -> ProviderTurn | None:
         self.acquired.append(tokens)
+        return None
 
 
 async def test_each_model_call_passes_the_provider_limit_and_a_hit_does_not(

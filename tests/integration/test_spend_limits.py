@@ -16,16 +16,19 @@ from sqlalchemy import select
 
 from genkeep.config import GeneratorProfile, Settings
 from genkeep.db.database import Database
+from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.rate_buckets import BucketRates, RateBuckets
 from genkeep.db.spend import Hold, Refused, SpendStore, Usage
 from genkeep.db.upstream_windows import UpstreamWindows
 from genkeep.errors import GenerationFailed
 from genkeep.extract.limits import provider_limit
+from genkeep.extract.llm.extractor import LlmExtractor
 from genkeep.generate.attempts import AttemptGate
 from genkeep.generate.limits import ProviderLimiter
 from genkeep.generate.openai_client import ChatClient
 from tests.conftest import REPO
-from tests.support.fake_openai import FakeOpenAI, busiest_second
+from tests.integration.test_llm_extractor import CHUNK, VALID, FakeIndex
+from tests.support.fake_openai import FakeOpenAI, busiest_second, ok, status
 
 
 def usage(cost: int, *, hit: bool = False) -> Usage:
@@ -100,6 +103,7 @@ async def test_reservations_never_overdraw_a_budget_across_processes(
 _HOLDER = """
 import asyncio, sys, time
 from genkeep.db.database import Database
+from genkeep.db.llm_cache import DbLlmCache
 from genkeep.db.spend import Hold, SpendStore
 
 async def main():
@@ -159,10 +163,44 @@ async def test_an_extractors_model_shares_its_profiles_provider_bucket(
     assert provider_limit(limiter, settings, "another-model") is None
     limit = provider_limit(limiter, settings, "gpt-x")
     assert limit is not None
-    await limit.acquire(100)
+    gate = limit.gate(100)
+    assert gate is not None
+    await gate.turn()
     # The extractor's call took from the same bucket a generation of "gpt" takes from.
     rates = BucketRates(rpm=60, tpm=None, burst_s=0)
     assert not (await RateBuckets(database).take("provider:gpt", rates)).granted
+
+
+async def test_an_extractors_retry_waits_for_its_own_provider_turn(
+    database: Database, db_url: str
+) -> None:
+    """60 RPM: an LLM extractor's call meets a 429 (Retry-After 0) and retries. The retry is
+    a call to the provider like any other, so it reaches the upstream a turn (about 1 s)
+    after the first attempt, not after the client's short backoff."""
+    profiles = {
+        "default": GeneratorProfile(),
+        "gpt": GeneratorProfile(backend="openai", model="gpt-x", rpm=60),
+    }
+    settings = Settings(database_url=db_url, profiles=profiles, _env_file=None)
+    limit = provider_limit(ProviderLimiter(RateBuckets(database), settings), settings, "gpt-x")
+    with FakeOpenAI() as upstream:
+        upstream.plan(status(429, retry_after="0"), ok(VALID))
+        extractor = LlmExtractor(
+            model="gpt-x",
+            cache=DbLlmCache(database),
+            base_url=upstream.base_url,
+            api_key="sk-test",
+            timeout_s=5.0,
+            max_retries=1,
+            limit=limit,
+        )
+        try:
+            await extractor.for_owner("alice").extract(CHUNK, FakeIndex())
+        finally:
+            await extractor.aclose()
+        times = [r.at for r in upstream.requests]
+    assert len(times) == 2
+    assert times[1] - times[0] >= 0.95, times
 
 
 async def test_a_provider_limit_holds_at_the_upstream_across_processes(

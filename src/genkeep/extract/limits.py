@@ -11,19 +11,21 @@ from __future__ import annotations
 from typing import Protocol
 
 from genkeep.config import GeneratorProfile, Settings
+from genkeep.generate.attempts import ProviderTurn
 from genkeep.generate.limits import ProviderLimiter
 
 
 class ProviderLimit(Protocol):
-    """Admission of one model call of about ``tokens`` tokens, across every process."""
+    """Admission of one model call of about ``tokens`` tokens, across every process: the
+    gate its client passes each attempt through (retries too), or None to admit at once."""
 
-    async def acquire(self, tokens: int) -> None: ...
+    def gate(self, tokens: int) -> ProviderTurn | None: ...
 
 
 class NoProviderLimit:
     """Admits every call at once."""
 
-    async def acquire(self, tokens: int) -> None:
+    def gate(self, tokens: int) -> ProviderTurn | None:
         return None
 
 
@@ -38,8 +40,8 @@ class ProfileLimit:
     def __init__(self, limiter: ProviderLimiter, name: str, profile: GeneratorProfile) -> None:
         self.limiter, self.name, self.profile = limiter, name, profile
 
-    async def acquire(self, tokens: int) -> None:
-        await self.limiter.acquire_for(self.name, self.profile, tokens)
+    def gate(self, tokens: int) -> ProviderTurn:
+        return ProviderTurn(self.limiter, self.name, self.profile, tokens)
 
 
 def provider_limit(

@@ -1,7 +1,8 @@
-"""The gate every upstream attempt of a generation passes (``openai_client.ChatClient``):
-the prompt's attempt window before the attempt, then the provider's limit as its request
-goes out. The claim protocol sets it for the call it leads; a context variable carries it
-to the client through any backend."""
+"""The gate every upstream attempt of a model call passes (``openai_client.ChatClient``):
+for a generation, the prompt's attempt window before the attempt; for every call, the
+provider's limit as each attempt's request goes out, retries included. The claim protocol
+sets a generation's for the call it leads (a context variable carries it to the client through
+any backend); the LLM extractor passes its own."""
 
 from __future__ import annotations
 
@@ -20,15 +21,35 @@ ATTEMPT_GATE: ContextVar[Gate | None] = ContextVar("genkeep_attempt_gate", defau
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptGate:
-    """Admits one upstream attempt of one generation, or raises ``UpstreamRateLimited``."""
+class ProviderTurn:
+    """Admits each upstream attempt of one model call through the provider's limit only:
+    the gate of a call with no prompt window (the LLM extractor's)."""
 
-    windows: UpstreamWindows
     limiter: ProviderLimiter
-    prompt_id: str | None  # None: nothing stored (no-store), so no window to count in
     profile_name: str
     profile: GeneratorProfile
     tokens: int
+
+    async def __call__(self) -> None:
+        return None
+
+    async def turn(self) -> float:
+        """The provider's limit, waited for once the request is built, just before it is
+        sent: what the SDK does first (its first call imports and connects) is not spent
+        between the admission and the provider. When the admission was asked."""
+        return await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
+
+    def late(self, asked: float) -> bool:
+        """Whether the call admitted when ``asked`` would now reach the provider too late."""
+        return self.limiter.late(asked)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptGate(ProviderTurn):
+    """Admits one upstream attempt of one generation, or raises ``UpstreamRateLimited``."""
+
+    windows: UpstreamWindows
+    prompt_id: str | None  # None: nothing stored (no-store), so no window to count in
     window_s: float
     most: int
 
@@ -42,13 +63,3 @@ class AttemptGate:
                     f"made in the last {self.window_s:g}s",
                     retry_after_s=refused,
                 )
-
-    async def turn(self) -> float:
-        """The provider's limit, waited for once the request is built, just before it is
-        sent: what the SDK does first (its first call imports and connects) is not spent
-        between the admission and the provider. When the admission was asked."""
-        return await self.limiter.acquire_for(self.profile_name, self.profile, self.tokens)
-
-    def late(self, asked: float) -> bool:
-        """Whether the call admitted when ``asked`` would now reach the provider too late."""
-        return self.limiter.late(asked)

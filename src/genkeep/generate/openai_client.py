@@ -31,7 +31,7 @@ from openai import (
 )
 
 from genkeep.errors import ConfigurationError, GenkeepError
-from genkeep.generate.attempts import ATTEMPT_GATE, AttemptGate, Gate
+from genkeep.generate.attempts import ATTEMPT_GATE, Gate, ProviderTurn
 
 _MAX_DETAIL_CHARS = 200
 # Sent as the bearer token to a server at GENKEEP_OPENAI_BASE_URL when no key is set.
@@ -41,9 +41,9 @@ _RETRIED_STATUSES = frozenset({408, 409, 429})
 # A Retry-After longer than this is not waited out inside a request: the error goes back.
 MAX_RETRY_AFTER_S = 60.0
 _BACKOFF_BASE_S, _BACKOFF_MAX_S = 0.5, 8.0
-# The gate of the attempt being made, whose provider's turn (``AttemptGate.turn``) the HTTP
+# The gate of the attempt being made, whose provider's turn (``ProviderTurn.turn``) the HTTP
 # client's request hook waits for: as late as the request can be held back.
-_TURN: ContextVar[AttemptGate | None] = ContextVar("genkeep_turn", default=None)
+_TURN: ContextVar[ProviderTurn | None] = ContextVar("genkeep_turn", default=None)
 _SENDING = "send_request_headers.started"  # httpcore's trace event (http11., http2.)
 
 
@@ -177,7 +177,7 @@ class ChatClient:
                     if last is not None:
                         raise last.error from None
                     raise
-            turned = _TURN.set(gate if isinstance(gate, AttemptGate) else None)
+            turned = _TURN.set(gate if isinstance(gate, ProviderTurn) else None)
             try:
                 with self._mapped_errors(retrying=attempt < self._max_retries):
                     return await call()

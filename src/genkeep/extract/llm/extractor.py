@@ -262,14 +262,16 @@ class LlmExtractor:
             "type": "json_schema",
             "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": schema},
         }
-        # PROVIDER LIMIT CALL SITE: every model call of every extractor, in every worker of
-        # the fleet, is admitted here first (cache hits never reach it).
-        await self.limit.acquire(estimated_tokens(json.dumps(messages)))
+        # PROVIDER LIMIT CALL SITE: every attempt of every model call of every extractor, in
+        # every worker of the fleet, takes the provider's turn as its request goes out
+        # (cache hits never reach it).
+        gate = self.limit.gate(estimated_tokens(json.dumps(messages)))
         self.stats.requests += 1
         params = {"temperature": self.temperature}
         shown = [dict(m) for m in messages]
         with model_call("chat", "openai", self.model, params, messages=shown) as call:
             completion = await self._chat.complete(
+                gate,
                 model=self.model,
                 messages=messages,
                 response_format=response_format,
