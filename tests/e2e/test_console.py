@@ -166,6 +166,8 @@ def test_generate_cache_edit_export(
     shot(page, backend, "prompt")
 
     page.get_by_role("link", name="Prompts").click()
+    # The list is loaded (its "Loading…" placeholder row would count as one row too).
+    expect(page.locator("body[data-loaded]")).to_have_count(1)
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
     page.get_by_label("Search prompts").fill("no such words")
     page.get_by_role("button", name="Search").click()
@@ -249,6 +251,7 @@ def test_auth_required_keeps_owners_apart(
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#answer-outcome")).to_have_text("generated")
     page.get_by_role("link", name="Prompts").click()
+    expect(page.locator("body[data-loaded]")).to_have_count(1)
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
 
     alice = {"Authorization": f"Bearer {tokens['alice']}"}
@@ -935,11 +938,32 @@ def test_a_search_without_a_match_says_so(servers: Callable[..., Server], page: 
         httpx.post(f"{server.url}/v1/generate", json={"prompt": "About trams"}).status_code == 200
     )
     page.goto(server.url + "/console/prompts")
+    expect(page.locator("body[data-loaded]")).to_have_count(1)
     expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
     page.get_by_label("Search prompts").fill("zebras")
     page.get_by_role("button", name="Search").click()
     expect(page.locator("#prompt-nomatch")).to_contain_text("No prompt matches “zebras”")
     expect(page.locator("#prompt-empty")).to_be_hidden()
+
+
+@BROWSER_ONLY
+def test_words_typed_before_the_list_starts_are_searched_not_wiped(
+    servers: Callable[..., Server], page: Page
+) -> None:
+    server = servers()
+    for prompt in ("About trams", "About ferries"):
+        assert httpx.post(f"{server.url}/v1/generate", json={"prompt": prompt}).status_code == 200
+    held: list[Route] = []
+    page.route("**/static/pages/prompts.js", lambda route: held.append(route))  # a slow load
+    page.goto(server.url + "/console/prompts", wait_until="commit")
+    wait_for(page, lambda: bool(held))
+    expect(page.locator("#prompt-table tbody tr.placeholder")).to_have_count(1)
+    page.get_by_label("Search prompts").fill("ferries")
+    held[0].continue_()
+    expect(page.locator("body[data-loaded]")).to_have_count(1)
+    expect(page.get_by_label("Search prompts")).to_have_value("ferries")
+    expect(page.locator("#prompt-table tbody tr")).to_have_count(1)
+    expect(page.locator("#prompt-table tbody tr")).to_contain_text("About ferries")
 
 
 @BROWSER_ONLY

@@ -13,12 +13,14 @@ start(() => {
   const size = 20;
   const DEFAULTS = { q: "", offset: "0" };
   let offset = 0;
-  function fromAddress() {
+  function fromAddress({ first = false } = {}) {
     const state = listState(DEFAULTS);
-    $("#search").value = state.q;
+    // Words typed before this script ran (a slow first load) stay: only an address's own
+    // search replaces them.
+    if (!first || state.q || !$("#search").value) $("#search").value = state.q;
     offset = Math.max(0, Number(state.offset) || 0);
   }
-  fromAddress();
+  fromAddress({ first: true });
   window.addEventListener("popstate", () => { fromAddress(); load(); });
   const go = () => { pushListState({ q: $("#search").value.trim(), offset: String(offset) }, DEFAULTS); load(); };
   // A slower earlier answer (the unfiltered list) must not overwrite a later search's.
