@@ -380,7 +380,9 @@ async def test_worker_shutdown_releases_running_tasks(services: Services) -> Non
 
 async def test_timeout_and_generate_task(services: Services) -> None:
     job = await new_job(services)
-    slow = Submission("sleep", {"steps": 100}, "t1", max_attempts=3, timeout=timedelta(seconds=0.5))
+    # 10 s of work against a 3 s timeout, counted from submission: long enough for a loaded
+    # machine's worker to claim it first (else it fails "timed out before it could run").
+    slow = Submission("sleep", {"steps": 100}, "t1", max_attempts=3, timeout=timedelta(seconds=3))
     timed, _ = await services.tasks.submit(job, slow, AUDIT)
     generated, _ = await services.tasks.submit(
         job, submission("generate", "g1", prompt="Write a haiku"), AUDIT
